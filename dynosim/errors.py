@@ -1,0 +1,66 @@
+"""dynosim's exceptions: one root, one exit code per kind, a message a user can act on."""
+
+from __future__ import annotations
+
+
+class DynosimError(Exception):
+    """Root of every error dynosim reports to a user (click's habit: an exit code per class)."""
+
+    exit_code = 1
+
+    def format_message(self) -> str:
+        return str(self)
+
+
+class ProcfileError(DynosimError):
+    """A Procfile that is missing, empty or has a line that is not a valid entry."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, path: str, line: int | None = None) -> None:
+        self.path, self.line, self.message = path, line, message
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+class UsageError(DynosimError):
+    """Bad arguments or an app folder that dynosim cannot work with."""
+
+    exit_code = 2
+
+
+class RuntimeSelectionError(DynosimError):
+    """runtime.txt / .python-version / package manager files that cannot be honoured."""
+
+    exit_code = 2
+
+
+class EngineError(DynosimError):
+    """No usable Docker engine, or the engine refused a request."""
+
+    exit_code = 3
+
+
+class BuildError(DynosimError):
+    """A build step failed; carries the step and the tail of its output."""
+
+    exit_code = 4
+
+    def __init__(
+        self, message: str, step: str | None = None, tail: list[str] | None = None
+    ) -> None:
+        self.step, self.tail = step, tail or []
+        super().__init__(message)
+
+    def format_message(self) -> str:
+        lines = [str(self)]
+        if self.step:
+            lines.append(f"  failing step: {self.step}")
+        lines += [f"  | {line}" for line in self.tail]
+        return "\n".join(lines)
+
+
+class StateError(DynosimError):
+    """The state database is unreadable or from an unknown future version."""
+
+    exit_code = 5

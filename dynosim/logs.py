@@ -1,0 +1,99 @@
+"""Logplex-style log lines: format them, colour them per dyno, fan them out to subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import itertools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import click
+
+#: Logplex keeps the last 1500 lines; longer dyno lines are split into 10,000-byte chunks.
+KEEP = 1500
+MAX_LINE_BYTES = 10_000
+COLOURS = ("cyan", "yellow", "green", "magenta", "blue", "bright_cyan", "bright_yellow")
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    source: str  # "app" (dyno output) or "heroku" (platform)
+    dyno: str  # "web.1", "router", "api"
+    message: str
+    time: dt.datetime = field(default_factory=now)
+
+    def format(self) -> str:
+        stamp = self.time.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        return f"{stamp} {self.source}[{self.dyno}]: {self.message}"
+
+
+def split_long(message: str) -> list[str]:
+    """Split a dyno line the way Logplex does: chunks of at most 10,000 bytes."""
+    data = message.encode()
+    if len(data) <= MAX_LINE_BYTES:
+        return [message]
+    return [
+        data[i : i + MAX_LINE_BYTES].decode(errors="replace")
+        for i in range(0, len(data), MAX_LINE_BYTES)
+    ]
+
+
+class Printer:
+    """Writes lines to a stream, coloured per dyno when the stream is a terminal."""
+
+    def __init__(self, stream=None, colour: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.colour = self.stream.isatty() if colour is None else colour
+        self._colours: dict[str, str] = {}
+        self._cycle = itertools.cycle(COLOURS)
+
+    def __call__(self, line: LogLine) -> None:
+        text = line.format()
+        if self.colour:
+            key = line.dyno.split(".")[0] if line.source == "app" else line.dyno
+            if key not in self._colours:
+                self._colours[key] = "white" if line.source == "heroku" else next(self._cycle)
+            text = click.style(text, fg=self._colours[key])
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class LogHub:
+    """Keeps the last lines and hands every new one to its subscribers (printer, `logs --tail`).
+
+    Thread-safe entry: emit_threadsafe() may be called from Docker reader threads.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, keep: int = KEEP) -> None:
+        self.loop = loop
+        self.recent: collections.deque[LogLine] = collections.deque(maxlen=keep)
+        self.subscribers: list[Callable[[LogLine], None]] = []
+
+    def subscribe(self, callback: Callable[[LogLine], None]) -> Callable[[], None]:
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+    def emit(self, line: LogLine) -> None:
+        self.recent.append(line)
+        for callback in list(self.subscribers):
+            callback(line)
+
+    def heroku(self, dyno: str, message: str) -> None:
+        self.emit(LogLine("heroku", dyno, message))
+
+    def app(self, dyno: str, message: str, time: dt.datetime | None = None) -> None:
+        for part in split_long(message):
+            self.emit(LogLine("app", dyno, part, time or now()))
+
+    def emit_threadsafe(self, line: LogLine) -> None:
+        if self.loop is None:
+            self.emit(line)
+        else:
+            self.loop.call_soon_threadsafe(self.emit, line)

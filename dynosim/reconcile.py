@@ -1,0 +1,56 @@
+"""Decide, from a snapshot, what brings the actual dynos to the desired formation.
+
+Pure: no Docker, no clock. The supervisor carries the decisions out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .dyno import Dyno
+
+LIVE = {"running", "paused", "restarting"}
+
+
+@dataclass
+class Actions:
+    adopt: list[Dyno] = field(default_factory=list)  # running, current: take them over
+    start: list[tuple[str, int]] = field(default_factory=list)  # (type, index) to start
+    stop: list[Dyno] = field(default_factory=list)  # running, not wanted: SIGTERM, grace, KILL
+    remove: list[Dyno] = field(default_factory=list)  # stopped leftovers: just delete
+
+
+def decide(
+    desired: dict[str, int],
+    release: int,
+    actual: list[Dyno],
+    *,
+    tracked: set[str] = frozenset(),  # type: ignore[assignment]
+) -> Actions:
+    """What to do so that each type runs `desired[type]` dynos of `release`.
+
+    `tracked` names dynos the supervisor already manages (running, or waiting out a crash
+    cool-off): they are neither adopted nor started again.
+    """
+    actions = Actions()
+    present: dict[str, Dyno] = {}
+    for dyno in actual:
+        if dyno.role != "formation":
+            continue
+        wanted = dyno.index <= desired.get(dyno.type, 0)
+        if dyno.status not in LIVE:
+            if dyno.name not in tracked:
+                actions.remove.append(dyno)
+        elif not wanted or dyno.release != release:
+            actions.stop.append(dyno)
+        else:
+            present[dyno.name] = dyno
+            if dyno.name not in tracked:
+                actions.adopt.append(dyno)
+    for process_type, quantity in desired.items():
+        for index in range(1, quantity + 1):
+            name = f"{process_type}.{index}"
+            if name not in present and name not in tracked:
+                actions.start.append((process_type, index))
+    actions.stop.sort(key=lambda d: (d.type, -d.index))  # highest numbers first, as Heroku
+    return actions

@@ -1,0 +1,608 @@
+"""The routing layer in front of web dynos: Heroku's legacy router ("vegur"), locally.
+
+An HTTP/1.1 reverse proxy on aiohttp. One ``aiohttp.web`` server takes client requests; one
+``aiohttp.ClientSession`` carries them to the web dynos the supervisor has registered with
+:meth:`Router.add_backend`. What it mimics (heroku-behaviour.md §4):
+
+* random dyno selection; a dyno that refuses a connection or does not accept one within
+  ``connect_timeout`` is quarantined for 5 s and another is tried (at most 10 attempts, each dyno
+  at most once per request), then H21 (refused) or H19 (connect timeout);
+* no dyno to route to: H14 when the formation has no web dynos, H10 when they all crashed, and
+  while they are starting the request is held until one is up or ``hold_timeout`` passes (H20);
+* added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via; Host kept;
+  hop-by-hop headers dropped both ways (also those a Connection header names);
+* request and response bodies streamed, never buffered whole; H12 when response headers take
+  longer than ``request_timeout``; H13 when a dyno closes without answering; H18 when it breaks off
+  a response, H15 when a response stalls for 55 s; H27 (499) when the client goes away;
+* one ``heroku[router]`` log line per request, in Heroku's format, handed to the ``log`` callback.
+
+Deliberate differences, chosen for a single local router:
+
+* ``CONNECT`` is answered 405 and logged without an H code (Heroku rejects it too, undocumented
+  how). ``Upgrade`` is hop-by-hop here, so WebSockets are not proxied.
+* ``Expect: 100-continue`` is answered by the router itself just before the body is forwarded
+  (the dyno never sees the header); any other expectation gets 417 with H26.
+* Like vegur, every request gets a new connection to its dyno (uWSGI's http-socket closes
+  after each response, so reused connections would fail as H13), at most 50 at once per dyno;
+  further requests queue for a slot.
+  There is no backlog limit (H11), connection limit (H22) or client idle timeout (H28), and no
+  Connect-Time / Total-Route-Time headers.
+* X-Forwarded-Proto is always ``http``: the router only listens for plain HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import errno
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, MultiMapping
+from yarl import URL
+
+from .errors import DynosimError
+
+__all__ = ["Router", "RouterError", "WebStatus"]
+
+MAX_ATTEMPTS = 10  # connection attempts per request before H19/H21
+QUARANTINE_SECONDS = 5.0  # how long a dyno that refused (or timed out) gets no new requests
+IDLE_TIMEOUT = 55.0  # a started response that stalls this long is cut off (H15)
+CONNECTIONS_PER_DYNO = 50  # Heroku: at most 50 active requests per dyno per router
+SHUTDOWN_GRACE = 5.0  # close() lets in-flight requests finish for this long
+MAX_HEADERS = 1000  # Heroku: at most 1000 request headers
+MAX_RESPONSE_HEADER_LINE = 512 * 1024  # Heroku: a response header line may be up to 512 KB
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Request headers the router sets itself (a client's value is folded in or replaced).
+_REQUEST_DROP = _HOP_BY_HOP | {
+    "expect",
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-request-id",
+    "x-request-start",
+}
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=-]{20,200}")
+_ERROR_STATUS = {"H26": 417, "H27": 499}
+_DESCRIPTIONS = {
+    "H10": "App crashed",
+    "H12": "Request timeout",
+    "H13": "Connection closed without response",
+    "H14": "No web processes running",
+    "H15": "Idle connection",
+    "H18": "Server Request Interrupted",
+    "H19": "Backend connection timeout",
+    "H20": "App boot timeout",
+    "H21": "Backend connection refused",
+    "H26": "Request Error",
+    "H27": "Client Request Interrupted",
+    "H99": "Platform error",
+}
+_ERROR_PAGE = b"""<!DOCTYPE html>
+<html>
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Application Error</title>
+    <style>body { font-family: sans-serif; margin: 4em auto; max-width: 40em; color: #333; }</style>
+  </head>
+  <body>
+    <h1>Application error</h1>
+    <p>An error occurred in the application and your page could not be served. If you are the
+    application owner, check your logs for details. You can do this with the command
+    <code>dynosim logs --tail</code></p>
+  </body>
+</html>
+"""
+
+# aiohttp reports malformed client requests through its server logger with a traceback; a bad
+# request is an ordinary network event here, so that logger goes nowhere (it has no parent).
+_SERVER_LOGGER = logging.Logger("dynosim.router.http")
+_SERVER_LOGGER.addHandler(logging.NullHandler())
+
+
+class RouterError(DynosimError):
+    """The router cannot listen where it was asked to."""
+
+    exit_code = 3
+
+
+class WebStatus(enum.Enum):
+    """What the web formation looks like when no backend is available to take a request."""
+
+    NONE = "none"  # no web dynos in the formation -> H14
+    STARTING = "starting"  # web dynos are booting or waking -> hold the request, else H20
+    CRASHED = "crashed"  # every web dyno crashed -> H10
+    UP = "up"
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """What the log line says about one request."""
+
+    method: str
+    path: str
+    host: str
+    request_id: str
+    fwd: str
+
+
+async def _on_connected(_session: Any, context: SimpleNamespace, _params: Any) -> None:
+    """aiohttp trace hook: a connection to the dyno is ready (new or reused)."""
+    context.trace_request_ctx.connected = time.monotonic()
+
+
+def _origin(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{round(seconds * 1000)}ms"
+
+
+def _connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
+    """Header names that a Connection header declares hop-by-hop."""
+    values = headers.getall("Connection", ())
+    if not values:
+        return frozenset()
+    return frozenset(t.strip().lower() for v in values for t in v.split(",") if t.strip())
+
+
+def _client_gone(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _abort_client(request: web.BaseRequest) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+class _Response(web.StreamResponse):
+    """A streamed response whose headers go out with the first body bytes: one write for a
+    small reply. (aiohttp's switch; _relay flushes the headers itself when the body lags.)"""
+
+    _send_headers_immediately = False
+
+
+class Router:
+    """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos."""
+
+    def __init__(
+        self,
+        app: str,
+        log: Callable[[str], None],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        hold_timeout: float = 75.0,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+    ) -> None:
+        """Configure the router; nothing listens until :meth:`start`.
+
+        ``log`` receives the message part of each ``heroku[router]`` line (no timestamp, no
+        source); ``hold_timeout`` bounds how long a request waits for a starting dyno,
+        ``connect_timeout`` a connection to a dyno, ``request_timeout`` the wait for response
+        headers.
+        """
+        self.app = app
+        self._log = log
+        self._host = host
+        self._port = port
+        self._hold_timeout = hold_timeout
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._backends: dict[str, tuple[str, int]] = {}
+        self._bases: dict[str, str] = {}  # dyno -> "http://host:port", ready to prefix a path
+        self._names: tuple[str, ...] = ()
+        self._quarantine: dict[str, float] = {}  # dyno -> monotonic time it may be tried again
+        self._status = WebStatus.NONE
+        self._changed = asyncio.Event()  # set (and replaced) whenever a held request may proceed
+        self._runner: web.ServerRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._port_header = str(port)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on host:port; raise RouterError if that address cannot be bound."""
+        if self._runner is not None:
+            return
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(_on_connected)
+        trace.on_connection_reuseconn.append(_on_connected)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=CONNECTIONS_PER_DYNO, force_close=True
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=None,
+                sock_connect=self._connect_timeout,
+                sock_read=max(IDLE_TIMEOUT, self._request_timeout),
+            ),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+            trace_configs=[trace],
+            max_field_size=MAX_RESPONSE_HEADER_LINE,
+            max_headers=MAX_HEADERS,
+        )
+        server = web.Server(
+            self._handle, access_log=None, logger=_SERVER_LOGGER, max_headers=MAX_HEADERS
+        )
+        runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        self._session = session  # before listening: the first request may come at once
+        try:
+            await web.TCPSite(runner, self._host, self._port, backlog=1024).start()
+        except OSError as exc:
+            await runner.cleanup()
+            await session.close()
+            self._session = None
+            where = f"{self._host}:{self._port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise RouterError(
+                    f"{where} is already in use; choose another port with --port"
+                ) from None
+            raise RouterError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        self._runner = runner
+        self._port = runner.addresses[0][1]
+        self._port_header = str(self._port)
+
+    async def close(self) -> None:
+        """Stop listening, answer held requests, let in-flight ones finish, close the session."""
+        self.set_status(WebStatus.NONE)
+        self._backends.clear()
+        self._sync_backends()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the router (the bound port once started with port=0)."""
+        return _origin(self._host, self._port)
+
+    # -- what the supervisor tells -----------------------------------------------------------
+
+    def add_backend(self, dyno: str, host: str, port: int) -> None:
+        """A web dyno is up: route to it from now on (wakes held requests, status becomes UP)."""
+        self._backends[dyno] = (host, port)
+        self._quarantine.pop(dyno, None)
+        self._sync_backends()
+        self._status = WebStatus.UP
+        self._wake()
+
+    def remove_backend(self, dyno: str) -> None:
+        """A web dyno stops taking traffic. With none left, requests are held until the
+        supervisor adds one or sets another status."""
+        self._backends.pop(dyno, None)
+        self._quarantine.pop(dyno, None)
+        self._sync_backends()
+
+    def set_status(self, status: WebStatus) -> None:
+        """Say what to answer when no backend is available (see WebStatus)."""
+        self._status = status
+        self._wake()
+
+    @property
+    def backends(self) -> dict[str, tuple[str, int]]:
+        """The dynos requests are routed to: name -> (host, port)."""
+        return dict(self._backends)
+
+    def _sync_backends(self) -> None:
+        self._names = tuple(self._backends)
+        self._bases = {name: _origin(h, p) for name, (h, p) in self._backends.items()}
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- request handling --------------------------------------------------------------------
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        start_ms = time.time_ns() // 1_000_000
+        headers = request.headers
+        request_id = headers.get("X-Request-Id", "")
+        if not _VALID_REQUEST_ID.fullmatch(request_id):
+            request_id = str(uuid.uuid4())
+        forwarded = headers.getall("X-Forwarded-For", ())
+        fwd = ", ".join([*forwarded, request.remote] if request.remote else forwarded)
+        path = request.raw_path
+        x = _Exchange(
+            request.method,
+            path.replace('"', "%22"),
+            headers.get("Host", ""),
+            request_id,
+            fwd,
+        )
+        try:
+            return await self._proxy(request, x, start_ms)
+        except Exception as exc:  # a bug in the router, not a network event: say so, no traceback
+            self._emit(x, "error", "H99", status=503, extra=f'error="{type(exc).__name__}"')
+            if request.writer.output_size:
+                _abort_client(request)
+            return self._error_page(503)
+
+    async def _proxy(
+        self, request: web.BaseRequest, x: _Exchange, start_ms: int
+    ) -> web.StreamResponse:
+        if request.method == "CONNECT":
+            self._emit(x, "error", desc="Method not supported", status=405)
+            response = self._error_page(405)
+            response.force_close()
+            return response
+        expect = request.headers.get("Expect")
+        if expect is not None and request.version >= aiohttp.HttpVersion11:
+            if expect.lower() != "100-continue":
+                extra = 'error="Unsupported expect header value"'
+                return self._fail(x, "H26", extra=extra)
+        else:
+            expect = None
+
+        if not self._names:
+            code = await self._hold()
+            if code is not None:
+                return self._fail(x, code)
+
+        forward = self._request_headers(request, x, start_ms)
+        if expect is not None:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        data = request.content if request.body_exists else None
+        raw_path = request.raw_path if request.raw_path.startswith("/") else str(request.rel_url)
+        assert self._session is not None
+        session = self._session
+
+        tried: set[str] = set()
+        code = "H21"
+        dyno = ""
+        connect: float | None = None
+        deadline = time.monotonic() + self._request_timeout
+        for _ in range(MAX_ATTEMPTS):
+            if not (picked := self._pick(tried)):
+                break
+            dyno = picked
+            tried.add(dyno)
+            url = URL(self._bases[dyno] + raw_path, encoded=True)
+            attempt = SimpleNamespace(connected=None)
+            began = time.monotonic()
+            try:
+                async with asyncio.timeout(deadline - began):
+                    upstream = await session.request(
+                        request.method,
+                        url,
+                        headers=forward,
+                        data=data,
+                        allow_redirects=False,
+                        trace_request_ctx=attempt,
+                    )
+            except aiohttp.ConnectionTimeoutError:
+                code, connect = "H19", time.monotonic() - began
+                self._quarantine[dyno] = time.monotonic() + QUARANTINE_SECONDS
+                continue
+            except aiohttp.ClientConnectorError:
+                code, connect = "H21", time.monotonic() - began
+                self._quarantine[dyno] = time.monotonic() + QUARANTINE_SECONDS
+                continue
+            except TimeoutError:  # the request_timeout deadline
+                connected = attempt.connected or began
+                service = time.monotonic() - connected
+                return self._fail(x, "H12", dyno, connected - began, service, nbytes=0)
+            except (aiohttp.ClientError, OSError):
+                connected = attempt.connected or began
+                service = time.monotonic() - connected
+                if _client_gone(request):
+                    connect = connected - began
+                    self._emit(x, "warning", "H27", dyno, connect, service, 499, 0, sock="client")
+                    return self._error_page(503)
+                return self._fail(x, "H13", dyno, connected - began, service)
+            connected = attempt.connected or began
+            return await self._relay(request, x, upstream, dyno, connected - began, connected)
+        return self._fail(x, code, dyno, connect)
+
+    async def _hold(self) -> str | None:
+        """Wait for a backend; None when one is there, else the error code to answer with."""
+        deadline: float | None = None
+        while not self._names:
+            status = self._status
+            if status is WebStatus.NONE:
+                return "H14"
+            if status is WebStatus.CRASHED:
+                return "H10"
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._hold_timeout
+            if now >= deadline:
+                return "H20"
+            try:
+                async with asyncio.timeout(deadline - now):
+                    await self._changed.wait()
+            except TimeoutError:
+                return "H20"
+        return None
+
+    def _pick(self, tried: set[str]) -> str:
+        """A random dyno not yet tried for this request, avoiding quarantined ones ("" if none).
+
+        When every dyno is quarantined, the first attempt still tries one: locally a dyno that
+        refused a moment ago is likely to be back, and the alternative is a certain 503.
+        """
+        names = self._names
+        if not tried and not self._quarantine:
+            return random.choice(names) if names else ""
+        now = time.monotonic()
+        for name, until in list(self._quarantine.items()):
+            if until <= now:
+                del self._quarantine[name]
+        fresh = [n for n in names if n not in tried and n not in self._quarantine]
+        if not fresh and not tried:
+            fresh = list(names)
+        return random.choice(fresh) if fresh else ""
+
+    def _request_headers(
+        self, request: web.BaseRequest, x: _Exchange, start_ms: int
+    ) -> list[tuple[str, str]]:
+        headers = request.headers
+        named = _connection_tokens(headers)
+        forward = [
+            (name, value)
+            for name, value in headers.items()
+            if (lowered := name.lower()) not in _REQUEST_DROP and lowered not in named
+        ]
+        via = ", ".join([*headers.getall("Via", ()), "1.1 vegur"])
+        forward += [
+            ("X-Forwarded-For", x.fwd),
+            ("X-Forwarded-Proto", "http"),
+            ("X-Forwarded-Port", self._port_header),
+            ("X-Request-Start", str(start_ms)),
+            ("X-Request-Id", x.request_id),
+            ("Via", via),
+        ]
+        return forward
+
+    async def _relay(
+        self,
+        request: web.BaseRequest,
+        x: _Exchange,
+        upstream: aiohttp.ClientResponse,
+        dyno: str,
+        connect: float,
+        connected: float,
+    ) -> web.StreamResponse:
+        """Stream the dyno's response to the client, then log it."""
+        named = _connection_tokens(upstream.headers)
+        headers: CIMultiDict[str] = CIMultiDict(
+            (name, value)
+            for name, value in upstream.headers.items()
+            if (lowered := name.lower()) not in _HOP_BY_HOP and lowered not in named
+        )
+        response = _Response(status=upstream.status, reason=upstream.reason, headers=headers)
+        reader = upstream.content
+        body = 0
+        side = "client"  # whose socket the operation in progress is on, if it fails
+        try:
+            await response.prepare(request)
+            side = "dyno"
+            chunk = reader.read_nowait()
+            if not chunk and not reader.is_eof():
+                side = "client"
+                request.writer.send_headers()  # the dyno is still busy: show the headers now
+                side = "dyno"
+                chunk = await reader.readany()
+            while chunk:
+                side = "client"
+                await response.write(chunk)
+                body += len(chunk)
+                side = "dyno"
+                chunk = await reader.readany()
+            side = "client"
+            await response.write_eof()
+        except (aiohttp.ClientError, OSError) as exc:
+            service = time.monotonic() - connected
+            size = self._head_size(response) + body if body else 0
+            if side == "client" or _client_gone(request):
+                self._emit(x, "warning", "H27", dyno, connect, service, 499, size, sock="client")
+                return response
+            # Cut the client off so a half-sent response is not taken for a whole one.
+            _abort_client(request)
+            if isinstance(exc, aiohttp.ServerTimeoutError):
+                self._emit(x, "error", "H15", dyno, connect, service, 503, size)
+            else:
+                self._emit(x, "error", "H18", dyno, connect, service, 503, size, sock="backend")
+            return response
+        finally:
+            upstream.release()
+        service = time.monotonic() - connected
+        size = self._head_size(response) + body
+        self._emit(x, "info", "", dyno, connect, service, upstream.status, size)
+        return response
+
+    @staticmethod
+    def _head_size(response: web.StreamResponse) -> int:
+        """Bytes of the status line and headers as sent (approximately)."""
+        size = len(f"HTTP/1.1 {response.status} {response.reason}\r\n\r\n")
+        return size + sum(len(k) + len(v) + 4 for k, v in response.headers.items())
+
+    # -- errors and the log line -------------------------------------------------------------
+
+    def _fail(
+        self,
+        x: _Exchange,
+        code: str,
+        dyno: str = "",
+        connect: float | None = None,
+        service: float | None = None,
+        nbytes: int | None = None,
+        extra: str = "",
+    ) -> web.Response:
+        status = _ERROR_STATUS.get(code, 503)
+        self._emit(x, "error", code, dyno, connect, service, status, nbytes, extra=extra)
+        return self._error_page(status)
+
+    @staticmethod
+    def _error_page(status: int) -> web.Response:
+        return web.Response(
+            status=status,
+            body=_ERROR_PAGE,
+            content_type="text/html",
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache, no-store"},
+        )
+
+    def _emit(
+        self,
+        x: _Exchange,
+        at: str,
+        code: str = "",
+        dyno: str = "",
+        connect: float | None = None,
+        service: float | None = None,
+        status: int = 503,
+        nbytes: int | None = None,
+        *,
+        sock: str = "",
+        desc: str = "",
+        extra: str = "",
+    ) -> None:
+        parts = [f"sock={sock} at={at}" if sock else f"at={at}"]
+        if code:
+            parts.append(f'code={code} desc="{_DESCRIPTIONS[code]}"')
+        elif desc:
+            parts.append(f'desc="{desc}"')
+        if extra:
+            parts.append(extra)
+        parts.append(
+            f'method={x.method} path="{x.path}" host={x.host} request_id={x.request_id} '
+            f'fwd="{x.fwd}" dyno={dyno} connect={_ms(connect)} service={_ms(service)} '
+            f"status={status} bytes={'' if nbytes is None else nbytes} protocol=http"
+        )
+        self._log(" ".join(parts))

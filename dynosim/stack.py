@@ -1,0 +1,113 @@
+"""Stack images, made offline from Debian: a build image and a slim run image per suite.
+
+Like Heroku's heroku-24-build / heroku-24 pair. Built with mmdebstrap straight into
+`docker import`, named and versioned (runtime.STACK_VERSION) so they are made once and reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+
+import docker.errors
+
+from . import engine
+from .errors import BuildError
+from .runtime import STACK_VERSION, Stack
+
+BUILD_PACKAGES = [
+    "python3", "python3-venv", "python3-dev", "build-essential", "pkg-config",
+    "libpq-dev", "libffi-dev", "libssl-dev", "git", "ca-certificates",
+]  # fmt: skip
+RUN_PACKAGES = ["python3", "libpq5", "ca-certificates", "tzdata"]
+MIRROR = "http://deb.debian.org/debian"
+USER_HOOK = 'chroot "$1" useradd --create-home --uid 1000 --user-group --shell /bin/bash dyno'
+CLEAN_HOOK = 'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
+
+Progress = Callable[[str], None]
+
+
+def image_exists(name: str) -> bool:
+    try:
+        engine.client().images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def missing(stack: Stack) -> list[str]:
+    return [name for name in (stack.build_image, stack.run_image) if not image_exists(name)]
+
+
+def ensure(stack: Stack, progress: Progress, *, force: bool = False) -> None:
+    """Make the stack's two images if they are not there yet (both at once)."""
+    wanted = [stack.build_image, stack.run_image] if force else missing(stack)
+    if not wanted:
+        return
+    if shutil.which("mmdebstrap") is None:
+        raise BuildError(
+            "mmdebstrap is needed to make the stack images offline from Debian: run scripts/setup"
+            " (or apt-get install mmdebstrap), or use --base-image IMAGE"
+        )
+    progress(f"Making stack {stack.suite} (Python {stack.python_version}) from Debian")
+    errors: list[BaseException] = []
+
+    def make(name: str) -> None:
+        try:
+            _make_image(stack, name, progress)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(name,)) for name in wanted]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _make_image(stack: Stack, name: str, progress: Progress) -> None:
+    is_build = name == stack.build_image
+    packages = BUILD_PACKAGES if is_build else RUN_PACKAGES
+    role = "build" if is_build else "run"
+    command = [
+        "mmdebstrap", "--variant=apt", "--quiet", f"--include={','.join(packages)}",
+        f"--customize-hook={USER_HOOK}", f"--customize-hook={CLEAN_HOOK}",
+        stack.suite, "-", MIRROR,
+    ]  # fmt: skip
+    progress(f"  {name}: debootstrapping {stack.suite} with {len(packages)} packages")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout and process.stderr
+    repository, tag = name.rsplit(":", 1)
+    try:
+        engine.client().api.import_image_from_stream(
+            process.stdout,
+            repository=repository,
+            tag=tag,
+            changes=[
+                "ENV LANG=C.UTF-8",
+                'CMD ["/bin/bash"]',
+                f"LABEL dynosim.stack={stack.suite} dynosim.stack-role={role}"
+                f" dynosim.stack-version={STACK_VERSION}",
+            ],
+        )
+    finally:
+        stderr = process.stderr.read().decode(errors="replace").splitlines()
+        status = process.wait()
+    if status != 0:
+        _remove_quietly(name)
+        raise BuildError(
+            f"making stack image {name} failed (mmdebstrap exit {status})",
+            step=" ".join(command),
+            tail=stderr[-20:],
+        )
+    progress(f"  {name}: done")
+
+
+def _remove_quietly(name: str) -> None:
+    with contextlib.suppress(docker.errors.DockerException):
+        engine.client().images.remove(name, force=True)

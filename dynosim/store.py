@@ -1,0 +1,220 @@
+"""Desired state: apps, releases and formation in an owner-only SQLite database.
+
+Releases are immutable (image, config vars, process types); the newest one is current.
+Formation (quantity and size per process type) lives beside them and survives deploys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import StateError
+
+SCHEMA_VERSION = 1
+MIGRATIONS = {
+    1: """
+    CREATE TABLE apps (
+        name TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE releases (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        image TEXT NOT NULL,
+        source_hash TEXT NOT NULL,
+        description TEXT NOT NULL,
+        process_types TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (app, version)
+    );
+    CREATE TABLE formation (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        type TEXT NOT NULL,
+        quantity INTEGER NOT NULL,
+        size TEXT NOT NULL,
+        PRIMARY KEY (app, type)
+    );
+    """,
+}
+DEFAULT_SIZE = "standard-1X"
+
+
+def data_dir() -> Path:
+    """$DYNOSIM_HOME, else $XDG_DATA_HOME/dynosim, else ~/.local/share/dynosim."""
+    if os.environ.get("DYNOSIM_HOME"):
+        return Path(os.environ["DYNOSIM_HOME"])
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "dynosim"
+
+
+@dataclass(frozen=True)
+class Release:
+    app: str
+    version: int
+    image: str
+    source_hash: str
+    description: str
+    process_types: dict[str, str]
+    config: dict[str, str]
+    created_at: dt.datetime
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version}"
+
+
+@dataclass(frozen=True)
+class FormationEntry:
+    type: str
+    quantity: int
+    size: str
+
+
+class Store:
+    """One SQLite file; every method is one transaction."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = Path(path) if path else data_dir() / "state.db"
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        old_umask = os.umask(0o077)  # the db and its -wal/-shm files: owner only
+        try:
+            self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            current = int(row["value"]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.path}: made by a newer dynosim (schema {current}); upgrade dynosim"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    # apps
+    def ensure_app(self, name: str, path: Path) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO apps (name, path, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET path = excluded.path",
+                (name, str(path), _now()),
+            )
+
+    def app_for_path(self, path: Path) -> str | None:
+        row = self.db.execute("SELECT name FROM apps WHERE path = ?", (str(path),)).fetchone()
+        return row["name"] if row else None
+
+    # releases
+    def create_release(
+        self,
+        app: str,
+        *,
+        image: str,
+        source_hash: str,
+        description: str,
+        process_types: dict[str, str],
+        config: dict[str, str] | None = None,
+    ) -> Release:
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT COALESCE(MAX(version), 0) AS v FROM releases WHERE app = ?", (app,)
+            ).fetchone()
+            version = row["v"] + 1
+            created = _now()
+            db.execute(
+                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    app,
+                    version,
+                    image,
+                    source_hash,
+                    description,
+                    json.dumps(process_types),
+                    json.dumps(config or {}),
+                    created,
+                ),
+            )
+        release = self.current_release(app)
+        assert release is not None
+        return release
+
+    def current_release(self, app: str) -> Release | None:
+        row = self.db.execute(
+            "SELECT * FROM releases WHERE app = ? ORDER BY version DESC LIMIT 1", (app,)
+        ).fetchone()
+        return _release(row) if row else None
+
+    def releases(self, app: str) -> list[Release]:
+        rows = self.db.execute(
+            "SELECT * FROM releases WHERE app = ? ORDER BY version DESC", (app,)
+        ).fetchall()
+        return [_release(row) for row in rows]
+
+    # formation
+    def formation(self, app: str) -> dict[str, FormationEntry]:
+        rows = self.db.execute(
+            "SELECT type, quantity, size FROM formation WHERE app = ? ORDER BY type", (app,)
+        ).fetchall()
+        return {r["type"]: FormationEntry(r["type"], r["quantity"], r["size"]) for r in rows}
+
+    def ensure_formation(self, app: str, types: list[str], quantity: int = 1) -> None:
+        """Give process types seen for the first time a quantity; keep what the user scaled."""
+        with self.transaction() as db:
+            for name in types:
+                db.execute(
+                    "INSERT OR IGNORE INTO formation (app, type, quantity, size) VALUES (?,?,?,?)",
+                    (app, name, quantity, DEFAULT_SIZE),
+                )
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _release(row: sqlite3.Row) -> Release:
+    return Release(
+        app=row["app"],
+        version=row["version"],
+        image=row["image"],
+        source_hash=row["source_hash"],
+        description=row["description"],
+        process_types=json.loads(row["process_types"]),
+        config=json.loads(row["config"]),
+        created_at=dt.datetime.fromisoformat(row["created_at"]),
+    )

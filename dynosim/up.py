@@ -1,0 +1,125 @@
+"""`dynosim up`: deploy an app folder as a release, then run its formation behind the router."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import re
+import signal
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import build, procfile, source
+from .errors import UsageError
+from .logs import LogHub, LogLine
+from .router import Router
+from .store import Release, Store
+from .supervisor import Supervisor
+
+Progress = Callable[[str], None]
+
+
+def app_name(app_dir: Path) -> str:
+    """A Heroku-style app name from a folder name: lowercase letters, digits and dashes."""
+    name = re.sub(r"[^a-z0-9]+", "-", app_dir.resolve().name.lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = f"app-{name}".rstrip("-")
+    return name[:30].rstrip("-")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before a long build, not after it, when the router's port is taken."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise UsageError(
+                f"{host}:{port} is already in use; choose another port with --port"
+            ) from None
+
+
+def deploy(
+    store: Store,
+    app: str,
+    app_dir: Path,
+    *,
+    progress: Progress,
+    base_image: str | None = None,
+    strict_runtime: bool = False,
+) -> tuple[Release, bool]:
+    """Build the folder and record a release; (release, whether it is new)."""
+    types = procfile.load(app_dir)
+    build_image, run_image, description = build.stack_images(
+        app_dir, base_image=base_image, strict=strict_runtime, progress=progress
+    )
+    settings = build.HostSettings.from_environ()
+    for warning in settings.warnings:
+        progress(f" !     {warning}")
+    left_out = source.untracked(app_dir)
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        progress(f" !     {len(left_out)} files not tracked by git are not deployed: {shown}")
+    plan = build.plan(app, app_dir, build_image=build_image, run_image=run_image, settings=settings)
+    progress(f"-----> {app}: Python app on {description}")
+    image = build.build(plan, progress)
+    store.ensure_app(app, app_dir.resolve())
+    process_types = {t.name: t.command for t in types.values()}
+    current = store.current_release(app)
+    if current and current.image == image.id and current.process_types == process_types:
+        progress(f"-----> Current release {current.name} already runs this build")
+        return current, False
+    release = store.create_release(
+        app,
+        image=image.id,
+        source_hash=image.source_hash,
+        description=f"Deploy {image.source_hash[:7]}",
+        process_types=process_types,
+        config=current.config if current else {},
+    )
+    store.ensure_formation(app, [t.name for t in procfile.dyno_types(types)])
+    progress(f"-----> Released {release.name}")
+    return release, True
+
+
+async def serve(
+    store: Store,
+    app: str,
+    *,
+    printer: Callable[[LogLine], None],
+    new_release: Release | None = None,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    grace: float = 30.0,
+    boot_timeout: float = 60.0,
+    ready: Callable[[Router], None] | None = None,
+) -> None:
+    """Run the formation behind the router until SIGINT/SIGTERM, then stop every dyno."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
+    hub = LogHub(loop)
+    hub.subscribe(printer)
+    if new_release:
+        user = getpass.getuser()
+        hub.emit(LogLine("app", "api", f"{new_release.description} by {user}"))
+        hub.emit(LogLine("app", "api", f"Release {new_release.name} created by {user}"))
+    router = Router(app, lambda message: hub.heroku("router", message), host=host, port=port)
+    supervisor = Supervisor(store, app, hub, router, grace=grace, boot_timeout=boot_timeout)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await router.start()
+    try:
+        await supervisor.start()
+        if ready:
+            ready(router)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        with contextlib.suppress(Exception):
+            await router.close()
+        await supervisor.shutdown()

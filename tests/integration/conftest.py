@@ -1,0 +1,146 @@
+"""Fixtures for tests against real Docker: isolated state, a leak check, `dynosim up` runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "flask_app"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dynosim_home(tmp_path_factory):
+    """State of the test run lives in a temporary DYNOSIM_HOME, never the user's."""
+    home = tmp_path_factory.mktemp("dynosim-home")
+    os.environ["DYNOSIM_HOME"] = str(home)
+    return home
+
+
+def _ours(client):
+    containers = {c.id for c in client.containers.list(all=True, filters={"label": "dynosim"})}
+    networks = {n.id for n in client.networks.list(filters={"label": "dynosim"})}
+    return containers, networks
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(docker_client):
+    """Fail any test that leaves dynosim containers or networks behind (and clean them up)."""
+    before_containers, before_networks = _ours(docker_client)
+    yield
+    after_containers, after_networks = _ours(docker_client)
+    leaked = after_containers - before_containers
+    leaked_networks = after_networks - before_networks
+    for container_id in leaked:
+        docker_client.api.remove_container(container_id, force=True)
+    for network_id in leaked_networks:
+        docker_client.api.remove_network(network_id)
+    assert not leaked and not leaked_networks, (
+        f"test left {len(leaked)} containers and {len(leaked_networks)} networks behind"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def copy_app(source: Path, target: Path) -> Path:
+    """A copy outside any git repository, so .gitignore (not git) selects its files."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
+    return target
+
+
+class Up:
+    """A real `dynosim up` process: its output collected line by line, stopped with SIGINT."""
+
+    def __init__(self, app_dir: Path, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 300) -> re.Match[str]:
+        """The first output line matching the regex, waiting for it to appear."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self.lines[seen:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                seen = len(self.lines)
+                if self.process.poll() is not None and seen == len(self.lines):
+                    raise AssertionError(f"dynosim up exited before {pattern!r}:\n{self.output}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no line matching {pattern!r} in:\n{self.output}")
+                self._changed.wait(min(remaining, 1.0))
+
+    def get(self, path: str = "/", **kwargs) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def stop(self, timeout: float = 120) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            time.sleep(0.2)  # let the reader thread take the last lines
+
+
+@pytest.fixture
+def up():
+    """Start `dynosim up` processes; whatever a test leaves running is stopped at the end."""
+    started: list[Up] = []
+
+    def start(app_dir: Path, *args: str, **kwargs) -> Up:
+        process = Up(app_dir, *args, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def example_app(tmp_path_factory) -> Path:
+    return copy_app(EXAMPLE, tmp_path_factory.mktemp("apps") / "flask_app")

@@ -1,0 +1,108 @@
+"""`dynosim up` on the example app, end to end, against the real engine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dynosim import engine
+
+LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 "
+
+
+def containers(app: str):
+    return engine.client().containers.list(all=True, filters={"label": f"dynosim.app={app}"})
+
+
+@pytest.fixture
+def running(up, example_app):
+    """The example app, up and answering through the router."""
+    process = up(example_app, "--grace", "10")
+    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    process.wait_for(r"is running: http://127\.0\.0\.1:")
+    return process
+
+
+def test_requests_through_the_router_reach_web_1_and_return_the_apps_json(running):
+    home = running.get("/")
+    assert home.status_code == 200
+    assert home.json()["dyno"] == "web.1"
+
+    created = running.get("/stores")  # the REST API works through the router both ways
+    assert created.json() == {"stores": []}
+    import requests
+
+    store = requests.post(running.url + "/store/corner", timeout=10)
+    assert store.status_code == 201
+    item = requests.post(
+        running.url + "/item/chair",
+        data=json.dumps({"price": 15.5, "store_id": store.json()["id"]}),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert item.status_code == 201
+    assert running.get("/items").json()["items"][0]["name"] == "chair"
+
+    running.wait_for(
+        LOG_LINE + r'heroku\[router\]: at=info method=POST path="/item/chair" host=127\.0\.0\.1:\d+'
+        r' request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms'
+        r" status=201 bytes=\d+ protocol=http$"
+    )
+
+
+def test_boot_sequence_and_worker_logs_in_herokus_format(running):
+    running.wait_for(
+        LOG_LINE + r"heroku\[web\.1\]: Starting process with command `uwsgi uwsgi\.ini`"
+    )
+    running.wait_for(LOG_LINE + r"heroku\[worker\.1\]: State changed from starting to up")
+    running.wait_for(LOG_LINE + r"app\[web\.1\]: .*uWSGI", timeout=30)
+    running.wait_for(LOG_LINE + r"app\[worker\.1\]: worker: \d+ stores, \d+ items, stock value", 30)
+
+
+def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(running, example_app):
+    app = "flask-app"
+    assert {c.name for c in containers(app)} == {
+        "dynosim-flask-app-web.1",
+        "dynosim-flask-app-worker.1",
+    }
+    assert running.stop() == 0
+    for dyno in ("web.1", "worker.1"):
+        assert f"heroku[{dyno}]: Stopping all processes with SIGTERM" in running.output
+        assert f"heroku[{dyno}]: State changed from up to down" in running.output
+    assert containers(app) == []
+    assert engine.client().networks.list(names=[f"dynosim-{app}"]) == []
+
+
+def test_dynos_are_locked_down_and_get_port_and_dyno(running):
+    web = engine.client().containers.get("dynosim-flask-app-web.1")
+    host = web.attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["PidsLimit"] == 256
+    assert host["Memory"] == 512 * 1024 * 1024
+    assert host["PortBindings"] in (None, {})  # reached on the app network, not published
+    env = dict(item.split("=", 1) for item in web.attrs["Config"]["Env"])
+    assert env["PORT"] == "5000" and env["DYNO"] == "web.1"
+    assert web.exec_run("id -u").output.decode().strip() != "0"
+    assert web.exec_run("pwd").output.decode().strip() == "/app"
+
+
+def test_dyno_filesystem_is_writable_private_and_gone_after_a_restart(running):
+    client = engine.client()
+    web = client.containers.get("dynosim-flask-app-web.1")
+    assert web.exec_run(["bash", "-c", "echo hi > /app/upload.txt"]).exit_code == 0
+    worker = client.containers.get("dynosim-flask-app-worker.1")
+    assert worker.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1  # not shared
+
+    web.kill()  # a crash: the dyno manager restarts it at once, from the image
+    running.wait_for(r"heroku\[web\.1\]: Process exited with status 137")
+    running.wait_for(r"heroku\[web\.1\]: State changed from up to crashed")
+    up_again = running.lines.count
+    running.wait_for(r"heroku\[web\.1\]: State changed from crashed to starting")
+    assert up_again
+    running.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    fresh = client.containers.get("dynosim-flask-app-web.1")
+    assert fresh.id != web.id
+    assert fresh.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1
+    assert running.get("/").status_code == 200

@@ -1,0 +1,39 @@
+import datetime as dt
+import io
+
+from dynosim.logs import LogHub, LogLine, Printer, split_long
+
+WHEN = dt.datetime(2026, 11, 23, 19, 44, 53, 123456, tzinfo=dt.UTC)
+
+
+def test_heroku_line_format():
+    assert LogLine("app", "web.1", "hello", WHEN).format() == (
+        "2026-11-23T19:44:53.123456+00:00 app[web.1]: hello"
+    )
+    line = LogLine("heroku", "web.1", "State changed from starting to up", WHEN)
+    assert line.format().endswith(" heroku[web.1]: State changed from starting to up")
+
+
+def test_lines_over_10000_bytes_are_split_like_logplex():
+    parts = split_long("x" * 25_000)
+    assert [len(p) for p in parts] == [10_000, 10_000, 5_000]
+    assert split_long("short") == ["short"]
+
+
+def test_hub_keeps_the_last_lines_and_fans_out():
+    hub, seen = LogHub(keep=3), []
+    unsubscribe = hub.subscribe(seen.append)
+    for n in range(5):
+        hub.app("web.1", f"line {n}")
+    unsubscribe()
+    hub.heroku("router", "after")
+    assert [line.message for line in hub.recent] == ["line 3", "line 4", "after"]
+    assert [line.message for line in seen] == [f"line {n}" for n in range(5)]
+
+
+def test_printer_is_plain_when_piped_and_coloured_on_request():
+    plain, coloured = io.StringIO(), io.StringIO()
+    Printer(plain)(LogLine("app", "web.1", "hi", WHEN))
+    Printer(coloured, colour=True)(LogLine("app", "web.1", "hi", WHEN))
+    assert plain.getvalue() == "2026-11-23T19:44:53.123456+00:00 app[web.1]: hi\n"
+    assert "\x1b[" in coloured.getvalue() and "app[web.1]: hi" in coloured.getvalue()

@@ -1,0 +1,604 @@
+"""The router against real sockets: aiohttp dynos on 127.0.0.1, the Router on port 0."""
+
+import asyncio
+import contextlib
+import io
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from dynosim.router import Router, RouterError, WebStatus
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+INFO_LINE = re.compile(
+    r'at=info method=(?P<method>\S+) path="(?P<path>[^"]*)" host=(?P<host>\S*) '
+    r'request_id=(?P<request_id>\S+) fwd="(?P<fwd>[^"]*)" dyno=(?P<dyno>\S+) '
+    r"connect=\d+ms service=\d+ms status=(?P<status>\d{3}) bytes=(?P<bytes>\d+) protocol=http"
+)
+ERROR_LINE = re.compile(
+    r'(sock=\w+ )?at=(?P<at>error|warning) code=(?P<code>H\d\d) desc="(?P<desc>[^"]+)" '
+    r'method=(?P<method>\S+) path="(?P<path>[^"]*)" host=(?P<host>\S*) '
+    r'request_id=(?P<request_id>\S+) fwd="(?P<fwd>[^"]*)" dyno=(?P<dyno>\S*) '
+    r"connect=(?P<connect>\d*m?s?) service=(?P<service>\d*m?s?) status=(?P<status>\d{3}) "
+    r"bytes=(?P<bytes>\d*) protocol=http"
+)
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+async def ok(request: web.BaseRequest) -> web.StreamResponse:
+    return web.Response(text="ok")
+
+
+class Dyno:
+    """A web dyno stand-in: records what arrives, answers with `handler`."""
+
+    def __init__(self, handler: Handler = ok) -> None:
+        self.handler = handler
+        self.seen: list[web.BaseRequest] = []
+        self.port = 0
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        self.seen.append(request)
+        return await self.handler(request)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator["Dyno"]:
+        runner = web.ServerRunner(web.Server(self._handle), shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        self.port = runner.addresses[0][1]
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def router_for(*dynos: Dyno, **options: float) -> AsyncIterator[tuple[Router, list[str]]]:
+    """A started Router with `dynos` as web.1, web.2, ...; the log lines it wrote so far.
+
+    Lines are complete once the block exits (close() waits for requests in flight)."""
+    lines: list[str] = []
+    router = Router("demo", lines.append, port=0, **options)
+    await router.start()
+    for n, dyno in enumerate(dynos, 1):
+        router.add_backend(f"web.{n}", "127.0.0.1", dyno.port)
+    try:
+        yield router, lines
+    finally:
+        await router.close()
+
+
+@contextlib.asynccontextmanager
+async def refusing_port() -> AsyncIterator[int]:
+    """A port with a socket bound but not listening: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+async def fetch(
+    url: str, method: str = "GET", **kwargs: object
+) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.request(method, url, **kwargs) as response,
+    ):
+        return response.status, response.headers, await response.read()
+
+
+def test_dyno_receives_heroku_forwarding_headers():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, _):
+            headers = {
+                "Host": "myapp.example:5000",
+                "X-Forwarded-For": "203.0.113.9",
+                "Via": "1.0 corporate-proxy",
+                "X-Request-Id": "client-chosen-id-0123456789",
+            }
+            status, _, _ = await fetch(router.url + "/hello", headers=headers)
+        assert status == 200
+        seen = dyno.seen[0].headers
+        assert seen["Host"] == "myapp.example:5000"
+        assert seen["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+        assert seen["X-Forwarded-Proto"] == "http"
+        assert seen["X-Forwarded-Port"] == router.url.rsplit(":", 1)[1]
+        assert abs(int(seen["X-Request-Start"]) - time.time() * 1000) < 60_000  # ms, not s or µs
+        assert seen["X-Request-Id"] == "client-chosen-id-0123456789"
+        assert seen["Via"] == "1.0 corporate-proxy, 1.1 vegur"
+
+    run(scenario)
+
+
+def test_request_without_forwarding_headers_gets_fresh_ones():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, _):
+            await fetch(router.url + "/")
+        seen = dyno.seen[0].headers
+        assert seen["X-Forwarded-For"] == "127.0.0.1"
+        assert seen["Via"] == "1.1 vegur"
+        assert seen["Host"] == router.url.removeprefix("http://")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "client_id",
+    ["too-short", "x" * 201, "spaces are not allowed in an id", "semi;colons;are;not;either"],
+)
+def test_invalid_request_id_is_replaced_by_a_uuid4(client_id):
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            await fetch(router.url + "/", headers={"X-Request-Id": client_id})
+        sent = dyno.seen[0].headers["X-Request-Id"]
+        assert sent != client_id
+        assert uuid.UUID(sent).version == 4 and len(sent) == 36
+        assert INFO_LINE.fullmatch(lines[0])["request_id"] == sent
+
+    run(scenario)
+
+
+def test_hop_by_hop_headers_are_dropped_both_ways():
+    async def respond(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.Response(text="ok")
+        response.headers["Connection"] = "X-Backend-Private"
+        response.headers["X-Backend-Private"] = "1"
+        response.headers["Keep-Alive"] = "timeout=5"
+        response.headers["Proxy-Authenticate"] = "Basic"
+        response.headers["X-End-To-End"] = "kept"
+        response.headers.add("Set-Cookie", "a=1")
+        response.headers.add("Set-Cookie", "b=2")
+        return response
+
+    async def scenario():
+        dyno = Dyno(respond)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            headers = {
+                "Connection": "keep-alive, X-Client-Private",
+                "X-Client-Private": "secret",
+                "Keep-Alive": "timeout=5",
+                "TE": "trailers",
+                "Trailers": "X-Checksum",
+                "Proxy-Authorization": "Basic Zm9vOmJhcg==",
+                "X-End-To-End": "kept",
+            }
+            status, received, _ = await fetch(router.url + "/", headers=headers)
+        assert status == 200
+        seen = dyno.seen[0].headers
+        for name in ("X-Client-Private", "Keep-Alive", "TE", "Trailers", "Proxy-Authorization"):
+            assert name not in seen
+        assert seen.get("Connection", "").lower() in ("", "keep-alive")  # the router's own hop
+        assert seen["X-End-To-End"] == "kept"
+        for name in ("X-Backend-Private", "Keep-Alive", "Proxy-Authenticate"):
+            assert name not in received
+        assert received["X-End-To-End"] == "kept"
+        assert received.getall("Set-Cookie") == ["a=1", "b=2"]
+
+    run(scenario)
+
+
+async def echo(request: web.BaseRequest) -> web.StreamResponse:
+    response = web.StreamResponse()
+    if request.content_length is not None:
+        response.content_length = request.content_length
+    await response.prepare(request)
+    async for chunk in request.content.iter_any():
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def test_two_megabyte_post_is_streamed_to_the_dyno_and_back():
+    async def scenario():
+        body = os.urandom(2 * 1024 * 1024)
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            upload = io.BytesIO(body)
+            status, headers, echoed = await fetch(router.url + "/upload", "POST", data=upload)
+        assert status == 200
+        assert echoed == body
+        assert dyno.seen[0].headers["Content-Length"] == str(len(body))
+        assert headers["Content-Length"] == str(len(body))
+        assert int(INFO_LINE.fullmatch(lines[0])["bytes"]) > len(body)
+
+    run(scenario)
+
+
+def test_body_of_unknown_length_arrives_chunked_and_intact():
+    async def pieces() -> AsyncIterator[bytes]:
+        for n in range(50):
+            yield bytes([n]) * 10_000
+
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            status, _, echoed = await fetch(router.url + "/", "PUT", data=pieces())
+        assert status == 200
+        assert echoed == b"".join(bytes([n]) * 10_000 for n in range(50))
+        assert dyno.seen[0].headers["Transfer-Encoding"] == "chunked"
+
+    run(scenario)
+
+
+def test_streamed_response_reaches_the_client_piece_by_piece():
+    headers_arrived, first_arrived = asyncio.Event(), asyncio.Event()
+
+    async def stream(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await headers_arrived.wait()  # no body yet: the headers alone must reach the client
+        await response.write(b"first piece")
+        await first_arrived.wait()
+        await response.write(b"second piece")
+        await response.write_eof()
+        return response
+
+    async def scenario():
+        dyno = Dyno(stream)
+        async with (
+            dyno.running(),
+            router_for(dyno) as (router, _),
+            aiohttp.ClientSession() as client,
+        ):
+            response = await asyncio.wait_for(client.get(router.url + "/events"), 5)
+            headers_arrived.set()
+            assert response.headers["Transfer-Encoding"] == "chunked"
+            assert await response.content.readany() == b"first piece"
+            first_arrived.set()
+            assert await response.read() == b"second piece"
+
+    run(scenario)
+
+
+def test_client_keeps_one_connection_for_two_requests():
+    created, reused = [], []
+
+    async def on_create(*_: object) -> None:
+        created.append(True)
+
+    async def on_reuse(*_: object) -> None:
+        reused.append(True)
+
+    async def scenario():
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(on_create)
+        trace.on_connection_reuseconn.append(on_reuse)
+        dyno = Dyno()
+        async with (
+            dyno.running(),
+            router_for(dyno) as (router, _),
+            aiohttp.ClientSession(trace_configs=[trace]) as client,
+        ):
+            for _ in range(2):
+                async with client.get(router.url + "/") as response:
+                    assert await response.text() == "ok"
+        assert (len(created), len(reused)) == (1, 1)
+
+    run(scenario)
+
+
+def test_requests_are_spread_at_random_over_all_dynos():
+    async def scenario():
+        dynos = [Dyno(), Dyno(), Dyno()]
+        async with contextlib.AsyncExitStack() as stack:
+            for dyno in dynos:
+                await stack.enter_async_context(dyno.running())
+            router, lines = await stack.enter_async_context(router_for(*dynos))
+            for _ in range(60):
+                status, _, _ = await fetch(router.url + "/")
+                assert status == 200
+        assert all(dyno.seen for dyno in dynos)
+        assert sum(len(dyno.seen) for dyno in dynos) == 60
+        assert {INFO_LINE.fullmatch(line)["dyno"] for line in lines} == {"web.1", "web.2", "web.3"}
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "desc"),
+    [
+        (WebStatus.NONE, "H14", "No web processes running"),
+        (WebStatus.CRASHED, "H10", "App crashed"),
+    ],
+)
+def test_no_dyno_to_route_to(status, code, desc):
+    async def scenario():
+        async with router_for() as (router, lines):
+            router.set_status(status)
+            answer, headers, page = await fetch(router.url + "/")
+        assert answer == 503
+        assert headers["Content-Type"].startswith("text/html")
+        assert b"Application Error" in page
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"]) == (code, desc)
+        assert (line["dyno"], line["connect"], line["service"], line["bytes"]) == ("", "", "", "")
+
+    run(scenario)
+
+
+def test_request_is_held_while_dynos_start_and_served_once_one_is_up():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for() as (router, lines):
+            router.set_status(WebStatus.STARTING)
+            asyncio.get_running_loop().call_later(
+                0.3, router.add_backend, "web.1", "127.0.0.1", dyno.port
+            )
+            status, _, body = await fetch(router.url + "/")
+        assert (status, body) == (200, b"ok")
+        assert INFO_LINE.fullmatch(lines[0])["dyno"] == "web.1"
+
+    run(scenario)
+
+
+def test_held_request_gives_up_after_hold_timeout_with_h20():
+    async def scenario():
+        async with router_for(hold_timeout=0.2) as (router, lines):
+            router.set_status(WebStatus.STARTING)
+            status, _, _ = await fetch(router.url + "/")
+        assert status == 503
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["dyno"]) == ("H20", "App boot timeout", "")
+
+    run(scenario)
+
+
+def test_held_request_learns_the_dynos_crashed():
+    async def scenario():
+        async with router_for() as (router, lines):
+            router.set_status(WebStatus.STARTING)
+            asyncio.get_running_loop().call_later(0.1, router.set_status, WebStatus.CRASHED)
+            status, _, _ = await fetch(router.url + "/")
+        assert status == 503
+        assert ERROR_LINE.fullmatch(lines[0])["code"] == "H10"
+
+    run(scenario)
+
+
+def test_refusing_dyno_is_skipped_for_a_good_one():
+    async def scenario():
+        good = Dyno()
+        async with good.running(), refusing_port() as dead, router_for() as (router, lines):
+            router.add_backend("web.1", "127.0.0.1", dead)
+            router.add_backend("web.2", "127.0.0.1", good.port)
+            for _ in range(10):
+                status, _, _ = await fetch(router.url + "/")
+                assert status == 200
+        assert len(good.seen) == 10
+        assert {INFO_LINE.fullmatch(line)["dyno"] for line in lines} == {"web.2"}
+
+    run(scenario)
+
+
+def test_only_refusing_dynos_give_h21():
+    async def scenario():
+        async with refusing_port() as dead, router_for() as (router, lines):
+            router.add_backend("web.1", "127.0.0.1", dead)
+            status, _, _ = await fetch(router.url + "/")
+        assert status == 503
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"]) == ("H21", "Backend connection refused")
+        assert line["dyno"] == "web.1" and line["connect"].endswith("ms")
+
+    run(scenario)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux dropping SYNs to a full queue")
+def test_dyno_not_accepting_connections_gives_h19():
+    async def scenario():
+        with contextlib.ExitStack() as stack:
+            full = stack.enter_context(socket.socket())
+            full.bind(("127.0.0.1", 0))
+            full.listen(0)  # never accepted: once its queue is full, connecting hangs
+            for _ in range(3):
+                filler = stack.enter_context(socket.socket())
+                filler.setblocking(False)
+                filler.connect_ex(full.getsockname())
+            async with router_for(connect_timeout=0.2) as (router, lines):
+                router.add_backend("web.1", *full.getsockname())
+                status, _, _ = await fetch(router.url + "/")
+        assert status == 503
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["dyno"]) == (
+            "H19",
+            "Backend connection timeout",
+            "web.1",
+        )
+        assert line["connect"].endswith("ms") and line["service"] == ""
+
+    run(scenario)
+
+
+def test_dyno_too_slow_to_answer_gives_h12():
+    done = asyncio.Event()
+
+    async def slow(request: web.BaseRequest) -> web.StreamResponse:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), 5)
+        return web.Response(text="too late")
+
+    async def scenario():
+        dyno = Dyno(slow)
+        async with dyno.running(), router_for(dyno, request_timeout=0.3) as (router, lines):
+            status, _, page = await fetch(router.url + "/slow")
+            done.set()
+        assert status == 503 and b"Application Error" in page
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["dyno"]) == ("H12", "Request timeout", "web.1")
+
+    run(scenario)
+
+
+@contextlib.asynccontextmanager
+async def raw_dyno(reply: bytes) -> AsyncIterator[int]:
+    """A dyno that reads the request head, writes `reply` verbatim and hangs up."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(reply)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def test_dyno_hanging_up_without_response_gives_h13():
+    async def scenario():
+        async with raw_dyno(b"") as port, router_for() as (router, lines):
+            router.add_backend("web.1", "127.0.0.1", port)
+            status, _, _ = await fetch(router.url + "/")
+        assert status == 503
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"]) == ("H13", "Connection closed without response")
+
+    run(scenario)
+
+
+def test_dyno_breaking_off_a_response_gives_h18_and_a_cut_connection():
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"
+
+    async def scenario():
+        async with raw_dyno(reply) as port, router_for() as (router, lines):
+            router.add_backend("web.1", "127.0.0.1", port)
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await fetch(router.url + "/")
+        assert lines[0].startswith("sock=backend ")
+        assert ERROR_LINE.fullmatch(lines[0])["code"] == "H18"
+
+    run(scenario)
+
+
+def test_client_leaving_mid_response_is_logged_as_h27():
+    left = asyncio.Event()
+
+    async def stream(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"first piece")
+        await left.wait()
+        for _ in range(20):
+            await response.write(b"x" * 65536)
+        await response.write_eof()
+        return response
+
+    async def scenario():
+        dyno = Dyno(stream)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            async with aiohttp.ClientSession() as client:
+                response = await client.get(router.url + "/")
+                assert await response.content.readany() == b"first piece"
+                response.close()  # drops the connection
+            left.set()
+        assert lines[0].startswith("sock=client ")
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["at"], line["code"], line["status"]) == ("warning", "H27", "499")
+
+    run(scenario)
+
+
+def test_expect_100_continue_is_answered_by_the_router():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            status, _, body = await fetch(router.url + "/", "POST", data=b"payload", expect100=True)
+        assert (status, body) == (200, b"payload")
+        assert "Expect" not in dyno.seen[0].headers
+
+    run(scenario)
+
+
+def test_connect_method_is_refused():
+    async def scenario():
+        async with router_for() as (router, lines):
+            host, port = router.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            status_line = await reader.readline()
+            writer.close()
+        assert status_line.startswith(b"HTTP/1.1 405")
+        assert lines[0].startswith('at=error desc="Method not supported" method=CONNECT ')
+
+    run(scenario)
+
+
+def test_port_already_in_use_is_a_router_error():
+    async def scenario():
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            router = Router("demo", [].append, port=port)
+            with pytest.raises(RouterError) as error:
+                await router.start()
+            await router.close()
+        assert str(error.value) == (
+            f"127.0.0.1:{port} is already in use; choose another port with --port"
+        )
+        assert error.value.exit_code == 3
+
+    run(scenario)
+
+
+def test_success_log_line_has_herokus_fields():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            await fetch(router.url + "/a?b=1", headers={"Host": "myapp.test"})
+        assert len(lines) == 1
+        line = INFO_LINE.fullmatch(lines[0])
+        assert line is not None, lines[0]
+        assert (line["method"], line["path"], line["host"]) == ("GET", "/a?b=1", "myapp.test")
+        assert (line["fwd"], line["dyno"], line["status"]) == ("127.0.0.1", "web.1", "200")
+        assert line["request_id"] == dyno.seen[0].headers["X-Request-Id"]
+
+    run(scenario)
+
+
+def test_error_log_line_has_herokus_fields():
+    async def scenario():
+        async with router_for() as (router, lines):
+            await fetch(router.url + "/x?y=2", "POST", headers={"X-Forwarded-For": "10.0.0.1"})
+        host = router.url.removeprefix("http://")
+        assert re.fullmatch(
+            r'at=error code=H14 desc="No web processes running" method=POST path="/x\?y=2" '
+            rf"host={re.escape(host)} request_id=[0-9a-f-]{{36}} "
+            r'fwd="10\.0\.0\.1, 127\.0\.0\.1" dyno= connect= service= status=503 bytes= '
+            r"protocol=http",
+            lines[0],
+        )
+
+    run(scenario)
+
+
+def test_backends_and_url_reflect_what_the_supervisor_said():
+    async def scenario():
+        async with router_for() as (router, _):
+            assert re.fullmatch(r"http://127\.0\.0\.1:\d+", router.url)
+            assert not router.url.endswith(":0")
+            router.add_backend("web.1", "127.0.0.1", 8001)
+            router.add_backend("web.2", "127.0.0.1", 8002)
+            router.remove_backend("web.1")
+            assert router.backends == {"web.2": ("127.0.0.1", 8002)}
+
+    run(scenario)
