@@ -22,7 +22,12 @@ BUILD_PACKAGES = [
     "python3", "python3-venv", "python3-dev", "build-essential", "pkg-config",
     "libpq-dev", "libffi-dev", "libssl-dev", "git", "ca-certificates",
 ]  # fmt: skip
-RUN_PACKAGES = ["python3", "libpq5", "ca-certificates", "tzdata"]
+#: Run images carry the shared libraries compiled dependencies link against (libpython for a
+#: uWSGI built from source, libpq, libxml2/libxslt, libyaml), but no compilers or headers.
+RUN_PACKAGES = [
+    "python3", "libpython{python}", "libpq5", "libxml2", "libxslt1.1", "libyaml-0-2",
+    "ca-certificates", "tzdata",
+]  # fmt: skip
 MIRROR = "http://deb.debian.org/debian"
 USER_HOOK = 'chroot "$1" useradd --create-home --uid 1000 --user-group --shell /bin/bash dyno'
 CLEAN_HOOK = 'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
@@ -72,7 +77,10 @@ def ensure(stack: Stack, progress: Progress, *, force: bool = False) -> None:
 
 def _make_image(stack: Stack, name: str, progress: Progress) -> None:
     is_build = name == stack.build_image
-    packages = BUILD_PACKAGES if is_build else RUN_PACKAGES
+    packages = [
+        name.format(python=stack.python_version)
+        for name in (BUILD_PACKAGES if is_build else RUN_PACKAGES)
+    ]
     role = "build" if is_build else "run"
     command = [
         "mmdebstrap", "--variant=apt", "--quiet", f"--include={','.join(packages)}",

@@ -26,9 +26,7 @@ def report():
             value = db.session.query(func.sum(ItemModel.price)).scalar() or 0.0
         finally:
             db.session.remove()
-    print(
-        f"worker: {stores} stores, {items} items, stock value {value:.2f}", flush=True
-    )
+    print(f"worker: {stores} stores, {items} items, stock value {value:.2f}", flush=True)
 
 
 def main():

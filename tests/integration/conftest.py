@@ -94,17 +94,34 @@ class Up:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def wait_for(self, pattern: str, timeout: float = 300) -> re.Match[str]:
-        """The first output line matching the regex, waiting for it to appear."""
+    def mark(self) -> int:
+        """A position in the output: wait_for(..., after=mark) only looks at later lines."""
+        with self._changed:
+            return len(self.lines)
+
+    def wait_for(
+        self,
+        pattern: str,
+        timeout: float = 300,
+        after: int = 0,
+        unless: str | None = r"heroku\[web\.\d+\]: State changed from starting to crashed",
+    ) -> re.Match[str]:
+        """The first output line (from `after` on) matching the regex, waiting for it.
+
+        Gives up at once on a line matching `unless` (by default: a web dyno failing to boot).
+        """
         regex = re.compile(pattern)
+        stop = re.compile(unless) if unless else None
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = after
         with self._changed:
             while True:
                 for line in self.lines[seen:]:
                     match = regex.search(line)
                     if match:
                         return match
+                    if stop and stop.search(line):
+                        raise AssertionError(f"{line!r} before {pattern!r}:\n{self.output}")
                 seen = len(self.lines)
                 if self.process.poll() is not None and seen == len(self.lines):
                     raise AssertionError(f"dynosim up exited before {pattern!r}:\n{self.output}")

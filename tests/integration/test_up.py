@@ -95,13 +95,12 @@ def test_dyno_filesystem_is_writable_private_and_gone_after_a_restart(running):
     worker = client.containers.get("dynosim-flask-app-worker.1")
     assert worker.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1  # not shared
 
+    mark = running.mark()
     web.kill()  # a crash: the dyno manager restarts it at once, from the image
-    running.wait_for(r"heroku\[web\.1\]: Process exited with status 137")
-    running.wait_for(r"heroku\[web\.1\]: State changed from up to crashed")
-    up_again = running.lines.count
-    running.wait_for(r"heroku\[web\.1\]: State changed from crashed to starting")
-    assert up_again
-    running.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    running.wait_for(r"heroku\[web\.1\]: Process exited with status 137", after=mark)
+    running.wait_for(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
+    running.wait_for(r"heroku\[web\.1\]: State changed from crashed to starting", after=mark)
+    running.wait_for(r"heroku\[web\.1\]: State changed from starting to up", after=mark)
     fresh = client.containers.get("dynosim-flask-app-web.1")
     assert fresh.id != web.id
     assert fresh.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1

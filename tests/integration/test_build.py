@@ -1,0 +1,98 @@
+"""Builds against the real engine: caching, failures, secrets, old pinned apps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from conftest import copy_app
+
+from dynosim import engine
+from dynosim.store import Store
+
+APPS = Path(__file__).parent / "apps"
+
+
+def dynosim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dynosim", *args], capture_output=True, text=True, timeout=900
+    )
+
+
+def test_code_only_change_reuses_the_dependency_layers_and_makes_a_new_release(
+    up, example_app, tmp_path
+):
+    app_dir = copy_app(example_app, tmp_path / "shop")
+    first = up(app_dir, "--grace", "5")
+    first.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    assert first.stop() == 0
+    version = Store().current_release("shop").version
+
+    change = f"\n# a code change {uuid.uuid4()}\n"  # new to this engine's image cache too
+    (app_dir / "app.py").write_text((app_dir / "app.py").read_text() + change)
+    second = up(app_dir, "--grace", "5")
+    second.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    build_output = second.output.split("Released")[0]
+    pip_steps = [line for line in build_output.splitlines() if "pip install" in line]
+    assert pip_steps, build_output
+    assert build_output.count("(cached)") >= 3, build_output  # venv, uWSGI, requirements
+    assert "Successfully installed" not in build_output
+    second.wait_for(rf"app\[api\]: Release v{version + 1} created by ")
+    assert second.get("/").json()["dyno"] == "web.1"
+    assert second.stop() == 0
+
+
+def test_unchanged_source_is_not_rebuilt_and_keeps_its_release(up, example_app):
+    process = up(example_app, "--grace", "5")
+    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    assert "Source unchanged" in process.output
+    assert "Building" not in process.output
+    assert process.stop() == 0
+
+
+def test_failing_build_shows_the_step_and_output_tail_and_records_nothing(tmp_path):
+    app_dir = copy_app(APPS / "classic_app", tmp_path / "broken")
+    (app_dir / "runtime.txt").write_text("python-3.11\n")
+    (app_dir / "requirements.txt").write_text("dynosim-no-such-package-anywhere==1.0\n")
+    result = dynosim("up", str(app_dir), "--port", "0")
+    assert result.returncode == 4
+    assert "error: build of broken failed" in result.stderr
+    assert "failing step: RUN /opt/venv/bin/pip install -r /tmp/dependencies/requirements.txt" in (
+        result.stderr
+    )
+    assert "No matching distribution found for dynosim-no-such-package-anywhere" in result.stderr
+    assert Store().current_release("broken") is None
+    assert engine.client().containers.list(all=True, filters={"label": "dynosim.app=broken"}) == []
+
+
+def test_build_settings_and_ca_bundle_do_not_reach_the_final_image(up, example_app):
+    process = up(example_app, "--grace", "5")
+    process.wait_for(r"is running: ")
+    assert process.stop() == 0
+    release = Store().current_release("flask-app")
+    image = engine.client().images.get(release.image)
+    history = " ".join(str(layer.get("CreatedBy", "")) for layer in image.history())
+    for trace in ("PIP_INDEX_URL", "PIP_CERT", "ca-bundle.crt", "SSL_CERT_FILE"):
+        assert trace not in history
+        assert trace not in " ".join(image.attrs["Config"]["Env"])
+    found = engine.client().containers.run(
+        release.image,
+        [
+            "test -e /etc/dynosim/ca-bundle.crt && echo present || echo absent;"
+            " command -v gcc || echo no-gcc"
+        ],
+        remove=True,
+    )
+    assert found.decode().split() == ["absent", "no-gcc"]
+
+
+def test_an_old_app_pinned_to_python_3_7_runs_on_the_nearest_stack(up, tmp_path):
+    app_dir = copy_app(APPS / "classic_app", tmp_path / "classic")
+    process = up(app_dir, "--grace", "5")
+    process.wait_for(r"runtime\.txt asks for Python 3\.7\.17; using the nearest newer, 3\.9")
+    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up", timeout=900)
+    assert process.get("/").json() == {"dyno": "web.1", "python": "3.9"}
+    assert "pip install pyuwsgi" not in process.output  # the app's own uWSGI was compiled
+    assert process.stop() == 0

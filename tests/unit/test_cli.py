@@ -1,0 +1,72 @@
+"""The CLI edge: bad input becomes one clear line and a non-zero exit, before any Docker work."""
+
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+from dynosim.cli import main
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_bad_procfile_is_one_line_with_file_and_line(tmp_path):
+    (tmp_path / "Procfile").write_text("web: uwsgi uwsgi.ini\nworker python worker.py\n")
+    result = run("up", str(tmp_path), "--port", "0")
+    assert result.exit_code == 2
+    assert result.output == (
+        f'error: {tmp_path}/Procfile:2: expected "<process type>: <command>",'
+        " got 'worker python worker.py'\n"
+    )
+
+
+def test_missing_procfile(tmp_path):
+    result = run("up", str(tmp_path), "--port", "0")
+    assert result.exit_code == 2
+    assert "Procfile: no Procfile found" in result.output
+
+
+def test_router_port_in_use_is_reported_before_building(tmp_path):
+    (tmp_path / "Procfile").write_text("web: x\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("up", str(tmp_path), "--port", str(port))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: 127.0.0.1:{port} is already in use; choose another port with --port\n"
+    )
+
+
+def test_unreachable_docker_engine_is_a_clear_error(tmp_path, monkeypatch):
+    from dynosim import engine
+
+    engine.client.cache_clear()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    (tmp_path / "Procfile").write_text("web: x\n")
+    (tmp_path / "runtime.txt").write_text("python-3.11\n")
+    try:
+        result = run("up", str(tmp_path), "--port", "0")
+    finally:
+        engine.client.cache_clear()
+    assert result.exit_code == 3
+    assert result.output.startswith("error: no Docker engine reachable")
+    assert result.output.count("\n") == 1
+
+
+def test_state_files_are_owner_only(tmp_path):
+    from dynosim.store import Store
+
+    store = Store(tmp_path / "state" / "state.db")
+    store.ensure_app("demo", tmp_path)
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    for path in (tmp_path / "state").iterdir():
+        assert path.stat().st_mode & 0o077 == 0, path
