@@ -70,8 +70,9 @@ class Dynosim:
 
     def up(self, marker: str | None) -> float:
         start = time.perf_counter()
+        command = [sys.executable, "-m", "dynosim", "up", str(self.app_dir)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dynosim", "up", str(self.app_dir), "--port", str(self.port)],
+            [*command, "--port", str(self.port), "--grace", "5"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -125,7 +126,7 @@ services:
         return time.perf_counter() - start
 
     def down(self) -> None:
-        self.run("down", "-t", "30")
+        self.run("down", "-t", "5")
 
 
 def compose_context(app_dir: Path, target: Path) -> None:

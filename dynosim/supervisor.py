@@ -22,7 +22,7 @@ from .procfile import WEB
 from .router import Router, WebStatus
 from .store import Release, Store
 
-READY_POLL = 0.05
+READY_POLL = 0.01
 
 
 @dataclass(eq=False)
