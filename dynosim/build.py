@@ -97,7 +97,13 @@ def dependency_files(app_dir: Path, manager: str | None) -> list[str]:
 
 
 def dockerfile(
-    build_image: str, run_image: str, *, deps: list[str], has_uwsgi: bool, ca: bool
+    build_image: str,
+    run_image: str,
+    *,
+    deps: list[str],
+    has_uwsgi: bool,
+    ca: bool,
+    app: str = "app",
 ) -> str:
     pip = "/opt/venv/bin/pip install"
     ca_setup = ""
@@ -112,6 +118,7 @@ def dockerfile(
         template,
         {
             "build_image": build_image,
+            "labels": f'{engine.LABEL}="app" {engine.LABEL_APP}="{app}"',
             "run_image": run_image,
             "ca_setup": ca_setup,
             "install_uwsgi": "true  # the app brings its own uWSGI"
@@ -194,7 +201,12 @@ def plan(
     context.add_bytes(
         "Dockerfile",
         dockerfile(
-            build_image, run_image, deps=deps, has_uwsgi=has_uwsgi, ca=bool(settings.ca_bundle)
+            build_image,
+            run_image,
+            deps=deps,
+            has_uwsgi=has_uwsgi,
+            ca=bool(settings.ca_bundle),
+            app=app,
         ).encode(),
     )
     for name in ("dyno-launch", "uwsgi-defaults.ini"):
@@ -240,7 +252,6 @@ def build(plan: Plan, progress: Progress) -> Image:
             custom_context=True,
             tag=plan.tag,
             buildargs=plan.buildargs,
-            labels={engine.LABEL: "app", engine.LABEL_APP: plan.app},
             rm=True,
             forcerm=True,
             pull=False,

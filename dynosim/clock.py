@@ -7,10 +7,15 @@ import time
 
 
 class Clock:
-    """Real time: monotonic seconds and asyncio sleeps."""
+    """Monotonic seconds and asyncio sleeps, optionally running `speed` times faster."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
 
     def now(self) -> float:
-        return time.monotonic()
+        return time.monotonic() * self.speed
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds / self.speed)

@@ -6,24 +6,28 @@ Everything needed to re-adopt a dyno after a supervisor restart is in its labels
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 from dataclasses import dataclass
 
 import docker.errors
 from docker.models.containers import Container
 
 from . import engine
+from .formation import DEFAULT_SIZE, Size, size
 from .store import Release
 
-#: Heroku's standard-1X: 512 MB and 256 processes+threads. Sizes arrive with the formation issue.
-DEFAULT_MEMORY = "512m"
-DEFAULT_PIDS = 256
 PORT = 5000
-L_RELEASE, L_TYPE, L_INDEX, L_ROLE = (
+#: Heroku kills a dyno at twice its memory quota (R15); below that it only warns (R14).
+KILL_FACTOR = 2
+L_RELEASE, L_TYPE, L_INDEX, L_ROLE, L_SIZE = (
     "dynosim.release",
     "dynosim.type",
     "dynosim.index",
     "dynosim.role",
+    "dynosim.size",
 )
+FORMATION, ONE_OFF = "formation", "one-off"
 
 
 def network_name(app: str) -> str:
@@ -42,9 +46,10 @@ class Dyno:
     type: str
     index: int
     release: int
-    role: str  # "formation" or "one-off"
+    role: str  # FORMATION or ONE_OFF
     status: str  # Docker's: created, running, paused, exited, dead
     container_id: str
+    size: str = DEFAULT_SIZE
 
     @property
     def name(self) -> str:
@@ -61,6 +66,7 @@ class Dyno:
             role=labels[L_ROLE],
             status=container.status,
             container_id=container.id,
+            size=labels.get(L_SIZE, DEFAULT_SIZE),
         )
 
 
@@ -68,16 +74,17 @@ def ensure_network(app: str) -> None:
     """The app's own bridge network: dynos of different apps cannot reach each other."""
     client = engine.client()
     if not client.networks.list(names=[network_name(app)]):
-        client.networks.create(
-            network_name(app),
-            driver="bridge",
-            labels={engine.LABEL: "network", engine.LABEL_APP: app},
-        )
+        with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another run
+            client.networks.create(
+                network_name(app),
+                driver="bridge",
+                labels={engine.LABEL: "network", engine.LABEL_APP: app},
+            )
 
 
 def remove_network(app: str) -> None:
     for network in engine.client().networks.list(names=[network_name(app)]):
-        with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             network.remove()
 
 
@@ -89,9 +96,24 @@ def listing(app: str) -> list[Dyno]:
     return [Dyno.from_container(c) for c in containers]
 
 
-def environment(release: Release, dyno: str, port: int = PORT) -> dict[str, str]:
-    """Config vars first, then what the platform sets itself (PORT, DYNO win, as on Heroku)."""
-    return {**release.config, "PORT": str(port), "DYNO": dyno}
+def one_off_index(app: str) -> int:
+    """Heroku's one-off numbers look random (run.9157): a free four-digit one."""
+    taken = {d.index for d in listing(app) if d.role == ONE_OFF}
+    return random.choice([n for n in range(1000, 10000) if n not in taken])
+
+
+def environment(release: Release, dyno: str, extra: dict[str, str] | None = None) -> dict:
+    """Config vars, then what the platform sets itself (PORT and DYNO win, as on Heroku)."""
+    return {**release.config, **(extra or {}), "PORT": str(PORT), "DYNO": dyno}
+
+
+def machine_memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+
+
+def memory_limit_mb(chosen: Size) -> int:
+    """The hard limit of a dyno: the R15 kill point, clamped to the machine."""
+    return min(chosen.memory_mb * KILL_FACTOR, machine_memory_mb())
 
 
 def create(
@@ -99,39 +121,54 @@ def create(
     process_type: str,
     index: int,
     *,
-    role: str = "formation",
+    role: str = FORMATION,
     command: str | None = None,
-    memory: str = DEFAULT_MEMORY,
+    size_name: str = DEFAULT_SIZE,
+    env: dict[str, str] | None = None,
+    tty: bool = False,
+    interactive: bool = False,
 ) -> Container:
     """Create (not start) a dyno container, locked down: non-root, no capabilities, limits."""
     dyno = f"{process_type}.{index}"
     command = command or release.process_types[process_type]
+    chosen = size(size_name)
+    limit = f"{memory_limit_mb(chosen)}m"
     client = engine.client()
     name = container_name(release.app, dyno)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(name).remove(force=True)  # a leftover of a crashed run
-    return client.containers.create(
-        release.image,
+    labels = {
+        engine.LABEL: "dyno",
+        engine.LABEL_APP: release.app,
+        L_RELEASE: str(release.version),
+        L_TYPE: process_type,
+        L_INDEX: str(index),
+        L_ROLE: role,
+        L_SIZE: chosen.name,
+    }
+    spec = dict(
         command=[command],
         name=name,
         hostname=dyno.replace(".", "-"),
-        environment=environment(release, dyno),
-        labels={
-            engine.LABEL: "dyno",
-            engine.LABEL_APP: release.app,
-            L_RELEASE: str(release.version),
-            L_TYPE: process_type,
-            L_INDEX: str(index),
-            L_ROLE: role,
-        },
+        environment=environment(release, dyno, env),
+        labels=labels,
         network=network_name(release.app),
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
-        pids_limit=DEFAULT_PIDS,
-        mem_limit=memory,
+        pids_limit=chosen.pids,
+        mem_limit=limit,
+        memswap_limit=limit,
+        cpu_shares=chosen.cpu_shares,
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
-        detach=True,
+        tty=tty,
+        stdin_open=interactive,
+        detach=not interactive,  # attached stdin closes with the client (StdinOnce)
     )
+    try:
+        return client.containers.create(release.image, **spec)
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: a leftover of the same name (e.g. a killed run)
+            raise
+        client.containers.get(name).remove(force=True)
+        return client.containers.create(release.image, **spec)
 
 
 def address(container: Container, app: str) -> str | None:

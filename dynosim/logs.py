@@ -33,6 +33,34 @@ class LogLine:
         stamp = self.time.astimezone(dt.UTC).isoformat(timespec="microseconds")
         return f"{stamp} {self.source}[{self.dyno}]: {self.message}"
 
+    def to_json(self) -> dict[str, str]:
+        return {
+            "source": self.source,
+            "dyno": self.dyno,
+            "message": self.message,
+            "time": self.time.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> LogLine:
+        time = dt.datetime.fromisoformat(data["time"])
+        return cls(data["source"], data["dyno"], data["message"], time)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`logs --ps web` (a type) or `--ps web.1` (a dyno), and `--source app|heroku`."""
+
+    ps: str | None = None
+    source: str | None = None
+
+    def __call__(self, line: LogLine) -> bool:
+        if self.source and line.source != self.source:
+            return False
+        if self.ps is None:
+            return True
+        return line.dyno == self.ps or line.dyno.split(".")[0] == self.ps
+
 
 def split_long(message: str) -> list[str]:
     """Split a dyno line the way Logplex does: chunks of at most 10,000 bytes."""

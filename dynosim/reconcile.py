@@ -26,31 +26,35 @@ def decide(
     actual: list[Dyno],
     *,
     tracked: set[str] = frozenset(),  # type: ignore[assignment]
+    sizes: dict[str, str] | None = None,
 ) -> Actions:
-    """What to do so that each type runs `desired[type]` dynos of `release`.
+    """What to do so that each type runs `desired[type]` dynos of `release` (and `sizes`).
 
     `tracked` names dynos the supervisor already manages (running, or waiting out a crash
     cool-off): they are neither adopted nor started again.
     """
     actions = Actions()
     present: dict[str, Dyno] = {}
+    sizes = sizes or {}
     for dyno in actual:
         if dyno.role != "formation":
             continue
         wanted = dyno.index <= desired.get(dyno.type, 0)
+        resized = dyno.type in sizes and sizes[dyno.type] != dyno.size
         if dyno.status not in LIVE:
             if dyno.name not in tracked:
                 actions.remove.append(dyno)
-        elif not wanted or dyno.release != release:
+        elif not wanted or dyno.release != release or resized:
             actions.stop.append(dyno)
         else:
             present[dyno.name] = dyno
             if dyno.name not in tracked:
                 actions.adopt.append(dyno)
+    replaced = {d.name for d in actions.stop}
     for process_type, quantity in desired.items():
         for index in range(1, quantity + 1):
             name = f"{process_type}.{index}"
-            if name not in present and name not in tracked:
+            if name not in present and (name not in tracked or name in replaced):
                 actions.start.append((process_type, index))
     actions.stop.sort(key=lambda d: (d.type, -d.index))  # highest numbers first, as Heroku
     return actions

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StateError
+from .formation import DEFAULT_SIZE, Entry, size
 
 SCHEMA_VERSION = 1
 MIGRATIONS = {
@@ -45,7 +46,6 @@ MIGRATIONS = {
     );
     """,
 }
-DEFAULT_SIZE = "standard-1X"
 
 
 def data_dir() -> Path:
@@ -70,13 +70,6 @@ class Release:
     @property
     def name(self) -> str:
         return f"v{self.version}"
-
-
-@dataclass(frozen=True)
-class FormationEntry:
-    type: str
-    quantity: int
-    size: str
 
 
 class Store:
@@ -187,11 +180,26 @@ class Store:
         return [_release(row) for row in rows]
 
     # formation
-    def formation(self, app: str) -> dict[str, FormationEntry]:
+    def formation(self, app: str) -> dict[str, Entry]:
         rows = self.db.execute(
             "SELECT type, quantity, size FROM formation WHERE app = ? ORDER BY type", (app,)
         ).fetchall()
-        return {r["type"]: FormationEntry(r["type"], r["quantity"], r["size"]) for r in rows}
+        return {r["type"]: Entry(r["type"], r["quantity"], size(r["size"]).name) for r in rows}
+
+    def set_formation(self, app: str, entries: dict[str, Entry]) -> None:
+        """Record a whole formation at once (ps:scale applies all its arguments or none)."""
+        with self.transaction() as db:
+            for entry in entries.values():
+                db.execute(
+                    "INSERT INTO formation (app, type, quantity, size) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(app, type) DO UPDATE SET quantity = excluded.quantity,"
+                    " size = excluded.size",
+                    (app, entry.type, entry.quantity, entry.size),
+                )
+
+    def apps(self) -> dict[str, Path]:
+        rows = self.db.execute("SELECT name, path FROM apps ORDER BY name").fetchall()
+        return {r["name"]: Path(r["path"]) for r in rows}
 
     def ensure_formation(self, app: str, types: list[str], quantity: int = 1) -> None:
         """Give process types seen for the first time a quantity; keep what the user scaled."""

@@ -9,35 +9,50 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import random
 import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import docker.errors
 from docker.models.containers import Container
 
 from . import backoff, dyno, engine, reconcile
 from .clock import Clock
+from .errors import UsageError
+from .formation import DEFAULT_SIZE, size
 from .logs import LogHub
-from .procfile import WEB
+from .procfile import RELEASE, WEB
 from .router import Router, WebStatus
 from .store import Release, Store
 
 READY_POLL = 0.01
+#: Heroku cycles each dyno every 24 h plus up to 216 min (random), when cycling is on.
+CYCLE_BASE, CYCLE_JITTER = 24 * 3600.0, 216 * 60.0
+#: R14 is logged at most this often per dyno while over quota (Heroku samples every ~20 s).
+R14_EVERY = 20.0
+EVENTS_RETRY = 1.0
 
 
 @dataclass(eq=False)
 class Tracked:
-    """What the supervisor knows of one formation dyno."""
+    """What the supervisor knows of one dyno."""
 
     type: str
     index: int
-    state: str = "down"  # starting, up, crashed, down (Heroku's dyno states)
+    role: str = dyno.FORMATION
+    command: str = ""
+    size: str = DEFAULT_SIZE
+    state: str = "down"  # starting, up, crashed, down, complete (Heroku's dyno states)
+    since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     container: Container | None = None
     started: float = 0.0  # clock time it last went up
-    started_at: dt.datetime | None = None
     crashes: int = 0
     stopping: bool = False
     restart: asyncio.Task | None = None
+    cycle: asyncio.Task | None = None
+    warned_memory: float = float("-inf")
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     @property
@@ -46,7 +61,18 @@ class Tracked:
 
     @property
     def is_web(self) -> bool:
-        return self.type == WEB
+        return self.type == WEB and self.role == dyno.FORMATION
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "role": self.role,
+            "state": self.state,
+            "since": self.since.isoformat(),
+            "command": self.command,
+            "size": self.size,
+        }
 
 
 class Supervisor:
@@ -60,15 +86,22 @@ class Supervisor:
         grace: float = 30.0,
         boot_timeout: float = 60.0,
         clock: Clock | None = None,
+        schedule: Clock | None = None,
+        cycling: bool = False,
     ) -> None:
+        """`clock` times boots and stops; `schedule` (fast-forwardable) times crash cool-offs,
+        stability and daily cycling."""
         self.store, self.app, self.hub, self.router = store, app, hub, router
-        self.grace, self.boot_timeout = grace, boot_timeout
+        self.grace, self.boot_timeout, self.cycling = grace, boot_timeout, cycling
         self.clock = clock or Clock()
+        self.schedule = schedule or self.clock
         self.dynos: dict[str, Tracked] = {}
         self.release: Release | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: object | None = None
+        self._events: Any = None
         self._closing = False
+        self._reconciling = asyncio.Lock()
+        self._repair: asyncio.Future | None = None
 
     # life cycle
     async def start(self) -> None:
@@ -80,23 +113,36 @@ class Supervisor:
 
     async def reconcile(self) -> None:
         """Compare desired and actual, and act: adopt, start, stop, remove."""
-        self.release = self.store.current_release(self.app)
-        if self.release is None:
+        async with self._reconciling:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        self.release = release = self.store.current_release(self.app)
+        if release is None:
             return
-        release = self.release
         formation = self.store.formation(self.app)
-        desired = {
-            name: formation[name].quantity if name in formation else 0
-            for name in release.process_types
-            if name != "release"
-        }
+        types = [name for name in release.process_types if name != RELEASE]
+        desired = {n: formation[n].quantity if n in formation else 0 for n in types}
+        sizes = {n: formation[n].size for n in types if n in formation}
+        for tracked in list(self.dynos.values()):  # waiting out a cool-off, no longer wanted
+            unwanted = tracked.index > desired.get(tracked.type, 0)
+            if tracked.role == dyno.FORMATION and tracked.container is None and unwanted:
+                self._forget(tracked)
         actual = await asyncio.to_thread(dyno.listing, self.app)
-        actions = reconcile.decide(desired, release.version, actual, tracked=set(self.dynos))
+        formation_names = {n for n, t in self.dynos.items() if t.role == dyno.FORMATION}
+        actions = reconcile.decide(
+            desired, release.version, actual, tracked=formation_names, sizes=sizes
+        )
         await asyncio.gather(
             *(asyncio.to_thread(self._remove_id, d.container_id) for d in actions.remove),
-            *(self._stop_untracked(d) for d in actions.stop),
+            *(self._stop_found(d) for d in actions.stop),
+        )
+        await asyncio.gather(
             *(self._adopt(d) for d in actions.adopt),
-            *(self._start(self._track(t, i)) for t, i in actions.start),
+            *(
+                self._start(self._track(t, i, size=sizes.get(t, DEFAULT_SIZE)))
+                for t, i in actions.start
+            ),
         )
         self._update_router()
 
@@ -104,10 +150,7 @@ class Supervisor:
         """Stop every dyno (SIGTERM, grace, SIGKILL), remove containers and the network."""
         self._closing = True
         for tracked in self.dynos.values():
-            if tracked.restart:
-                tracked.restart.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await tracked.restart
+            await self._cancel_timers(tracked)
         await asyncio.gather(*(self._stop(t) for t in list(self.dynos.values())))
         leftovers = await asyncio.to_thread(dyno.listing, self.app)
         await asyncio.gather(
@@ -115,37 +158,98 @@ class Supervisor:
         )
         if self._events is not None:
             with contextlib.suppress(Exception):
-                self._events.close()  # type: ignore[attr-defined]
+                self._events.close()
         await asyncio.to_thread(dyno.remove_network, self.app)
 
+    # requests from the CLI (through the control channel)
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [t.snapshot() for t in sorted(self.dynos.values(), key=_order)]
+
+    def select(self, target: str | None) -> list[Tracked]:
+        """Dynos named by `web.2`, a type `web`, or all formation dynos (None)."""
+        if target is None:
+            chosen = [t for t in self.dynos.values() if t.role == dyno.FORMATION]
+        elif "." in target:
+            chosen = [self.dynos[target]] if target in self.dynos else []
+        else:
+            chosen = [t for t in self.dynos.values() if t.type == target]
+        if target is not None and not chosen:
+            raise UsageError(f"Couldn't find that process type or dyno ({target}).")
+        return sorted(chosen, key=_order)
+
+    async def restart(self, target: str | None) -> list[str]:
+        """Heroku's ps:restart: each dyno stopped and started again, crash count reset."""
+        chosen = [t for t in self.select(target) if t.role == dyno.FORMATION]
+        await asyncio.gather(*(self._restart(t, "Restarting") for t in chosen))
+        return [t.name for t in chosen]
+
+    async def stop_dyno(self, name: str) -> None:
+        """Heroku's ps:stop: a formation dyno stops and comes back; a one-off just stops."""
+        (tracked,) = self.select(name if "." in name else f"{name}.?")
+        if tracked.role == dyno.FORMATION:
+            await self._restart(tracked, None)
+        else:
+            await self._stop(tracked)
+
+    async def run_detached(self, command: str, env: dict[str, str], size_name: str) -> str:
+        """A one-off dyno whose output goes to the log stream; it is never restarted."""
+        release = self.release
+        if release is None:
+            raise UsageError(f"app {self.app} has no release yet")
+        index = await asyncio.to_thread(dyno.one_off_index, self.app)
+        tracked = self._track("run", index, role=dyno.ONE_OFF, size=size(size_name).name)
+        tracked.command = command
+        await self._start(tracked, env=env)
+        return tracked.name
+
     # one dyno
-    def _track(self, process_type: str, index: int) -> Tracked:
-        tracked = Tracked(process_type, index)
+    def _track(self, process_type: str, index: int, **fields: Any) -> Tracked:
+        tracked = Tracked(process_type, index, **fields)
+        if not tracked.command and self.release and process_type in self.release.process_types:
+            tracked.command = self.release.process_types[process_type]
         self.dynos[tracked.name] = tracked
         return tracked
+
+    def _forget(self, tracked: Tracked) -> None:
+        for task in (tracked.restart, tracked.cycle):
+            if task:
+                task.cancel()
+        if self.dynos.get(tracked.name) is tracked:
+            del self.dynos[tracked.name]
 
     def _set_state(self, tracked: Tracked, state: str) -> None:
         if tracked.state != state:
             self.hub.heroku(tracked.name, f"State changed from {tracked.state} to {state}")
-            tracked.state = state
+            tracked.state, tracked.since = state, dt.datetime.now(dt.UTC)
         if state == "up":
-            tracked.started, tracked.started_at = self.clock.now(), dt.datetime.now(dt.UTC)
+            tracked.started = self.schedule.now()
+            if self.cycling and tracked.role == dyno.FORMATION:
+                if tracked.cycle:
+                    tracked.cycle.cancel()
+                tracked.cycle = asyncio.ensure_future(self._cycle_later(tracked))
         self._update_router()
 
-    async def _start(self, tracked: Tracked) -> None:
+    async def _start(self, tracked: Tracked, env: dict[str, str] | None = None) -> None:
         release = self.release
         assert release is not None
-        command = release.process_types[tracked.type]
         self._set_state(tracked, "starting")
         try:
-            container = await asyncio.to_thread(dyno.create, release, tracked.type, tracked.index)
+            container = await asyncio.to_thread(
+                dyno.create,
+                release,
+                tracked.type,
+                tracked.index,
+                role=tracked.role,
+                command=tracked.command,
+                size_name=tracked.size,
+                env=env,
+            )
             tracked.container = container
-            self.hub.heroku(tracked.name, f"Starting process with command `{command}`")
+            self.hub.heroku(tracked.name, f"Starting process with command `{tracked.command}`")
             await asyncio.to_thread(container.start)
-            self._follow_logs(tracked.name, container, since=None)
+            self._follow(tracked, container, since=None)
         except docker.errors.DockerException as exc:
-            self.hub.heroku(tracked.name, f"Error starting dyno: {exc}")
-            tracked.container = None
+            self.hub.heroku(tracked.name, f"Error starting dyno: {_reason(exc)}")
             self._crashed(tracked, exit_code=None)
             return
         if tracked.is_web:
@@ -155,11 +259,11 @@ class Supervisor:
 
     async def _adopt(self, found: dyno.Dyno) -> None:
         """Take over a dyno left running by an earlier supervisor (no duplicate is started)."""
-        tracked = self._track(found.type, found.index)
+        tracked = self._track(found.type, found.index, size=found.size)
         container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
         tracked.container, tracked.state = container, "starting"
         self.hub.heroku(tracked.name, "Adopted running dyno from an earlier dynosim up")
-        self._follow_logs(tracked.name, container, since=dt.datetime.now(dt.UTC))
+        self._follow(tracked, container, since=dt.datetime.now(dt.UTC))
         if tracked.is_web:
             await self._wait_until_up(tracked, container)
         else:
@@ -186,49 +290,89 @@ class Supervisor:
             f" {self.boot_timeout:g} seconds of launch",
         )
         self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
-        tracked.stopping = True  # the kill is ours: the exit is logged here, not as a new crash
+        tracked.stopping = True  # the kill is ours: logged here, not again by the die event
         exit_code = await asyncio.to_thread(_kill, container)
         tracked.stopping = False
         self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
         self._crashed(tracked, exit_code=None)
 
     def _crashed(self, tracked: Tracked, exit_code: int | None) -> None:
-        """Log the crash and restart on Heroku's cool-off schedule."""
+        """Log the exit; a formation dyno restarts on Heroku's cool-off, a one-off completes."""
         if exit_code is not None:
             self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
         if self.router:
             self.router.remove_backend(tracked.name)
-        was_stable = tracked.state == "up" and self.clock.now() - tracked.started >= backoff.STABLE
-        tracked.crashes = 1 if was_stable else tracked.crashes + 1
-        self._set_state(tracked, "crashed")
         container, tracked.container = tracked.container, None
+        if tracked.cycle:
+            tracked.cycle.cancel()
+        if tracked.role == dyno.ONE_OFF:
+            self._set_state(tracked, "complete")
+            self._spawn(tracked, self._remove_and_forget(tracked, container))
+            return
+        stable = tracked.state == "up" and (self.schedule.now() - tracked.started >= backoff.STABLE)
+        tracked.crashes = 1 if stable else tracked.crashes + 1
+        self._set_state(tracked, "crashed")
         tracked.restart = asyncio.ensure_future(self._restart_later(tracked, container))
+
+    async def _remove_and_forget(self, tracked: Tracked, container: Container | None) -> None:
+        if container is not None:
+            await asyncio.to_thread(dyno.remove, container)
+        self._forget(tracked)
 
     async def _restart_later(self, tracked: Tracked, old: Container | None) -> None:
         """Remove the dead container, wait out the cool-off, start the dyno again."""
         if old is not None:
             await asyncio.to_thread(dyno.remove, old)
+        wait = backoff.delay(tracked.crashes)
         if self._closing:
             return
-        wait = backoff.delay(tracked.crashes)
         if wait:
             self.hub.heroku(
-                tracked.name, f"Crashed {tracked.crashes} times; restarting in {wait / 60:g} min"
+                tracked.name,
+                f"Crashed {tracked.crashes} times in a row; restarting in {wait / 60:g} min",
             )
-            await self.clock.sleep(wait)
+            await self.schedule.sleep(wait)
         tracked.restart = None
         if not self._closing and self.dynos.get(tracked.name) is tracked:
             await self._start(tracked)
 
-    async def _stop(self, tracked: Tracked) -> None:
+    async def _restart(self, tracked: Tracked, reason: str | None) -> None:
+        """Stop and start one formation dyno; restarts reset the crash count (Heroku)."""
+        await self._cancel_timers(tracked)
+        tracked.crashes = 0
+        if reason:
+            self.hub.heroku(tracked.name, reason)
+        if tracked.container is not None:
+            await self._stop(tracked, then="starting" if reason else "down")
+        if not self._closing and self.dynos.get(tracked.name) is tracked:
+            await self._start(tracked)
+
+    async def _cycle_later(self, tracked: Tracked) -> None:
+        await self.schedule.sleep(CYCLE_BASE + random.uniform(0, CYCLE_JITTER))
+        tracked.cycle = None
+        if not self._closing and tracked.state == "up":
+            await self._restart(tracked, "Cycling")
+
+    async def _cancel_timers(self, tracked: Tracked) -> None:
+        for task in (tracked.restart, tracked.cycle):
+            if task and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        tracked.restart = tracked.cycle = None
+
+    async def _stop(self, tracked: Tracked, then: str = "down") -> None:
+        """SIGTERM, grace, SIGKILL with Heroku's log lines; the state becomes `then`."""
         container = tracked.container
-        if container is None or tracked.state == "down":
-            if tracked.state != "down":
+        if container is None:
+            if tracked.state not in ("down", "complete"):
                 self._set_state(tracked, "down")
             return
         tracked.stopping = True
         if self.router:
             self.router.remove_backend(tracked.name)
+        if then != "down":
+            self._set_state(tracked, then)
         self.hub.heroku(tracked.name, "Stopping all processes with SIGTERM")
         started = self.clock.now()
         exit_code = await asyncio.to_thread(_stop_and_wait, container, self.grace)
@@ -240,17 +384,54 @@ class Supervisor:
             )
             self.hub.heroku(tracked.name, "Stopping remaining processes with SIGKILL")
         self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
-        self._set_state(tracked, "down")
-        tracked.container = None
+        tracked.container, tracked.stopping = None, False
+        if then == "down":
+            self._set_state(tracked, "complete" if tracked.role == dyno.ONE_OFF else "down")
         await asyncio.to_thread(dyno.remove, container)
+        if tracked.role == dyno.ONE_OFF:
+            self._forget(tracked)
 
-    async def _stop_untracked(self, found: dyno.Dyno) -> None:
-        container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
-        tracked = Tracked(found.type, found.index, state="up", container=container)
+    async def _stop_found(self, found: dyno.Dyno) -> None:
+        """Stop a dyno that is no longer wanted (scaled down, old release, other size)."""
+        tracked = self.dynos.get(found.name)
+        if (
+            tracked is None
+            or tracked.container is None
+            or tracked.container.id != found.container_id
+        ):
+            container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
+            tracked = Tracked(found.type, found.index, state="up", container=container)
+            await self._stop(tracked)
+            return
+        await self._cancel_timers(tracked)
         await self._stop(tracked)
+        self._forget(tracked)
+
+    # memory: R14 over quota, R15 when the kernel kills at twice the quota
+    def _on_memory(self, tracked: Tracked, container: Container, used: int) -> None:
+        if tracked.container is not container:
+            return
+        quota = size(tracked.size).memory_mb * 1024 * 1024
+        now = self.clock.now()
+        if used > quota and now - tracked.warned_memory >= R14_EVERY:
+            tracked.warned_memory = now
+            self.hub.heroku(tracked.name, _memory_line(used, quota))
+            self.hub.heroku(tracked.name, "Error R14 (Memory quota exceeded)")
+
+    async def _died(self, tracked: Tracked, container: Container, exit_code: int) -> None:
+        oom = await asyncio.to_thread(_oom_killed, container)
+        if tracked.container is not container or tracked.stopping:
+            return
+        if oom:
+            quota = size(tracked.size).memory_mb * 1024 * 1024
+            used = dyno.memory_limit_mb(size(tracked.size)) * 1024 * 1024
+            self.hub.heroku(tracked.name, _memory_line(used, quota))
+            self.hub.heroku(tracked.name, "Error R15 (Memory quota vastly exceeded)")
+            self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
+        self._crashed(tracked, exit_code=exit_code)
 
     # Docker plumbing
-    def _spawn(self, tracked: Tracked, coroutine) -> None:
+    def _spawn(self, tracked: Tracked, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coroutine)
         tracked.tasks.add(task)
         task.add_done_callback(tracked.tasks.discard)
@@ -261,27 +442,56 @@ class Supervisor:
             engine.client().api.remove_container(container_id, force=True)
 
     def _watch_events(self) -> None:
-        """Docker's event stream, read in a thread: deaths are seen at once, not polled."""
-        events = engine.client().events(
-            decode=True,
-            filters={
-                "type": "container",
-                "event": ["die"],
-                "label": [f"{engine.LABEL_APP}={self.app}"],
-            },
-        )
-        self._events = events
+        """Docker's event stream, read in a thread: deaths are seen at once, not polled.
+
+        When the stream breaks (the engine restarted), it is reopened and the formation
+        reconciled, so dynos the restart took away come back.
+        """
         loop = self._loop
         assert loop is not None
 
         def read() -> None:
-            with contextlib.suppress(Exception):
-                for event in events:
-                    loop.call_soon_threadsafe(self._on_die, event)
+            broken = False
+            while not self._closing:
+                try:
+                    self._events = engine.client().events(
+                        decode=True,
+                        filters={
+                            "type": "container",
+                            "event": ["die", "destroy"],
+                            "label": [f"{engine.LABEL_APP}={self.app}"],
+                        },
+                    )
+                    if broken:
+                        loop.call_soon_threadsafe(self._after_engine_restart)
+                    for event in self._events:
+                        loop.call_soon_threadsafe(self._on_event, event)
+                except Exception:
+                    pass
+                broken = True
+                if not self._closing:
+                    threading.Event().wait(EVENTS_RETRY)
 
         threading.Thread(target=read, name="docker-events", daemon=True).start()
 
-    def _on_die(self, event: dict) -> None:
+    def _after_engine_restart(self) -> None:
+        self.hub.heroku("api", "Docker engine connection restored; repairing the formation")
+        for tracked in list(self.dynos.values()):
+            if tracked.container is not None and not tracked.stopping:
+                self._spawn(tracked, self._check_alive(tracked, tracked.container))
+        self._repair = asyncio.ensure_future(self.reconcile())
+
+    async def _check_alive(self, tracked: Tracked, container: Container) -> None:
+        try:
+            await asyncio.to_thread(container.reload)
+            running = container.status == "running"
+        except docker.errors.NotFound:
+            running = False
+        if not running and tracked.container is container and not tracked.stopping:
+            code = container.attrs.get("State", {}).get("ExitCode", 255)
+            self._crashed(tracked, exit_code=code)
+
+    def _on_event(self, event: dict) -> None:
         attributes = event.get("Actor", {}).get("Attributes", {})
         name = f"{attributes.get(dyno.L_TYPE)}.{attributes.get(dyno.L_INDEX)}"
         tracked = self.dynos.get(name)
@@ -289,24 +499,38 @@ class Supervisor:
             return
         if tracked.container.id != event.get("id"):
             return
-        self._crashed(tracked, exit_code=int(attributes.get("exitCode", -1)))
+        if event.get("status") == "die":
+            code = int(attributes.get("exitCode", -1))
+            self._spawn(tracked, self._died(tracked, tracked.container, code))
+        elif event.get("status") == "destroy":  # removed by hand without dying first
+            self._crashed(tracked, exit_code=255)
 
-    def _follow_logs(self, name: str, container: Container, since: dt.datetime | None) -> None:
-        """Stream a container's output into the hub from a thread of its own."""
-        hub, loop = self.hub, self._loop
+    def _follow(self, tracked: Tracked, container: Container, since: dt.datetime | None) -> None:
+        """Stream a container's output (and its memory use) from threads of its own."""
+        hub, loop, name = self.hub, self._loop, tracked.name
         assert loop is not None
 
-        def read() -> None:
+        def logs() -> None:
             buffer = b""
             with contextlib.suppress(Exception):
-                for chunk in container.logs(stream=True, follow=True, timestamps=True, since=since):
+                stream = container.logs(stream=True, follow=True, timestamps=True, since=since)
+                for chunk in stream:
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         time, message = _split_timestamp(line.decode(errors="replace"))
                         loop.call_soon_threadsafe(hub.app, name, message, time)
 
-        threading.Thread(target=read, name=f"logs-{name}", daemon=True).start()
+        def memory() -> None:
+            with contextlib.suppress(Exception):
+                for sample in container.stats(stream=True, decode=True):
+                    used = _memory_used(sample)
+                    if used is None:
+                        continue
+                    loop.call_soon_threadsafe(self._on_memory, tracked, container, used)
+
+        threading.Thread(target=logs, name=f"logs-{name}", daemon=True).start()
+        threading.Thread(target=memory, name=f"stats-{name}", daemon=True).start()
 
     def _update_router(self) -> None:
         if self.router is None:
@@ -322,6 +546,29 @@ class Supervisor:
         else:
             status = WebStatus.NONE
         self.router.set_status(status)
+
+
+def _order(tracked: Tracked) -> tuple[int, str, int]:
+    return (tracked.role != dyno.FORMATION, tracked.type, tracked.index)
+
+
+def _reason(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).splitlines()[0][:300]
+
+
+def _memory_line(used: int, quota: int) -> str:
+    return f"Process running mem={used // (1024 * 1024)}MB({100 * used / quota:.1f}%)"
+
+
+def _memory_used(sample: dict) -> int | None:
+    """Memory as `docker stats` reports it: usage minus the inactive page cache."""
+    stats = sample.get("memory_stats") or {}
+    if "usage" not in stats:
+        return None
+    detail = stats.get("stats", {})
+    inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    return max(0, stats["usage"] - inactive)
 
 
 async def _accepts(ip: str, port: int) -> bool:
@@ -350,6 +597,14 @@ def _kill(container: Container) -> int:
         return int(container.wait(timeout=10)["StatusCode"])
     except Exception:
         return -1
+
+
+def _oom_killed(container: Container) -> bool:
+    try:
+        container.reload()
+    except docker.errors.DockerException:
+        return False
+    return bool(container.attrs.get("State", {}).get("OOMKilled"))
 
 
 def _split_timestamp(line: str) -> tuple[dt.datetime | None, str]:

@@ -8,12 +8,14 @@ import getpass
 import re
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import build, dyno, procfile, source
+from . import build, control, dyno, logs, procfile, source
+from .clock import Clock
 from .errors import UsageError
+from .formation import DEFAULT_SIZE
 from .logs import LogHub, LogLine
 from .router import Router
 from .store import Release, Store
@@ -119,9 +121,15 @@ async def serve(
     port: int = 5000,
     grace: float = 30.0,
     boot_timeout: float = 60.0,
+    cycling: bool = False,
+    time_scale: float = 1.0,
     ready: Callable[[Router], None] | None = None,
 ) -> None:
-    """Run the formation behind the router until SIGINT/SIGTERM, then stop every dyno."""
+    """Run the formation behind the router until SIGINT/SIGTERM, then stop every dyno.
+
+    `time_scale` > 1 fast-forwards the platform's schedules (crash cool-offs, daily cycling)
+    for fidelity runs and tests; boots, requests and stops keep real time.
+    """
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
     hub = LogHub(loop)
@@ -131,12 +139,23 @@ async def serve(
         hub.emit(LogLine("app", "api", f"{new_release.description} by {user}"))
         hub.emit(LogLine("app", "api", f"Release {new_release.name} created by {user}"))
     router = Router(app, lambda message: hub.heroku("router", message), host=host, port=port)
-    supervisor = Supervisor(store, app, hub, router, grace=grace, boot_timeout=boot_timeout)
+    supervisor = Supervisor(
+        store,
+        app,
+        hub,
+        router,
+        grace=grace,
+        boot_timeout=boot_timeout,
+        schedule=Clock(speed=time_scale),
+        cycling=cycling,
+    )
+    channel = control.Server(app, lambda request: _control(supervisor, hub, request))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await router.start()
+    await channel.start()
     try:
+        await router.start()
         await supervisor.start()
         if ready:
             ready(router)
@@ -144,6 +163,44 @@ async def serve(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        await channel.close()
         with contextlib.suppress(Exception):
             await router.close()
         await supervisor.shutdown()
+
+
+async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncIterator[dict]:
+    """Answer one request from a CLI command in another terminal."""
+    command = request.get("command")
+    if command == "ps":
+        yield {"dynos": supervisor.snapshot()}
+    elif command == "reconcile":
+        await supervisor.reconcile()
+        yield {"dynos": supervisor.snapshot()}
+    elif command == "restart":
+        yield {"restarted": await supervisor.restart(request.get("target"))}
+    elif command == "stop":
+        await supervisor.stop_dyno(request["dyno"])
+        yield {"stopped": request["dyno"]}
+    elif command == "run_detached":
+        name = await supervisor.run_detached(
+            request["command_line"], request.get("env", {}), request.get("size", DEFAULT_SIZE)
+        )
+        yield {"dyno": name}
+    elif command == "logs":
+        wanted = logs.Filter(request.get("ps"), request.get("source"))
+        queue: asyncio.Queue[LogLine] = asyncio.Queue()
+        unsubscribe = hub.subscribe(queue.put_nowait) if request.get("tail") else None
+        try:
+            recent = [line for line in hub.recent if wanted(line)]
+            for line in recent[-int(request.get("num", 100)) :] if request.get("num") else recent:
+                yield line.to_json()
+            while unsubscribe:
+                line = await queue.get()
+                if wanted(line):
+                    yield line.to_json()
+        finally:
+            if unsubscribe:
+                unsubscribe()
+    else:
+        raise UsageError(f"unknown control request {command!r}")

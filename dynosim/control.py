@@ -1,0 +1,119 @@
+"""The local control channel between CLI commands and a running `dynosim up`.
+
+A unix socket per app under the state folder, owner-only (0600 in a 0700 folder): newline-
+delimited JSON, one request per connection, one or more replies. Requests only nudge the
+supervisor; desired state itself always goes through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+from .errors import DynosimError, UsageError
+from .store import data_dir
+
+Handler = Callable[[dict], AsyncIterator[dict]]
+
+
+class NotRunning(DynosimError):
+    """No `dynosim up` serves this app right now."""
+
+    exit_code = 1
+
+
+def socket_path(app: str) -> Path:
+    return data_dir() / "run" / f"{app}.sock"
+
+
+def _connect(path: Path) -> socket.socket | None:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(str(path))
+    except OSError:
+        client.close()
+        return None
+    return client
+
+
+def is_running(app: str) -> bool:
+    client = _connect(socket_path(app))
+    if client is None:
+        return False
+    client.close()
+    return True
+
+
+class Server:
+    """Serves requests to a handler; refuses to start while another `up` serves the app."""
+
+    def __init__(self, app: str, handler: Handler) -> None:
+        self.app, self.handler, self.path = app, handler, socket_path(app)
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.path.parent, 0o700)
+        if self.path.exists():
+            if is_running(self.app):
+                raise UsageError(f"dynosim up is already running for app {self.app}")
+            self.path.unlink()  # left by an up that was killed
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(await reader.readline() or b"{}")
+            async for reply in self.handler(request):
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except DynosimError as exc:
+            error = {"error": exc.format_message(), "exit_code": exc.exit_code}
+            with contextlib.suppress(ConnectionError):
+                writer.write(json.dumps(error).encode() + b"\n")
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+
+def request(app: str, payload: dict) -> Iterator[dict]:
+    """Send one request to the app's running `up`; yield its replies. NotRunning if none."""
+    client = _connect(socket_path(app))
+    if client is None:
+        raise NotRunning(f"no dynosim up is running for app {app}; start one with: dynosim up")
+    with client, client.makefile("rwb") as stream:
+        stream.write(json.dumps(payload).encode() + b"\n")
+        stream.flush()
+        for line in stream:
+            reply = json.loads(line)
+            if "error" in reply:
+                error = DynosimError(reply["error"])
+                error.exit_code = reply.get("exit_code", 1)
+                raise error
+            yield reply
+
+
+def call(app: str, payload: dict) -> dict:
+    """A request with a single reply."""
+    for reply in request(app, payload):
+        return reply
+    return {}

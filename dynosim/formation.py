@@ -1,0 +1,129 @@
+"""Dyno sizes and the `ps:scale` / `ps:type` grammar, with Heroku's limits and wording.
+
+Pure: parses and validates against a snapshot, so nothing is applied unless everything is valid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str  # Heroku's spelling, e.g. "Standard-1X"
+    memory_mb: int
+    cpu_shares: int  # relative CPU weight (Heroku's "1x", "2x", dedicated)
+    pids: int  # processes + threads
+    max_per_type: int
+    tier: str  # "eco", "basic", "standard", "performance"
+
+
+SIZES = {
+    s.name.lower(): s
+    for s in (
+        Size("Eco", 512, 1024, 256, 1, "eco"),
+        Size("Basic", 512, 1024, 256, 1, "basic"),
+        Size("Standard-1X", 512, 1024, 256, 100, "standard"),
+        Size("Standard-2X", 1024, 2048, 512, 100, "standard"),
+        Size("Performance-M", 2560, 12 * 1024, 16384, 10, "performance"),
+        Size("Performance-L", 14 * 1024, 50 * 1024, 32768, 10, "performance"),
+    )
+}
+DEFAULT_SIZE = "Standard-1X"
+MAX_DYNOS_PER_APP = 100
+#: Heroku's ps:scale argument: web=3, web+2, worker-1, web=2:standard-2X.
+SCALE_ARG = re.compile(r"^([\w-]+)([=+-])(\d+)(?::([\w-]+))?$")
+TYPE_ARG = re.compile(r"^([\w-]+)=([\w-]+)$")
+
+
+def size(name: str) -> Size:
+    try:
+        return SIZES[name.lower()]
+    except KeyError:
+        known = ", ".join(s.name for s in SIZES.values())
+        raise UsageError(f"Couldn't find that dyno size ({name}). Sizes: {known}.") from None
+
+
+@dataclass(frozen=True)
+class Entry:
+    type: str
+    quantity: int
+    size: str
+
+
+def scale(current: dict[str, Entry], process_types: list[str], args: list[str]) -> dict[str, Entry]:
+    """The formation after `ps:scale ARGS`; UsageError (nothing applied) on any bad argument."""
+    if not args:
+        raise UsageError("Usage: dynosim ps:scale web=2 worker+1 web=2:Standard-2X")
+    result = dict(current)
+    for arg in args:
+        match = SCALE_ARG.match(arg)
+        if not match:
+            raise UsageError(
+                f"Invalid argument {arg!r}: expected TYPE=N, TYPE+N, TYPE-N or TYPE=N:SIZE"
+            )
+        name, op, number, size_name = match.groups()
+        if name not in process_types:
+            raise UsageError(f"Couldn't find that process type ({name}).")
+        entry = result.get(name, Entry(name, 0, DEFAULT_SIZE))
+        quantity = {"=": int(number), "+": entry.quantity + int(number)}.get(
+            op, entry.quantity - int(number)
+        )
+        result[name] = Entry(
+            name, max(0, quantity), size(size_name).name if size_name else entry.size
+        )
+    check_limits(result)
+    return result
+
+
+def retype(
+    current: dict[str, Entry], process_types: list[str], args: list[str]
+) -> dict[str, Entry]:
+    """The formation after `ps:type TYPE=SIZE ...` (sizes only)."""
+    if not args:
+        raise UsageError("Usage: dynosim ps:type web=Standard-2X")
+    result = dict(current)
+    for arg in args:
+        match = TYPE_ARG.match(arg)
+        if not match:
+            raise UsageError(f"Invalid argument {arg!r}: expected TYPE=SIZE")
+        name, size_name = match.groups()
+        if name not in process_types:
+            raise UsageError(f"Couldn't find that process type ({name}).")
+        entry = result.get(name, Entry(name, 0, DEFAULT_SIZE))
+        result[name] = Entry(name, entry.quantity, size(size_name).name)
+    check_limits(result)
+    return result
+
+
+def check_limits(formation: dict[str, Entry]) -> None:
+    """Heroku's limits: per-type maxima by size, 100 dynos per app, no eco/basic mixing."""
+    for entry in formation.values():
+        chosen = size(entry.size)
+        if entry.quantity > chosen.max_per_type:
+            raise UsageError(
+                f"Cannot update to more than {chosen.max_per_type} {chosen.name} size dynos"
+                " per process type."
+            )
+    total = sum(e.quantity for e in formation.values())
+    if total > MAX_DYNOS_PER_APP:
+        raise UsageError(
+            f"Cannot update to more than {MAX_DYNOS_PER_APP} dynos per app (asked for {total})."
+        )
+    tiers = {size(e.size).name: size(e.size).tier for e in formation.values() if e.quantity}
+    small = sorted(n for n, t in tiers.items() if t in ("eco", "basic"))
+    others = sorted(n for n, t in tiers.items() if t not in ("eco", "basic"))
+    if small and (others or len(small) > 1):
+        names = " and ".join(small + others)
+        raise UsageError(f"Cannot use the following dyno types in the same app: {names}")
+
+
+def describe(formation: dict[str, Entry]) -> str:
+    """Heroku's summary: 'web at 3:Standard-1X, worker at 1:Standard-1X'."""
+    return ", ".join(
+        f"{e.type} at {e.quantity}:{e.size}"
+        for e in sorted(formation.values(), key=lambda e: e.type)
+    )

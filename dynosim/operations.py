@@ -1,0 +1,161 @@
+"""What the formation commands do beyond parsing and printing: the store for desired state,
+the control channel to a running `up`, Docker for what runs without one."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import control, dyno, engine
+from .errors import UsageError
+from .formation import Entry
+from .store import Release, Store
+
+DOCKER_STATES = {"running": "up", "paused": "idle", "created": "starting", "restarting": "starting"}
+
+
+def current_release(store: Store, app: str) -> Release:
+    release = store.current_release(app)
+    if release is None:
+        raise UsageError(f"app {app} has no release yet; deploy it with: dynosim up")
+    return release
+
+
+def dynos(store: Store, app: str) -> list[dict[str, Any]]:
+    """The app's dynos: from the running supervisor, else as Docker sees them."""
+    running = control.is_running(app)
+    tracked = control.call(app, {"command": "ps"})["dynos"] if running else []
+    names = {d["name"] for d in tracked}
+    release = store.current_release(app)
+    commands = release.process_types if release else {}
+    for found in dyno.listing(app):  # one-offs from `run`, dynos left by a killed `up`
+        if found.name in names:
+            continue
+        container = engine.client().containers.get(found.container_id)
+        started = container.attrs["State"].get("StartedAt") or container.attrs["Created"]
+        tracked.append(
+            {
+                "name": found.name,
+                "type": found.type,
+                "role": found.role,
+                "state": DOCKER_STATES.get(found.status, "crashed"),
+                "since": _docker_time(started).isoformat(),
+                "command": commands.get(found.type, "")
+                if found.role == dyno.FORMATION
+                else " ".join(container.attrs["Config"]["Cmd"] or []),
+                "size": found.size,
+            }
+        )
+    return tracked
+
+
+def format_ps(app: str, store: Store, entries: list[dict[str, Any]], now: dt.datetime) -> str:
+    """Heroku's `ps` layout: a header per process type, a line per dyno."""
+    if not entries:
+        return f"No dynos on ⬢ {app}"
+    blocks = []
+    one_offs = [e for e in entries if e["role"] == dyno.ONE_OFF]
+    if one_offs:
+        lines = [f"=== run: one-off processes ({len(one_offs)})"]
+        lines += [
+            f"{e['name']} ({e['size']}): {e['state']} {_when(e['since'], now)}: {e['command']}"
+            for e in one_offs
+        ]
+        blocks.append("\n".join(lines))
+    formation = [e for e in entries if e["role"] != dyno.ONE_OFF]
+    for process_type in sorted({e["type"] for e in formation}):
+        group = sorted(
+            (e for e in formation if e["type"] == process_type),
+            key=lambda e: int(e["name"].split(".")[1]),
+        )
+        first = group[0]
+        lines = [f"=== {process_type} ({first['size']}): {first['command']} ({len(group)})"]
+        lines += [f"{e['name']}: {e['state']} {_when(e['since'], now)}" for e in group]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _when(since: str, now: dt.datetime) -> str:
+    """'2026/11/23 19:44:53 +0000 (~ 3s ago)', the suffix only under 25 hours (Heroku)."""
+    moment = dt.datetime.fromisoformat(since).astimezone(dt.UTC)
+    text = moment.strftime("%Y/%m/%d %H:%M:%S +0000")
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds >= 25 * 3600:
+        return text
+    if seconds < 60:
+        ago = f"{seconds}s"
+    elif seconds < 3600:
+        ago = f"{seconds // 60}m"
+    else:
+        ago = f"{seconds // 3600}h"
+    return f"{text} (~ {ago} ago)"
+
+
+def _docker_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text[:26].rstrip("Z") + "+00:00")
+
+
+def change_formation(
+    store: Store,
+    app: str,
+    change: Callable[[dict[str, Entry], list[str], list[str]], dict[str, Entry]],
+    args: list[str],
+) -> dict[str, Entry]:
+    """Validate and record a formation change, then nudge a running supervisor."""
+    release = current_release(store, app)
+    types = [name for name in release.process_types if name != "release"]
+    current = store.formation(app)
+    result = change({t: e for t, e in current.items() if t in types}, types, args)
+    store.set_formation(app, result)
+    if control.is_running(app):
+        control.call(app, {"command": "reconcile"})
+    return result
+
+
+def run_attached(
+    store: Store,
+    app: str,
+    command: str,
+    env: dict[str, str],
+    size_name: str,
+    *,
+    tty: bool,
+    announce: Callable[[str], None],
+) -> int:
+    """A one-off dyno of the current release, attached to this terminal; its exit status."""
+    release = current_release(store, app)
+    own_network = not dyno.listing(app) and not control.is_running(app)
+    dyno.ensure_network(app)
+    index = dyno.one_off_index(app)
+    interactive = tty or not sys.stdin.isatty()  # a terminal, or piped input to pass on
+    container = dyno.create(
+        release, "run", index, role=dyno.ONE_OFF, command=command, size_name=size_name, env=env,
+        tty=tty, interactive=interactive,
+    )  # fmt: skip
+    try:
+        announce(f"run.{index}")
+        return _attach(container, interactive)
+    finally:
+        dyno.remove(container)
+        if own_network:
+            with contextlib.suppress(Exception):
+                dyno.remove_network(app)
+
+
+def _attach(container, interactive: bool) -> int:
+    """Start and attach: the docker CLI when present (stdin, TTY), else stream the output."""
+    cli = shutil.which("docker")
+    if cli:
+        flags = ["--attach", "--interactive"] if interactive else ["--attach"]
+        subprocess.run([cli, "start", *flags, container.id], check=False)
+    else:
+        container.start()
+        for chunk in container.logs(stream=True, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    return int(container.wait()["StatusCode"])
