@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import time
 from dataclasses import dataclass
 
 import docker.errors
@@ -162,13 +163,17 @@ def create(
         stdin_open=interactive,
         detach=not interactive,  # attached stdin closes with the client (StdinOnce)
     )
-    try:
-        return client.containers.create(release.image, **spec)
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # 409: a leftover of the same name (e.g. a killed run)
-            raise
-        client.containers.get(name).remove(force=True)
-        return client.containers.create(release.image, **spec)
+    for attempt in range(20):
+        try:
+            return client.containers.create(release.image, **spec)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409 or attempt == 19:
+                raise
+        # 409: the name is held by a leftover (a killed run) or one being removed right now
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.containers.get(name).remove(force=True)
+        time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def address(container: Container, app: str) -> str | None:

@@ -66,7 +66,9 @@ def copy_app(source: Path, target: Path) -> Path:
 class Up:
     """A real `dynosim up` process: its output collected line by line, stopped with SIGINT."""
 
-    def __init__(self, app_dir: Path, *args: str, port: int | None = None) -> None:
+    def __init__(
+        self, app_dir: Path, *args: str, port: int | None = None, env: dict | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -77,7 +79,7 @@ class Up:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -156,6 +158,36 @@ def up():
     for process in started:
         if process.process.poll() is None:
             process.stop()
+
+
+def tiny_app(folder: Path, procfile: str, **files: str) -> Path:
+    """A dependency-free app: a WSGI hello served by uWSGI, plus whatever a test needs."""
+    folder.mkdir(parents=True)
+    (folder / "Procfile").write_text(procfile)
+    (folder / "runtime.txt").write_text("python-3.11\n")
+    (folder / "app.py").write_text(
+        "import os\n\n\ndef app(environ, start_response):\n"
+        '    start_response("200 OK", [("Content-Type", "text/plain")])\n'
+        '    return [os.environ["DYNO"].encode()]\n'
+    )
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+WEB = "web: uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
+
+
+def dynosim(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a dynosim command to completion (a second terminal, next to `up`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "dynosim", *args],
+        capture_output=True,
+        text=True,
+        timeout=kwargs.pop("timeout", 600),
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")

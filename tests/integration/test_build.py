@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
-from conftest import copy_app
+from conftest import copy_app, dynosim
 
 from dynosim import engine
 from dynosim.store import Store
 
 APPS = Path(__file__).parent / "apps"
-
-
-def dynosim(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dynosim", *args], capture_output=True, text=True, timeout=900
-    )
 
 
 def test_code_only_change_reuses_the_dependency_layers_and_makes_a_new_release(
