@@ -37,9 +37,14 @@ def test_code_only_change_reuses_the_dependency_layers_and_makes_a_new_release(
 
 
 def test_unchanged_source_is_not_rebuilt_and_keeps_its_release(up, example_app):
+    first = up(example_app, "--grace", "5")
+    first.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    assert first.stop() == 0
+    release = Store().current_release("flask-app")
     process = up(example_app, "--grace", "5")
     process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
     assert "Source unchanged" in process.output
+    assert f"Current release {release.name} already runs this build" in process.output
     assert "Building" not in process.output
     assert process.stop() == 0
 

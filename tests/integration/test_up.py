@@ -80,7 +80,8 @@ def test_dynos_are_locked_down_and_get_port_and_dyno(running):
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["PidsLimit"] == 256
-    assert host["Memory"] == 512 * 1024 * 1024
+    assert host["Memory"] == 2 * 512 * 1024 * 1024  # Standard-1X: killed (R15) at twice 512 MB
+    assert host["MemorySwap"] == host["Memory"]
     assert host["PortBindings"] in (None, {})  # reached on the app network, not published
     env = dict(item.split("=", 1) for item in web.attrs["Config"]["Env"])
     assert env["PORT"] == "5000" and env["DYNO"] == "web.1"
