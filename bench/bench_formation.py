@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import free_port, until  # noqa: E402
+
 from dynosim import engine  # noqa: E402
 from dynosim.store import Store  # noqa: E402
 
@@ -38,26 +39,8 @@ PROJECT = "dynosimscale"
 CGROUP = Path("/sys/fs/cgroup/memory/dynosim-bench-bare")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def dynosim(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "dynosim", *args], check=True, capture_output=True)
-
-
-def until(check, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(check)
 
 
 def scale_dynosim(app: str, url: str) -> float:
@@ -73,7 +56,14 @@ def scale_dynosim(app: str, url: str) -> float:
     elapsed = time.perf_counter() - start
     dynosim("ps:scale", "-a", app, "web=1")
     until(
-        lambda: len(engine.client().containers.list(filters={"label": f"dynosim.app={app}"})) == 1
+        lambda: (
+            len(
+                engine.client().containers.list(
+                    filters={"label": [f"dynosim.app={app}", "dynosim=dyno"]}
+                )
+            )
+            == 1
+        )
     )
     return elapsed
 
@@ -195,7 +185,9 @@ services:
                 + ", ".join(f"{k}={v[-1]:.2f}s" for k, v in results.items()),
                 flush=True,
             )
-        web = engine.client().containers.list(filters={"label": "dynosim.app=scaleapp"})[0]
+        web = engine.client().containers.list(
+            filters={"label": ["dynosim.app=scaleapp", "dynosim=dyno"]}
+        )[0]
         time.sleep(5)
         dyno_memory = container_memory(web.id)
     finally:

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,29 +31,22 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import free_port, until  # noqa: E402
+
 from dynosim import build, runtime  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 PROBE = '\n\n@app.route("/__bench")\ndef __bench():\n    return "{marker}"\n'
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def wait_for(url: str, body: str | None) -> None:
+    """Until `url` answers 200 (with `body`, when given)."""
 
+    def answered() -> bool:
+        response = requests.get(url, timeout=5)
+        return response.status_code == 200 and (body is None or response.text == body)
 
-def wait_for(url: str, body: str | None, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = requests.get(url, timeout=5)
-            if response.status_code == 200 and (body is None or response.text == body):
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(url)
+    until(answered)
 
 
 def set_marker(app_py: Path, original: str) -> str:

@@ -118,7 +118,8 @@ def dockerfile(
         template,
         {
             "build_image": build_image,
-            "labels": f'{engine.LABEL}="app" {engine.LABEL_APP}="{app}"',
+            # not dynosim's container labels: every container of the image would inherit them
+            "labels": f'dynosim.image="app" dynosim.image.app="{app}"',
             "run_image": run_image,
             "ca_setup": ca_setup,
             "install_uwsgi": "true  # the app brings its own uWSGI"

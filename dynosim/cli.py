@@ -132,7 +132,7 @@ def ps(app: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(dynos, indent=2))
         return
-    click.echo(operations.format_ps(name, store, dynos, dt.datetime.now(dt.UTC)))
+    click.echo(operations.format_ps(name, dynos, dt.datetime.now(dt.UTC)))
 
 
 @main.command("ps:scale")
@@ -140,10 +140,7 @@ def ps(app: str | None, as_json: bool) -> None:
 @click.argument("changes", nargs=-1)
 def ps_scale(app: str | None, changes: tuple[str, ...]) -> None:
     """Scale process types: web=3 worker+1 web=2:Standard-2X."""
-    store = Store()
-    name = resolve(store, app)
-    result = operations.change_formation(store, name, formation.scale, list(changes))
-    click.echo(f"Scaling dynos... done, now running {formation.describe(result)}")
+    _change_formation(app, formation.scale, changes, "Scaling dynos")
 
 
 @main.command("ps:type")
@@ -151,10 +148,13 @@ def ps_scale(app: str | None, changes: tuple[str, ...]) -> None:
 @click.argument("changes", nargs=-1)
 def ps_type(app: str | None, changes: tuple[str, ...]) -> None:
     """Change dyno sizes only: web=Standard-2X."""
+    _change_formation(app, formation.retype, changes, "Changing dyno types")
+
+
+def _change_formation(app: str | None, change, changes: tuple[str, ...], doing: str) -> None:
     store = Store()
-    name = resolve(store, app)
-    result = operations.change_formation(store, name, formation.retype, list(changes))
-    click.echo(f"Changing dyno types... done, now running {formation.describe(result)}")
+    result = operations.change_formation(store, resolve(store, app), change, list(changes))
+    click.echo(f"{doing}... done, now running {formation.describe(result)}")
 
 
 @main.command("ps:restart")

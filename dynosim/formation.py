@@ -66,9 +66,7 @@ def scale(current: dict[str, Entry], process_types: list[str], args: list[str]) 
                 f"Invalid argument {arg!r}: expected TYPE=N, TYPE+N, TYPE-N or TYPE=N:SIZE"
             )
         name, op, number, size_name = match.groups()
-        if name not in process_types:
-            raise UsageError(f"Couldn't find that process type ({name}).")
-        entry = result.get(name, Entry(name, 0, DEFAULT_SIZE))
+        entry = _entry(result, name, process_types)
         quantity = {"=": int(number), "+": entry.quantity + int(number)}.get(
             op, entry.quantity - int(number)
         )
@@ -91,12 +89,17 @@ def retype(
         if not match:
             raise UsageError(f"Invalid argument {arg!r}: expected TYPE=SIZE")
         name, size_name = match.groups()
-        if name not in process_types:
-            raise UsageError(f"Couldn't find that process type ({name}).")
-        entry = result.get(name, Entry(name, 0, DEFAULT_SIZE))
+        entry = _entry(result, name, process_types)
         result[name] = Entry(name, entry.quantity, size(size_name).name)
     check_limits(result)
     return result
+
+
+def _entry(formation: dict[str, Entry], name: str, process_types: list[str]) -> Entry:
+    """The current entry of a process type named on the command line (it must exist)."""
+    if name not in process_types:
+        raise UsageError(f"Couldn't find that process type ({name}).")
+    return formation.get(name, Entry(name, 0, DEFAULT_SIZE))
 
 
 def check_limits(formation: dict[str, Entry]) -> None:

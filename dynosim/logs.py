@@ -9,6 +9,7 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 import click
 
@@ -76,8 +77,8 @@ def split_long(message: str) -> list[str]:
 class Printer:
     """Writes lines to a stream, coloured per dyno when the stream is a terminal."""
 
-    def __init__(self, stream=None, colour: bool | None = None) -> None:
-        self.stream = stream or sys.stdout
+    def __init__(self, stream: TextIO | None = None, colour: bool | None = None) -> None:
+        self.stream: TextIO | None = stream or sys.stdout
         self.colour = self.stream.isatty() if colour is None else colour
         self._colours: dict[str, str] = {}
         self._cycle = itertools.cycle(COLOURS)
@@ -89,8 +90,13 @@ class Printer:
             if key not in self._colours:
                 self._colours[key] = "white" if line.source == "heroku" else next(self._cycle)
             text = click.style(text, fg=self._colours[key])
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # `dynosim up | head`: the reader left
+            self.stream = None
 
 
 class LogHub:

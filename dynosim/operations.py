@@ -54,7 +54,7 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
     return tracked
 
 
-def format_ps(app: str, store: Store, entries: list[dict[str, Any]], now: dt.datetime) -> str:
+def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
     """Heroku's `ps` layout: a header per process type, a line per dyno."""
     if not entries:
         return f"No dynos on ⬢ {app}"

@@ -23,7 +23,6 @@ def entry(name, state="up", seconds=3, role="formation", command="uwsgi uwsgi.in
 def test_ps_layout_is_herokus():
     text = operations.format_ps(
         "demo",
-        None,
         [
             entry("web.2", seconds=300),
             entry("web.1"),
@@ -43,7 +42,7 @@ def test_ps_layout_is_herokus():
         "=== worker (Standard-1X): python worker.py (1)\n"
         "worker.1: crashed 2026/11/23 17:44:56 +0000 (~ 2h ago)"
     )
-    assert operations.format_ps("demo", None, [], NOW) == "No dynos on ⬢ demo"
+    assert operations.format_ps("demo", [], NOW) == "No dynos on ⬢ demo"
 
 
 @pytest.fixture
