@@ -30,8 +30,8 @@ from .store import Release, Store
 READY_POLL = 0.01
 #: Heroku cycles each dyno every 24 h plus up to 216 min (random), when cycling is on.
 CYCLE_BASE, CYCLE_JITTER = 24 * 3600.0, 216 * 60.0
-#: R14 is logged at most this often per dyno while over quota (Heroku samples every ~20 s).
-R14_EVERY = 20.0
+#: Memory is sampled this often; R14 is logged at most every 20 s per dyno while over quota.
+MEMORY_SAMPLE, R14_EVERY = 2.0, 20.0
 EVENTS_RETRY = 1.0
 
 
@@ -102,6 +102,7 @@ class Supervisor:
         self._closing = False
         self._reconciling = asyncio.Lock()
         self._repair: asyncio.Future | None = None
+        self._memory: asyncio.Future | None = None
 
     # life cycle
     async def start(self) -> None:
@@ -109,6 +110,7 @@ class Supervisor:
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(dyno.ensure_network, self.app)
         self._watch_events()
+        self._memory = asyncio.ensure_future(self._watch_memory())
         await self.reconcile()
 
     async def reconcile(self) -> None:
@@ -149,6 +151,8 @@ class Supervisor:
     async def shutdown(self) -> None:
         """Stop every dyno (SIGTERM, grace, SIGKILL), remove containers and the network."""
         self._closing = True
+        if self._memory:
+            self._memory.cancel()
         for tracked in self.dynos.values():
             await self._cancel_timers(tracked)
         await asyncio.gather(*(self._stop(t) for t in list(self.dynos.values())))
@@ -183,13 +187,17 @@ class Supervisor:
         await asyncio.gather(*(self._restart(t, "Restarting") for t in chosen))
         return [t.name for t in chosen]
 
-    async def stop_dyno(self, name: str) -> None:
-        """Heroku's ps:stop: a formation dyno stops and comes back; a one-off just stops."""
-        (tracked,) = self.select(name if "." in name else f"{name}.?")
-        if tracked.role == dyno.FORMATION:
-            await self._restart(tracked, None)
-        else:
-            await self._stop(tracked)
+    async def stop_dyno(self, target: str) -> None:
+        """Heroku's ps:stop (a dyno or a type): formation dynos stop and come back, one-offs
+        just stop."""
+
+        async def stop(tracked: Tracked) -> None:
+            if tracked.role == dyno.FORMATION:
+                await self._restart(tracked, None)
+            else:
+                await self._stop(tracked)
+
+        await asyncio.gather(*(stop(t) for t in self.select(target)))
 
     async def run_detached(self, command: str, env: dict[str, str], size_name: str) -> str:
         """A one-off dyno whose output goes to the log stream; it is never restarted."""
@@ -408,6 +416,18 @@ class Supervisor:
         self._forget(tracked)
 
     # memory: R14 over quota, R15 when the kernel kills at twice the quota
+    async def _watch_memory(self) -> None:
+        """Sample every running dyno's memory (one cheap one-shot stats call each)."""
+        while not self._closing:
+            await self.clock.sleep(MEMORY_SAMPLE)
+            running = [(t, t.container) for t in self.dynos.values() if t.container is not None]
+            samples = await asyncio.gather(
+                *(asyncio.to_thread(_memory_of, c) for _, c in running), return_exceptions=True
+            )
+            for (tracked, container), used in zip(running, samples, strict=True):
+                if isinstance(used, int):
+                    self._on_memory(tracked, container, used)
+
     def _on_memory(self, tracked: Tracked, container: Container, used: int) -> None:
         if tracked.container is not container:
             return
@@ -506,7 +526,7 @@ class Supervisor:
             self._crashed(tracked, exit_code=255)
 
     def _follow(self, tracked: Tracked, container: Container, since: dt.datetime | None) -> None:
-        """Stream a container's output (and its memory use) from threads of its own."""
+        """Stream a container's output into the hub from a thread of its own."""
         hub, loop, name = self.hub, self._loop, tracked.name
         assert loop is not None
 
@@ -521,16 +541,7 @@ class Supervisor:
                         time, message = _split_timestamp(line.decode(errors="replace"))
                         loop.call_soon_threadsafe(hub.app, name, message, time)
 
-        def memory() -> None:
-            with contextlib.suppress(Exception):
-                for sample in container.stats(stream=True, decode=True):
-                    used = _memory_used(sample)
-                    if used is None:
-                        continue
-                    loop.call_soon_threadsafe(self._on_memory, tracked, container, used)
-
         threading.Thread(target=logs, name=f"logs-{name}", daemon=True).start()
-        threading.Thread(target=memory, name=f"stats-{name}", daemon=True).start()
 
     def _update_router(self) -> None:
         if self.router is None:
@@ -561,8 +572,9 @@ def _memory_line(used: int, quota: int) -> str:
     return f"Process running mem={used // (1024 * 1024)}MB({100 * used / quota:.1f}%)"
 
 
-def _memory_used(sample: dict) -> int | None:
+def _memory_of(container: Container) -> int | None:
     """Memory as `docker stats` reports it: usage minus the inactive page cache."""
+    sample = container.stats(stream=False, one_shot=True)
     stats = sample.get("memory_stats") or {}
     if "usage" not in stats:
         return None
