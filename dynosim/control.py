@@ -7,16 +7,19 @@ supervisor; desired state itself always goes through the store.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DynosimError, UsageError
 from .store import data_dir
+
+if TYPE_CHECKING:
+    import asyncio
 
 Handler = Callable[[dict], AsyncIterator[dict]]
 
@@ -57,6 +60,8 @@ class Server:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        import asyncio  # here, not at the top: CLI commands import this module for the client
+
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
         if self.path.exists():
@@ -71,6 +76,8 @@ class Server:
         os.chmod(self.path, 0o600)
 
     async def close(self) -> None:
+        import asyncio
+
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -88,7 +95,7 @@ class Server:
             error = {"error": exc.format_message(), "exit_code": exc.exit_code}
             with contextlib.suppress(ConnectionError):
                 writer.write(json.dumps(error).encode() + b"\n")
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass
         finally:
             with contextlib.suppress(Exception):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    import asyncio
 
 import click
 
