@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import RuntimeSelectionError
 
 #: Bump when the packages of a stack image change, so old images are not reused.
-STACK_VERSION = 2
+STACK_VERSION = 3
 
 
 @dataclass(frozen=True)

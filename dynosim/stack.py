@@ -20,13 +20,13 @@ from .runtime import STACK_VERSION, Stack
 
 BUILD_PACKAGES = [
     "python3", "python3-venv", "python3-dev", "build-essential", "pkg-config",
-    "libpq-dev", "libffi-dev", "libssl-dev", "git", "ca-certificates",
+    "libpq-dev", "libffi-dev", "libssl-dev", "git", "ca-certificates", "passwd",
 ]  # fmt: skip
 #: Run images carry the shared libraries compiled dependencies link against (libpython for a
 #: uWSGI built from source, libpq, libxml2/libxslt, libyaml), but no compilers or headers.
 RUN_PACKAGES = [
     "python3", "libpython{python}", "libpq5", "libxml2", "libxslt1.1", "libyaml-0-2",
-    "ca-certificates", "tzdata",
+    "ca-certificates", "tzdata", "passwd",  # passwd: useradd, missing from trixie's minimal set
 ]  # fmt: skip
 MIRROR = "http://deb.debian.org/debian"
 USER_HOOK = 'chroot "$1" useradd --create-home --uid 1000 --user-group --shell /bin/bash dyno'

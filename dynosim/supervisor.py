@@ -27,7 +27,9 @@ from .procfile import RELEASE, WEB
 from .router import Router, WebStatus
 from .store import Release, Store
 
-READY_POLL = 0.01
+#: Readiness polls every 10 ms for the first half second (most apps bind by then), then every
+#: 50 ms, so eight dynos booting at once do not spend a core on connection attempts.
+READY_POLL, READY_POLL_LATER, READY_FAST_FOR = 0.01, 0.05, 0.5
 #: Heroku cycles each dyno every 24 h plus up to 216 min (random), when cycling is on.
 CYCLE_BASE, CYCLE_JITTER = 24 * 3600.0, 216 * 60.0
 #: Memory is sampled this often; R14 is logged at most every 20 s per dyno while over quota.
@@ -241,6 +243,13 @@ class Supervisor:
         release = self.release
         assert release is not None
         self._set_state(tracked, "starting")
+        chosen = size(tracked.size)
+        if dyno.memory_limit_mb(chosen) < chosen.memory_mb * dyno.KILL_FACTOR:
+            self.hub.heroku(
+                tracked.name,
+                f"Warning: {chosen.name} is killed at {chosen.memory_mb * dyno.KILL_FACTOR} MB;"
+                f" this machine has {dyno.machine_memory_mb()} MB, so that is the limit",
+            )
         try:
             container = await asyncio.to_thread(
                 dyno.create,
@@ -280,7 +289,8 @@ class Supervisor:
     async def _wait_until_up(self, tracked: Tracked, container: Container) -> None:
         """Up means accepting connections on $PORT; R10 if that takes longer than boot_timeout."""
         ip = await asyncio.to_thread(dyno.address, container, self.app)
-        deadline = self.clock.now() + self.boot_timeout
+        started = self.clock.now()
+        deadline = started + self.boot_timeout
         while self.clock.now() < deadline:
             if tracked.container is not container or tracked.state != "starting":
                 return
@@ -289,7 +299,8 @@ class Supervisor:
                 if self.router:
                     self.router.add_backend(tracked.name, ip, dyno.PORT)
                 return
-            await self.clock.sleep(READY_POLL)
+            fast = self.clock.now() - started < READY_FAST_FOR
+            await self.clock.sleep(READY_POLL if fast else READY_POLL_LATER)
         if tracked.container is not container or tracked.state != "starting":
             return
         self.hub.heroku(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 
-from conftest import copy_app, dynosim
+import requests
+from conftest import WEB, copy_app, dynosim, tiny_app
 
-from dynosim import engine
+from dynosim import engine, runtime
 from dynosim.store import Store
 
 APPS = Path(__file__).parent / "apps"
@@ -93,3 +95,25 @@ def test_an_old_app_pinned_to_python_3_7_runs_on_the_nearest_stack(up, tmp_path)
     assert process.get("/").json() == {"dyno": "web.1", "python": "3.9"}
     assert "pip install pyuwsgi" not in process.output  # the app's own uWSGI was compiled
     assert process.stop() == 0
+
+
+def test_an_app_without_a_version_file_runs_on_the_newest_stack(up, tmp_path):
+    app_dir = tiny_app(tmp_path / "fresh", WEB)
+    (app_dir / "runtime.txt").unlink()
+    process = up(app_dir, "--grace", "5")
+    process.wait_for(r"fresh: Python app on stack trixie \(Python 3\.13\)")
+    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up", timeout=900)
+    assert requests.get(process.url, timeout=10).text == "web.1"
+    version = dynosim("run", "-a", "fresh", "python3 --version")
+    assert version.stdout.startswith("Python 3.13."), version.stderr
+
+
+def test_base_image_replaces_the_stacks(up, tmp_path):
+    """A user with a registry passes e.g. python:3.12-slim; here: an image this engine has."""
+    base = runtime.stack_by_suite("bookworm").build_image
+    assert dynosim("stack:build", "--stack", "bookworm").returncode == 0
+    app_dir = tiny_app(tmp_path / "based", WEB)
+    process = up(app_dir, "--grace", "5", "--base-image", base)
+    process.wait_for(rf"based: Python app on base image {re.escape(base)}")
+    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    assert requests.get(process.url, timeout=10).text == "web.1"
