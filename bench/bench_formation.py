@@ -12,7 +12,6 @@ Usage: python bench/bench_formation.py [--rounds 5] [--json results.json]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -28,9 +27,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, until  # noqa: E402
+from common import free_port, report, until  # noqa: E402
 
-from dynosim import engine  # noqa: E402
+from dynosim import control, engine  # noqa: E402
 from dynosim.store import Store  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
@@ -44,9 +43,14 @@ def dynosim(*args: str) -> None:
 
 
 def scale_dynosim(app: str, url: str) -> float:
+    """Like the compose side (which probes once all 8 ports exist), probe once all 8 are up,
+    then through the router until every one of them has answered."""
     seen: set[str] = set()
 
     def all_answer() -> bool:
+        dynos = control.call(app, {"command": "ps"})["dynos"]
+        if sum(d["type"] == "web" and d["state"] == "up" for d in dynos) < DYNOS:
+            return False
         seen.add(requests.get(url, timeout=10).json()["dyno"])
         return len(seen) == DYNOS
 
@@ -208,9 +212,7 @@ services:
             "overhead": round((dyno_memory - bare) / 2**20, 1),
         },
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    report(result, args.json)
     shutil.rmtree(work, ignore_errors=True)
 
 

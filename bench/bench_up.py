@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shutil
 import signal
@@ -31,7 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, until  # noqa: E402
+from common import free_port, report, until  # noqa: E402
 
 from dynosim import build, runtime  # noqa: E402
 
@@ -192,9 +191,7 @@ def main() -> None:
         "ratio_b_warm_start": round(medians["b_dynosim"] / medians["b_compose"], 3),
         "samples_s": {k: [round(x, 3) for x in v] for k, v in timings.items()},
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    report(result, args.json)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
 
@@ -26,3 +28,11 @@ def until(check: Callable[[], bool], timeout: float = 600) -> None:
             pass
         time.sleep(0.02)
     raise TimeoutError(check)
+
+
+def report(result: dict, path: Path | None) -> None:
+    """Print the result as JSON, and write it to `path` when one is given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text)
