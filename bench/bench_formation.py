@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -34,12 +35,18 @@ from dynosim.store import Store  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 DYNOS = 8
+PROBES = ThreadPoolExecutor(max_workers=DYNOS)
 PROJECT = "dynosimscale"
 CGROUP = Path("/sys/fs/cgroup/memory/dynosim-bench-bare")
 
 
 def dynosim(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "dynosim", *args], check=True, capture_output=True)
+
+
+def probe(urls: list[str]) -> list[requests.Response]:
+    """Eight requests at once: both sides probe with the same concurrency."""
+    return list(PROBES.map(lambda url: requests.get(url, timeout=10), urls))
 
 
 def scale_dynosim(app: str, url: str) -> float:
@@ -51,7 +58,7 @@ def scale_dynosim(app: str, url: str) -> float:
         dynos = control.call(app, {"command": "ps"})["dynos"]
         if sum(d["type"] == "web" and d["state"] == "up" for d in dynos) < DYNOS:
             return False
-        seen.add(requests.get(url, timeout=10).json()["dyno"])
+        seen.update(r.json()["dyno"] for r in probe([url] * DYNOS))
         return len(seen) == DYNOS
 
     start = time.perf_counter()
@@ -94,7 +101,7 @@ def scale_compose(folder: Path) -> float:
         ports = compose_ports()
         if len(ports) < DYNOS:
             return False
-        return all(requests.get(f"http://127.0.0.1:{p}/", timeout=10).ok for p in ports)
+        return all(r.ok for r in probe([f"http://127.0.0.1:{p}/" for p in ports]))
 
     start = time.perf_counter()
     compose("up", "-d", "--scale", f"web={DYNOS}", "--no-recreate")
