@@ -13,7 +13,7 @@ import random
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker.errors
 from docker.models.containers import Container
@@ -24,12 +24,14 @@ from .errors import UsageError
 from .formation import DEFAULT_SIZE, size
 from .logs import LogHub
 from .procfile import RELEASE, WEB
-from .router import Router, WebStatus
 from .store import Release, Store
 
-#: Readiness polls every 10 ms for the first half second (most apps bind by then), then every
-#: 50 ms, so eight dynos booting at once do not spend a core on connection attempts.
-READY_POLL, READY_POLL_LATER, READY_FAST_FOR = 0.01, 0.05, 0.5
+if TYPE_CHECKING:
+    from .router import Router
+
+#: Readiness polls every 10 ms for the first 2 s (most apps bind by then), then every 50 ms,
+#: so a slow boot of many dynos at once does not spend a core on connection attempts.
+READY_POLL, READY_POLL_LATER, READY_FAST_FOR = 0.01, 0.05, 2.0
 #: Heroku cycles each dyno every 24 h plus up to 216 min (random), when cycling is on.
 CYCLE_BASE, CYCLE_JITTER = 24 * 3600.0, 216 * 60.0
 #: Memory is sampled this often; R14 is logged at most every 20 s per dyno while over quota.
@@ -49,6 +51,7 @@ class Tracked:
     state: str = "down"  # starting, up, crashed, down, complete (Heroku's dyno states)
     since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     container: Container | None = None
+    address: str | None = None  # where the router reaches a web dyno that is up
     started: float = 0.0  # clock time it last went up
     crashes: int = 0
     stopping: bool = False
@@ -166,6 +169,18 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 self._events.close()
         await asyncio.to_thread(dyno.remove_network, self.app)
+
+    def attach_router(self, router: Router) -> None:
+        """Route to the web dynos: those already up at once, the others as they come up.
+
+        `up` attaches the router after the dynos started booting, so that loading aiohttp
+        overlaps with creating and starting their containers.
+        """
+        self.router = router
+        for tracked in self.dynos.values():
+            if tracked.is_web and tracked.state == "up" and tracked.address:
+                router.add_backend(tracked.name, tracked.address, dyno.PORT)
+        self._update_router()
 
     # requests from the CLI (through the control channel)
     def snapshot(self) -> list[dict[str, Any]]:
@@ -295,6 +310,7 @@ class Supervisor:
             if tracked.container is not container or tracked.state != "starting":
                 return
             if ip and await _accepts(ip, dyno.PORT):
+                tracked.address = ip
                 self._set_state(tracked, "up")
                 if self.router:
                     self.router.add_backend(tracked.name, ip, dyno.PORT)
@@ -557,6 +573,8 @@ class Supervisor:
     def _update_router(self) -> None:
         if self.router is None:
             return
+        from .router import WebStatus  # loaded with the router itself
+
         web = [t for t in self.dynos.values() if t.is_web]
         states = {t.state for t in web}
         if "up" in states:

@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import importlib
 import re
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import build, control, dyno, logs, procfile, source
 from .clock import Clock
 from .errors import UsageError
 from .formation import DEFAULT_SIZE
 from .logs import LogHub, LogLine
-from .router import Router
 from .store import Release, Store
 from .supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from .router import Router
 
 Progress = Callable[[str], None]
 
@@ -138,12 +142,10 @@ async def serve(
         user = getpass.getuser()
         hub.emit(LogLine("app", "api", f"{new_release.description} by {user}"))
         hub.emit(LogLine("app", "api", f"Release {new_release.name} created by {user}"))
-    router = Router(app, lambda message: hub.heroku("router", message), host=host, port=port)
     supervisor = Supervisor(
         store,
         app,
         hub,
-        router,
         grace=grace,
         boot_timeout=boot_timeout,
         schedule=Clock(speed=time_scale),
@@ -154,9 +156,17 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await channel.start()
+    starting = asyncio.ensure_future(supervisor.start())
+    router: Router | None = None
     try:
+        # aiohttp loads in a thread while the dynos' containers are created and started
+        routing = await asyncio.to_thread(importlib.import_module, ".router", __package__)
+        router = routing.Router(
+            app, lambda message: hub.heroku("router", message), host=host, port=port
+        )
         await router.start()
-        await supervisor.start()
+        supervisor.attach_router(router)
+        await starting
         if ready:
             ready(router)
         await stop.wait()
@@ -165,7 +175,10 @@ async def serve(
             loop.remove_signal_handler(sig)
         await channel.close()
         with contextlib.suppress(Exception):
-            await router.close()
+            await starting
+        if router is not None:
+            with contextlib.suppress(Exception):
+                await router.close()
         await supervisor.shutdown()
 
 
