@@ -38,6 +38,7 @@ import errno
 import logging
 import random
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -228,8 +229,9 @@ class Router:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Listen on host:port; raise RouterError if that address cannot be bound."""
+    async def start(self, sock: socket.socket | None = None) -> None:
+        """Listen on host:port, or serve `sock` (already listening: connections made before
+        the router started wait in its backlog); RouterError if the address cannot be bound."""
         if self._runner is not None:
             return
         trace = aiohttp.TraceConfig()
@@ -259,7 +261,10 @@ class Router:
         await runner.setup()
         self._session = session  # before listening: the first request may come at once
         try:
-            await web.TCPSite(runner, self._host, self._port, backlog=1024).start()
+            if sock is not None:
+                await web.SockSite(runner, sock).start()
+            else:
+                await web.TCPSite(runner, self._host, self._port, backlog=1024).start()
         except OSError as exc:
             await runner.cleanup()
             await session.close()

@@ -38,14 +38,22 @@ def app_name(app_dir: Path) -> str:
 
 def check_port_free(host: str, port: int) -> None:
     """Fail before a long build, not after it, when the router's port is taken."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            raise UsageError(
-                f"{host}:{port} is already in use; choose another port with --port"
-            ) from None
+    listen(host, port).close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The router's listening socket, opened before the router itself is loaded."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(1024)
+    except OSError:
+        listener.close()
+        raise UsageError(
+            f"{host}:{port} is already in use; choose another port with --port"
+        ) from None
+    return listener
 
 
 def deploy(
@@ -155,7 +163,12 @@ async def serve(
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await channel.start()
+    listener = listen(host, port)  # clients may connect at once; they wait in the backlog
+    try:
+        await channel.start()
+    except BaseException:
+        listener.close()
+        raise
     starting = asyncio.ensure_future(supervisor.start())
     router: Router | None = None
     try:
@@ -164,7 +177,7 @@ async def serve(
         router = routing.Router(
             app, lambda message: hub.heroku("router", message), host=host, port=port
         )
-        await router.start()
+        await router.start(sock=listener)
         supervisor.attach_router(router)
         await starting
         if ready:
@@ -179,6 +192,7 @@ async def serve(
         if router is not None:
             with contextlib.suppress(Exception):
                 await router.close()
+        listener.close()
         await supervisor.shutdown()
 
 
