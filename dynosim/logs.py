@@ -8,10 +8,7 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
-
-if TYPE_CHECKING:
-    import asyncio
+from typing import TextIO
 
 import click
 
@@ -104,11 +101,10 @@ class Printer:
 class LogHub:
     """Keeps the last lines and hands every new one to its subscribers (printer, `logs --tail`).
 
-    Thread-safe entry: emit_threadsafe() may be called from Docker reader threads.
+    Not thread-safe: Docker reader threads hand lines over with loop.call_soon_threadsafe.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, keep: int = KEEP) -> None:
-        self.loop = loop
+    def __init__(self, keep: int = KEEP) -> None:
         self.recent: collections.deque[LogLine] = collections.deque(maxlen=keep)
         self.subscribers: list[Callable[[LogLine], None]] = []
 
@@ -127,9 +123,3 @@ class LogHub:
     def app(self, dyno: str, message: str, time: dt.datetime | None = None) -> None:
         for part in split_long(message):
             self.emit(LogLine("app", dyno, part, time or now()))
-
-    def emit_threadsafe(self, line: LogLine) -> None:
-        if self.loop is None:
-            self.emit(line)
-        else:
-            self.loop.call_soon_threadsafe(self.emit, line)

@@ -173,12 +173,6 @@ class Store:
         ).fetchone()
         return _release(row) if row else None
 
-    def releases(self, app: str) -> list[Release]:
-        rows = self.db.execute(
-            "SELECT * FROM releases WHERE app = ? ORDER BY version DESC", (app,)
-        ).fetchall()
-        return [_release(row) for row in rows]
-
     # formation
     def formation(self, app: str) -> dict[str, Entry]:
         rows = self.db.execute(

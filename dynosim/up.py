@@ -144,7 +144,7 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
-    hub = LogHub(loop)
+    hub = LogHub()
     hub.subscribe(printer)
     if new_release:
         user = getpass.getuser()
@@ -220,7 +220,8 @@ async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncI
         unsubscribe = hub.subscribe(queue.put_nowait) if request.get("tail") else None
         try:
             recent = [line for line in hub.recent if wanted(line)]
-            for line in recent[-int(request.get("num", 100)) :] if request.get("num") else recent:
+            num = int(request.get("num", 100))
+            for line in recent[len(recent) - num :] if num < len(recent) else recent:
                 yield line.to_json()
             while unsubscribe:
                 line = await queue.get()

@@ -37,3 +37,22 @@ def test_printer_is_plain_when_piped_and_coloured_on_request():
     Printer(coloured, colour=True)(LogLine("app", "web.1", "hi", WHEN))
     assert plain.getvalue() == "2026-11-23T19:44:53.123456+00:00 app[web.1]: hi\n"
     assert "\x1b[" in coloured.getvalue() and "app[web.1]: hi" in coloured.getvalue()
+
+
+def test_logs_request_gives_the_last_n_matching_lines():
+    import asyncio
+
+    from dynosim import up
+
+    hub = LogHub()
+    for n in range(4):
+        hub.app("web.1", f"web {n}")
+        hub.app("worker.1", f"worker {n}")
+    hub.heroku("web.2", "State changed from starting to up")
+
+    async def collect(**request):
+        return [r["message"] async for r in up._control(None, hub, {"command": "logs", **request})]
+
+    assert asyncio.run(collect(num=2, ps="web", source="app")) == ["web 2", "web 3"]
+    assert asyncio.run(collect(num=0)) == []
+    assert asyncio.run(collect(num=100, ps="web.2")) == ["State changed from starting to up"]
