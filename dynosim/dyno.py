@@ -89,12 +89,15 @@ def remove_network(app: str) -> None:
             network.remove()
 
 
-def listing(app: str) -> list[Dyno]:
+def containers(app: str) -> list[Container]:
     """Every dyno container of the app, running or not."""
-    containers = engine.client().containers.list(
+    return engine.client().containers.list(
         all=True, filters={"label": [f"{engine.LABEL_APP}={app}", f"{engine.LABEL}=dyno"]}
     )
-    return [Dyno.from_container(c) for c in containers]
+
+
+def listing(app: str) -> list[Dyno]:
+    return [Dyno.from_container(c) for c in containers(app)]
 
 
 def one_off_index(app: str) -> int:

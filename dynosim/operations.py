@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import control, dyno, engine
+from . import control, dyno
 from .errors import UsageError
 from .formation import Entry
 from .store import Release, Store
@@ -33,10 +33,10 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
     names = {d["name"] for d in tracked}
     release = store.current_release(app)
     commands = release.process_types if release else {}
-    for found in dyno.listing(app):  # one-offs from `run`, dynos left by a killed `up`
+    for container in dyno.containers(app):  # one-offs from `run`, dynos left by a killed `up`
+        found = dyno.Dyno.from_container(container)
         if found.name in names:
             continue
-        container = engine.client().containers.get(found.container_id)
         started = container.attrs["State"].get("StartedAt") or container.attrs["Created"]
         tracked.append(
             {
