@@ -83,10 +83,22 @@ def ensure_network(app: str) -> None:
             )
 
 
-def remove_network(app: str) -> None:
+def remove_network(app: str, wait: float = 0.0) -> bool:
+    """Remove the app's network; while containers are still attached (e.g. one being removed
+    right now), retry for up to `wait` seconds. Whether it is gone."""
+    deadline = time.monotonic() + wait
     for network in engine.client().networks.list(names=[network_name(app)]):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            network.remove()
+        while True:
+            try:
+                network.remove()
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.1)
+    return True
 
 
 def containers(app: str) -> list[Container]:

@@ -161,14 +161,18 @@ class Supervisor:
         for tracked in self.dynos.values():
             await self._cancel_timers(tracked)
         await asyncio.gather(*(self._stop(t) for t in list(self.dynos.values())))
-        leftovers = await asyncio.to_thread(dyno.listing, self.app)
-        await asyncio.gather(
-            *(asyncio.to_thread(self._remove_id, d.container_id) for d in leftovers)
-        )
         if self._events is not None:
             with contextlib.suppress(Exception):
                 self._events.close()
-        await asyncio.to_thread(dyno.remove_network, self.app)
+        # Docker calls of cancelled restarts may still be finishing in their threads (a removal,
+        # a create): sweep the app's containers until the network can go too.
+        for _ in range(5):
+            leftovers = await asyncio.to_thread(dyno.listing, self.app)
+            await asyncio.gather(
+                *(asyncio.to_thread(self._remove_id, d.container_id) for d in leftovers)
+            )
+            if await asyncio.to_thread(dyno.remove_network, self.app, 2.0):
+                break
 
     def attach_router(self, router: Router) -> None:
         """Route to the web dynos: those already up at once, the others as they come up.
