@@ -28,8 +28,10 @@ def current_release(store: Store, app: str) -> Release:
 
 def dynos(store: Store, app: str) -> list[dict[str, Any]]:
     """The app's dynos: from the running supervisor, else as Docker sees them."""
-    running = control.is_running(app)
-    tracked = control.call(app, {"command": "ps"})["dynos"] if running else []
+    try:
+        tracked = control.call(app, {"command": "ps"})["dynos"]
+    except control.NotRunning:
+        tracked = []
     names = {d["name"] for d in tracked}
     release = store.current_release(app)
     commands = release.process_types if release else {}
@@ -112,7 +114,7 @@ def change_formation(
     current = store.formation(app)
     result = change({t: e for t, e in current.items() if t in types}, types, args)
     store.set_formation(app, result)
-    if control.is_running(app):
+    with contextlib.suppress(control.NotRunning):  # without a running up, the next one applies it
         control.call(app, {"command": "reconcile"})
     return result
 
