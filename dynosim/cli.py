@@ -15,7 +15,8 @@ from pathlib import Path
 
 import click
 
-from . import control, formation
+from . import config as config_vars
+from . import control, dotenv, formation
 from .errors import DynosimError, UsageError
 from .logs import LogLine, Printer
 from .store import Store
@@ -78,6 +79,18 @@ def main(debug: bool) -> None:
 @click.option("--strict-runtime", is_flag=True, help="Fail when no stack has the exact Python.")
 @click.option("--cycling", is_flag=True, help="Cycle each dyno daily, as Heroku does.")
 @click.option(
+    "--env-file/--no-env-file",
+    default=True,
+    show_default=True,
+    help="Give dynos the app's .env under its config vars.",
+)
+@click.option(
+    "--release-timeout",
+    default=3600.0,
+    show_default=True,
+    help="Seconds the release phase may take.",
+)
+@click.option(
     "--time-scale",
     type=float,
     default=lambda: float(os.environ.get("DYNOSIM_TIME_SCALE", "1")),
@@ -92,6 +105,8 @@ def up_command(
     base_image: str | None,
     strict_runtime: bool,
     cycling: bool,
+    env_file: bool,
+    release_timeout: float,
     time_scale: float,
 ) -> None:
     """Build PATH (default: here) into a release and run it until Ctrl-C."""
@@ -103,20 +118,26 @@ def up_command(
     if control.is_running(name):
         raise UsageError(f"dynosim up is already running for app {name}")
     up.check_port_free("127.0.0.1", port)
+    local_env = dotenv.load(path / ".env") if env_file else {}
     store = Store()
-    release, is_new = up.deploy(
+    up.deploy(
         store, name, path, progress=progress, base_image=base_image, strict_runtime=strict_runtime
     )
+    if local_env:
+        click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
     def ready(router) -> None:
-        click.echo(f"-----> {name} {release.name} is running: {router.url}", err=True)
+        current = store.current_release(name)
+        running = current.name if current else "(no release succeeded yet)"
+        click.echo(f"-----> {name} {running} is running: {router.url}", err=True)
 
     asyncio.run(
         up.serve(
             store,
             name,
             printer=Printer(),
-            new_release=release if is_new else None,
+            local_env=local_env,
+            release_timeout=release_timeout,
             port=port,
             grace=grace,
             boot_timeout=boot_timeout,
@@ -305,3 +326,164 @@ def stack_build(suites: tuple[str, ...], force: bool) -> None:
         chosen = runtime.stack_by_suite(suite)
         stack.ensure(chosen, progress, force=force)
         click.echo(f"{chosen.build_image} and {chosen.run_image}: ready")
+
+
+@main.command("deploy")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-a", "--app", help="App name (default: from the folder name).")
+@click.option("--base-image", help="Build and run on this image instead of a Debian stack.")
+@click.option("--strict-runtime", is_flag=True, help="Fail when no stack has the exact Python.")
+def deploy_command(
+    path: Path, app: str | None, base_image: str | None, strict_runtime: bool
+) -> None:
+    """Build PATH into a new release and roll it out to the running up (like a git push)."""
+    from . import up
+
+    if not path.is_dir():
+        raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
+    store = Store()
+    name = app or up.app_name(path)
+    release, is_new = up.deploy(
+        store, name, path, progress=progress, base_image=base_image, strict_runtime=strict_runtime
+    )
+    if is_new:
+        _roll_out(name, release)
+
+
+def _roll_out(app: str, release, doing: str | None = None) -> None:
+    """Have the running up take the new release, reporting as Heroku does."""
+    from . import releases
+
+    if doing:
+        click.echo(f"{doing}... ", nl=False)
+    try:
+        running = releases.roll_out(app, release, lambda line: None if doing else progress(line))
+    except DynosimError:
+        if doing:
+            click.echo("failed")
+        raise
+    if doing:
+        click.echo(f"done, {release.name}")
+    if not running:
+        click.echo(f"{release.name} will be rolled out by the next `dynosim up` of {app}")
+
+
+@main.command("config")
+@app_option
+@click.option("-s", "--shell", is_flag=True, help="Output as KEY=value lines for a shell.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Output as JSON.")
+def config_command(app: str | None, shell: bool, as_json: bool) -> None:
+    """Show the app's config vars."""
+    from . import releases
+
+    store = Store()
+    name = resolve(store, app)
+    values = releases.latest(store, name).config
+    if as_json:
+        click.echo(config_vars.format_json(values))
+    elif shell:
+        if values:
+            click.echo(config_vars.format_shell(values))
+    else:
+        click.echo(config_vars.format_human(name, values))
+
+
+@main.command("config:get")
+@app_option
+@click.option("-s", "--shell", is_flag=True, help="Output as KEY=value.")
+@click.argument("key")
+def config_get(app: str | None, shell: bool, key: str) -> None:
+    """Print one config var's value exactly (an empty line when it is not set)."""
+    from . import releases
+
+    store = Store()
+    values = releases.latest(store, resolve(store, app)).config
+    if shell:
+        click.echo(config_vars.format_shell({key: values.get(key, "")}))
+    else:
+        click.echo(values.get(key, ""))
+
+
+@main.command("config:set")
+@app_option
+@click.option(
+    "--from-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Import KEY=VALUE lines from a .env file.",
+)
+@click.argument("pairs", nargs=-1)
+def config_set(app: str | None, from_file: Path | None, pairs: tuple[str, ...]) -> None:
+    """Set config vars (KEY=VALUE ...): a new release, and the dynos restart with it."""
+    from . import releases
+
+    store = Store()
+    name = resolve(store, app)
+    changes = {**(dotenv.load(from_file) if from_file else {}), **config_vars.parse_pairs(pairs)}
+    release = releases.set_config(store, name, changes)
+    _roll_out(name, release, f"Setting {', '.join(changes)} and restarting ⬢ {name}")
+
+
+@main.command("config:unset")
+@app_option
+@click.argument("keys", nargs=-1)
+def config_unset(app: str | None, keys: tuple[str, ...]) -> None:
+    """Remove config vars: a new release, and the dynos restart with it."""
+    from . import releases
+
+    store = Store()
+    name = resolve(store, app)
+    release = releases.unset_config(store, name, keys)
+    _roll_out(name, release, f"Unsetting {', '.join(keys)} and restarting ⬢ {name}")
+
+
+@main.command("releases")
+@app_option
+@click.option("-n", "--num", default=15, show_default=True, help="How many releases to show.")
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+def releases_command(app: str | None, num: int, as_json: bool) -> None:
+    """List the app's releases, newest first."""
+    from . import releases
+
+    store = Store()
+    name = resolve(store, app)
+    listed = store.releases(name, num)
+    if as_json:
+        click.echo(json.dumps([releases.summary(r) for r in listed], indent=2))
+        return
+    current = store.current_release(name)
+    click.echo(releases.format_list(name, listed, current, dt.datetime.now(dt.UTC)))
+
+
+@main.command("releases:info")
+@app_option
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+@click.argument("release", required=False)
+def releases_info(app: str | None, as_json: bool, release: str | None) -> None:
+    """Show one release (default: the current one)."""
+    from . import releases
+
+    store = Store()
+    name = resolve(store, app)
+    chosen = releases.find(store, name, release)
+    if as_json:
+        click.echo(json.dumps(releases.summary(chosen), indent=2))
+    else:
+        click.echo(releases.format_info(chosen))
+
+
+@main.command("releases:rollback")
+@app_option
+@click.argument("release", required=False)
+def releases_rollback(app: str | None, release: str | None) -> None:
+    """Roll back to a release (default: the one before the current): a new release with its
+    image and config vars."""
+    from . import releases
+
+    store = Store()
+    name = resolve(store, app)
+    version = releases.parse_version(release) if release else None
+    target = releases.rollback_target(store, name, version)
+    releases.check_images(target)
+    created = releases.rollback(store, name, target)
+    _roll_out(name, created, f"Rolling back ⬢ {name} to {target.name}")
+    click.echo("Rollback affects code and config vars; it doesn't add or remove add-ons.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 
@@ -19,3 +20,19 @@ class Clock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds / self.speed)
+
+
+def heroku_time(since: str, now: dt.datetime) -> str:
+    """'2026/11/23 19:44:53 +0000 (~ 3s ago)', the suffix only under 25 hours (Heroku)."""
+    moment = dt.datetime.fromisoformat(since).astimezone(dt.UTC)
+    text = moment.strftime("%Y/%m/%d %H:%M:%S +0000")
+    seconds = max(0, int((now - moment).total_seconds()))
+    if seconds >= 25 * 3600:
+        return text
+    if seconds < 60:
+        ago = f"{seconds}s"
+    elif seconds < 3600:
+        ago = f"{seconds // 60}m"
+    else:
+        ago = f"{seconds // 3600}h"
+    return f"{text} (~ {ago} ago)"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import docker.errors
 from docker.models.containers import Container
 
-from . import engine
+from . import container_build, engine
 from .formation import DEFAULT_SIZE, Size, size
 from .store import Release
 
@@ -35,8 +35,9 @@ def network_name(app: str) -> str:
     return f"dynosim-{app}"
 
 
-def container_name(app: str, dyno: str) -> str:
-    return f"dynosim-{app}-{dyno}"
+def container_name(app: str, dyno: str, release: int) -> str:
+    """Names carry the release: during a preboot the old and the new web.1 both exist."""
+    return f"dynosim-{app}-{dyno}-v{release}"
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,15 @@ def one_off_index(app: str) -> int:
     return random.choice([n for n in range(1000, 10000) if n not in taken])
 
 
-def environment(release: Release, dyno: str, extra: dict[str, str] | None = None) -> dict:
-    """Config vars, then what the platform sets itself (PORT and DYNO win, as on Heroku)."""
-    return {**release.config, **(extra or {}), "PORT": str(PORT), "DYNO": dyno}
+def environment(
+    release: Release,
+    dyno: str,
+    extra: dict[str, str] | None = None,
+    base: dict[str, str] | None = None,
+) -> dict:
+    """The app's .env (`base`), its config vars over it, a one-off's -e values over those,
+    then what the platform sets itself (PORT and DYNO win, as on Heroku)."""
+    return {**(base or {}), **release.config, **(extra or {}), "PORT": str(PORT), "DYNO": dyno}
 
 
 def machine_memory_mb() -> int:
@@ -141,16 +148,18 @@ def create(
     command: str | None = None,
     size_name: str = DEFAULT_SIZE,
     env: dict[str, str] | None = None,
+    base_env: dict[str, str] | None = None,
     tty: bool = False,
     interactive: bool = False,
 ) -> Container:
     """Create (not start) a dyno container, locked down: non-root, no capabilities, limits."""
     dyno = f"{process_type}.{index}"
-    command = command or release.process_types[process_type]
+    command = command if command is not None else release.process_types.get(process_type, "")
+    image = release.image_for(process_type)
     chosen = size(size_name)
     limit = f"{memory_limit_mb(chosen)}m"
     client = engine.client()
-    name = container_name(release.app, dyno)
+    name = container_name(release.app, dyno, release.version)
     labels = {
         engine.LABEL: "dyno",
         engine.LABEL_APP: release.app,
@@ -161,10 +170,10 @@ def create(
         L_SIZE: chosen.name,
     }
     spec = dict(
-        command=[command],
+        **_process(release, process_type, image, command),
         name=name,
         hostname=dyno.replace(".", "-"),
-        environment=environment(release, dyno, env),
+        environment=environment(release, dyno, env, base_env),
         labels=labels,
         network=network_name(release.app),
         cap_drop=["ALL"],
@@ -180,7 +189,7 @@ def create(
     )
     for attempt in range(20):
         try:
-            return client.containers.create(release.image, **spec)
+            return client.containers.create(image, **spec)
         except docker.errors.APIError as exc:
             if exc.status_code != 409 or attempt == 19:
                 raise
@@ -189,6 +198,22 @@ def create(
             client.containers.get(name).remove(force=True)
         time.sleep(0.05)
     raise AssertionError("unreachable")
+
+
+def _process(release: Release, process_type: str, image: str, command: str) -> dict:
+    """How the container runs its command. A Python-runtime image starts it through its
+    dyno-launch entrypoint; an image built from the app's own Dockerfile (heroku.yml) runs
+    it with `/bin/sh -c`, or its own CMD when there is none, as a non-root user (Heroku)."""
+    if process_type not in release.images:
+        return {"command": [command]}
+    user = container_build.image_user(image) or CONTAINER_USER
+    if command:
+        return {"entrypoint": ["/bin/sh", "-c"], "command": [command], "user": user}
+    return {"user": user}
+
+
+#: Who runs a heroku.yml dyno whose image names no non-root USER.
+CONTAINER_USER = "1000:1000"
 
 
 def address(container: Container, app: str) -> str | None:

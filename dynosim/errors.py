@@ -29,6 +29,32 @@ class UsageError(DynosimError):
     exit_code = 2
 
 
+class ConfigError(DynosimError):
+    """A config var, .env file or app.json value that cannot be used; nothing is written."""
+
+    exit_code = 2
+
+
+class ManifestError(DynosimError):
+    """heroku.yml or app.json that does not follow its schema; names the file and key path."""
+
+    exit_code = 2
+
+
+class ReleaseError(DynosimError):
+    """A release that failed its release phase or whose web dynos never came up; the
+    previous release keeps running. Carries the tail of the failing command's output."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, tail: list[str] | None = None) -> None:
+        self.tail = tail or []
+        super().__init__(message)
+
+    def format_message(self) -> str:
+        return "\n".join([str(self), *(f"  | {line}" for line in self.tail)])
+
+
 class RuntimeSelectionError(DynosimError):
     """runtime.txt / .python-version / package manager files that cannot be honoured."""
 

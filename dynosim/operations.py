@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import control, dyno
+from .clock import heroku_time as when
 from .errors import UsageError
 from .formation import Entry
 from .store import Release, Store
@@ -33,7 +34,7 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
     except control.NotRunning:
         tracked = []
     names = {d["name"] for d in tracked}
-    release = store.current_release(app)
+    release = store.latest_release(app)
     commands = release.process_types if release else {}
     for container in dyno.containers(app):  # one-offs from `run`, dynos left by a killed `up`
         found = dyno.Dyno.from_container(container)
@@ -65,7 +66,7 @@ def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
     if one_offs:
         lines = [f"=== run: one-off processes ({len(one_offs)})"]
         lines += [
-            f"{e['name']} ({e['size']}): {e['state']} {_when(e['since'], now)}: {e['command']}"
+            f"{e['name']} ({e['size']}): {e['state']} {when(e['since'], now)}: {e['command']}"
             for e in one_offs
         ]
         blocks.append("\n".join(lines))
@@ -77,25 +78,9 @@ def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
         )
         first = group[0]
         lines = [f"=== {process_type} ({first['size']}): {first['command']} ({len(group)})"]
-        lines += [f"{e['name']}: {e['state']} {_when(e['since'], now)}" for e in group]
+        lines += [f"{e['name']}: {e['state']} {when(e['since'], now)}" for e in group]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
-
-
-def _when(since: str, now: dt.datetime) -> str:
-    """'2026/11/23 19:44:53 +0000 (~ 3s ago)', the suffix only under 25 hours (Heroku)."""
-    moment = dt.datetime.fromisoformat(since).astimezone(dt.UTC)
-    text = moment.strftime("%Y/%m/%d %H:%M:%S +0000")
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds >= 25 * 3600:
-        return text
-    if seconds < 60:
-        ago = f"{seconds}s"
-    elif seconds < 3600:
-        ago = f"{seconds // 60}m"
-    else:
-        ago = f"{seconds // 3600}h"
-    return f"{text} (~ {ago} ago)"
 
 
 def _docker_time(text: str) -> dt.datetime:
@@ -109,7 +94,9 @@ def change_formation(
     args: list[str],
 ) -> dict[str, Entry]:
     """Validate and record a formation change, then nudge a running supervisor."""
-    release = current_release(store, app)
+    release = store.latest_release(app)
+    if release is None:
+        raise UsageError(f"app {app} has no release yet; deploy it with: dynosim up")
     types = [name for name in release.process_types if name != "release"]
     current = store.formation(app)
     result = change({t: e for t, e in current.items() if t in types}, types, args)

@@ -218,6 +218,8 @@ class Router:
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._backends: dict[str, tuple[str, int]] = {}
+        self._labels: dict[str, str] = {}  # backend key -> dyno name shown in the log line
+        self._active: dict[str, int] = {}  # backend key -> requests in flight
         self._bases: dict[str, str] = {}  # dyno -> "http://host:port", ready to prefix a path
         self._names: tuple[str, ...] = ()
         self._quarantine: dict[str, float] = {}  # dyno -> monotonic time it may be tried again
@@ -298,20 +300,35 @@ class Router:
 
     # -- what the supervisor tells -----------------------------------------------------------
 
-    def add_backend(self, dyno: str, host: str, port: int) -> None:
-        """A web dyno is up: route to it from now on (wakes held requests, status becomes UP)."""
-        self._backends[dyno] = (host, port)
-        self._quarantine.pop(dyno, None)
+    def add_backend(self, key: str, host: str, port: int, name: str | None = None) -> None:
+        """A web dyno is up: route to it from now on (wakes held requests, status becomes UP).
+
+        `key` identifies the backend, `name` (default: the key) is the dyno name logged; two
+        backends may share a name while a new release's web.1 boots beside the old one.
+        """
+        self._backends[key] = (host, port)
+        self._labels[key] = name or key
+        self._quarantine.pop(key, None)
         self._sync_backends()
         self._status = WebStatus.UP
         self._wake()
 
-    def remove_backend(self, dyno: str) -> None:
+    def remove_backend(self, key: str) -> None:
         """A web dyno stops taking traffic. With none left, requests are held until the
         supervisor adds one or sets another status."""
-        self._backends.pop(dyno, None)
-        self._quarantine.pop(dyno, None)
+        self._backends.pop(key, None)
+        self._quarantine.pop(key, None)
         self._sync_backends()
+        if not self._active.get(key):
+            self._labels.pop(key, None)
+
+    async def drain(self, key: str, timeout: float) -> None:
+        """Stop routing new requests to a backend and wait (at most `timeout` seconds) until
+        the requests it is serving are answered: a dyno is only stopped once it is idle."""
+        self.remove_backend(key)
+        deadline = time.monotonic() + timeout
+        while self._active.get(key) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
 
     def set_status(self, status: WebStatus) -> None:
         """Say what to answer when no backend is available (see WebStatus)."""
@@ -397,42 +414,57 @@ class Router:
                 break
             dyno = picked
             tried.add(dyno)
-            url = URL(self._bases[dyno] + raw_path, encoded=True)
-            attempt = SimpleNamespace(connected=None)
-            began = time.monotonic()
+            self._active[dyno] = self._active.get(dyno, 0) + 1
             try:
-                async with asyncio.timeout(deadline - began):
-                    upstream = await session.request(
-                        request.method,
-                        url,
-                        headers=forward,
-                        data=data,
-                        allow_redirects=False,
-                        trace_request_ctx=attempt,
-                    )
-            except aiohttp.ConnectionTimeoutError:
-                code, connect = "H19", time.monotonic() - began
-                self._quarantine[dyno] = time.monotonic() + QUARANTINE_SECONDS
-                continue
-            except aiohttp.ClientConnectorError:
-                code, connect = "H21", time.monotonic() - began
-                self._quarantine[dyno] = time.monotonic() + QUARANTINE_SECONDS
-                continue
-            except TimeoutError:  # the request_timeout deadline
+                url = URL(self._bases[dyno] + raw_path, encoded=True)
+                attempt = SimpleNamespace(connected=None)
+                began = time.monotonic()
+                try:
+                    async with asyncio.timeout(deadline - began):
+                        upstream = await session.request(
+                            request.method,
+                            url,
+                            headers=forward,
+                            data=data,
+                            allow_redirects=False,
+                            trace_request_ctx=attempt,
+                        )
+                except aiohttp.ConnectionTimeoutError:
+                    code, connect = "H19", time.monotonic() - began
+                    self._quarantine[dyno] = time.monotonic() + QUARANTINE_SECONDS
+                    continue
+                except aiohttp.ClientConnectorError:
+                    code, connect = "H21", time.monotonic() - began
+                    self._quarantine[dyno] = time.monotonic() + QUARANTINE_SECONDS
+                    continue
+                except TimeoutError:  # the request_timeout deadline
+                    connected = attempt.connected or began
+                    service = time.monotonic() - connected
+                    return self._fail(x, "H12", dyno, connected - began, service, nbytes=0)
+                except (aiohttp.ClientError, OSError):
+                    connected = attempt.connected or began
+                    service = time.monotonic() - connected
+                    if _client_gone(request):
+                        connect = connected - began
+                        self._emit(
+                            x, "warning", "H27", dyno, connect, service, 499, 0, sock="client"
+                        )
+                        return self._error_page(503)
+                    return self._fail(x, "H13", dyno, connected - began, service)
                 connected = attempt.connected or began
-                service = time.monotonic() - connected
-                return self._fail(x, "H12", dyno, connected - began, service, nbytes=0)
-            except (aiohttp.ClientError, OSError):
-                connected = attempt.connected or began
-                service = time.monotonic() - connected
-                if _client_gone(request):
-                    connect = connected - began
-                    self._emit(x, "warning", "H27", dyno, connect, service, 499, 0, sock="client")
-                    return self._error_page(503)
-                return self._fail(x, "H13", dyno, connected - began, service)
-            connected = attempt.connected or began
-            return await self._relay(request, x, upstream, dyno, connected - began, connected)
+                return await self._relay(request, x, upstream, dyno, connected - began, connected)
+            finally:
+                self._done(dyno)
         return self._fail(x, code, dyno, connect)
+
+    def _done(self, key: str) -> None:
+        """A request to a backend ended; forget a removed backend once it serves none."""
+        left = self._active[key] - 1
+        if left or key in self._backends:
+            self._active[key] = left
+        else:
+            del self._active[key]
+            self._labels.pop(key, None)
 
     async def _hold(self) -> str | None:
         """Wait for a backend; None when one is there, else the error code to answer with."""
@@ -605,9 +637,10 @@ class Router:
             parts.append(f'desc="{desc}"')
         if extra:
             parts.append(extra)
+        name = self._labels.get(dyno, dyno)
         parts.append(
             f'method={x.method} path="{x.path}" host={x.host} request_id={x.request_id} '
-            f'fwd="{x.fwd}" dyno={dyno} connect={_ms(connect)} service={_ms(service)} '
+            f'fwd="{x.fwd}" dyno={name} connect={_ms(connect)} service={_ms(service)} '
             f"status={status} bytes={'' if nbytes is None else nbytes} protocol=http"
         )
         self._log(" ".join(parts))

@@ -1,24 +1,29 @@
 """Desired state: apps, releases and formation in an owner-only SQLite database.
 
-Releases are immutable (image, config vars, process types); the newest one is current.
-Formation (quantity and size per process type) lives beside them and survives deploys.
+Releases are immutable (image, config vars, process types) except for their status: a release
+is created `pending`, becomes `succeeded` once its release phase passed and its dynos took over,
+or `failed`. The newest succeeded release is current (what runs); the newest release that did
+not fail is what the next change builds on. Formation (quantity and size per process type)
+lives beside them and survives deploys.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StateError
 from .formation import DEFAULT_SIZE, Entry, size
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 MIGRATIONS = {
     1: """
     CREATE TABLE apps (
@@ -45,6 +50,13 @@ MIGRATIONS = {
         PRIMARY KEY (app, type)
     );
     """,
+    2: """
+    ALTER TABLE releases ADD COLUMN status TEXT NOT NULL DEFAULT 'succeeded';
+    ALTER TABLE releases ADD COLUMN failure TEXT NOT NULL DEFAULT '';
+    ALTER TABLE releases ADD COLUMN images TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE releases ADD COLUMN postdeploy TEXT NOT NULL DEFAULT '';
+    ALTER TABLE releases ADD COLUMN user TEXT NOT NULL DEFAULT ''
+    """,
 }
 
 
@@ -66,10 +78,22 @@ class Release:
     process_types: dict[str, str]
     config: dict[str, str]
     created_at: dt.datetime
+    status: str = SUCCEEDED
+    failure: str = ""  # why it failed, in one line
+    images: dict[str, str] = field(default_factory=dict)  # process type -> own image (heroku.yml)
+    postdeploy: str = ""  # app.json's scripts.postdeploy, on an app's first release only
+    user: str = ""
 
     @property
     def name(self) -> str:
         return f"v{self.version}"
+
+    def image_for(self, process_type: str) -> str:
+        return self.images.get(process_type, self.image)
+
+    @property
+    def all_images(self) -> set[str]:
+        return {self.image, *self.images.values()}
 
 
 class Store:
@@ -143,15 +167,20 @@ class Store:
         description: str,
         process_types: dict[str, str],
         config: dict[str, str] | None = None,
+        images: dict[str, str] | None = None,
+        postdeploy: str = "",
+        status: str = PENDING,
     ) -> Release:
+        """Record the next release vN; `pending` until a supervisor has rolled it out."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT COALESCE(MAX(version), 0) AS v FROM releases WHERE app = ?", (app,)
             ).fetchone()
             version = row["v"] + 1
-            created = _now()
             db.execute(
-                "INSERT INTO releases VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO releases (app, version, image, source_hash, description,"
+                " process_types, config, created_at, status, images, postdeploy, user)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     app,
                     version,
@@ -160,16 +189,56 @@ class Store:
                     description,
                     json.dumps(process_types),
                     json.dumps(config or {}),
-                    created,
+                    _now(),
+                    status,
+                    json.dumps(images or {}),
+                    postdeploy,
+                    _user(),
                 ),
             )
-        release = self.current_release(app)
+        release = self.release(app, version)
         assert release is not None
         return release
 
-    def current_release(self, app: str) -> Release | None:
+    def release(self, app: str, version: int) -> Release | None:
         row = self.db.execute(
-            "SELECT * FROM releases WHERE app = ? ORDER BY version DESC LIMIT 1", (app,)
+            "SELECT * FROM releases WHERE app = ? AND version = ?", (app, version)
+        ).fetchone()
+        return _release(row) if row else None
+
+    def releases(self, app: str, limit: int = 1000) -> list[Release]:
+        """Newest first."""
+        rows = self.db.execute(
+            "SELECT * FROM releases WHERE app = ? ORDER BY version DESC LIMIT ?", (app, limit)
+        ).fetchall()
+        return [_release(r) for r in rows]
+
+    def current_release(self, app: str) -> Release | None:
+        """The release that runs: the newest that succeeded."""
+        return self._newest(app, "status = 'succeeded'")
+
+    def latest_release(self, app: str) -> Release | None:
+        """What the next config change or deploy builds on: the newest that did not fail."""
+        return self._newest(app, "status != 'failed'")
+
+    def pending_releases(self, app: str) -> list[Release]:
+        """Releases not rolled out yet, oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM releases WHERE app = ? AND status = 'pending' ORDER BY version", (app,)
+        ).fetchall()
+        return [_release(r) for r in rows]
+
+    def finish_release(self, app: str, version: int, status: str, failure: str = "") -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE releases SET status = ?, failure = ? WHERE app = ? AND version = ?",
+                (status, failure, app, version),
+            )
+
+    def _newest(self, app: str, condition: str) -> Release | None:
+        row = self.db.execute(
+            f"SELECT * FROM releases WHERE app = ? AND {condition} ORDER BY version DESC LIMIT 1",
+            (app,),
         ).fetchone()
         return _release(row) if row else None
 
@@ -219,4 +288,16 @@ def _release(row: sqlite3.Row) -> Release:
         process_types=json.loads(row["process_types"]),
         config=json.loads(row["config"]),
         created_at=dt.datetime.fromisoformat(row["created_at"]),
+        status=row["status"],
+        failure=row["failure"],
+        images=json.loads(row["images"]),
+        postdeploy=row["postdeploy"],
+        user=row["user"],
     )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "you"

@@ -1,4 +1,6 @@
-"""The dyno manager: keeps the app's containers matching its current release and formation.
+"""The dyno manager: keeps the app's containers matching its current release and formation,
+and rolls new releases out (release phase, then preboot: new web dynos take traffic before the
+old ones are drained and stopped).
 
 Runs inside `dynosim up`'s event loop. Docker's blocking calls go to threads; Docker's event
 stream reports deaths as they happen; every platform event is logged the way Heroku logs it.
@@ -11,7 +13,7 @@ import contextlib
 import datetime as dt
 import random
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,11 +22,11 @@ from docker.models.containers import Container
 
 from . import backoff, dyno, engine, reconcile
 from .clock import Clock
-from .errors import UsageError
+from .errors import ReleaseError, UsageError
 from .formation import DEFAULT_SIZE, size
-from .logs import LogHub
+from .logs import LogHub, LogLine
 from .procfile import RELEASE, WEB
-from .store import Release, Store
+from .store import FAILED, SUCCEEDED, Release, Store
 
 if TYPE_CHECKING:
     from .router import Router
@@ -37,6 +39,9 @@ CYCLE_BASE, CYCLE_JITTER = 24 * 3600.0, 216 * 60.0
 #: Memory is sampled this often; R14 is logged at most every 20 s per dyno while over quota.
 MEMORY_SAMPLE, R14_EVERY = 2.0, 20.0
 EVENTS_RETRY = 1.0
+#: Heroku kills a release phase after an hour.
+RELEASE_TIMEOUT = 3600.0
+Progress = Callable[[str], None]
 
 
 @dataclass(eq=False)
@@ -93,11 +98,14 @@ class Supervisor:
         clock: Clock | None = None,
         schedule: Clock | None = None,
         cycling: bool = False,
+        local_env: dict[str, str] | None = None,
+        release_timeout: float = RELEASE_TIMEOUT,
     ) -> None:
         """`clock` times boots and stops; `schedule` (fast-forwardable) times crash cool-offs,
-        stability and daily cycling."""
+        stability and daily cycling. `local_env` (the app's .env) sits under the config vars."""
         self.store, self.app, self.hub, self.router = store, app, hub, router
         self.grace, self.boot_timeout, self.cycling = grace, boot_timeout, cycling
+        self.local_env, self.release_timeout = local_env or {}, release_timeout
         self.clock = clock or Clock()
         self.schedule = schedule or self.clock
         self.dynos: dict[str, Tracked] = {}
@@ -108,22 +116,186 @@ class Supervisor:
         self._reconciling = asyncio.Lock()
         self._repair: asyncio.Future | None = None
         self._memory: asyncio.Future | None = None
+        self._preboot: list[Tracked] = []  # a new release's web dynos, booting beside the old
+        self._retiring: set[str] = set()  # containers of replaced web dynos, being drained
+        self._background: set[asyncio.Task] = set()
+        self._state_changed = asyncio.Event()
 
     # life cycle
     async def start(self) -> None:
-        """Create the network, watch Docker's events, bring the formation up."""
+        """Create the network, watch Docker's events, adopt what runs, roll out pending
+        releases, bring the formation up."""
         self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(dyno.ensure_network, self.app)
         self._watch_events()
         self._memory = asyncio.ensure_future(self._watch_memory())
-        await self.reconcile()
+        async with self._reconciling:
+            pending = self.store.pending_releases(self.app)
+            await self._reconcile(start=not pending)  # adopt only: the new release comes next
+            for release in pending:
+                with contextlib.suppress(ReleaseError):  # logged; the current release runs
+                    await self._roll_out(release, lambda _: None)
+            if pending:
+                await self._reconcile()
 
     async def reconcile(self) -> None:
         """Compare desired and actual, and act: adopt, start, stop, remove."""
         async with self._reconciling:
             await self._reconcile()
 
-    async def _reconcile(self) -> None:
+    async def deploy(self, version: int, progress: Progress) -> None:
+        """Roll out pending releases up to vN in order; ReleaseError when vN fails."""
+        async with self._reconciling:
+            for release in self.store.pending_releases(self.app):
+                if release.version > version:
+                    break
+                try:
+                    await self._roll_out(release, progress)
+                except ReleaseError:
+                    if release.version == version:
+                        raise
+            await self._reconcile()
+        wanted = self.store.release(self.app, version)
+        if wanted is not None and wanted.status == FAILED:
+            raise ReleaseError(f"release {wanted.name} failed: {wanted.failure}")
+
+    async def _roll_out(self, release: Release, progress: Progress) -> None:
+        """Release phase, then the switch; the release ends succeeded or failed (and raises)."""
+        user = release.user or "you"
+        self.hub.emit(LogLine("app", "api", f"{release.description} by {user}"))
+        self.hub.emit(LogLine("app", "api", f"Release {release.name} created by {user}"))
+        try:
+            for phase, command in (
+                (RELEASE, release.process_types.get(RELEASE)),
+                ("postdeploy", release.postdeploy),
+            ):
+                if command:
+                    progress(f"Running {phase} command `{command}`...")
+                    await self._phase(release, phase, command)
+            progress(f"Starting the dynos of {release.name}...")
+            await self._preboot_web(release)
+        except ReleaseError as exc:
+            self.store.finish_release(self.app, release.version, FAILED, str(exc))
+            self.hub.emit(LogLine("app", "api", f"Release {release.name} failed: {exc}"))
+            raise ReleaseError(f"release {release.name} failed: {exc}", exc.tail) from None
+        self.store.finish_release(self.app, release.version, SUCCEEDED)
+        self.release = self.store.current_release(self.app)
+        self.hub.emit(LogLine("app", "api", f"Deployed {release.name}"))
+
+    async def _phase(self, release: Release, phase: str, command: str) -> None:
+        """Run a release-phase command in a one-off dyno; ReleaseError unless it exits 0."""
+        index = await asyncio.to_thread(dyno.one_off_index, self.app)
+        tracked = Tracked(phase, index, role=dyno.ONE_OFF, command=command)
+        self._set_state(tracked, "starting")
+        try:
+            container = await asyncio.to_thread(
+                dyno.create, release, phase, index, role=dyno.ONE_OFF, command=command,
+                base_env=self.local_env,
+            )  # fmt: skip
+        except docker.errors.DockerException as exc:
+            raise ReleaseError(f"{phase} dyno could not be created: {_reason(exc)}") from None
+        try:
+            self.hub.heroku(tracked.name, f"Starting process with command `{command}`")
+            try:
+                await asyncio.to_thread(container.start)
+            except docker.errors.DockerException as exc:
+                raise ReleaseError(f"{phase} dyno did not start: {_reason(exc)}") from None
+            follower = self._follow(tracked, container, since=None)
+            self._set_state(tracked, "up")
+            try:
+                result = await asyncio.to_thread(container.wait, timeout=self.release_timeout)
+                code = int(result["StatusCode"])
+            except Exception:  # the timeout (requests raises its own exception types)
+                self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
+                code = await asyncio.to_thread(_kill, container)
+                self.hub.heroku(tracked.name, f"Process exited with status {code}")
+                raise ReleaseError(
+                    f"{phase} command timed out after {self.release_timeout:g} seconds",
+                    self._tail(tracked.name),
+                ) from None
+            await asyncio.to_thread(follower.join, 5)
+            self.hub.heroku(tracked.name, f"Process exited with status {code}")
+            self._set_state(tracked, "complete")
+            if code != 0:
+                raise ReleaseError(
+                    f"{phase} command `{command}` exited with status {code}",
+                    self._tail(tracked.name),
+                )
+        finally:
+            await asyncio.to_thread(dyno.remove, container)
+
+    def _tail(self, dyno_name: str, lines: int = 20) -> list[str]:
+        output = [line.message for line in self.hub.recent if line.dyno == dyno_name]
+        return output[-lines:]
+
+    async def _preboot_web(self, release: Release) -> None:
+        """Boot the release's web dynos beside the serving ones; once all are up they take
+        over and the old ones are drained and stopped. If one crashes or never binds, the
+        new ones are stopped and the old ones keep serving (ReleaseError)."""
+        entry = self.store.formation(self.app).get(WEB)
+        serving = [t for t in self.dynos.values() if t.is_web and t.container is not None]
+        if WEB not in release.process_types or not entry or not entry.quantity or not serving:
+            return  # nothing to keep serving: the new dynos simply start
+        new = [
+            Tracked(WEB, i, command=release.process_types[WEB], size=entry.size)
+            for i in range(1, entry.quantity + 1)
+        ]
+        self._preboot = new
+        try:
+            await asyncio.gather(*(self._start(t, release=release) for t in new))
+            failed = await self._until_settled(new)
+        finally:
+            self._preboot = []
+        if failed:
+            for tracked in new:
+                await self._cancel_timers(tracked)
+            await asyncio.gather(*(self._stop(t) for t in new))
+            raise ReleaseError(
+                f"{failed.name} of {release.name} did not come up; the previous release keeps"
+                " serving",
+                self._tail(failed.name),
+            )
+        for old in [t for t in self.dynos.values() if t.is_web]:
+            await self._cancel_timers(old)
+            del self.dynos[old.name]
+            if old.container is not None:
+                self._retiring.add(old.container.id)
+                self._in_background(self._retire(old))
+        for tracked in new:
+            self.dynos[tracked.name] = tracked
+        self._update_router()
+
+    async def _until_settled(self, new: list[Tracked]) -> Tracked | None:
+        """Wait until every new dyno is up (None) or one of them failed (that one)."""
+        deadline = self.clock.now() + self.boot_timeout + 10
+        while self.clock.now() < deadline:
+            failed = [t for t in new if t.state in ("crashed", "down")]
+            if failed:
+                return failed[0]
+            if all(t.state == "up" for t in new):
+                return None
+            changed = self._state_changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), 1.0)
+        return next(t for t in new if t.state != "up")
+
+    async def _retire(self, old: Tracked) -> None:
+        """Drain a replaced web dyno in the router, then stop it."""
+        assert old.container is not None
+        container_id = old.container.id
+        try:
+            if self.router:
+                await self.router.drain(container_id, self.grace)
+            await self._stop(old)
+        finally:
+            self._retiring.discard(container_id)
+
+    def _in_background(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reconcile(self, start: bool = True) -> None:
         self.release = release = self.store.current_release(self.app)
         if release is None:
             return
@@ -135,7 +307,8 @@ class Supervisor:
             unwanted = tracked.index > desired.get(tracked.type, 0)
             if tracked.role == dyno.FORMATION and tracked.container is None and unwanted:
                 self._forget(tracked)
-        actual = await asyncio.to_thread(dyno.listing, self.app)
+        listed = await asyncio.to_thread(dyno.listing, self.app)
+        actual = [d for d in listed if d.container_id not in self._retiring]
         formation_names = {n for n, t in self.dynos.items() if t.role == dyno.FORMATION}
         actions = reconcile.decide(
             desired, release.version, actual, tracked=formation_names, sizes=sizes
@@ -148,7 +321,7 @@ class Supervisor:
             *(self._adopt(d) for d in actions.adopt),
             *(
                 self._start(self._track(t, i, size=sizes.get(t, DEFAULT_SIZE)))
-                for t, i in actions.start
+                for t, i in (actions.start if start else [])
             ),
         )
         self._update_router()
@@ -160,7 +333,10 @@ class Supervisor:
             self._memory.cancel()
         for tracked in self.dynos.values():
             await self._cancel_timers(tracked)
-        await asyncio.gather(*(self._stop(t) for t in list(self.dynos.values())))
+        await asyncio.gather(
+            *(self._stop(t) for t in list(self.dynos.values())),
+            *list(self._background),  # replaced web dynos still draining
+        )
         if self._events is not None:
             with contextlib.suppress(Exception):
                 self._events.close()
@@ -181,9 +357,9 @@ class Supervisor:
         overlaps with creating and starting their containers.
         """
         self.router = router
-        for tracked in self.dynos.values():
+        for tracked in (*self.dynos.values(), *self._preboot):
             if tracked.is_web and tracked.state == "up" and tracked.address:
-                router.add_backend(tracked.name, tracked.address, dyno.PORT)
+                self._route(tracked)
         self._update_router()
 
     # requests from the CLI (through the control channel)
@@ -250,6 +426,8 @@ class Supervisor:
         if tracked.state != state:
             self.hub.heroku(tracked.name, f"State changed from {tracked.state} to {state}")
             tracked.state, tracked.since = state, dt.datetime.now(dt.UTC)
+            changed, self._state_changed = self._state_changed, asyncio.Event()
+            changed.set()
         if state == "up":
             tracked.started = self.schedule.now()
             if self.cycling and tracked.role == dyno.FORMATION:
@@ -258,8 +436,10 @@ class Supervisor:
                 tracked.cycle = asyncio.ensure_future(self._cycle_later(tracked))
         self._update_router()
 
-    async def _start(self, tracked: Tracked, env: dict[str, str] | None = None) -> None:
-        release = self.release
+    async def _start(
+        self, tracked: Tracked, env: dict[str, str] | None = None, release: Release | None = None
+    ) -> None:
+        release = release or self.release
         assert release is not None
         self._set_state(tracked, "starting")
         chosen = size(tracked.size)
@@ -279,6 +459,7 @@ class Supervisor:
                 command=tracked.command,
                 size_name=tracked.size,
                 env=env,
+                base_env=self.local_env,
             )
             tracked.container = container
             self.hub.heroku(tracked.name, f"Starting process with command `{tracked.command}`")
@@ -316,8 +497,7 @@ class Supervisor:
             if ip and await _accepts(ip, dyno.PORT):
                 tracked.address = ip
                 self._set_state(tracked, "up")
-                if self.router:
-                    self.router.add_backend(tracked.name, ip, dyno.PORT)
+                self._route(tracked)
                 return
             fast = self.clock.now() - started < READY_FAST_FOR
             await self.clock.sleep(READY_POLL if fast else READY_POLL_LATER)
@@ -339,8 +519,7 @@ class Supervisor:
         """Log the exit; a formation dyno restarts on Heroku's cool-off, a one-off completes."""
         if exit_code is not None:
             self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
-        if self.router:
-            self.router.remove_backend(tracked.name)
+        self._unroute(tracked)
         container, tracked.container = tracked.container, None
         if tracked.cycle:
             tracked.cycle.cancel()
@@ -408,8 +587,7 @@ class Supervisor:
                 self._set_state(tracked, "down")
             return
         tracked.stopping = True
-        if self.router:
-            self.router.remove_backend(tracked.name)
+        self._unroute(tracked)
         if then != "down":
             self._set_state(tracked, then)
         self.hub.heroku(tracked.name, "Stopping all processes with SIGTERM")
@@ -544,11 +722,15 @@ class Supervisor:
 
     def _on_event(self, event: dict) -> None:
         attributes = event.get("Actor", {}).get("Attributes", {})
-        name = f"{attributes.get(dyno.L_TYPE)}.{attributes.get(dyno.L_INDEX)}"
-        tracked = self.dynos.get(name)
+        tracked = next(
+            (
+                t
+                for t in (*self.dynos.values(), *self._preboot)
+                if t.container is not None and t.container.id == event.get("id")
+            ),
+            None,
+        )
         if tracked is None or tracked.container is None or tracked.stopping:
-            return
-        if tracked.container.id != event.get("id"):
             return
         if event.get("status") == "die":
             code = int(attributes.get("exitCode", -1))
@@ -556,8 +738,11 @@ class Supervisor:
         elif event.get("status") == "destroy":  # removed by hand without dying first
             self._crashed(tracked, exit_code=255)
 
-    def _follow(self, tracked: Tracked, container: Container, since: dt.datetime | None) -> None:
-        """Stream a container's output into the hub from a thread of its own."""
+    def _follow(
+        self, tracked: Tracked, container: Container, since: dt.datetime | None
+    ) -> threading.Thread:
+        """Stream a container's output into the hub from a thread of its own (it ends with the
+        container)."""
         hub, loop, name = self.hub, self._loop, tracked.name
         assert loop is not None
 
@@ -572,7 +757,17 @@ class Supervisor:
                         time, message = _split_timestamp(line.decode(errors="replace"))
                         loop.call_soon_threadsafe(hub.app, name, message, time)
 
-        threading.Thread(target=logs, name=f"logs-{name}", daemon=True).start()
+        thread = threading.Thread(target=logs, name=f"logs-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _route(self, tracked: Tracked) -> None:
+        if self.router and tracked.container is not None and tracked.address:
+            self.router.add_backend(tracked.container.id, tracked.address, dyno.PORT, tracked.name)
+
+    def _unroute(self, tracked: Tracked) -> None:
+        if self.router and tracked.container is not None:
+            self.router.remove_backend(tracked.container.id)
 
     def _update_router(self) -> None:
         if self.router is None:

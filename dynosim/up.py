@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import importlib
 import re
 import signal
@@ -14,10 +13,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import build, control, dyno, logs, procfile, source
+from . import (
+    appjson,
+    build,
+    container_build,
+    control,
+    dotenv,
+    dyno,
+    herokuyml,
+    logs,
+    procfile,
+    releases,
+    source,
+)
 from .clock import Clock
-from .errors import UsageError
-from .formation import DEFAULT_SIZE
+from .errors import ManifestError, UsageError
+from .formation import DEFAULT_SIZE, Entry, check_limits, size
 from .logs import LogHub, LogLine
 from .store import Release, Store
 from .supervisor import Supervisor
@@ -65,32 +76,98 @@ def deploy(
     base_image: str | None = None,
     strict_runtime: bool = False,
 ) -> tuple[Release, bool]:
-    """Build the folder and record a release; (release, whether it is new).
+    """Build the folder and record a pending release; (release, whether it is new).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
     """
-    types = procfile.load(app_dir)
+    manifest = herokuyml.load(app_dir)
+    types = _process_types(app_dir, manifest)
+    first = store.latest_release(app) is None
+    setup = _first_release_setup(app_dir, types) if first else None
     with ThreadPoolExecutor(max_workers=1) as side:
         network = side.submit(dyno.ensure_network, app)
         try:
-            return _deploy(store, app, app_dir, types, progress, base_image, strict_runtime)
+            built = _build(app, app_dir, manifest, progress, base_image, strict_runtime)
         except BaseException:
             with contextlib.suppress(Exception):
                 network.result()
-                dyno.remove_network(app)
+                if not control.is_running(app):
+                    dyno.remove_network(app)
             raise
+    image, images = built
+    store.ensure_app(app, app_dir.resolve())
+    latest = store.latest_release(app)
+    unchanged = latest and (latest.image, latest.images) == (image.id, images)
+    if latest and unchanged and latest.process_types == types:
+        progress(f"-----> Current release {latest.name} already runs this build")
+        return latest, False
+    config, formation, postdeploy = setup or (latest.config if latest else {}, {}, "")
+    release = store.create_release(
+        app,
+        image=image.id,
+        images=images,
+        source_hash=image.source_hash,
+        description=f"Deploy {image.source_hash[:7]}",
+        process_types=types,
+        config=config,
+        postdeploy=postdeploy,
+    )
+    store.ensure_formation(app, [t for t in types if t != procfile.RELEASE])
+    if formation:
+        store.set_formation(app, formation)
+    with contextlib.suppress(Exception):  # retention is housekeeping, never a failed deploy
+        releases.prune_images(store, app)
+    progress(f"-----> Released {release.name}")
+    return release, True
 
 
-def _deploy(
-    store: Store,
+def _process_types(app_dir: Path, manifest: herokuyml.HerokuYml | None) -> dict[str, str]:
+    """Type -> command, from heroku.yml when the app has one (its Procfile is then unused, as on
+    Heroku's container stack), else from the Procfile. An empty command runs the image's CMD."""
+    if manifest is None:
+        return {t.name: t.command for t in procfile.load(app_dir).values()}
+    types = {name: process.command or "" for name, process in manifest.processes.items()}
+    if manifest.release:
+        types[procfile.RELEASE] = manifest.release.command or ""
+    return types
+
+
+def _first_release_setup(
+    app_dir: Path, types: dict[str, str]
+) -> tuple[dict[str, str], dict[str, Entry], str]:
+    """What app.json gives an app's first release: config vars, formation, postdeploy."""
+    spec = appjson.load(app_dir)
+    if spec is None:
+        return {}, {}, ""
+    config_vars = appjson.initial_config(spec, dotenv.load(app_dir / ".env"))
+    entries = {}
+    for name, (quantity, size_name) in spec.formation.items():
+        if name not in types:
+            raise ManifestError(f"{app_dir / 'app.json'}: formation.{name}: no such process type")
+        entries[name] = Entry(name, quantity, size(size_name or DEFAULT_SIZE).name)
+    check_limits(entries)
+    return config_vars, entries, spec.postdeploy or ""
+
+
+def _build(
     app: str,
     app_dir: Path,
-    types: dict[str, procfile.ProcessType],
+    manifest: herokuyml.HerokuYml | None,
     progress: Progress,
     base_image: str | None,
     strict_runtime: bool,
-) -> tuple[Release, bool]:
+) -> tuple[build.Image, dict[str, str]]:
+    """The release's default image, and the per-type images of a heroku.yml app."""
+    if manifest is not None:
+        for warning in manifest.warnings:
+            progress(f" !     {warning}")
+        built = container_build.build_images(app, app_dir, manifest, progress)
+        images = {name: built[p.image].id for name, p in manifest.processes.items()}
+        if manifest.release:
+            images[procfile.RELEASE] = built[manifest.release.image].id
+        default = built.get(procfile.WEB) or next(iter(built.values()))
+        return default, images
     build_image, run_image, description = build.stack_images(
         app_dir, base_image=base_image, strict=strict_runtime, progress=progress
     )
@@ -103,24 +180,7 @@ def _deploy(
         progress(f" !     {len(left_out)} files not tracked by git are not deployed: {shown}")
     plan = build.plan(app, app_dir, build_image=build_image, run_image=run_image, settings=settings)
     progress(f"-----> {app}: Python app on {description}")
-    image = build.build(plan, progress)
-    store.ensure_app(app, app_dir.resolve())
-    process_types = {t.name: t.command for t in types.values()}
-    current = store.current_release(app)
-    if current and current.image == image.id and current.process_types == process_types:
-        progress(f"-----> Current release {current.name} already runs this build")
-        return current, False
-    release = store.create_release(
-        app,
-        image=image.id,
-        source_hash=image.source_hash,
-        description=f"Deploy {image.source_hash[:7]}",
-        process_types=process_types,
-        config=current.config if current else {},
-    )
-    store.ensure_formation(app, [t.name for t in procfile.dyno_types(types)])
-    progress(f"-----> Released {release.name}")
-    return release, True
+    return build.build(plan, progress), {}
 
 
 async def serve(
@@ -128,16 +188,18 @@ async def serve(
     app: str,
     *,
     printer: Callable[[LogLine], None],
-    new_release: Release | None = None,
     host: str = "127.0.0.1",
     port: int = 5000,
     grace: float = 30.0,
     boot_timeout: float = 60.0,
     cycling: bool = False,
     time_scale: float = 1.0,
+    local_env: dict[str, str] | None = None,
+    release_timeout: float = 3600.0,
     ready: Callable[[Router], None] | None = None,
 ) -> None:
-    """Run the formation behind the router until SIGINT/SIGTERM, then stop every dyno.
+    """Roll out pending releases and run the formation behind the router until SIGINT/SIGTERM,
+    then stop every dyno.
 
     `time_scale` > 1 fast-forwards the platform's schedules (crash cool-offs, daily cycling)
     for fidelity runs and tests; boots, requests and stops keep real time.
@@ -146,10 +208,6 @@ async def serve(
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
     hub = LogHub()
     hub.subscribe(printer)
-    if new_release:
-        user = getpass.getuser()
-        hub.emit(LogLine("app", "api", f"{new_release.description} by {user}"))
-        hub.emit(LogLine("app", "api", f"Release {new_release.name} created by {user}"))
     supervisor = Supervisor(
         store,
         app,
@@ -158,6 +216,8 @@ async def serve(
         boot_timeout=boot_timeout,
         schedule=Clock(speed=time_scale),
         cycling=cycling,
+        local_env=local_env,
+        release_timeout=release_timeout,
     )
     channel = control.Server(app, lambda request: _control(supervisor, hub, request))
     stop = asyncio.Event()
@@ -201,6 +261,18 @@ async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncI
     command = request.get("command")
     if command == "ps":
         yield {"dynos": supervisor.snapshot()}
+    elif command == "deploy":
+        progress: asyncio.Queue[str] = asyncio.Queue()
+        rolling = asyncio.ensure_future(supervisor.deploy(request["version"], progress.put_nowait))
+        while not (rolling.done() and progress.empty()):
+            waiting = asyncio.ensure_future(progress.get())
+            await asyncio.wait({waiting, rolling}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                yield {"progress": waiting.result()}
+            else:
+                waiting.cancel()
+        rolling.result()  # a ReleaseError goes back to the CLI
+        yield {"release": request["version"]}
     elif command == "reconcile":
         await supervisor.reconcile()
         yield {"dynos": supervisor.snapshot()}

@@ -56,6 +56,7 @@ def deployed(tmp_path, monkeypatch):
         source_hash="x",
         description="Deploy x",
         process_types={"web": "uwsgi uwsgi.ini", "worker": "python w.py", "release": "migrate"},
+        status="succeeded",
     )
     store.ensure_formation("demo", ["web", "worker"])
     return store

@@ -1,0 +1,160 @@
+"""Build the images a heroku.yml names, as Heroku's container stack does.
+
+The build context of a Dockerfile is the folder that holds it: the files a git push would send
+(source.select) under that folder, minus those its .dockerignore excludes. Like build.py, the
+context is a deterministic tar whose hash (with the Dockerfile, target and build args) names the
+image, so the same inputs are never built twice. Keys sharing a Dockerfile share one image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+from docker.utils.build import PatternMatcher
+
+from . import engine, source
+from .build import HostSettings, Image, _Context, _show
+from .errors import BuildError
+from .herokuyml import HerokuYml
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One image to build: the keys that use it and its context, computed without Docker."""
+
+    keys: tuple[str, ...]
+    dockerfile: str  # relative to the app
+    target: str | None
+    context: bytes
+    files: int
+    source_hash: str
+
+    def tag(self, app: str, key: str) -> str:
+        repository = re.sub(r"[^a-z0-9]+", "-", key.lower()).strip("-") or "image"
+        return f"dynosim/app-{app}-{repository}:{self.source_hash[:12]}"
+
+
+def plans(app_dir: Path, manifest: HerokuYml, buildargs: dict[str, str]) -> list[Plan]:
+    """One plan per distinct (Dockerfile, target), in the order of build.docker."""
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for key, dockerfile in manifest.dockerfiles.items():
+        groups.setdefault((dockerfile, manifest.targets.get(key)), []).append(key)
+    files = source.select(app_dir)
+    result = []
+    for (dockerfile, target), keys in groups.items():
+        context, count = _context(app_dir, files, dockerfile)
+        digest = hashlib.sha256(context)
+        digest.update(repr((dockerfile, target, sorted(buildargs.items()))).encode())
+        result.append(Plan(tuple(keys), dockerfile, target, context, count, digest.hexdigest()))
+    return result
+
+
+def _context(app_dir: Path, files: list[str], dockerfile: str) -> tuple[bytes, int]:
+    """The tar of the Dockerfile's folder (selected files, minus .dockerignore) and its size."""
+    folder, name = posixpath.split(dockerfile)
+    prefix = f"{folder}/" if folder else ""
+    names = [f[len(prefix) :] for f in files if f.startswith(prefix)]
+    if name not in names:
+        raise BuildError(
+            f"{dockerfile}: not among the files a git push would send"
+            " (git add it, or check .gitignore / .slugignore)"
+        )
+    ignore = _dockerignore(app_dir / folder)
+    names = [n for n in names if n in (name, ".dockerignore") or not ignore.matches(n)]
+    context = _Context()
+    for relative in names:
+        context.add_file(relative, app_dir / folder / relative)
+    return context.close(), len(names)
+
+
+def _dockerignore(folder: Path) -> PatternMatcher:
+    path = folder / ".dockerignore"
+    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
+    return PatternMatcher([s for s in (line.strip() for line in lines) if s and s[0] != "#"])
+
+
+def build_images(
+    app: str,
+    app_dir: Path,
+    manifest: HerokuYml,
+    progress: Progress,
+    *,
+    settings: HostSettings | None = None,
+) -> dict[str, Image]:
+    """Build (or reuse) the image of every build.docker key; keys sharing a Dockerfile share one.
+
+    Build args: the host's pip settings, overridden by heroku.yml's build.config.
+    """
+    settings = settings or HostSettings.from_environ()
+    buildargs = {**settings.buildargs, **manifest.build_config}
+    images: dict[str, Image] = {}
+    for plan in plans(Path(app_dir), manifest, buildargs):
+        image = _reuse(app, plan, progress) or _build(app, plan, buildargs, progress)
+        images |= dict.fromkeys(plan.keys, image)
+    return {key: images[key] for key in manifest.dockerfiles}
+
+
+def _reuse(app: str, plan: Plan, progress: Progress) -> Image | None:
+    """The image built before from the same inputs, under any of the plan's keys."""
+    for key in plan.keys:
+        tag = plan.tag(app, key)
+        try:
+            existing = engine.client().images.get(tag)
+        except docker.errors.ImageNotFound:
+            continue
+        progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {tag}")
+        return Image(tag, existing.id, plan.source_hash, cached=True)
+    return None
+
+
+def _build(app: str, plan: Plan, buildargs: dict[str, str], progress: Progress) -> Image:
+    tag = plan.tag(app, plan.keys[0])
+    progress(
+        f"Building {', '.join(plan.keys)} from {plan.dockerfile} ({plan.files} files) into {tag}"
+    )
+    step, tail, image_id = "", [], None
+    failed = f"build of {app} ({plan.dockerfile}) failed"
+    try:
+        stream = engine.client().api.build(
+            fileobj=io.BytesIO(plan.context),
+            custom_context=True,
+            dockerfile=posixpath.basename(plan.dockerfile),
+            target=plan.target,
+            tag=tag,
+            buildargs=buildargs,
+            labels={"dynosim.image": "app", "dynosim.image.app": app},
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        )
+        for event in stream:
+            if "error" in event:
+                raise BuildError(f"{failed}: {event['error'].strip()}", step, tail[-25:])
+            if "aux" in event and "ID" in event["aux"]:
+                image_id = event["aux"]["ID"]
+            for line in event.get("stream", "").splitlines():
+                step, tail = _show(line, step, tail, progress)
+    except docker.errors.APIError as exc:
+        raise BuildError(f"{failed}: {exc.explanation}", step, tail[-25:]) from None
+    if image_id is None:
+        image_id = engine.client().images.get(tag).id
+    progress(f"Built {tag}")
+    return Image(tag, image_id, plan.source_hash, cached=False)
+
+
+def image_user(image_id: str) -> str | None:
+    """The USER an image is configured to run as; None when unset or root (root, 0, root:x)."""
+    user = engine.client().api.inspect_image(image_id)["Config"].get("User") or ""
+    if user.split(":")[0] in ("", "root", "0"):
+        return None
+    return user
