@@ -45,7 +45,7 @@ def test_scale_1_3_1_spreads_requests_and_stops_the_highest_numbers_first(up, tm
     process.wait_for(r"heroku\[web\.2\]: State changed from up to down", after=mark)
     stops = [line for line in process.lines[mark:] if "Stopping all processes" in line]
     assert [line.split("heroku[")[1][:5] for line in stops] == ["web.3", "web.2"]
-    assert [c.name for c in containers("scaler")] == ["dynosim-scaler-web.1"]
+    assert [c.name for c in containers("scaler")] == ["dynosim-scaler-web.1-v1"]
     assert answering(process.url, 10) == {"web.1"}
 
 

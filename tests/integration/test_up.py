@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -13,6 +14,16 @@ LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 "
 
 def containers(app: str):
     return engine.client().containers.list(all=True, filters={"label": f"dynosim.app={app}"})
+
+
+def dyno_container(app: str, name: str):
+    """The running container of a dyno (its Docker name also carries the release)."""
+    (found,) = [
+        c
+        for c in engine.client().containers.list(filters={"label": f"dynosim.app={app}"})
+        if f"{c.labels['dynosim.type']}.{c.labels['dynosim.index']}" == name
+    ]
+    return found
 
 
 @pytest.fixture
@@ -62,10 +73,8 @@ def test_boot_sequence_and_worker_logs_in_herokus_format(running):
 
 def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(running, example_app):
     app = "flask-app"
-    assert {c.name for c in containers(app)} == {
-        "dynosim-flask-app-web.1",
-        "dynosim-flask-app-worker.1",
-    }
+    names = {re.sub(r"-v\d+$", "", c.name) for c in containers(app)}
+    assert names == {"dynosim-flask-app-web.1", "dynosim-flask-app-worker.1"}
     assert running.stop() == 0
     for dyno in ("web.1", "worker.1"):
         assert f"heroku[{dyno}]: Stopping all processes with SIGTERM" in running.output
@@ -75,7 +84,7 @@ def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(running, example_app)
 
 
 def test_dynos_are_locked_down_and_get_port_and_dyno(running):
-    web = engine.client().containers.get("dynosim-flask-app-web.1")
+    web = dyno_container("flask-app", "web.1")
     host = web.attrs["HostConfig"]
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
@@ -90,10 +99,9 @@ def test_dynos_are_locked_down_and_get_port_and_dyno(running):
 
 
 def test_dyno_filesystem_is_writable_private_and_gone_after_a_restart(running):
-    client = engine.client()
-    web = client.containers.get("dynosim-flask-app-web.1")
+    web = dyno_container("flask-app", "web.1")
     assert web.exec_run(["bash", "-c", "echo hi > /app/upload.txt"]).exit_code == 0
-    worker = client.containers.get("dynosim-flask-app-worker.1")
+    worker = dyno_container("flask-app", "worker.1")
     assert worker.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1  # not shared
 
     mark = running.mark()
@@ -102,7 +110,7 @@ def test_dyno_filesystem_is_writable_private_and_gone_after_a_restart(running):
     running.wait_for(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
     running.wait_for(r"heroku\[web\.1\]: State changed from crashed to starting", after=mark)
     running.wait_for(r"heroku\[web\.1\]: State changed from starting to up", after=mark)
-    fresh = client.containers.get("dynosim-flask-app-web.1")
+    fresh = dyno_container("flask-app", "web.1")
     assert fresh.id != web.id
     assert fresh.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1
     assert running.get("/").status_code == 200

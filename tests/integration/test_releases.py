@@ -1,0 +1,235 @@
+"""Config vars and releases against real Docker: every change is a release the dynos switch to
+without dropping a request; failed releases leave the current one serving."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import dynosim, tiny_app
+
+from dynosim import runtime, stack
+
+UP = r"heroku\[{}\]: State changed from starting to up"
+WEB = (
+    'web: if [ -n "$T_CRASH" ]; then echo crashing on purpose; exit 1; fi;'
+    " exec uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
+)
+RELEASE = (
+    "release: python -c \"import os, sys; print('migrating');"
+    " sys.exit(int(os.environ.get('T_RELEASE_EXIT', '0')))\"\n"
+)
+APP = """import json, os
+
+CODE = {code!r}
+
+
+def app(environ, start_response):
+    env = {{k: v for k, v in os.environ.items() if k.startswith("T_")}}
+    body = json.dumps({{"code": CODE, "dyno": os.environ["DYNO"], "env": env}})
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body.encode()]
+"""
+
+
+def echo_app(folder: Path, procfile: str = WEB, code: str = "A", **files: str) -> Path:
+    """A uWSGI app answering with its code version and its T_* environment."""
+    return tiny_app(folder, procfile, **{"app.py": APP.format(code=code), **files})
+
+
+def state(process) -> dict:
+    return process.get("/").json()
+
+
+class Load:
+    """Requests through the router from 4 threads until stopped (at most 5 minutes)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.sent, self.failures = url, 0, []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(4)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 300
+        with requests.Session() as session:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                try:
+                    response = session.get(self.url, timeout=30)
+                    failure = None if response.status_code == 200 else response.status_code
+                except requests.RequestException as exc:
+                    failure = repr(exc)
+                with self._lock:
+                    self.sent += 1
+                    if failure is not None:
+                        self.failures.append(failure)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+VALUES = {
+    "T_SPACES": "  two  spaces  ",
+    "T_QUOTES": 'it\'s "quoted"',
+    "T_EQUALS": "a=b=c",
+    "T_NEWLINES": "line one\nline two\n",
+    "T_UNICODE": "café ⬢ 雪",
+    "T_EMPTY": "",
+    "T_SHELL": "$HOME `id` $(id) \\n ;|&",
+    "T_SECRET": "s3cr3t-never-logged",
+}
+
+
+def test_config_vars_round_trip_exactly_to_every_dyno_and_are_never_logged(up, tmp_path):
+    process = up(echo_app(tmp_path / "configured"))
+    process.wait_for(UP.format(r"web\.1"))
+
+    result = dynosim("config:set", "-a", "configured", *(f"{k}={v}" for k, v in VALUES.items()))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        f"Setting {', '.join(VALUES)} and restarting ⬢ configured... done, v2\n"
+    )
+    assert state(process)["env"] == VALUES
+    for key, value in VALUES.items():
+        assert dynosim("config:get", "-a", "configured", key).stdout == value + "\n"
+    shown = json.loads(dynosim("config", "-a", "configured", "--json").stdout)
+    assert shown == VALUES
+
+    unset = dynosim("config:unset", "-a", "configured", "T_EMPTY", "T_SHELL")
+    assert unset.stdout == "Unsetting T_EMPTY, T_SHELL and restarting ⬢ configured... done, v3\n"
+    assert set(state(process)["env"]) == set(VALUES) - {"T_EMPTY", "T_SHELL"}
+
+    listing = dynosim("releases", "-a", "configured").stdout.splitlines()
+    assert listing[0] == "=== ⬢ configured Releases - Current: v3"
+    words = [" ".join(line.split()) for line in listing[1:]]
+    assert words[0].startswith("v3 Remove T_EMPTY, T_SHELL config vars ")
+    assert words[1].startswith(f"v2 Set {', '.join(VALUES)} config vars ")
+    assert re.match(r"v1 Deploy [0-9a-f]{7} ", words[2])
+    ps = dynosim("ps", "-a", "configured").stdout
+    process.stop()
+    for shown_somewhere in (process.output, ps):
+        assert VALUES["T_SECRET"] not in shown_somewhere
+
+
+def test_deploys_config_changes_and_rollbacks_switch_without_a_failed_request(up, tmp_path):
+    app_dir = echo_app(tmp_path / "rehearsal")
+    process = up(app_dir, "--grace", "5")
+    process.wait_for(UP.format(r"web\.1"))
+    assert dynosim("ps:scale", "-a", "rehearsal", "web=2").returncode == 0
+    process.wait_for(UP.format(r"web\.2"))
+    load = Load(process.url)
+    try:
+        assert dynosim("config:set", "-a", "rehearsal", "T_GREETING=hello").returncode == 0
+        assert state(process)["env"] == {"T_GREETING": "hello"}
+
+        (app_dir / "app.py").write_text(APP.format(code="B"))
+        deployed = dynosim("deploy", str(app_dir), "-a", "rehearsal")
+        assert deployed.returncode == 0, deployed.stderr
+        assert "-----> Released v3" in deployed.stdout
+        assert state(process)["code"] == "B"
+        assert state(process)["env"] == {"T_GREETING": "hello"}  # a deploy keeps the config
+
+        rolled = dynosim("releases:rollback", "-a", "rehearsal", "v1")
+        assert rolled.stdout.startswith("Rolling back ⬢ rehearsal to v1... done, v4\n")
+        assert state(process)["code"] == "A"
+        assert state(process)["env"] == {}  # v1's config: no greeting
+    finally:
+        load.stop()
+    assert load.failures == [] and load.sent > 100
+    process.wait_for(r"app\[api\]: Deployed v4")
+    assert "Rollback to v1" in dynosim("releases", "-a", "rehearsal").stdout
+    # each switch booted the new web dynos first, then drained and stopped the old ones
+    switch = process.output.split("Release v4 created")[1]
+    assert switch.index("heroku[web.2]: State changed from starting to up") < switch.index(
+        "heroku[web.2]: Stopping all processes with SIGTERM"
+    )
+
+
+def test_a_release_that_fails_leaves_the_current_one_serving(up, tmp_path):
+    process = up(echo_app(tmp_path / "careful", WEB + RELEASE), "--boot-timeout", "10")
+    process.wait_for(r"app\[api\]: Deployed v1")
+    process.wait_for(UP.format(r"web\.1"))
+    assert r"app[release." in process.output  # v1 ran its release phase too
+
+    failed = dynosim("config:set", "-a", "careful", "T_RELEASE_EXIT=3", "T_GREETING=new")
+    assert failed.returncode == 6
+    assert "release v2 failed: release command" in failed.stderr
+    assert "exited with status 3" in failed.stderr and "| migrating" in failed.stderr
+    assert state(process)["env"] == {}
+    assert "release command failed" in dynosim("releases", "-a", "careful").stdout
+    assert json.loads(dynosim("config", "-a", "careful", "--json").stdout) == {}
+
+    crashing = dynosim("config:set", "-a", "careful", "T_CRASH=1")
+    assert crashing.returncode == 6
+    assert "release v3 failed: web.1 of v3 did not come up" in crashing.stderr
+    assert "| crashing on purpose" in crashing.stderr
+    assert state(process) == {"code": "A", "dyno": "web.1", "env": {}}
+    listing = dynosim("releases", "-a", "careful").stdout
+    assert listing.startswith("=== ⬢ careful Releases - Current: v1\n")
+
+
+def test_app_json_and_dotenv_give_the_first_release_its_config_and_formation(up, tmp_path):
+    app_json = {
+        "env": {
+            "T_DEFAULT": "from app.json",
+            "T_TOKEN": {"generator": "secret"},
+            "T_REQUIRED": {"description": "comes from .env", "required": True},
+        },
+        "formation": {"web": {"quantity": 2, "size": "standard-2x"}},
+        "scripts": {"postdeploy": "echo postdeploy ran"},
+    }
+    dotenv = "# local settings\nT_REQUIRED=from .env\nexport T_LOCAL='only local'\n"
+    app_dir = echo_app(tmp_path / "manifested", **{"app.json": json.dumps(app_json)})
+    (app_dir / ".env").write_text(dotenv)
+    process = up(app_dir)
+    process.wait_for(UP.format(r"web\.2"))
+    process.wait_for(r"app\[postdeploy\.\d+\]: postdeploy ran")
+    env = state(process)["env"]
+    assert env["T_DEFAULT"] == "from app.json" and env["T_REQUIRED"] == "from .env"
+    assert len(env["T_TOKEN"]) == 64 and int(env["T_TOKEN"], 16) >= 0
+    assert env["T_LOCAL"] == "only local"  # .env, not a config var
+    assert "T_LOCAL" not in dynosim("config", "-a", "manifested", "--json").stdout
+    assert "=== web (Standard-2X)" in dynosim("ps", "-a", "manifested").stdout
+
+    assert dynosim("config:set", "-a", "manifested", "T_LOCAL=config wins").returncode == 0
+    assert {state(process)["env"]["T_LOCAL"] for _ in range(6)} == {"config wins"}
+
+
+@pytest.fixture(scope="module")
+def stack_image() -> str:
+    chosen = runtime.stack_by_suite("bookworm")
+    stack.ensure(chosen, lambda line: None)
+    return chosen.run_image
+
+
+def test_heroku_yml_app_builds_its_own_dockerfile_and_runs_its_release_phase(
+    up, tmp_path, stack_image
+):
+    app_dir = tmp_path / "containered"
+    app_dir.mkdir()
+    (app_dir / "Dockerfile").write_text(
+        f'FROM {stack_image}\nWORKDIR /srv\nCOPY index.html /srv/\nCMD ["false"]\n'
+    )
+    (app_dir / "index.html").write_text("served from my own image\n")
+    (app_dir / "heroku.yml").write_text(
+        "build:\n  docker:\n    web: Dockerfile\n"
+        "release:\n  command:\n    - echo released as $(id -u)\n"
+        "run:\n  web: python3 -m http.server $PORT\n"
+    )
+    process = up(app_dir)
+    process.wait_for(UP.format(r"web\.1"))
+    assert process.get("/").text == "served from my own image\n"
+    assert "released as 1000" in process.output  # never root, as on Heroku
+    assert (
+        "=== web (Standard-1X): python3 -m http.server $PORT (1)"
+        in dynosim("ps", "-a", "containered").stdout
+    )
