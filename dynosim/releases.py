@@ -96,11 +96,10 @@ def format_list(
     header = f"=== ⬢ {app} Releases" + (f" - Current: {current.name}" if current else "")
     if not releases:
         return f"{header}\nNo releases yet"
-    width = max(len(r.description) for r in releases)
+    described = [f"{r.description} {STATUS_NOTE.get(r.status, '')}".strip() for r in releases]
+    width = max(len(d) for d in described)
     lines = [header]
-    for r in releases:
-        note = STATUS_NOTE.get(r.status, "")
-        description = f"{r.description} {note}".strip()
+    for r, description in zip(releases, described, strict=True):
         when = heroku_time(r.created_at.isoformat(), now)
         lines.append(f"{r.name:<4} {description:<{width}}  {r.user}  {when}".rstrip())
     return "\n".join(lines)
