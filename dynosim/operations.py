@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import control, dyno
+from . import control, dotenv, dyno
 from .clock import heroku_time as when
 from .errors import UsageError
 from .formation import Entry
@@ -122,9 +122,10 @@ def run_attached(
     dyno.ensure_network(app)
     index = dyno.one_off_index(app)
     interactive = tty or not sys.stdin.isatty()  # a terminal, or piped input to pass on
+    local_env = dotenv.load(store.apps()[app] / ".env")
     container = dyno.create(
         release, "run", index, role=dyno.ONE_OFF, command=command, size_name=size_name, env=env,
-        tty=tty, interactive=interactive,
+        base_env=local_env, tty=tty, interactive=interactive,
     )  # fmt: skip
     try:
         announce(f"run.{index}")
