@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import textfile
 from .errors import ConfigError, ManifestError
 
 KNOWN = {"name", "description", "keywords", "website", "repository", "logo", "success_url"}
@@ -137,15 +138,9 @@ def parse(text: str, path: str = "app.json") -> AppJson:
 def load(app_dir: Path) -> AppJson | None:
     """Read and check ``<app_dir>/app.json``; None when the app has none."""
     path = Path(app_dir) / "app.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = textfile.read(path, ManifestError)
+    if text is None:
         return None
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ManifestError(f"{path}:{line}: not valid UTF-8 text") from None
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(text, str(path))
 
 

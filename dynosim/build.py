@@ -14,6 +14,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker.errors
 
@@ -246,34 +247,36 @@ def build(plan: Plan, progress: Progress) -> Image:
     except docker.errors.ImageNotFound:
         pass
     progress(f"Building {plan.app} ({len(plan.files)} files) into {plan.tag}")
+    image_id = stream_build(
+        progress,
+        f"build of {plan.app} failed",
+        fileobj=io.BytesIO(plan.context),
+        tag=plan.tag,
+        buildargs=plan.buildargs,
+    )
+    progress(f"Built {plan.tag}")
+    return Image(plan.tag, image_id, plan.source_hash, cached=False)
+
+
+def stream_build(progress: Progress, failed: str, **options: Any) -> str:
+    """Run a classic build of a custom context, streaming its output the Heroku way; the image
+    id. BuildError (`failed: reason`) names the failing step and the tail of its output."""
+    client = engine.client()
     step, tail, image_id = "", [], None
     try:
         stream = client.api.build(
-            fileobj=io.BytesIO(plan.context),
-            custom_context=True,
-            tag=plan.tag,
-            buildargs=plan.buildargs,
-            rm=True,
-            forcerm=True,
-            pull=False,
-            decode=True,
+            custom_context=True, rm=True, forcerm=True, pull=False, decode=True, **options
         )
         for event in stream:
             if "error" in event:
-                raise BuildError(
-                    f"build of {plan.app} failed: {event['error'].strip()}", step, tail[-25:]
-                )
+                raise BuildError(f"{failed}: {event['error'].strip()}", step, tail[-25:])
             if "aux" in event and "ID" in event["aux"]:
                 image_id = event["aux"]["ID"]
             for line in event.get("stream", "").splitlines():
                 step, tail = _show(line, step, tail, progress)
     except docker.errors.APIError as exc:
-        message = f"build of {plan.app} failed: {exc.explanation}"
-        raise BuildError(message, step, tail[-25:]) from None
-    if image_id is None:
-        image_id = client.images.get(plan.tag).id
-    progress(f"Built {plan.tag}")
-    return Image(plan.tag, image_id, plan.source_hash, cached=False)
+        raise BuildError(f"{failed}: {exc.explanation}", step, tail[-25:]) from None
+    return image_id or client.images.get(options["tag"]).id
 
 
 STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")

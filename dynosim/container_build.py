@@ -20,7 +20,7 @@ import docker.errors
 from docker.utils.build import PatternMatcher
 
 from . import engine, source
-from .build import HostSettings, Image, _Context, _show
+from .build import HostSettings, Image, _Context, stream_build
 from .errors import BuildError
 from .herokuyml import HerokuYml
 
@@ -121,33 +121,16 @@ def _build(app: str, plan: Plan, buildargs: dict[str, str], progress: Progress) 
     progress(
         f"Building {', '.join(plan.keys)} from {plan.dockerfile} ({plan.files} files) into {tag}"
     )
-    step, tail, image_id = "", [], None
-    failed = f"build of {app} ({plan.dockerfile}) failed"
-    try:
-        stream = engine.client().api.build(
-            fileobj=io.BytesIO(plan.context),
-            custom_context=True,
-            dockerfile=posixpath.basename(plan.dockerfile),
-            target=plan.target,
-            tag=tag,
-            buildargs=buildargs,
-            labels={"dynosim.image": "app", "dynosim.image.app": app},
-            rm=True,
-            forcerm=True,
-            pull=False,
-            decode=True,
-        )
-        for event in stream:
-            if "error" in event:
-                raise BuildError(f"{failed}: {event['error'].strip()}", step, tail[-25:])
-            if "aux" in event and "ID" in event["aux"]:
-                image_id = event["aux"]["ID"]
-            for line in event.get("stream", "").splitlines():
-                step, tail = _show(line, step, tail, progress)
-    except docker.errors.APIError as exc:
-        raise BuildError(f"{failed}: {exc.explanation}", step, tail[-25:]) from None
-    if image_id is None:
-        image_id = engine.client().images.get(tag).id
+    image_id = stream_build(
+        progress,
+        f"build of {app} ({plan.dockerfile}) failed",
+        fileobj=io.BytesIO(plan.context),
+        dockerfile=posixpath.basename(plan.dockerfile),
+        target=plan.target,
+        tag=tag,
+        buildargs=buildargs,
+        labels={"dynosim.image": "app", "dynosim.image.app": app},
+    )
     progress(f"Built {tag}")
     return Image(tag, image_id, plan.source_hash, cached=False)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from . import textfile
 from .errors import ConfigError
 
 KEY = re.compile(r"[A-Za-z0-9_]+")
@@ -91,13 +92,7 @@ def parse(text: str, path: str = ".env") -> dict[str, str]:
 def load(path: Path) -> dict[str, str]:
     """Read and parse a ``.env`` file; ``{}`` when there is none."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = textfile.read(path, ConfigError)
+    if text is None:
         return {}
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not valid UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(text, str(path))

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from . import textfile
 from .errors import ManifestError
 from .procfile import RELEASE, RESERVED, WEB
 
@@ -61,15 +62,9 @@ class _Loader(yaml.SafeLoader):
 def load(app_dir: Path) -> HerokuYml | None:
     """Read and check `<app_dir>/heroku.yml`; None when the app has none."""
     path = Path(app_dir) / FILENAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = textfile.read(path, ManifestError)
+    if text is None:
         return None
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ManifestError(f"{path}:{line}: not valid UTF-8 text") from None
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(text, Path(app_dir), str(path))
 
 
