@@ -82,26 +82,43 @@ def _make_image(stack: Stack, name: str, progress: Progress) -> None:
         for name in (BUILD_PACKAGES if is_build else RUN_PACKAGES)
     ]
     role = "build" if is_build else "run"
+    debootstrap(
+        name,
+        stack.suite,
+        packages,
+        progress,
+        hooks=[USER_HOOK],
+        changes=[
+            'CMD ["/bin/bash"]',
+            f"LABEL dynosim.stack={stack.suite} dynosim.stack-role={role}"
+            f" dynosim.stack-version={STACK_VERSION}",
+        ],
+    )
+
+
+def debootstrap(
+    name: str,
+    suite: str,
+    packages: list[str],
+    progress: Progress,
+    *,
+    hooks: list[str] = (),  # type: ignore[assignment]
+    changes: list[str] = (),  # type: ignore[assignment]
+) -> None:
+    """Make image `name` offline: mmdebstrap of `suite` with `packages`, customize `hooks`
+    (shell, "$1" is the root), streamed into `docker import` with Dockerfile `changes`."""
     command = [
         "mmdebstrap", "--variant=apt", "--quiet", f"--include={','.join(packages)}",
-        f"--customize-hook={USER_HOOK}", f"--customize-hook={CLEAN_HOOK}",
-        stack.suite, "-", MIRROR,
+        *(f"--customize-hook={hook}" for hook in [*hooks, CLEAN_HOOK]),
+        suite, "-", MIRROR,
     ]  # fmt: skip
-    progress(f"  {name}: debootstrapping {stack.suite} with {len(packages)} packages")
+    progress(f"  {name}: debootstrapping {suite} with {len(packages)} packages")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout and process.stderr
     repository, tag = name.rsplit(":", 1)
     try:
         engine.client().api.import_image_from_stream(
-            process.stdout,
-            repository=repository,
-            tag=tag,
-            changes=[
-                "ENV LANG=C.UTF-8",
-                'CMD ["/bin/bash"]',
-                f"LABEL dynosim.stack={stack.suite} dynosim.stack-role={role}"
-                f" dynosim.stack-version={STACK_VERSION}",
-            ],
+            process.stdout, repository=repository, tag=tag, changes=["ENV LANG=C.UTF-8", *changes]
         )
     finally:
         stderr = process.stderr.read().decode(errors="replace").splitlines()
@@ -109,7 +126,7 @@ def _make_image(stack: Stack, name: str, progress: Progress) -> None:
     if status != 0:
         _remove_quietly(name)
         raise BuildError(
-            f"making stack image {name} failed (mmdebstrap exit {status})",
+            f"making image {name} failed (mmdebstrap exit {status})",
             step=" ".join(command),
             tail=stderr[-20:],
         )
