@@ -348,6 +348,11 @@ def deploy_command(
     )
     if is_new:
         _roll_out(name, release)
+    if not control.is_running(name):  # the build made the app network; nothing uses it yet
+        from . import dyno
+
+        if not dyno.listing(name):
+            dyno.remove_network(name)
 
 
 def _roll_out(app: str, release, doing: str | None = None) -> None:
@@ -487,3 +492,201 @@ def releases_rollback(app: str | None, release: str | None) -> None:
     created = releases.rollback(store, name, target)
     _roll_out(name, created, f"Rolling back ⬢ {name} to {target.name}")
     click.echo("Rollback affects code and config vars; it doesn't add or remove add-ons.")
+
+
+@main.command("addons")
+@app_option
+def addons_list(app: str | None) -> None:
+    """List the app's add-ons."""
+    store = Store()
+    name = resolve(store, app)
+    found = store.addons(name)
+    if not found:
+        click.echo(f"No add-ons for app {name}.")
+        return
+    rows = [("Add-on", "Plan", "Attached as")]
+    rows += [(a.name, f"{a.service}:{a.plan}", a.config_var) for a in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@main.command("addons:create")
+@app_option
+@click.option("--as", "attach_as", help="Attachment name (its config var is NAME_URL).")
+@click.argument("service")
+def addons_create(app: str | None, attach_as: str | None, service: str) -> None:
+    """Provision an add-on: heroku-postgresql or heroku-redis (a real server for the app)."""
+    from . import addons
+
+    store = Store()
+    name = resolve(store, app)
+    click.echo(f"Creating {service} on ⬢ {name}... ", nl=False)
+    created, release = addons.create(store, name, service, attach_as, lambda line: None)
+    click.echo("done")
+    click.echo(f"Created {created.name} as {created.config_var}")
+    _roll_out(name, release, f"Attaching {created.config_var} and restarting ⬢ {name}")
+
+
+def _addon(store: Store, app: str, name: str | None, service: str):
+    """The add-on named, else the app's first of that service."""
+    from . import addons
+
+    if name:
+        return addons.addon(store, app, name)
+    for found in store.addons(app):
+        if found.service == service:
+            return found
+    raise UsageError(f"{app} has no {service} add-on; create one with: dynosim addons:create")
+
+
+def _confirm(app: str, confirm: str | None, what: str) -> None:
+    """Destructive commands need the app's name, typed or passed with --confirm (Heroku)."""
+    if confirm is None:
+        if not sys.stdin.isatty():
+            raise UsageError(f"{what} is destructive; pass --confirm {app}")
+        click.echo(f" !    WARNING: {what} is destructive and cannot be undone.")
+        confirm = click.prompt(f" !    To proceed, type {app}", default="", show_default=False)
+    if confirm != app:
+        raise UsageError(f"Confirmation did not match {app}. Aborted.")
+
+
+@main.command("addons:info")
+@app_option
+@click.argument("addon")
+def addons_info(app: str | None, addon: str) -> None:
+    """Show one add-on (name, or its config var such as DATABASE_URL)."""
+    from . import addons
+
+    store = Store()
+    name = resolve(store, app)
+    found = addons.addon(store, name, addon)
+    click.echo(f"=== {found.name}")
+    click.echo(f"Attachments:  {name}::{found.config_var.removesuffix('_URL')}")
+    click.echo(f"Installed at: {found.created_at.isoformat(timespec='seconds')}")
+    click.echo(f"Plan:         {found.service}:{found.plan}")
+    click.echo(f"Config var:   {found.config_var}")
+    click.echo(f"Container:    {addons.container_name(found)} (data: volume of that name)")
+
+
+@main.command("addons:destroy")
+@app_option
+@click.option("--confirm", help="The app's name, to skip the question.")
+@click.argument("addon")
+def addons_destroy(app: str | None, confirm: str | None, addon: str) -> None:
+    """Remove an add-on, its config var and its data."""
+    from . import addons
+
+    store = Store()
+    name = resolve(store, app)
+    found = addons.addon(store, name, addon)
+    _confirm(name, confirm, f"destroying {found.name} and all its data")
+    release = addons.destroy(store, name, found)
+    _roll_out(name, release, f"Destroying {found.name} on ⬢ {name}")
+
+
+@main.command("pg:psql")
+@app_option
+@click.argument("database", required=False)
+def pg_psql(app: str | None, database: str | None) -> None:
+    """Open a psql session on the app's database, in a one-off container."""
+    _client_session(app, database, "heroku-postgresql")
+
+
+@main.command("redis:cli")
+@app_option
+@click.argument("database", required=False)
+def redis_cli(app: str | None, database: str | None) -> None:
+    """Open a redis-cli session on the app's Redis, in a one-off container."""
+    _client_session(app, database, "heroku-redis")
+
+
+def _client_session(app: str | None, database: str | None, service: str) -> None:
+    from . import addons, operations, releases
+
+    store = Store()
+    name = resolve(store, app)
+    found = _addon(store, name, database, service)
+    url = releases.latest(store, name).config.get(found.config_var, "")
+    tty = sys.stdin.isatty()
+    with addons.running(store, found):
+        container = addons.one_off(found, addons.client_command(found, url), tty)
+        try:
+            status = operations.attach(container, interactive=True)
+        finally:
+            container.remove(force=True)
+    sys.exit(status)
+
+
+@main.command("pg:reset")
+@app_option
+@click.option("--confirm", help="The app's name, to skip the question.")
+@click.argument("database", required=False)
+def pg_reset(app: str | None, confirm: str | None, database: str | None) -> None:
+    """Delete every table and row of the app's database."""
+    from . import addons
+
+    store = Store()
+    name = resolve(store, app)
+    found = _addon(store, name, database, "heroku-postgresql")
+    _confirm(name, confirm, f"resetting {found.name}")
+    click.echo(f"Resetting {found.name}... ", nl=False)
+    addons.reset(store, found)
+    click.echo("done")
+
+
+@main.command("pg:backups:capture")
+@app_option
+@click.argument("database", required=False)
+def pg_backups_capture(app: str | None, database: str | None) -> None:
+    """Back the database up with pg_dump into the app's state folder."""
+    from . import addons
+
+    store = Store()
+    name = resolve(store, app)
+    found = _addon(store, name, database, "heroku-postgresql")
+    click.echo(f"Starting backup of {found.name}... ", nl=False)
+    backup = addons.capture(store, found)
+    click.echo(f"done\nBackup {backup.stem} saved to {backup}")
+
+
+@main.command("pg:backups")
+@app_option
+def pg_backups(app: str | None) -> None:
+    """List the app's backups."""
+    from . import addons
+
+    name = resolve(Store(), app)
+    found = addons.backups(name)
+    click.echo(f"=== Backups of ⬢ {name}")
+    for backup in found:
+        click.echo(f"{backup.stem}  {backup.stat().st_size} bytes  {backup}")
+    if not found:
+        click.echo("No backups. Capture one with: dynosim pg:backups:capture")
+
+
+@main.command("pg:backups:restore")
+@app_option
+@click.option("--confirm", help="The app's name, to skip the question.")
+@click.argument("backup", required=False)
+@click.argument("database", required=False)
+def pg_backups_restore(
+    app: str | None, confirm: str | None, backup: str | None, database: str | None
+) -> None:
+    """Replace the database's contents with a backup (default: the newest)."""
+    from . import addons
+
+    store = Store()
+    name = resolve(store, app)
+    found = _addon(store, name, database, "heroku-postgresql")
+    available = {b.stem: b for b in addons.backups(name)}
+    if not available:
+        raise UsageError(f"{name} has no backups; capture one with: dynosim pg:backups:capture")
+    chosen = backup or max(available)
+    if chosen not in available:
+        raise UsageError(f"Couldn't find backup {chosen}; see: dynosim pg:backups")
+    _confirm(name, confirm, f"restoring {chosen} over {found.name}")
+    click.echo(f"Restoring {chosen} to {found.name}... ", nl=False)
+    addons.restore(store, found, available[chosen])
+    click.echo("done")

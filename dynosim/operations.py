@@ -129,7 +129,7 @@ def run_attached(
     )  # fmt: skip
     try:
         announce(f"run.{index}")
-        return _attach(container, interactive)
+        return attach(container, interactive)
     finally:
         dyno.remove(container)
         if own_network:
@@ -137,7 +137,7 @@ def run_attached(
                 dyno.remove_network(app)
 
 
-def _attach(container, interactive: bool) -> int:
+def attach(container, interactive: bool) -> int:
     """Start and attach: the docker CLI when present (stdin, TTY), else stream the output."""
     cli = shutil.which("docker")
     if cli:

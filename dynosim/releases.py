@@ -30,14 +30,22 @@ def latest(store: Store, app: str) -> Release:
     return release
 
 
-def set_config(store: Store, app: str, changes: Mapping[str, str]) -> Release:
+def set_config(
+    store: Store,
+    app: str,
+    changes: Mapping[str, str],
+    *,
+    description: str | None = None,
+    release_phase: bool = True,
+) -> Release:
     """A new release with `changes` applied to the config vars (validated; nothing written on
     error)."""
     if not changes:
         raise UsageError("Usage: dynosim config:set KEY=VALUE [KEY2=VALUE2 ...]")
     base = latest(store, app)
-    return _with_config(
-        store, base, {**base.config, **changes}, f"Set {', '.join(changes)} config vars"
+    description = description or f"Set {', '.join(changes)} config vars"
+    return with_config(
+        store, base, {**base.config, **changes}, description, release_phase=release_phase
     )
 
 
@@ -49,10 +57,19 @@ def unset_config(store: Store, app: str, keys: Iterable[str]) -> Release:
         config.check_key(key, "config:unset")
     base = latest(store, app)
     remaining = {k: v for k, v in base.config.items() if k not in keys}
-    return _with_config(store, base, remaining, f"Remove {', '.join(keys)} config vars")
+    return with_config(store, base, remaining, f"Remove {', '.join(keys)} config vars")
 
 
-def _with_config(store: Store, base: Release, new: dict[str, str], description: str) -> Release:
+def with_config(
+    store: Store,
+    base: Release,
+    new: dict[str, str],
+    description: str,
+    *,
+    release_phase: bool = True,
+) -> Release:
+    """A release like `base` with config vars `new`; `release_phase=False` for add-on changes
+    (Heroku does not run the release phase for those)."""
     config.check_size(new)
     return store.create_release(
         base.app,
@@ -62,6 +79,7 @@ def _with_config(store: Store, base: Release, new: dict[str, str], description: 
         description=description,
         process_types=base.process_types,
         config=new,
+        release_phase=release_phase,
     )
 
 

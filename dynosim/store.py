@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import StateError
 from .formation import DEFAULT_SIZE, Entry, size
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 MIGRATIONS = {
     1: """
@@ -57,6 +57,19 @@ MIGRATIONS = {
     ALTER TABLE releases ADD COLUMN postdeploy TEXT NOT NULL DEFAULT '';
     ALTER TABLE releases ADD COLUMN user TEXT NOT NULL DEFAULT ''
     """,
+    3: """
+    ALTER TABLE releases ADD COLUMN release_phase INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE addons (
+        app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        service TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        config_var TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (app, name)
+    )
+    """,
 }
 
 
@@ -83,6 +96,7 @@ class Release:
     images: dict[str, str] = field(default_factory=dict)  # process type -> own image (heroku.yml)
     postdeploy: str = ""  # app.json's scripts.postdeploy, on an app's first release only
     user: str = ""
+    release_phase: bool = True  # Heroku skips it for releases that only attach an add-on
 
     @property
     def name(self) -> str:
@@ -170,6 +184,7 @@ class Store:
         images: dict[str, str] | None = None,
         postdeploy: str = "",
         status: str = PENDING,
+        release_phase: bool = True,
     ) -> Release:
         """Record the next release vN; `pending` until a supervisor has rolled it out."""
         with self.transaction() as db:
@@ -179,8 +194,8 @@ class Store:
             version = row["v"] + 1
             db.execute(
                 "INSERT INTO releases (app, version, image, source_hash, description,"
-                " process_types, config, created_at, status, images, postdeploy, user)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " process_types, config, created_at, status, images, postdeploy, user,"
+                " release_phase) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     app,
                     version,
@@ -194,6 +209,7 @@ class Store:
                     json.dumps(images or {}),
                     postdeploy,
                     _user(),
+                    int(release_phase),
                 ),
             )
         release = self.release(app, version)
@@ -273,6 +289,56 @@ class Store:
                     (app, name, quantity, DEFAULT_SIZE),
                 )
 
+    # add-ons
+    def add_addon(self, addon: Addon) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO addons VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    addon.app,
+                    addon.name,
+                    addon.service,
+                    addon.plan,
+                    addon.config_var,
+                    json.dumps(addon.settings),
+                    addon.created_at.isoformat(),
+                ),
+            )
+
+    def addons(self, app: str) -> list[Addon]:
+        rows = self.db.execute(
+            "SELECT * FROM addons WHERE app = ? ORDER BY created_at", (app,)
+        ).fetchall()
+        return [
+            Addon(
+                r["app"],
+                r["name"],
+                r["service"],
+                r["plan"],
+                r["config_var"],
+                json.loads(r["settings"]),
+                dt.datetime.fromisoformat(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    def remove_addon(self, app: str, name: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM addons WHERE app = ? AND name = ?", (app, name))
+
+
+@dataclass(frozen=True)
+class Addon:
+    """A provisioned add-on: a real server for one app, reached through `config_var`."""
+
+    app: str
+    name: str  # Heroku-style, e.g. postgresql-curly-12345
+    service: str  # heroku-postgresql, heroku-redis
+    plan: str
+    config_var: str  # DATABASE_URL, REDIS_URL, HEROKU_POSTGRESQL_AMBER_URL, ...
+    settings: dict[str, str]  # user, password, database: secrets, owner-only like the rest
+    created_at: dt.datetime
+
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
@@ -293,6 +359,7 @@ def _release(row: sqlite3.Row) -> Release:
         images=json.loads(row["images"]),
         postdeploy=row["postdeploy"],
         user=row["user"],
+        release_phase=bool(row["release_phase"]),
     )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 from docker.models.containers import Container
 
-from . import backoff, dyno, engine, reconcile
+from . import addons, backoff, dyno, engine, reconcile
 from .clock import Clock
 from .errors import ReleaseError, UsageError
 from .formation import DEFAULT_SIZE, size
@@ -129,6 +129,10 @@ class Supervisor:
         await asyncio.to_thread(dyno.ensure_network, self.app)
         self._watch_events()
         self._memory = asyncio.ensure_future(self._watch_memory())
+        attached = self.store.addons(self.app)
+        await asyncio.to_thread(addons.start_all, attached)  # before the dynos that use them
+        for addon in attached:
+            self.hub.heroku(addon.name, f"{addon.service} serving as {addon.config_var}")
         async with self._reconciling:
             pending = self.store.pending_releases(self.app)
             await self._reconcile(start=not pending)  # adopt only: the new release comes next
@@ -166,7 +170,7 @@ class Supervisor:
         self.hub.emit(LogLine("app", "api", f"Release {release.name} created by {user}"))
         try:
             for phase, command in (
-                (RELEASE, release.process_types.get(RELEASE)),
+                (RELEASE, release.release_phase and release.process_types.get(RELEASE)),
                 ("postdeploy", release.postdeploy),
             ):
                 if command:
@@ -340,6 +344,7 @@ class Supervisor:
         if self._events is not None:
             with contextlib.suppress(Exception):
                 self._events.close()
+        await asyncio.to_thread(addons.stop_all, self.store.addons(self.app))  # after the dynos
         # Docker calls of cancelled restarts may still be finishing in their threads (a removal,
         # a create): sweep the app's containers until the network can go too.
         for _ in range(5):

@@ -31,23 +31,29 @@ def dynosim_home(tmp_path_factory):
 def _ours(client):
     containers = {c.id for c in client.containers.list(all=True, filters={"label": "dynosim"})}
     networks = {n.id for n in client.networks.list(filters={"label": "dynosim"})}
-    return containers, networks
+    volumes = {v.name for v in client.volumes.list(filters={"label": "dynosim"})}
+    return containers, networks, volumes
 
 
 @pytest.fixture(autouse=True)
 def no_leaks(docker_client):
-    """Fail any test that leaves dynosim containers or networks behind (and clean them up)."""
-    before_containers, before_networks = _ours(docker_client)
+    """Fail any test that leaves dynosim containers, networks or add-on volumes behind (and
+    clean them up)."""
+    before_containers, before_networks, before_volumes = _ours(docker_client)
     yield
-    after_containers, after_networks = _ours(docker_client)
+    after_containers, after_networks, after_volumes = _ours(docker_client)
     leaked = after_containers - before_containers
     leaked_networks = after_networks - before_networks
+    leaked_volumes = after_volumes - before_volumes
     for container_id in leaked:
         docker_client.api.remove_container(container_id, force=True)
     for network_id in leaked_networks:
         docker_client.api.remove_network(network_id)
-    assert not leaked and not leaked_networks, (
-        f"test left {len(leaked)} containers and {len(leaked_networks)} networks behind"
+    for volume in leaked_volumes:
+        docker_client.api.remove_volume(volume, force=True)
+    assert not leaked and not leaked_networks and not leaked_volumes, (
+        f"test left {len(leaked)} containers, {len(leaked_networks)} networks and"
+        f" {len(leaked_volumes)} volumes behind"
     )
 
 

@@ -1,0 +1,411 @@
+"""Add-ons: real PostgreSQL and Redis servers for an app, as heroku-postgresql and heroku-redis.
+
+Each add-on is a container from an image made offline from Debian's packages, on the app's
+network only (never published), with its data in a named volume that outlives the container.
+It is attached to the app as a config var (DATABASE_URL, REDIS_URL), which makes a release, as
+on Heroku. A running `up` starts the app's add-ons before its formation and stops them after;
+a killed `up` leaves them running for the next one to adopt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import random
+import secrets
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+import docker.types
+from docker.models.containers import Container
+
+from . import dyno, engine, releases, stack
+from .errors import EngineError, UsageError
+from .store import Addon, Release, Store, data_dir
+
+Progress = Callable[[str], None]
+#: Bump when an add-on image's packages or script change, so old images are not reused.
+IMAGE_VERSION = 1
+ROLE = "addon"
+L_ADDON = "dynosim.addon"
+READY_TIMEOUT = 60.0
+COLORS = ("AMBER", "BLUE", "BRONZE", "CHARCOAL", "COBALT", "CRIMSON", "GOLD", "GRAY", "GREEN")
+ADJECTIVES = ("curly", "silent", "rugged", "shallow", "vertical", "cubic", "tapered", "clean")
+
+
+@dataclass(frozen=True)
+class Service:
+    """What makes one kind of add-on: its image, its server, its URL."""
+
+    name: str  # heroku-postgresql
+    prefix: str  # postgresql-curly-12345
+    default_plan: str
+    packages: tuple[str, ...]
+    script: str  # runtimes/addons/<script>, PID 1
+    user: str
+    data: str  # the volume's mount point (owned by `user` in the image)
+    port: int
+    config_var: str  # the first add-on's attachment
+    color_var: str  # further ones: HEROKU_POSTGRESQL_AMBER_URL
+    ready: tuple[str, ...]  # a command inside the container that succeeds once it serves
+
+    @property
+    def image(self) -> str:
+        return f"dynosim/addon-{self.prefix}:{IMAGE_VERSION}"
+
+    def url(self, addon: Addon) -> str:
+        s = addon.settings
+        if self.prefix == "redis":
+            return f"redis://:{s['password']}@{addon.name}:{self.port}"
+        return f"postgres://{s['user']}:{s['password']}@{addon.name}:{self.port}/{s['database']}"
+
+    def environment(self, addon: Addon) -> dict[str, str]:
+        s = addon.settings
+        if self.prefix == "redis":
+            return {"REDIS_PASSWORD": s["password"]}
+        return {"DB_USER": s["user"], "DB_PASSWORD": s["password"], "DB_NAME": s["database"]}
+
+    def new_settings(self) -> dict[str, str]:
+        if self.prefix == "redis":
+            return {"password": secrets.token_hex(32)}
+        return {
+            "user": "u" + secrets.token_hex(6),
+            "password": secrets.token_hex(32),
+            "database": "d" + secrets.token_hex(6),
+        }
+
+
+POSTGRESQL = Service(
+    "heroku-postgresql", "postgresql", "essential-0", ("postgresql", "postgresql-client"),
+    "postgresql", "postgres", "/var/lib/postgresql/data", 5432, "DATABASE_URL",
+    "HEROKU_POSTGRESQL_{}_URL", ("pg_isready", "-q", "-h", "127.0.0.1"),
+)  # fmt: skip
+REDIS = Service(
+    "heroku-redis", "redis", "mini", ("redis-server", "redis-tools"), "redis", "redis",
+    "/data", 6379, "REDIS_URL", "HEROKU_REDIS_{}_URL",
+    ("bash", "-c", 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ping | grep -q PONG'),
+)  # fmt: skip
+SERVICES = {s.name: s for s in (POSTGRESQL, REDIS)}
+
+
+def service(name: str) -> Service:
+    """`heroku-postgresql` or `heroku-redis`, with an optional `:plan`."""
+    found = SERVICES.get(name.split(":", 1)[0])
+    if found is None:
+        known = ", ".join(SERVICES)
+        raise UsageError(f"Couldn't find either the add-on service or plan: {name}. Known: {known}")
+    return found
+
+
+def addon(store: Store, app: str, name: str) -> Addon:
+    """An add-on by its name, or by its config var / attachment (DATABASE_URL, DATABASE)."""
+    for found in store.addons(app):
+        if name in (found.name, found.config_var, found.config_var.removesuffix("_URL")):
+            return found
+    raise UsageError(f"Couldn't find that add-on ({name}) on {app}; see: dynosim addons")
+
+
+def ensure_image(chosen: Service, progress: Progress) -> None:
+    if stack.image_exists(chosen.image):
+        return
+    progress(f"Making the {chosen.name} image from Debian (once)")
+    script = addons_dir() / chosen.script
+    target = "/usr/local/bin/dynosim-addon"
+    stack.debootstrap(
+        chosen.image,
+        "bookworm",
+        list(chosen.packages),
+        progress,
+        hooks=[
+            f"upload {script} {target}",
+            f'chmod 755 "$1"{target}',
+            f'chroot "$1" install -d -o {chosen.user} -g {chosen.user} -m 700 {chosen.data}',
+        ],
+        changes=[
+            f'ENTRYPOINT ["{target}"]',
+            f"USER {chosen.user}",
+            f"LABEL {engine.LABEL}=addon-image",
+        ],
+    )
+
+
+def addons_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "runtimes" / "addons", here.parent / "runtimes" / "addons"):
+        if candidate.is_dir():
+            return candidate
+    raise EngineError("runtimes/addons is missing from the dynosim installation")
+
+
+def create(
+    store: Store, app: str, spec: str, attach_as: str | None, progress: Progress
+) -> tuple[Addon, Release]:
+    """Provision a server, wait until it serves, attach it as a config var (a new release)."""
+    chosen = service(spec)
+    plan = spec.split(":", 1)[1] if ":" in spec else chosen.default_plan
+    var = _config_var(store, app, chosen, attach_as)
+    name = f"{chosen.prefix}-{random.choice(ADJECTIVES)}-{random.randint(10000, 99999)}"
+    now = dt.datetime.now(dt.UTC)
+    created = Addon(app, name, chosen.name, plan, var, chosen.new_settings(), now)
+    ensure_image(chosen, progress)
+    try:
+        with running(store, created):
+            pass  # the first start creates the database and proves it serves
+    except BaseException:
+        _remove(created, volume=True)
+        raise
+    store.add_addon(created)
+    attachment = var.removesuffix("_URL")
+    release = releases.set_config(
+        store,
+        app,
+        {var: chosen.url(created)},
+        description=f"Attach {attachment} (@ref:{name})",
+        release_phase=False,
+    )
+    return created, release
+
+
+def _config_var(store: Store, app: str, chosen: Service, attach_as: str | None) -> str:
+    taken = set(releases.latest(store, app).config)
+    if attach_as:
+        var = attach_as.upper().removesuffix("_URL") + "_URL"
+        if var in taken:
+            raise UsageError(f"{var} is already set on {app}; choose another name with --as")
+        return var
+    if chosen.config_var not in taken:
+        return chosen.config_var
+    for color in COLORS:
+        if chosen.color_var.format(color) not in taken:
+            return chosen.color_var.format(color)
+    raise UsageError(f"{app} has too many {chosen.name} add-ons")
+
+
+def destroy(store: Store, app: str, found: Addon) -> Release:
+    """Detach (a release without the config var), then remove the server and its data."""
+    base = releases.latest(store, app)
+    remaining = {k: v for k, v in base.config.items() if k != found.config_var}
+    release = releases.with_config(
+        store,
+        base,
+        remaining,
+        f"Detach {found.config_var.removesuffix('_URL')} (@ref:{found.name})",
+        release_phase=False,
+    )
+    _remove(found, volume=True)
+    store.remove_addon(app, found.name)
+    return release
+
+
+# containers
+def container_name(found: Addon) -> str:
+    return f"dynosim-{found.app}-{found.name}"
+
+
+def _container(found: Addon) -> Container | None:
+    try:
+        return engine.client().containers.get(container_name(found))
+    except docker.errors.NotFound:
+        return None
+
+
+def start(found: Addon) -> bool:
+    """Make sure the add-on serves; whether it had to be started (False: adopted)."""
+    existing = _container(found)
+    if existing is not None and existing.status == "running":
+        _wait_ready(found, existing)
+        return False
+    if existing is not None:
+        existing.remove(force=True)
+    chosen = SERVICES[found.service]
+    dyno.ensure_network(found.app)
+    client = engine.client()
+    network = dyno.network_name(found.app)
+    labels = {engine.LABEL: ROLE, engine.LABEL_APP: found.app, L_ADDON: found.name}
+    try:
+        client.volumes.get(container_name(found))
+    except docker.errors.NotFound:  # the data: labelled, so dynosim can always find its own
+        client.volumes.create(container_name(found), labels=labels)
+    created = client.api.create_container(
+        chosen.image,
+        name=container_name(found),
+        hostname=found.name,
+        environment=chosen.environment(found),
+        labels=labels,
+        host_config=client.api.create_host_config(
+            network_mode=network,
+            mounts=[docker.types.Mount(chosen.data, container_name(found), type="volume")],
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=512,
+            mem_limit="1g",
+            restart_policy={"Name": "on-failure"},
+            log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
+        ),
+        networking_config=client.api.create_networking_config(
+            {network: client.api.create_endpoint_config(aliases=[found.name])}
+        ),
+    )
+    container = client.containers.get(created["Id"])
+    container.start()
+    _wait_ready(found, container)
+    return True
+
+
+def _wait_ready(found: Addon, container: Container) -> None:
+    chosen = SERVICES[found.service]
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if container.exec_run(list(chosen.ready)).exit_code == 0:
+            return
+        container.reload()
+        if container.status not in ("running", "restarting", "created"):
+            break
+        time.sleep(0.1)
+    tail = container.logs(tail=20).decode(errors="replace").splitlines()
+    raise EngineError(f"{found.name} did not start serving: " + " / ".join(tail[-5:]))
+
+
+def stop(found: Addon) -> None:
+    _remove(found, volume=False)
+
+
+def _remove(found: Addon, volume: bool) -> None:
+    existing = _container(found)
+    if existing is not None:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            existing.stop(timeout=10)
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            existing.remove(force=True)
+    if volume:
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.client().volumes.get(container_name(found)).remove(force=True)
+
+
+def start_all(found: list[Addon]) -> None:
+    for each in found:
+        start(each)
+
+
+def stop_all(found: list[Addon]) -> None:
+    for each in found:
+        stop(each)
+
+
+@contextlib.contextmanager
+def running(store: Store, found: Addon) -> Iterator[Container]:
+    """The add-on's container, started for the duration when no `up` runs it."""
+    from . import control
+
+    started = start(found)
+    try:
+        container = _container(found)
+        assert container is not None
+        yield container
+    finally:
+        if started and not control.is_running(found.app):
+            stop(found)
+            with contextlib.suppress(docker.errors.APIError):
+                if not dyno.listing(found.app):
+                    dyno.remove_network(found.app)
+
+
+# pg:* and redis:cli
+def one_off(found: Addon, command: list[str], tty: bool) -> Container:
+    """A one-off container of the add-on's image on the app network (psql, redis-cli)."""
+    return engine.client().containers.create(
+        SERVICES[found.service].image,
+        command=command,
+        entrypoint=[],
+        network=dyno.network_name(found.app),
+        labels={engine.LABEL: "addon-client", engine.LABEL_APP: found.app},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        tty=tty,
+        stdin_open=True,
+        detach=False,
+    )
+
+
+def client_command(found: Addon, url: str) -> list[str]:
+    if found.service == REDIS.name:
+        return ["redis-cli", "--no-auth-warning", "-u", url]
+    return ["psql", url]
+
+
+def _as_owner(found: Addon, *command: str) -> list[str]:
+    """Run as the app's role over the container's own unix socket (trusted locally)."""
+    s = found.settings
+    return [*command, "-h", "/tmp", "-U", s["user"], "-d", s["database"]]
+
+
+def reset(store: Store, found: Addon) -> None:
+    """pg:reset: an empty database of the same name, owner and password."""
+    s = found.settings
+    with running(store, found) as container:
+        for sql in (
+            f'DROP DATABASE IF EXISTS "{s["database"]}" WITH (FORCE)',
+            f'CREATE DATABASE "{s["database"]}" OWNER "{s["user"]}"',
+        ):
+            _exec(container, ["psql", "-h", "/tmp", "-U", "postgres", "-d", "postgres", "-c", sql])
+
+
+def backups_dir(app: str) -> Path:
+    folder = data_dir() / "backups" / app
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def backups(app: str) -> list[Path]:
+    return sorted(backups_dir(app).glob("b*.dump"))
+
+
+def capture(store: Store, found: Addon) -> Path:
+    """pg:backups:capture: a pg_dump (custom format) under the app's state folder, b001..."""
+    taken = backups(found.app)
+    number = int(taken[-1].stem[1:]) + 1 if taken else 1
+    target = backups_dir(found.app) / f"b{number:03d}.dump"
+    with running(store, found) as container:
+        _exec(container, _as_owner(found, "pg_dump", "-Fc", "-f", "/tmp/backup.dump"))
+        stream, _ = container.get_archive("/tmp/backup.dump")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile("backup.dump")
+            assert member is not None
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(member.read())
+        container.exec_run(["rm", "-f", "/tmp/backup.dump"])
+    return target
+
+
+def restore(store: Store, found: Addon, backup: Path) -> None:
+    """pg:backups:restore: replace the database's contents with a backup's."""
+    data = backup.read_bytes()
+    with running(store, found) as container:
+        owner = int(_exec(container, ["id", "-u"]))  # the dump is readable by postgres only
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            info = tarfile.TarInfo("restore.dump")
+            info.size, info.mode, info.uid, info.gid = len(data), 0o600, owner, owner
+            archive.addfile(info, io.BytesIO(data))
+        container.put_archive("/tmp", buffer.getvalue())
+        command = _as_owner(found, "pg_restore", "--clean", "--if-exists", "--no-owner")
+        try:
+            _exec(container, [*command, "/tmp/restore.dump"])
+        finally:
+            container.exec_run(["rm", "-f", "/tmp/restore.dump"])
+
+
+def _exec(container: Container, command: list[str]) -> str:
+    result = container.exec_run(command)
+    output = result.output.decode(errors="replace")
+    if result.exit_code != 0:
+        last = output.strip().splitlines()[-1:] or [f"exit status {result.exit_code}"]
+        raise UsageError(f"{command[0]} failed: {last[0]}")
+    return output
