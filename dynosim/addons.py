@@ -17,6 +17,7 @@ import random
 import secrets
 import tarfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,8 +335,10 @@ def one_off(found: Addon, command: list[str], tty: bool) -> Container:
 
 
 def client_command(found: Addon, url: str) -> list[str]:
-    if found.service == REDIS.name:
-        return ["redis-cli", "--no-auth-warning", "-u", url]
+    if found.service == REDIS.name:  # redis-cli -u would send the URL's empty user name
+        parts = urllib.parse.urlsplit(url)
+        where = ["-h", parts.hostname or found.name, "-p", str(parts.port or REDIS.port)]
+        return ["redis-cli", "--no-auth-warning", *where, "-a", parts.password or ""]
     return ["psql", url]
 
 

@@ -3,6 +3,8 @@ Redis worker, attached as config vars, kept across restarts, backed up, reset, d
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import requests
@@ -17,6 +19,12 @@ UP = r"heroku\[{}\]: State changed from starting to up"
 def volumes(app: str) -> set[str]:
     listed = engine.client().volumes.list(filters={"label": f"dynosim.app={app}"})
     return {v.name for v in listed}
+
+
+def session(command: str, text: str) -> subprocess.CompletedProcess[str]:
+    """A psql / redis-cli session fed from a pipe, as a user would script it."""
+    run = [sys.executable, "-m", "dynosim", command, "-a", "shop"]
+    return subprocess.run(run, input=text, capture_output=True, text=True, timeout=120)
 
 
 def eventually(check, timeout: float = 30):
@@ -35,6 +43,7 @@ def eventually(check, timeout: float = 30):
 
 def test_postgres_and_redis_add_ons_serve_a_real_app_and_keep_its_data(up, tmp_path):
     app_dir = copy_app(APP_SOURCE, tmp_path / "shop")
+    others = volumes("shop")
     assert dynosim("deploy", str(app_dir)).returncode == 0
     created = dynosim("addons:create", "-a", "shop", "heroku-postgresql")
     assert created.returncode == 0, created.stderr
@@ -61,11 +70,15 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_and_keep_its_data(up, tmp_p
 
     assert process.stop() == 0
     assert engine.client().containers.list(filters={"label": "dynosim.app=shop"}) == []
-    assert len(volumes("shop")) == 2  # the data outlives the servers
+    assert len(volumes("shop") - others) == 2  # the data outlives the servers
 
     again = up(app_dir)
     again.wait_for(UP.format(r"web\.1"))
     assert eventually(lambda: again.get("/items").json() == ["apple", "pear", "plum"])
+
+    psql = session("pg:psql", "select string_agg(name, ',' order by name) from item;")
+    assert "apple,pear,plum" in psql.stdout
+    assert session("redis:cli", "LRANGE results 0 -1").stdout == "HELLO\n"
 
     captured = dynosim("pg:backups:capture", "-a", "shop")
     assert "Backup b001 saved to" in captured.stdout, captured.stderr
@@ -77,10 +90,10 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_and_keep_its_data(up, tmp_p
 
     refused = dynosim("addons:destroy", "-a", "shop", "DATABASE_URL")
     assert refused.returncode == 2 and "--confirm shop" in refused.stderr
-    assert len(volumes("shop")) == 2
+    assert len(volumes("shop") - others) == 2
     for addon in ("DATABASE_URL", "REDIS_URL"):
         gone = dynosim("addons:destroy", "-a", "shop", addon, "--confirm", "shop")
         assert gone.returncode == 0, gone.stderr
-    assert volumes("shop") == set()
+    assert volumes("shop") == others
     assert dynosim("addons", "-a", "shop").stdout == "No add-ons for app shop.\n"
     assert "DATABASE_URL" not in dynosim("config", "-a", "shop", "--json").stdout
