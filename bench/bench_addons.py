@@ -47,7 +47,9 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(answer).encode()]
 """
-PROCFILE = "web: uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py\n"
+PROCFILE = (
+    "web: uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
+)
 
 
 def dynosim(*args: str) -> None:
