@@ -1,13 +1,16 @@
 """Turn an app folder into a runnable image: select the source, render the runtime, build.
 
 The build context is a deterministic tar (selected files, rendered Dockerfile, runtime files),
-so its hash names the image: the same inputs are never built twice.
+so its hash names the image: the same inputs are never built twice. The build does what
+Heroku's Python buildpack does: install with the package manager the app chose, run its
+bin/pre_compile and bin/post_compile hooks and Django's collectstatic with its config vars.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import tarfile
@@ -27,7 +30,39 @@ CA_ENV = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CA_IN_BUILD = "/etc/dynosim/ca-bundle.crt"
 UWSGI_REQUIREMENT = re.compile(r"^\s*(uwsgi|pyuwsgi)\s*([=<>!~;\[#]|$)", re.IGNORECASE | re.M)
+UWSGI_LOCKED = re.compile(r'^name = "(uwsgi|pyuwsgi)"$', re.IGNORECASE | re.M)
 INCLUDE = re.compile(r"^\s*(?:-r|-c|--requirement|--constraint)[\s=]+(\S+)", re.M)
+#: The package managers' versions, pinned as Heroku's buildpack pins them: the newest releases
+#: that still run on Python 3.9 (the bullseye stack). They live in the build stage only.
+TOOLS = {"pipenv": ("Pipenv", "2025.0.4"), "poetry": ("Poetry", "2.2.1"), "uv": ("uv", "0.13.9")}
+#: poetry.lock is exported and installed with pip: `poetry install` needs PyPI's per-version JSON
+#: API, which mirrors and proxies that only serve the simple index (like this one) do not have.
+POETRY_EXPORT = "poetry-plugin-export==1.9.0"
+#: What each manager's dependency step runs, and Heroku's line for it.
+INSTALL = {
+    "pip": (
+        "/opt/venv/bin/pip install -r {dir}/requirements.txt",
+        "pip install -r requirements.txt",
+    ),
+    "pipenv": ("cd {dir} && /opt/pipenv/bin/pipenv install --deploy", "pipenv install --deploy"),
+    "poetry": (
+        "cd {dir} && /opt/poetry/bin/poetry export --only main --format requirements.txt"
+        " --output /tmp/poetry-requirements.txt && pip install -r /tmp/poetry-requirements.txt",
+        "poetry export --only main' and 'pip install",
+    ),
+    "uv": (
+        "cd {dir} && /opt/uv/bin/uv sync --locked --no-default-groups --no-install-project"
+        " --inexact",
+        "uv sync --locked --no-default-groups",
+    ),
+}
+#: Config vars Heroku's buildpack never passes to build steps, and dynosim's own build settings.
+HIDDEN_FROM_BUILD = frozenset(
+    {"PATH", "GIT_DIR", "PYTHONHOME", "LD_LIBRARY_PATH", "LIBRARY_PATH", *PIP_ENV, *CA_ENV}
+)
+ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HOOKS = ("pre_compile", "post_compile")
+BUILD_STEP = "/opt/dynosim/build-step"
 
 
 def runtime_dir() -> Path:
@@ -79,7 +114,13 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 
 def dependency_files(app_dir: Path, manager: str | None) -> list[str]:
-    """requirements.txt and the files it pulls in with -r / -c, relative to the app."""
+    """The files the manager installs from, relative to the app: requirements.txt and the files
+    it pulls in with -r / -c; Pipfile and Pipfile.lock; pyproject.toml and poetry.lock or
+    uv.lock. The dependency layer is keyed by these alone."""
+    if manager == "pipenv":
+        return ["Pipfile", "Pipfile.lock"]
+    if manager in ("poetry", "uv"):
+        return sorted([f"{manager}.lock", "pyproject.toml"])
     if manager != "pip":
         return []
     found: list[str] = []
@@ -97,7 +138,39 @@ def dependency_files(app_dir: Path, manager: str | None) -> list[str]:
     return sorted(found)
 
 
-def dockerfile(
+def brings_uwsgi(app_dir: Path, manager: str, deps: list[str]) -> bool:
+    """Whether the app's own dependencies include uWSGI (then its pin is installed, not ours)."""
+    if manager == "pip":
+        return any(UWSGI_REQUIREMENT.search((app_dir / d).read_text()) for d in deps)
+    lock = (app_dir / next(d for d in deps if d.endswith(".lock"))).read_text()
+    if manager == "pipenv":
+        try:
+            default = json.loads(lock).get("default", {})
+        except (ValueError, AttributeError):
+            return False
+        return any(name.lower() in ("uwsgi", "pyuwsgi") for name in default)
+    return bool(UWSGI_LOCKED.search(lock))
+
+
+def build_config(config: Mapping[str, str] | None) -> dict[str, str]:
+    """The config vars a build step sees: all but those Heroku hides from builds (PATH,
+    PYTHONHOME, ...) and dynosim's own build settings; names a shell can hold."""
+    return {
+        key: value
+        for key, value in sorted((config or {}).items())
+        if ARG_NAME.match(key) and key not in HIDDEN_FROM_BUILD
+    }
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The rendered Dockerfile, and Heroku's line for each step worth a line ("" hides one)."""
+
+    text: str
+    headlines: dict[str, str]
+
+
+def recipe(
     build_image: str,
     run_image: str,
     *,
@@ -105,8 +178,24 @@ def dockerfile(
     has_uwsgi: bool,
     ca: bool,
     app: str = "app",
-) -> str:
+    manager: str = "pip",
+    hooks: tuple[str, ...] = (),
+    collectstatic: bool = False,
+    config_names: tuple[str, ...] = (),
+) -> Recipe:
+    """The Dockerfile for an app: `hooks` (bin/pre_compile, bin/post_compile) and `collectstatic`
+    need the app in the build stage, with `config_names` declared there as build args."""
     pip = "/opt/venv/bin/pip install"
+    headlines: dict[str, str] = {}
+
+    def run(command: str, headline: str) -> str:
+        headlines[f"RUN {command}"] = headline
+        return command
+
+    run(
+        'python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade "pip>=23"',
+        "Installing pip",
+    )
     ca_setup = ""
     if ca:
         ca_setup = (
@@ -114,8 +203,44 @@ def dockerfile(
             f"ENV PIP_CERT={CA_IN_BUILD} SSL_CERT_FILE={CA_IN_BUILD}"
             f" REQUESTS_CA_BUNDLE={CA_IN_BUILD}"
         )
+    install_uwsgi = (
+        run("true  # the app brings its own uWSGI", "")
+        if has_uwsgi
+        else run(f"{pip} pyuwsgi", "Installing uWSGI (pyuwsgi)")
+    )
+    tool, run_tool = _tool(manager, run), ""
+    if manager == "pipenv":  # Heroku keeps Pipenv in the slug: Procfiles use `pipenv run`
+        run_tool = (
+            "COPY --from=build /opt/pipenv /opt/pipenv\n"
+            "ENV PIPENV_SYSTEM=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1"
+        )
+    app_in_build = bool(hooks or collectstatic)
+    early = "pre_compile" in hooks  # Heroku runs it before installing: it may change them
+    app_setup = "\n".join(
+        [
+            "# The app's config vars, for the hooks and collectstatic (build stage only).",
+            *(f"ARG {name}" for name in config_names),
+            f"COPY runtime/build-step {BUILD_STEP}",
+            "COPY app/ /app/",
+            "WORKDIR /app",
+        ]
+    )
+    if early:
+        dependencies = f"RUN {run(INSTALL[manager][0].format(dir='/app'), _installing(manager))}"
+    else:
+        dependencies = (
+            "# Dependencies are their own layer, keyed only by the dependency files: code changes"
+            " reuse it.\nCOPY dependencies/ /tmp/dependencies/\n"
+            f"RUN {run(INSTALL[manager][0].format(dir='/tmp/dependencies'), _installing(manager))}"
+            if deps
+            else ""
+        )
+    late = [
+        *([f"RUN {run(f'{BUILD_STEP} collectstatic', '')}"] if collectstatic else []),
+        *([f"RUN {run(f'{BUILD_STEP} hook post_compile', '')}"] if "post_compile" in hooks else []),
+    ]
     template = (runtime_dir() / "Dockerfile.template").read_text()
-    return render(
+    text = render(
         template,
         {
             "build_image": build_image,
@@ -123,14 +248,51 @@ def dockerfile(
             "labels": f'dynosim.image="app" dynosim.image.app="{app}"',
             "run_image": run_image,
             "ca_setup": ca_setup,
-            "install_uwsgi": "true  # the app brings its own uWSGI"
-            if has_uwsgi
-            else f"{pip} pyuwsgi",
-            "install_dependencies": f"{pip} -r /tmp/dependencies/requirements.txt"
-            if deps
-            else "true  # no requirements.txt",
+            "install_uwsgi": install_uwsgi,
+            "install_tool": tool,
+            "early_app": "\n".join(
+                [app_setup, f"RUN {run(f'{BUILD_STEP} hook pre_compile', '')}"] if early else []
+            ),
+            "dependencies": dependencies,
+            "late_app": "\n".join(([] if early or not app_in_build else [app_setup]) + late),
+            "run_tool": run_tool,
+            "path": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
+            + (":/opt/pipenv/bin" if run_tool else ""),
+            "copy_app": "COPY --from=build --chown=dyno:dyno /app/ /app/"
+            if app_in_build
+            else "COPY --chown=dyno:dyno app/ /app/",
         },
     )
+    return Recipe(re.sub(r"\n{3,}", "\n\n", text), headlines)
+
+
+def dockerfile(build_image: str, run_image: str, **options: Any) -> str:
+    return recipe(build_image, run_image, **options).text
+
+
+def _installing(manager: str) -> str:
+    return f"Installing dependencies using '{INSTALL[manager][1]}'"
+
+
+def _tool(manager: str, run: Callable[[str, str], str]) -> str:
+    """The build stage's package manager in its own virtualenv (never in the app's)."""
+    if manager not in TOOLS:
+        return ""
+    name, version = TOOLS[manager]
+    packages = f"{manager}=={version}" + (f" {POETRY_EXPORT}" if manager == "poetry" else "")
+    command = (
+        f"python3 -m venv --without-pip /opt/{manager}"
+        f" && /opt/venv/bin/pip --python /opt/{manager}/bin/python install -q {packages}"
+    )
+    settings = {
+        # as Heroku's buildpack sets them: install into the app's environment, quietly
+        "pipenv": "ENV PIPENV_SYSTEM=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1",
+        "poetry": "ENV POETRY_VIRTUALENVS_CREATE=false POETRY_NO_INTERACTION=1",
+        "uv": "ENV UV_PROJECT_ENVIRONMENT=/opt/venv UV_PYTHON=/opt/venv/bin/python"
+        " UV_PYTHON_DOWNLOADS=never UV_NO_MANAGED_PYTHON=1 UV_NO_CACHE=1 UV_COMPILE_BYTECODE=1"
+        " UV_NO_PROGRESS=1 NO_COLOR=1",
+    }[manager]
+    return f"RUN {run(command, f'Installing {name} {version}')}\n{settings}"
 
 
 class _Context:
@@ -169,12 +331,14 @@ class Plan:
     """Everything a build needs, computed without touching Docker."""
 
     app: str
-    context: bytes
+    context: bytes = field(repr=False)
     source_hash: str
-    buildargs: dict[str, str]
+    buildargs: dict[str, str] = field(repr=False)  # may hold config vars: never print them
     build_image: str
     run_image: str
     files: list[str]
+    manager: str = "pip"
+    headlines: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def tag(self) -> str:
@@ -188,30 +352,40 @@ def plan(
     build_image: str,
     run_image: str,
     settings: HostSettings | None = None,
+    config: Mapping[str, str] | None = None,
 ) -> Plan:
+    """The build of `app_dir`. `config` is the app's config vars: the build stage gets them as
+    build args when a step can read them (bin/pre_compile, bin/post_compile, collectstatic),
+    and only then are they part of the image's hash (a config change rebuilds only such apps)."""
     settings = settings or HostSettings.from_environ()
     manager = runtime.package_manager(app_dir)
     deps = dependency_files(app_dir, manager)
-    has_uwsgi = any(UWSGI_REQUIREMENT.search((app_dir / d).read_text()) for d in deps)
+    has_uwsgi = brings_uwsgi(app_dir, manager, deps)
     files = source.select(app_dir)
     if not files:
         raise BuildError(
             f"{app_dir}: no files to deploy (in a git repository only tracked files are deployed;"
             " git add them)"
         )
-    context = _Context()
-    context.add_bytes(
-        "Dockerfile",
-        dockerfile(
-            build_image,
-            run_image,
-            deps=deps,
-            has_uwsgi=has_uwsgi,
-            ca=bool(settings.ca_bundle),
-            app=app,
-        ).encode(),
+    hooks = tuple(name for name in HOOKS if f"bin/{name}" in files)
+    # Heroku looks for manage.py up to three levels down (and runs it if Django is installed)
+    collectstatic = any(f.endswith("manage.py") and len(Path(f).parts) <= 3 for f in files)
+    config_args = build_config(config) if hooks or collectstatic else {}
+    steps = recipe(
+        build_image,
+        run_image,
+        deps=deps,
+        has_uwsgi=has_uwsgi,
+        ca=bool(settings.ca_bundle),
+        app=app,
+        manager=manager,
+        hooks=hooks,
+        collectstatic=collectstatic,
+        config_names=tuple(config_args),
     )
-    for name in ("dyno-launch", "uwsgi-defaults.ini"):
+    context = _Context()
+    context.add_bytes("Dockerfile", steps.text.encode())
+    for name in ("dyno-launch", "uwsgi-defaults.ini", "build-step"):
         context.add_file(f"runtime/{name}", runtime_dir() / name)
     if settings.ca_bundle:
         context.add_bytes("runtime/ca-bundle.crt", settings.ca_bundle.read_bytes())
@@ -226,7 +400,19 @@ def plan(
     for image in (build_image, run_image):
         digest.update(image.encode())
     digest.update(repr(sorted(settings.buildargs.items())).encode())
-    return Plan(app, data, digest.hexdigest(), settings.buildargs, build_image, run_image, files)
+    if config_args:
+        digest.update(repr(sorted(config_args.items())).encode())
+    return Plan(
+        app,
+        data,
+        digest.hexdigest(),
+        {**settings.buildargs, **config_args},
+        build_image,
+        run_image,
+        files,
+        manager,
+        steps.headlines,
+    )
 
 
 @dataclass(frozen=True)
@@ -250,6 +436,7 @@ def build(plan: Plan, progress: Progress) -> Image:
     image_id = stream_build(
         progress,
         f"build of {plan.app} failed",
+        headlines=plan.headlines,
         fileobj=io.BytesIO(plan.context),
         tag=plan.tag,
         buildargs=plan.buildargs,
@@ -258,45 +445,72 @@ def build(plan: Plan, progress: Progress) -> Image:
     return Image(plan.tag, image_id, plan.source_hash, cached=False)
 
 
-def stream_build(progress: Progress, failed: str, **options: Any) -> str:
+def stream_build(
+    progress: Progress, failed: str, headlines: Mapping[str, str] | None = None, **options: Any
+) -> str:
     """Run a classic build of a custom context, streaming its output the Heroku way; the image
-    id. BuildError (`failed: reason`) names the failing step and the tail of its output."""
+    id. BuildError (`failed: reason`) names the failing step and the tail of its output.
+
+    With `headlines` (instruction -> Heroku's line for it), only those steps are announced, as
+    Heroku's buildpack announces its own; otherwise every step is, numbered."""
     client = engine.client()
-    step, tail, image_id = "", [], None
+    step, tail, image_id, partial = "", [], None, ""
     try:
         stream = client.api.build(
             custom_context=True, rm=True, forcerm=True, pull=False, decode=True, **options
         )
         for event in stream:
+            # a step's output arrives in chunks (stderr ones wrapped in colour codes): whole
+            # lines only, the last state of a line a progress bar redrew with \r
+            *lines, partial = (partial + ANSI.sub("", event.get("stream", ""))).split("\n")
+            if "error" in event:
+                lines.append(partial)
+            for line in lines:
+                step, tail = _show(
+                    line.rstrip("\r").rsplit("\r", 1)[-1], step, tail, progress, headlines
+                )
             if "error" in event:
                 raise BuildError(f"{failed}: {event['error'].strip()}", step, tail[-25:])
             if "aux" in event and "ID" in event["aux"]:
                 image_id = event["aux"]["ID"]
-            for line in event.get("stream", "").splitlines():
-                step, tail = _show(line, step, tail, progress)
     except docker.errors.APIError as exc:
         raise BuildError(f"{failed}: {exc.explanation}", step, tail[-25:]) from None
     return image_id or client.images.get(options["tag"]).id
 
 
 STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Lines a build step prints in Heroku's own layout: a step arrow, or an error block.
+HEROKU_LINE = re.compile(r"^(-----> | !     | !$)")
 
 
-def _show(line: str, step: str, tail: list[str], progress: Progress) -> tuple[str, list[str]]:
+def _show(
+    line: str,
+    step: str,
+    tail: list[str],
+    progress: Progress,
+    headlines: Mapping[str, str] | None = None,
+) -> tuple[str, list[str]]:
     """Print one line of builder output the Heroku way: steps as arrows, output indented."""
     match = STEP.match(line)
     if match:
         instruction = match.group(2)
+        if headlines is not None:
+            if headlines.get(instruction):
+                progress(f"-----> {headlines[instruction]}")
+            return instruction, []
         if instruction.startswith(("ARG", "ENV", "LABEL", "WORKDIR", "USER", "ENTRYPOINT")):
             return instruction, []
         progress(f"-----> [{match.group(1)}] {instruction[:110]}")
         return instruction, []
     stripped = line.strip()
-    if not stripped or stripped.startswith(("--->", "Removing intermediate", "Successfully")):
-        if stripped == "---> Using cache":
+    if not stripped or stripped.startswith(
+        ("--->", "Removing intermediate", "Successfully built", "Successfully tagged")
+    ):
+        if stripped == "---> Using cache" and (headlines is None or headlines.get(step)):
             progress("       (cached)")
         return step, tail
-    progress(f"       {line.rstrip()}")
+    progress(line.rstrip() if HEROKU_LINE.match(line) else f"       {line.rstrip()}")
     tail.append(line.rstrip())
     return step, tail[-200:]
 
@@ -308,9 +522,10 @@ def stack_images(
     if base_image:
         return base_image, base_image, f"base image {base_image}"
     selection = runtime.select_stack(app_dir, strict=strict)
-    if selection.warning:
-        progress(f" !     {selection.warning}")
     chosen = selection.stack
     stack.ensure(chosen, progress)
+    progress(f"-----> {selection.announcement}")
+    if selection.warning:
+        progress(f" !     {selection.warning}")
     description = f"stack {chosen.suite} (Python {chosen.python_version})"
     return chosen.build_image, chosen.run_image, description

@@ -124,10 +124,30 @@ def environment(
     dyno: str,
     extra: dict[str, str] | None = None,
     base: dict[str, str] | None = None,
+    size_name: str | None = None,
 ) -> dict:
     """The app's .env (`base`), its config vars over it, a one-off's -e values over those,
-    then what the platform sets itself (PORT and DYNO win, as on Heroku)."""
-    return {**(base or {}), **release.config, **(extra or {}), "PORT": str(PORT), "DYNO": dyno}
+    then what the platform sets itself (PORT and DYNO win, as on Heroku).
+
+    Given the dyno's size, a dyno of the Python runtime also gets what Heroku's Python
+    buildpack sets at boot unless the app sets it (vendor/WEB_CONCURRENCY.sh): DYNO_RAM, and
+    WEB_CONCURRENCY (gunicorn's and uvicorn's worker count), the lower of memory / 256 MB and
+    2 x cores + 1: Eco, Basic, Standard-1X 2; Standard-2X 4; Performance-M 5 (2 cores);
+    Performance-L 17 (8 cores). Standard dynos share 8 cores; their memory is the limit."""
+    defaults: dict[str, str] = {}
+    if size_name is not None and not release.images:  # heroku.yml apps have no buildpack
+        chosen = size(size_name)
+        cores = {"Performance-M": 2}.get(chosen.name, 8)
+        concurrency = min(max(1, chosen.memory_mb // 256), cores * 2 + 1)
+        defaults = {"WEB_CONCURRENCY": str(concurrency), "DYNO_RAM": str(chosen.memory_mb)}
+    return {
+        **defaults,
+        **(base or {}),
+        **release.config,
+        **(extra or {}),
+        "PORT": str(PORT),
+        "DYNO": dyno,
+    }
 
 
 def machine_memory_mb() -> int:
@@ -173,7 +193,7 @@ def create(
         **_process(release, process_type, image, command),
         name=name,
         hostname=dyno.replace(".", "-"),
-        environment=environment(release, dyno, env, base_env),
+        environment=environment(release, dyno, env, base_env, chosen.name),
         labels=labels,
         network=network_name(release.app),
         cap_drop=["ALL"],

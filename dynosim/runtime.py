@@ -1,11 +1,13 @@
 """Pick the stack (Debian suite, and so the Python) and the package manager for an app folder.
 
-Mirrors the Heroku Python buildpack: runtime.txt wins over .python-version; exactly one package
-manager file; the newest Python when the app names none.
+Mirrors the Heroku Python buildpack (lib/package_manager.sh, lib/python_version.sh): exactly one
+package manager file; runtime.txt wins over .python-version, which wins over Pipfile.lock; the
+newest Python when the app names none; end-of-life and unknown versions refused in Heroku's words.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +47,25 @@ class Selection:
     source: str | None  # the file that asked for it
     warning: str | None = None
 
+    @property
+    def announcement(self) -> str:
+        """Heroku's line about the Python version, e.g. `Using Python 3.11 specified in
+        .python-version`."""
+        if self.requested is None:
+            return (
+                "No Python version was specified."
+                f" Using the default: Python {self.stack.python_version}"
+            )
+        return f"Using Python {self.requested} specified in {Path(self.source or '').name}"
+
 
 VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+#: Heroku's supported range: 3.8 and older have reached end-of-life, newer than 3.13 is unknown.
+OLDEST_SUPPORTED = (3, 9)
+NEWEST_SUPPORTED = (3, 13)
+SUPPORTED_VERSIONS = (
+    "https://devcenter.heroku.com/articles/python-support#supported-python-versions"
+)
 
 
 def stack_by_suite(suite: str) -> Stack:
@@ -57,8 +76,9 @@ def stack_by_suite(suite: str) -> Stack:
     raise RuntimeSelectionError(f"unknown stack {suite!r}; known stacks: {names}")
 
 
-def requested_python(app_dir: Path) -> tuple[str, str, int] | None:
-    """The Python version the app asks for: (version, file, line), or None."""
+def requested_python(app_dir: Path, manager: str | None = None) -> tuple[str, str, int] | None:
+    """The Python version the app asks for: (version, file, line), or None. Pipfile.lock is
+    read for a pipenv app only, as Heroku does."""
     runtime_txt = app_dir / "runtime.txt"
     if runtime_txt.is_file():
         for number, line in enumerate(runtime_txt.read_text().splitlines(), 1):
@@ -90,18 +110,53 @@ def requested_python(app_dir: Path) -> tuple[str, str, int] | None:
             )
         if found:
             return found[0][0], str(dot_version), found[0][1]
+        raise RuntimeSelectionError(
+            f"{dot_version}: no Python version found; name one like '3.11' (lines starting"
+            " with '#' are comments)"
+        )
+    if manager == "pipenv":
+        return _pipfile_lock_python(app_dir / "Pipfile.lock")
     return None
 
 
-def select_stack(app_dir: Path, *, strict: bool = False) -> Selection:
-    """The stack whose Python matches the app's request, else the nearest newer one."""
-    request = requested_python(app_dir)
+def _pipfile_lock_python(path: Path) -> tuple[str, str, int] | None:
+    """`_meta.requires.python_full_version`, else `python_version`, of a Pipfile.lock."""
+    text = path.read_text()
+    try:
+        requires = json.loads(text).get("_meta", {}).get("requires", {})
+    except (ValueError, AttributeError) as exc:
+        raise RuntimeSelectionError(
+            f"{path}: Can't parse Pipfile.lock ({exc}); run 'pipenv lock' to regenerate it"
+        ) from None
+    for key in ("python_full_version", "python_version"):
+        version = requires.get(key) if isinstance(requires, dict) else None
+        if version is None:
+            continue
+        line = next((n for n, t in enumerate(text.splitlines(), 1) if f'"{key}"' in t), 1)
+        if not isinstance(version, str) or not VERSION.match(version):
+            raise RuntimeSelectionError(
+                f"{path}:{line}: Invalid Python version in Pipfile.lock: {version!r}; use e.g."
+                " '3.11' in your Pipfile, then run 'pipenv lock'"
+            )
+        return version, str(path), line
+    return None
+
+
+def select_stack(app_dir: Path, *, strict: bool = False, manager: str | None = None) -> Selection:
+    """The stack whose Python matches the app's request, else the nearest newer one.
+
+    `manager` defaults to the app's one package manager, when it has exactly one."""
+    manager = manager or _single_manager(app_dir)
+    request = requested_python(app_dir, manager)
+    if manager == "uv":
+        _check_uv_version_file(request)
     if request is None:
         return Selection(STACKS[-1], None, None)
     text, source, line = request
     match = VERSION.match(text)
     assert match
     wanted = (int(match.group(1)), int(match.group(2)))
+    _check_supported(wanted, source)
     for stack in STACKS:
         if stack.python == wanted:
             return Selection(stack, text, source)
@@ -126,6 +181,59 @@ def select_stack(app_dir: Path, *, strict: bool = False) -> Selection:
     )
 
 
+def _check_supported(wanted: tuple[int, int], source: str) -> None:
+    """Heroku's errors for end-of-life and unknown Python versions (lib/python_version.sh)."""
+    major, minor = wanted
+    origin = Path(source).name
+    oldest = f"{OLDEST_SUPPORTED[0]}.{OLDEST_SUPPORTED[1]}"
+    newest = f"{NEWEST_SUPPORTED[0]}.{NEWEST_SUPPORTED[1]}"
+    if wanted < OLDEST_SUPPORTED:
+        raise RuntimeSelectionError(
+            f"{source}: The requested Python version has reached end-of-life.\n\n"
+            f"Python {major}.{minor} has reached its upstream end-of-life, and is\n"
+            "therefore no longer receiving security updates:\n"
+            "https://devguide.python.org/versions/#supported-versions\n\n"
+            "As such, it's no longer supported by Heroku's Python buildpack:\n"
+            f"{SUPPORTED_VERSIONS}\n\n"
+            f"Please upgrade to at least Python {oldest} by changing the\n"
+            f"version in your {origin} file.\n\n"
+            f"If possible, we recommend upgrading all the way to Python {newest},\n"
+            "since it contains many performance and usability improvements."
+        )
+    if wanted > NEWEST_SUPPORTED:
+        raise RuntimeSelectionError(
+            f"{source}: The requested Python version isn't recognised.\n\n"
+            f"The requested Python version {major}.{minor} isn't recognised.\n\n"
+            "Check that this Python version has been officially released,\n"
+            "and that dynosim has a stack for it (no stack provides it yet):\n"
+            "https://devguide.python.org/versions/#supported-versions\n"
+            f"{SUPPORTED_VERSIONS}\n\n"
+            f"Otherwise, switch to a supported version (such as Python {newest})\n"
+            f"by changing the version in your {origin} file."
+        )
+
+
+def _check_uv_version_file(request: tuple[str, str, int] | None) -> None:
+    """Heroku requires a .python-version file for uv apps (and refuses runtime.txt)."""
+    if request is not None and Path(request[1]).name == ".python-version":
+        return
+    newest = f"{NEWEST_SUPPORTED[0]}.{NEWEST_SUPPORTED[1]}"
+    if request is None:
+        title, steps = "No Python version was specified.", ""
+    else:
+        title, steps = (
+            "The runtime.txt file isn't supported when using uv.",
+            "Delete your runtime.txt file, then ",
+        )
+    raise RuntimeSelectionError(
+        f"{title}\n\n"
+        "When using the package manager uv on Heroku, you must specify\n"
+        "your app's Python version with a .python-version file.\n\n"
+        f"{steps}run 'uv python pin {newest}' in the root directory of your app\n"
+        "(adjust to match your app's major Python version), and commit it."
+    )
+
+
 #: Heroku's package manager files, and the manager each one means.
 PACKAGE_MANAGERS = {
     "requirements.txt": "pip",
@@ -133,17 +241,20 @@ PACKAGE_MANAGERS = {
     "poetry.lock": "poetry",
     "uv.lock": "uv",
 }
-#: How to get a requirements.txt out of the managers dynosim does not install from yet.
-EXPORT_HINTS = {
-    "pipenv": "pipenv requirements > requirements.txt",
-    "poetry": "poetry export -o requirements.txt",
-    "uv": "uv export --format requirements-txt -o requirements.txt",
-}
 
 
-def package_manager(app_dir: Path) -> str | None:
-    """The one package manager the app uses ('pip'), None for an app without dependencies."""
-    present = [name for name in PACKAGE_MANAGERS if (app_dir / name).is_file()]
+def _present(app_dir: Path) -> list[str]:
+    return [name for name in PACKAGE_MANAGERS if (app_dir / name).is_file()]
+
+
+def _single_manager(app_dir: Path) -> str | None:
+    present = _present(app_dir)
+    return PACKAGE_MANAGERS[present[0]] if len(present) == 1 else None
+
+
+def package_manager(app_dir: Path) -> str:
+    """The one package manager the app uses: 'pip', 'pipenv', 'poetry' or 'uv'."""
+    present = _present(app_dir)
     if (app_dir / "Pipfile").is_file() and "Pipfile.lock" not in present:
         raise RuntimeSelectionError(
             f"{app_dir / 'Pipfile'}: found without Pipfile.lock; run 'pipenv lock' and commit it"
@@ -153,11 +264,27 @@ def package_manager(app_dir: Path) -> str | None:
             f"{app_dir}: several package manager files ({', '.join(present)}); keep exactly one"
         )
     if not present:
-        return None
-    manager = PACKAGE_MANAGERS[present[0]]
-    if manager != "pip":
+        contents = sorted(
+            f"{p.name}/" if p.is_dir() else p.name for p in app_dir.iterdir() if p.name != ".git"
+        )
+        shown = "\n".join(contents[:20] + (["..."] if len(contents) > 20 else []))
         raise RuntimeSelectionError(
-            f"{app_dir / present[0]}: {manager} is detected but not supported by dynosim yet;"
-            f" export a requirements.txt instead: {EXPORT_HINTS[manager]}"
+            f"{app_dir}: Couldn't find any supported Python package manager files.\n\n"
+            "A Python app on Heroku must have either a 'requirements.txt',\n"
+            "'Pipfile.lock', 'poetry.lock' or 'uv.lock' package manager file\n"
+            "in the root directory of its source code.\n\n"
+            f"Currently the root directory of your app contains:\n\n{shown}\n\n"
+            "If your app already has a package manager file, check that it:\n\n"
+            "1. Is in the top level directory (not a subdirectory).\n"
+            "2. Has the correct spelling (the filenames are case-sensitive).\n"
+            "3. Isn't listed in '.gitignore' or '.slugignore'.\n\n"
+            "Otherwise, add a package manager file to your app. If your app has\n"
+            "no dependencies, then create an empty 'requirements.txt' file."
+        )
+    manager = PACKAGE_MANAGERS[present[0]]
+    needed = {"pipenv": "Pipfile", "poetry": "pyproject.toml", "uv": "pyproject.toml"}.get(manager)
+    if needed and not (app_dir / needed).is_file():
+        raise RuntimeSelectionError(
+            f"{app_dir / present[0]}: found without {needed}; {manager} installs from both"
         )
     return manager

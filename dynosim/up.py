@@ -88,7 +88,9 @@ def deploy(
     with ThreadPoolExecutor(max_workers=1) as side:
         network = side.submit(dyno.ensure_network, app)
         try:
-            built = _build(app, app_dir, manifest, progress, base_image, strict_runtime)
+            # the build sees the config vars of the release it builds on (Heroku's build does)
+            config = setup[0] if setup else getattr(store.latest_release(app), "config", {})
+            built = _build(app, app_dir, manifest, progress, base_image, strict_runtime, config)
         except BaseException:
             with contextlib.suppress(Exception):
                 network.result()
@@ -157,8 +159,10 @@ def _build(
     progress: Progress,
     base_image: str | None,
     strict_runtime: bool,
+    config: dict[str, str] | None = None,
 ) -> tuple[build.Image, dict[str, str]]:
-    """The release's default image, and the per-type images of a heroku.yml app."""
+    """The release's default image, and the per-type images of a heroku.yml app. `config`:
+    the app's config vars, which the build's hooks and collectstatic see."""
     if manifest is not None:
         for warning in manifest.warnings:
             progress(f" !     {warning}")
@@ -178,7 +182,14 @@ def _build(
     if left_out:
         shown = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
         progress(f" !     {len(left_out)} files not tracked by git are not deployed: {shown}")
-    plan = build.plan(app, app_dir, build_image=build_image, run_image=run_image, settings=settings)
+    plan = build.plan(
+        app,
+        app_dir,
+        build_image=build_image,
+        run_image=run_image,
+        settings=settings,
+        config=config,
+    )
     progress(f"-----> {app}: Python app on {description}")
     return build.build(plan, progress), {}
 

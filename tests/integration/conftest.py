@@ -167,10 +167,12 @@ def up():
 
 
 def tiny_app(folder: Path, procfile: str, **files: str) -> Path:
-    """A dependency-free app: a WSGI hello served by uWSGI, plus whatever a test needs."""
+    """A dependency-free app: a WSGI hello served by uWSGI, plus whatever a test needs. Its
+    requirements.txt is empty, as Heroku accepts for an app without dependencies."""
     folder.mkdir(parents=True)
     (folder / "Procfile").write_text(procfile)
     (folder / "runtime.txt").write_text("python-3.11\n")
+    (folder / "requirements.txt").write_text("")
     (folder / "app.py").write_text(
         "import os\n\n\ndef app(environ, start_response):\n"
         '    start_response("200 OK", [("Content-Type", "text/plain")])\n'

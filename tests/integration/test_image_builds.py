@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -66,34 +67,57 @@ def test_failing_build_shows_the_step_and_output_tail_and_records_nothing(tmp_pa
     assert engine.client().containers.list(all=True, filters={"label": "dynosim.app=broken"}) == []
 
 
-def test_build_settings_and_ca_bundle_do_not_reach_the_final_image(up, example_app):
-    process = up(example_app, "--grace", "5")
+def test_build_settings_ca_bundle_and_config_vars_do_not_reach_the_final_image(
+    up, example_app, tmp_path
+):
+    """The config vars reach the build stage (a bin/post_compile hook reads one) as build args
+    of that stage only."""
+    app_dir = copy_app(example_app, tmp_path / "secretive")
+    secret = f"s3cr3t-{uuid.uuid4()}"
+    (app_dir / "app.json").write_text(json.dumps({"env": {"BUILD_SECRET": secret}}))
+    (app_dir / "bin").mkdir()
+    (app_dir / "bin" / "post_compile").write_text(
+        'echo "post_compile sees BUILD_SECRET of ${#BUILD_SECRET} characters"\n'
+    )
+    process = up(app_dir, "--grace", "5")
     process.wait_for(r"is running: ")
     assert process.stop() == 0
-    release = Store().current_release("flask-app")
+    assert "-----> Running bin/post_compile hook" in process.output
+    assert f"post_compile sees BUILD_SECRET of {len(secret)} characters" in process.output
+    release = Store().current_release("secretive")
     image = engine.client().images.get(release.image)
     history = " ".join(str(layer.get("CreatedBy", "")) for layer in image.history())
-    for trace in ("PIP_INDEX_URL", "PIP_CERT", "ca-bundle.crt", "SSL_CERT_FILE"):
+    for trace in ("PIP_INDEX_URL", "PIP_CERT", "ca-bundle.crt", "SSL_CERT_FILE", "BUILD_SECRET"):
         assert trace not in history
         assert trace not in " ".join(image.attrs["Config"]["Env"])
+    assert secret not in history
     found = engine.client().containers.run(
         release.image,
         [
             "test -e /etc/dynosim/ca-bundle.crt && echo present || echo absent;"
-            " command -v gcc || echo no-gcc"
+            " command -v gcc || echo no-gcc;"
+            " grep -rl --exclude=app.json s3cr3t /app /opt/venv || echo clean"
         ],
         remove=True,
     )
-    assert found.decode().split() == ["absent", "no-gcc"]
+    assert found.decode().split() == ["absent", "no-gcc", "clean"]
 
 
-def test_an_old_app_pinned_to_python_3_7_runs_on_the_nearest_stack(up, tmp_path):
+def test_an_end_of_life_python_is_refused_and_the_classic_app_runs_on_3_9(up, tmp_path):
+    """The classic tutorial app pins Python 3.7, which Heroku refuses as end-of-life (before any
+    build); moved to 3.9 it runs on the bullseye stack with the uWSGI its requirements name."""
     app_dir = copy_app(APPS / "classic_app", tmp_path / "classic")
+    refused = dynosim("up", str(app_dir), "--port", "0")
+    assert refused.returncode == 2
+    assert "The requested Python version has reached end-of-life." in refused.stderr
+    assert "Python 3.7 has reached its upstream end-of-life" in refused.stderr
+    assert "Please upgrade to at least Python 3.9" in refused.stderr
+    (app_dir / "runtime.txt").write_text("python-3.9\n")
     process = up(app_dir, "--grace", "5")
-    process.wait_for(r"runtime\.txt asks for Python 3\.7\.17; using the nearest newer, 3\.9")
+    process.wait_for(r"-----> Using Python 3\.9 specified in runtime\.txt")
     process.wait_for(r"heroku\[web\.1\]: State changed from starting to up", timeout=900)
     assert process.get("/").json() == {"dyno": "web.1", "python": "3.9"}
-    assert "pip install pyuwsgi" not in process.output  # the app's own uWSGI was compiled
+    assert "pyuwsgi" not in process.output  # the app's own uWSGI was compiled
     assert process.stop() == 0
 
 

@@ -1,0 +1,275 @@
+"""Pure parts of the Heroku Python buildpack behaviour: what each package manager's build looks
+like, where config vars and the app go, Heroku's step lines, WEB_CONCURRENCY per dyno size."""
+
+import datetime as dt
+import io
+import json
+import tarfile
+
+import pytest
+
+from dynosim import build, dyno, formation
+from dynosim.store import Release
+
+PIPFILE_LOCK = {
+    "_meta": {"requires": {"python_version": "3.11"}},
+    "default": {"flask": {"version": "==3.1.3"}},
+}
+
+
+def app(folder, manager, **files):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Procfile").write_text("web: uwsgi uwsgi.ini\n")
+    (folder / "app.py").write_text("app = None\n")
+    manager_files = {
+        "pip": {"requirements.txt": "flask\n"},
+        "pipenv": {
+            "Pipfile": "[packages]\nflask = '*'\n",
+            "Pipfile.lock": json.dumps(PIPFILE_LOCK),
+        },
+        "poetry": {"pyproject.toml": "[project]\n", "poetry.lock": '[[package]]\nname = "flask"\n'},
+        "uv": {"pyproject.toml": "[project]\n", "uv.lock": '[[package]]\nname = "flask"\n'},
+    }[manager]
+    for name, text in {**manager_files, **files}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder
+
+
+def plan(folder, config=None):
+    return build.plan(
+        "demo",
+        folder,
+        build_image="b:1",
+        run_image="r:1",
+        settings=build.HostSettings(),
+        config=config,
+    )
+
+
+def members(result):
+    with tarfile.open(fileobj=io.BytesIO(result.context)) as context:
+        return {m.name: context.extractfile(m).read() for m in context if m.isfile()}
+
+
+def dockerfile(result):
+    return members(result)["Dockerfile"].decode()
+
+
+def stages(text):
+    build_stage, run_stage = text.split("\nFROM r:1\n")
+    return build_stage, run_stage
+
+
+@pytest.mark.parametrize(
+    ("manager", "deps", "tool", "install", "line"),
+    [
+        ("pip", ["requirements.txt"], None, "pip install -r /tmp/dependencies/requirements.txt",
+         "Installing dependencies using 'pip install -r requirements.txt'"),
+        ("pipenv", ["Pipfile", "Pipfile.lock"], "pipenv==2025.0.4",
+         "cd /tmp/dependencies && /opt/pipenv/bin/pipenv install --deploy",
+         "Installing dependencies using 'pipenv install --deploy'"),
+        ("poetry", ["poetry.lock", "pyproject.toml"], "poetry==2.2.1",
+         "/opt/poetry/bin/poetry export --only main",
+         "Installing dependencies using 'poetry export --only main' and 'pip install'"),
+        ("uv", ["pyproject.toml", "uv.lock"], "uv==0.13.9",
+         "/opt/uv/bin/uv sync --locked --no-default-groups --no-install-project --inexact",
+         "Installing dependencies using 'uv sync --locked --no-default-groups'"),
+    ],
+)  # fmt: skip
+def test_each_manager_installs_from_its_own_files_with_its_pinned_tool_in_the_build_stage(
+    tmp_path, manager, deps, tool, install, line
+):
+    result = plan(app(tmp_path, manager, **{"app.py": "app = 1\n"}))
+    assert result.manager == manager
+    assert build.dependency_files(tmp_path, manager) == deps
+    assert sorted(n for n in members(result) if n.startswith("dependencies/")) == [
+        f"dependencies/{d}" for d in deps
+    ]
+    build_stage, run_stage = stages(dockerfile(result))
+    assert install in build_stage
+    assert build_stage.index("COPY dependencies/") < build_stage.index(install)
+    assert "COPY app/" not in build_stage  # no hooks, no Django: the app goes straight to run
+    assert "COPY --chown=dyno:dyno app/ /app/" in run_stage
+    assert line in result.headlines.values()
+    if tool:
+        assert tool in build_stage
+        assert f"/opt/{manager}" not in run_stage or manager == "pipenv"
+        assert any(h.startswith(("Installing Pipenv", "Installing Poetry", "Installing uv"))
+                   for h in result.headlines.values())  # fmt: skip
+
+
+def test_pipenv_stays_in_the_run_image_for_pipenv_run_procfiles(tmp_path):
+    _, run_stage = stages(dockerfile(plan(app(tmp_path, "pipenv"))))
+    assert "COPY --from=build /opt/pipenv /opt/pipenv" in run_stage
+    assert "PIPENV_SYSTEM=1" in run_stage
+    assert ":/opt/pipenv/bin " in run_stage
+
+
+def test_a_code_only_change_keeps_the_dependency_context_and_changes_the_hash(tmp_path):
+    folder = app(tmp_path, "uv")
+    before = plan(folder)
+    (folder / "app.py").write_text("app = 2\n")
+    after = plan(folder)
+    assert after.source_hash != before.source_hash
+    assert dockerfile(after) == dockerfile(before)
+
+
+@pytest.mark.parametrize(
+    ("lock", "manager", "brings"),
+    [
+        ('name = "uwsgi"\n', "uv", True),
+        ('name = "pyuwsgi"\n', "poetry", True),
+        ('name = "flask"\n', "uv", False),
+        ('name = "uwsgitop"\n', "poetry", False),
+    ],
+)
+def test_uwsgi_in_a_lock_file_is_the_apps_own(tmp_path, lock, manager, brings):
+    app(tmp_path, manager, **{f"{manager}.lock": f"[[package]]\n{lock}"})
+    assert (
+        build.brings_uwsgi(tmp_path, manager, build.dependency_files(tmp_path, manager)) is brings
+    )
+
+
+def test_uwsgi_in_pipfile_lock_is_the_apps_own(tmp_path):
+    lock = {**PIPFILE_LOCK, "default": {"uWSGI": {"version": "==2.0.28"}}}
+    app(tmp_path, "pipenv", **{"Pipfile.lock": json.dumps(lock)})
+    assert "pyuwsgi" not in dockerfile(plan(tmp_path))
+
+
+def test_django_and_hooks_run_in_the_build_stage_with_config_vars_as_build_args(tmp_path):
+    folder = app(
+        tmp_path,
+        "pip",
+        **{"manage.py": "", "bin/post_compile": "echo hi\n", "mysite/settings.py": ""},
+    )
+    config = {"SECRET_KEY": "s3cr3t", "PATH": "/evil", "PYTHONHOME": "/x", "PIP_INDEX_URL": "u"}
+    result = plan(folder, config)
+    build_stage, run_stage = stages(dockerfile(result))
+    assert result.buildargs == {"SECRET_KEY": "s3cr3t"}  # Heroku hides PATH, PYTHONHOME, ...
+    assert "ARG SECRET_KEY" in build_stage
+    for hidden in ("ARG PATH", "ARG PYTHONHOME", "SECRET_KEY"):
+        assert hidden not in run_stage
+    assert "s3cr3t" not in build_stage  # values are build args, never in the Dockerfile
+    order = [
+        "COPY dependencies/",
+        "pip install -r /tmp/dependencies/requirements.txt",
+        "ARG SECRET_KEY",
+        "COPY app/ /app/",
+        "RUN /opt/dynosim/build-step collectstatic",
+        "RUN /opt/dynosim/build-step hook post_compile",
+    ]
+    assert [build_stage.index(step) for step in order] == sorted(
+        build_stage.index(step) for step in order
+    )
+    assert "COPY --from=build --chown=dyno:dyno /app/ /app/" in run_stage
+    assert "COPY --chown=dyno:dyno app/" not in run_stage
+    assert "gcc" not in run_stage and "build-step" not in run_stage
+    assert "s3cr3t" not in repr(result)
+
+
+def test_pre_compile_runs_before_the_dependencies_are_installed(tmp_path):
+    folder = app(tmp_path, "uv", **{"bin/pre_compile": "echo hi\n"})
+    build_stage, _ = stages(dockerfile(plan(folder, {"TOKEN": "t"})))
+    hook = build_stage.index("RUN /opt/dynosim/build-step hook pre_compile")
+    assert build_stage.index("ARG TOKEN") < build_stage.index("COPY app/ /app/") < hook
+    assert hook < build_stage.index("cd /app && /opt/uv/bin/uv sync")
+    assert "COPY dependencies/" not in build_stage  # the hook may change them
+
+
+def test_config_vars_change_the_hash_only_when_a_build_step_can_read_them(tmp_path):
+    plain = app(tmp_path / "plain", "pip")
+    assert plan(plain, {"A": "1"}).source_hash == plan(plain, {"A": "2"}).source_hash
+    assert plan(plain, {"A": "1"}).buildargs == {}
+    django = app(tmp_path / "django", "pip", **{"manage.py": ""})
+    assert plan(django, {"A": "1"}).source_hash != plan(django, {"A": "2"}).source_hash
+    # a manage.py deeper than Heroku looks (three levels) is not Django's
+    deep = app(tmp_path / "deep", "pip", **{"a/b/c/manage.py": ""})
+    assert "build-step collectstatic" not in dockerfile(plan(deep))
+
+
+def show(lines, headlines=None):
+    shown, step, tail = [], "", []
+    for line in lines:
+        step, tail = build._show(line, step, tail, shown.append, headlines)
+    return shown, step, tail
+
+
+def test_build_output_uses_herokus_step_lines_and_hides_the_docker_steps():
+    headlines = {"RUN pip install -r r.txt": "Installing dependencies using 'pip install'"}
+    shown, step, tail = show(
+        [
+            "Step 1/4 : FROM b:1 AS build",
+            "Step 2/4 : RUN pip install -r r.txt",
+            " ---> Using cache",
+            "Step 3/4 : RUN /opt/dynosim/build-step collectstatic",
+            "-----> $ python manage.py collectstatic --noinput",
+            "Traceback (most recent call last):",
+            " !     Error: Unable to generate Django static files.",
+            "Successfully installed Django-5.2",
+        ],
+        headlines,
+    )
+    assert shown == [
+        "-----> Installing dependencies using 'pip install'",
+        "       (cached)",
+        "-----> $ python manage.py collectstatic --noinput",
+        "       Traceback (most recent call last):",
+        " !     Error: Unable to generate Django static files.",
+        "       Successfully installed Django-5.2",
+    ]
+    assert step == "RUN /opt/dynosim/build-step collectstatic"
+    assert tail[0] == "-----> $ python manage.py collectstatic --noinput"
+
+
+def test_without_headlines_every_step_is_numbered_as_before():
+    shown, _, _ = show(["Step 2/9 : COPY app/ /app/", "Step 3/9 : ENV A=1"])
+    assert shown == ["-----> [2/9] COPY app/ /app/"]
+
+
+RELEASE = Release(
+    app="demo",
+    version=1,
+    image="sha256:x",
+    source_hash="x",
+    description="Deploy x",
+    process_types={"web": "gunicorn mysite.wsgi"},
+    config={},
+    created_at=dt.datetime(2026, 11, 23, tzinfo=dt.UTC),
+)
+
+
+@pytest.mark.parametrize(
+    ("size", "concurrency", "ram"),
+    [
+        ("Eco", "2", "512"),
+        ("Basic", "2", "512"),
+        ("Standard-1X", "2", "512"),
+        ("Standard-2X", "4", "1024"),
+        ("Performance-M", "5", "2560"),
+        ("Performance-L", "17", "14336"),
+    ],
+)
+def test_web_concurrency_follows_the_dyno_size_as_herokus_python_buildpack_sets_it(
+    size, concurrency, ram
+):
+    env = dyno.environment(RELEASE, "web.1", size_name=formation.size(size).name)
+    assert (env["WEB_CONCURRENCY"], env["DYNO_RAM"]) == (concurrency, ram)
+
+
+def test_the_app_or_a_one_off_may_set_web_concurrency_itself():
+    configured = Release(**{**RELEASE.__dict__, "config": {"WEB_CONCURRENCY": "9"}})
+    assert dyno.environment(configured, "web.1", size_name="Standard-1X")["WEB_CONCURRENCY"] == "9"
+    env = dyno.environment(RELEASE, "run.1234", {"WEB_CONCURRENCY": "1"}, size_name="Standard-2X")
+    assert env["WEB_CONCURRENCY"] == "1"
+    assert (
+        dyno.environment(RELEASE, "web.1", base={"WEB_CONCURRENCY": "3"}, size_name="Basic")[
+            "WEB_CONCURRENCY"
+        ]
+        == "3"
+    )
+
+
+def test_images_of_the_apps_own_dockerfiles_get_no_buildpack_defaults():
+    container = Release(**{**RELEASE.__dict__, "images": {"web": "sha256:own"}})
+    assert "WEB_CONCURRENCY" not in dyno.environment(container, "web.1", size_name="Standard-1X")
