@@ -92,6 +92,8 @@ def test_each_manager_installs_from_its_own_files_with_its_pinned_tool_in_the_bu
     assert "COPY app/" not in build_stage  # no hooks, no Django: the app goes straight to run
     assert "COPY --chown=dyno:dyno app/ /app/" in run_stage
     assert line in result.headlines.values()
+    for instruction in result.headlines:  # each announced step is in the Dockerfile as written
+        assert f"\n{instruction}\n" in dockerfile(result)
     if tool:
         assert tool in build_stage
         assert f"/opt/{manager}" not in run_stage or manager == "pipenv"
