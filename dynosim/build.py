@@ -193,7 +193,7 @@ def recipe(
         return command
 
     run(
-        'python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade "pip>=23"',
+        'python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --upgrade "pip>=23"',
         "Installing pip",
     )
     ca_setup = ""
@@ -206,7 +206,7 @@ def recipe(
     install_uwsgi = (
         run("true  # the app brings its own uWSGI", "")
         if has_uwsgi
-        else run(f"{pip} pyuwsgi", "Installing uWSGI (pyuwsgi)")
+        else run(f"{pip} pyuwsgi --quiet", "Installing uWSGI (pyuwsgi)")
     )
     tool, run_tool = _tool(manager, run), ""
     if manager == "pipenv":  # Heroku keeps Pipenv in the slug: Procfiles use `pipenv run`
