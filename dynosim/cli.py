@@ -85,6 +85,23 @@ def main(debug: bool) -> None:
     help="Give dynos the app's .env under its config vars.",
 )
 @click.option(
+    "--idle-timeout",
+    type=float,
+    help="Seconds without a request before free/eco dynos sleep (default 1800; remembered).",
+)
+@click.option(
+    "--sleep-mode",
+    type=click.Choice(["stop", "pause"]),
+    help="Sleep by stopping dynos (Heroku's cold boot) or freezing them (remembered).",
+)
+@click.option(
+    "--dyno-hours",
+    "quota_hours",
+    type=float,
+    help="Monthly free dyno-hours pool of this user (default 550; 1000 with --verified).",
+)
+@click.option("--verified", is_flag=True, help="A verified account: a 1000-hour pool.")
+@click.option(
     "--release-timeout",
     default=3600.0,
     show_default=True,
@@ -106,6 +123,10 @@ def up_command(
     strict_runtime: bool,
     cycling: bool,
     env_file: bool,
+    idle_timeout: float | None,
+    sleep_mode: str | None,
+    quota_hours: float | None,
+    verified: bool,
     release_timeout: float,
     time_scale: float,
 ) -> None:
@@ -120,6 +141,7 @@ def up_command(
     up.check_port_free("127.0.0.1", port)
     local_env = dotenv.load(path / ".env") if env_file else {}
     store = Store()
+    idling = _idling(store, name, idle_timeout, sleep_mode, quota_hours, verified)
     up.deploy(
         store, name, path, progress=progress, base_image=base_image, strict_runtime=strict_runtime
     )
@@ -138,6 +160,7 @@ def up_command(
             printer=Printer(),
             local_env=local_env,
             release_timeout=release_timeout,
+            idling=idling,
             port=port,
             grace=grace,
             boot_timeout=boot_timeout,
@@ -162,6 +185,9 @@ def ps(app: str | None, as_json: bool) -> None:
         click.echo(json.dumps(dynos, indent=2))
         return
     click.echo(operations.format_ps(name, dynos, dt.datetime.now(dt.UTC)))
+    quota = operations.quota_line(store, dynos)
+    if quota:
+        click.echo(f"\n{quota}")
 
 
 @main.command("ps:scale")
@@ -326,6 +352,51 @@ def stack_build(suites: tuple[str, ...], force: bool) -> None:
         chosen = runtime.stack_by_suite(suite)
         stack.ensure(chosen, progress, force=force)
         click.echo(f"{chosen.build_image} and {chosen.run_image}: ready")
+
+
+def _idling(
+    store: Store,
+    app: str,
+    idle_timeout: float | None,
+    sleep_mode: str | None,
+    quota_hours: float | None,
+    verified: bool,
+) -> dict:
+    """Sleep settings: given ones are remembered (per app; the pool per user)."""
+    from .dynohours import BASE_HOURS, VERIFIED_HOURS
+
+    if verified and quota_hours is None:
+        quota_hours = VERIFIED_HOURS
+    for owner, key, value in (
+        (app, "idle_timeout", idle_timeout),
+        (app, "sleep_mode", sleep_mode),
+        ("", "quota_hours", quota_hours),
+    ):
+        if value is not None:
+            store.set_setting(owner, key, str(value))
+    return {
+        "idle_timeout": float(store.setting(app, "idle_timeout", "1800")),
+        "sleep_mode": store.setting(app, "sleep_mode", "stop"),
+        "quota_hours": float(store.setting("", "quota_hours", str(BASE_HOURS))),
+    }
+
+
+@main.command("ps:sleep")
+@app_option
+def ps_sleep(app: str | None) -> None:
+    """Put the app's free/eco dynos to sleep now, as 30 idle minutes would."""
+    name = resolve(Store(), app)
+    asleep = control.call(name, {"command": "sleep"})["asleep"]
+    click.echo(f"⬢ {name} is asleep" if asleep else f"⬢ {name} has no free or eco dynos to sleep")
+
+
+@main.command("ps:wake")
+@app_option
+def ps_wake(app: str | None) -> None:
+    """Wake a sleeping app now, as a request would."""
+    name = resolve(Store(), app)
+    control.call(name, {"command": "wake"})
+    click.echo(f"⬢ {name} is awake")
 
 
 @main.command("deploy")

@@ -14,6 +14,13 @@ class Clock:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
+        self._wall_start, self._started = time.time(), time.monotonic()
+
+    def wall(self) -> dt.datetime:
+        """The calendar time, running `speed` times faster from when the clock was made
+        (months and dyno hours pass quickly in tests)."""
+        elapsed = (time.monotonic() - self._started) * self.speed
+        return dt.datetime.fromtimestamp(self._wall_start + elapsed, dt.UTC)
 
     def now(self) -> float:
         return time.monotonic() * self.speed

@@ -18,12 +18,18 @@ class Size:
     cpu_shares: int  # relative CPU weight (Heroku's "1x", "2x", dedicated)
     pids: int  # processes + threads
     max_per_type: int
-    tier: str  # "eco", "basic", "standard", "performance"
+    tier: str  # "free", "eco", "basic", "standard", "performance"
+
+    @property
+    def sleeps(self) -> bool:
+        """Free and eco dynos sleep when the app is idle, and use the dyno-hours pool."""
+        return self.tier in SLEEPING_TIERS
 
 
 SIZES = {
     s.name.lower(): s
     for s in (
+        Size("Free", 512, 1024, 256, 1, "free"),
         Size("Eco", 512, 1024, 256, 1, "eco"),
         Size("Basic", 512, 1024, 256, 1, "basic"),
         Size("Standard-1X", 512, 1024, 256, 100, "standard"),
@@ -33,6 +39,9 @@ SIZES = {
     )
 }
 DEFAULT_SIZE = "Standard-1X"
+SLEEPING_TIERS = ("free", "eco")
+SMALL_TIERS = ("free", "eco", "basic")  # one size per app, one dyno per type
+MAX_FREE_DYNOS = 2
 MAX_DYNOS_PER_APP = 100
 #: Heroku's ps:scale argument: web=3, web+2, worker-1, web=2:standard-2X.
 SCALE_ARG = re.compile(r"^([\w-]+)([=+-])(\d+)(?::([\w-]+))?$")
@@ -116,9 +125,12 @@ def check_limits(formation: dict[str, Entry]) -> None:
         raise UsageError(
             f"Cannot update to more than {MAX_DYNOS_PER_APP} dynos per app (asked for {total})."
         )
+    free = sum(e.quantity for e in formation.values() if size(e.size).tier == "free")
+    if free > MAX_FREE_DYNOS:
+        raise UsageError(f"Cannot run more than {MAX_FREE_DYNOS} Free size dynos.")
     tiers = {size(e.size).name: size(e.size).tier for e in formation.values() if e.quantity}
-    small = sorted(n for n, t in tiers.items() if t in ("eco", "basic"))
-    others = sorted(n for n, t in tiers.items() if t not in ("eco", "basic"))
+    small = sorted(n for n, t in tiers.items() if t in SMALL_TIERS)
+    others = sorted(n for n, t in tiers.items() if t not in SMALL_TIERS)
     if small and (others or len(small) > 1):
         names = " and ".join(small + others)
         raise UsageError(f"Cannot use the following dyno types in the same app: {names}")

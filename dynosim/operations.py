@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import control, dotenv, dyno
+from . import control, dotenv, dyno, dynohours, formation
 from .clock import heroku_time as when
 from .errors import UsageError
 from .formation import Entry
@@ -55,6 +55,16 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
             }
         )
     return tracked
+
+
+def quota_line(store: Store, entries: list[dict[str, Any]]) -> str | None:
+    """Heroku's last `ps` line for apps on free or eco dynos: what is left of the pool."""
+    tiers = {formation.size(e["size"]).tier for e in entries if e["role"] == dyno.FORMATION}
+    if not tiers & set(formation.SLEEPING_TIERS):
+        return None
+    used = store.dyno_seconds(dynohours.month(dt.datetime.now(dt.UTC)))
+    quota = float(store.setting("", "quota_hours", str(dynohours.BASE_HOURS)))
+    return dynohours.describe("Free" if "free" in tiers else "Eco", quota, used)
 
 
 def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:

@@ -9,6 +9,8 @@ An HTTP/1.1 reverse proxy on aiohttp. One ``aiohttp.web`` server takes client re
   at most once per request), then H21 (refused) or H19 (connect timeout);
 * no dyno to route to: H14 when the formation has no web dynos, H10 when they all crashed, and
   while they are starting the request is held until one is up or ``hold_timeout`` passes (H20);
+  a sleeping app is woken through ``on_wake`` and the request held the same way (H20 also when
+  the supervisor reports the wake failed); an empty dyno-hours pool answers H82;
 * added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via; Host kept;
   hop-by-hop headers dropped both ways (also those a Connection header names);
 * request and response bodies streamed, never buffered whole; H12 when response headers take
@@ -87,6 +89,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
 }
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=-]{20,200}")
 _ERROR_STATUS = {"H26": 417, "H27": 499}
+_INFO_CODES = {"H82"}  # Heroku logs these at=info
 _DESCRIPTIONS = {
     "H10": "App crashed",
     "H12": "Request timeout",
@@ -99,6 +102,7 @@ _DESCRIPTIONS = {
     "H21": "Backend connection refused",
     "H26": "Request Error",
     "H27": "Client Request Interrupted",
+    "H82": "Free app running time quota exhausted",
     "H99": "Platform error",
 }
 _ERROR_PAGE = b"""<!DOCTYPE html>
@@ -136,6 +140,8 @@ class WebStatus(enum.Enum):
     NONE = "none"  # no web dynos in the formation -> H14
     STARTING = "starting"  # web dynos are booting or waking -> hold the request, else H20
     CRASHED = "crashed"  # every web dyno crashed -> H10
+    SLEEPING = "sleeping"  # the app idled: a request wakes it (on_wake) and waits for it
+    EXHAUSTED = "exhausted"  # the free dyno-hours pool is used up -> H82
     UP = "up"
 
 
@@ -228,6 +234,10 @@ class Router:
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port_header = str(port)
+        #: Called on every request (the supervisor's idle clock) and when a request finds the
+        #: app asleep (the supervisor wakes it); both set by the supervisor.
+        self.on_request: Callable[[], None] = lambda: None
+        self.on_wake: Callable[[], None] = lambda: None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -344,14 +354,20 @@ class Router:
         self._names = tuple(self._backends)
         self._bases = {name: _origin(h, p) for name, (h, p) in self._backends.items()}
 
-    def _wake(self) -> None:
+    def fail_held(self, code: str) -> None:
+        """Answer every request waiting for a dyno with `code` (a wake that failed: H20)."""
+        self._wake(code)
+
+    def _wake(self, code: str | None = None) -> None:
         changed, self._changed = self._changed, asyncio.Event()
+        changed.code = code  # type: ignore[attr-defined]
         changed.set()
 
     # -- request handling --------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         start_ms = time.time_ns() // 1_000_000
+        self.on_request()
         headers = request.headers
         request_id = headers.get("X-Request-Id", "")
         if not _VALID_REQUEST_ID.fullmatch(request_id):
@@ -475,16 +491,23 @@ class Router:
                 return "H14"
             if status is WebStatus.CRASHED:
                 return "H10"
+            if status is WebStatus.EXHAUSTED:
+                return "H82"
+            if status is WebStatus.SLEEPING:
+                self.on_wake()  # the supervisor starts waking the app; this request waits
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self._hold_timeout
             if now >= deadline:
                 return "H20"
+            changed = self._changed
             try:
                 async with asyncio.timeout(deadline - now):
-                    await self._changed.wait()
+                    await changed.wait()
             except TimeoutError:
                 return "H20"
+            if getattr(changed, "code", None):
+                return changed.code  # type: ignore[attr-defined]
         return None
 
     def _pick(self, tried: set[str]) -> str:
@@ -602,7 +625,8 @@ class Router:
         extra: str = "",
     ) -> web.Response:
         status = _ERROR_STATUS.get(code, 503)
-        self._emit(x, "error", code, dyno, connect, service, status, nbytes, extra=extra)
+        at = "info" if code in _INFO_CODES else "error"
+        self._emit(x, at, code, dyno, connect, service, status, nbytes, extra=extra)
         return self._error_page(status)
 
     @staticmethod

@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import StateError
 from .formation import DEFAULT_SIZE, Entry, size
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 MIGRATIONS = {
     1: """
@@ -68,6 +68,15 @@ MIGRATIONS = {
         settings TEXT NOT NULL,
         created_at TEXT NOT NULL,
         PRIMARY KEY (app, name)
+    )
+    """,
+    4: """
+    CREATE TABLE dyno_hours (month TEXT PRIMARY KEY, seconds REAL NOT NULL);
+    CREATE TABLE settings (
+        app TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (app, key)
     )
     """,
 }
@@ -288,6 +297,34 @@ class Store:
                     "INSERT OR IGNORE INTO formation (app, type, quantity, size) VALUES (?,?,?,?)",
                     (app, name, quantity, DEFAULT_SIZE),
                 )
+
+    # free dyno hours: one pool per user (this state database), per calendar month
+    def add_dyno_seconds(self, month: str, seconds: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO dyno_hours (month, seconds) VALUES (?, ?) ON CONFLICT(month)"
+                " DO UPDATE SET seconds = seconds + excluded.seconds",
+                (month, seconds),
+            )
+
+    def dyno_seconds(self, month: str) -> float:
+        row = self.db.execute("SELECT seconds FROM dyno_hours WHERE month = ?", (month,)).fetchone()
+        return row["seconds"] if row else 0.0
+
+    # settings: per app, or for the user as a whole (app "")
+    def setting(self, app: str, key: str, default: str) -> str:
+        row = self.db.execute(
+            "SELECT value FROM settings WHERE app = ? AND key = ?", (app, key)
+        ).fetchone()
+        return row["value"] if row else default
+
+    def set_setting(self, app: str, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO settings (app, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT(app, key) DO UPDATE SET value = excluded.value",
+                (app, key, value),
+            )
 
     # add-ons
     def add_addon(self, addon: Addon) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 from docker.models.containers import Container
 
-from . import addons, backoff, dyno, engine, reconcile
+from . import addons, backoff, dyno, dynohours, engine, reconcile
 from .clock import Clock
 from .errors import ReleaseError, UsageError
 from .formation import DEFAULT_SIZE, size
@@ -41,6 +41,11 @@ MEMORY_SAMPLE, R14_EVERY = 2.0, 20.0
 EVENTS_RETRY = 1.0
 #: Heroku kills a release phase after an hour.
 RELEASE_TIMEOUT = 3600.0
+#: Free and eco apps sleep after 30 minutes without a request to their web dynos.
+IDLE_TIMEOUT = 30 * 60.0
+#: Dyno hours are written to the store this often (schedule time) and at every sleep.
+HOURS_EVERY = 60.0
+SLEEP_MODES = ("stop", "pause")
 Progress = Callable[[str], None]
 
 
@@ -63,6 +68,8 @@ class Tracked:
     restart: asyncio.Task | None = None
     cycle: asyncio.Task | None = None
     warned_memory: float = float("-inf")
+    asleep: bool = False  # stopped or paused because the app idled (not a crash)
+    output: asyncio.Event = field(default_factory=asyncio.Event)  # it printed something
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     @property
@@ -78,7 +85,7 @@ class Tracked:
             "name": self.name,
             "type": self.type,
             "role": self.role,
-            "state": self.state,
+            "state": "idle" if self.asleep else self.state,
             "since": self.since.isoformat(),
             "command": self.command,
             "size": self.size,
@@ -100,12 +107,23 @@ class Supervisor:
         cycling: bool = False,
         local_env: dict[str, str] | None = None,
         release_timeout: float = RELEASE_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        sleep_mode: str = "stop",
+        quota_hours: float = dynohours.BASE_HOURS,
     ) -> None:
         """`clock` times boots and stops; `schedule` (fast-forwardable) times crash cool-offs,
         stability and daily cycling. `local_env` (the app's .env) sits under the config vars."""
         self.store, self.app, self.hub, self.router = store, app, hub, router
         self.grace, self.boot_timeout, self.cycling = grace, boot_timeout, cycling
         self.local_env, self.release_timeout = local_env or {}, release_timeout
+        self.idle_timeout, self.sleep_mode, self.quota_hours = idle_timeout, sleep_mode, quota_hours
+        self.asleep = False
+        self._exhausted = False
+        self._last_request = 0.0
+        self._woken = asyncio.Event()
+        self._waking: asyncio.Future | None = None
+        self._counted_at: dt.datetime | None = None
+        self._watchers: list[asyncio.Future] = []
         self.clock = clock or Clock()
         self.schedule = schedule or self.clock
         self.dynos: dict[str, Tracked] = {}
@@ -129,6 +147,11 @@ class Supervisor:
         await asyncio.to_thread(dyno.ensure_network, self.app)
         self._watch_events()
         self._memory = asyncio.ensure_future(self._watch_memory())
+        self._last_request, self._counted_at = self.schedule.now(), self.schedule.wall()
+        self._watchers = [
+            asyncio.ensure_future(self._watch_idle()),
+            asyncio.ensure_future(self._count_hours()),
+        ]
         attached = self.store.addons(self.app)
         await asyncio.to_thread(addons.start_all, attached)  # before the dynos that use them
         for addon in attached:
@@ -150,6 +173,7 @@ class Supervisor:
     async def deploy(self, version: int, progress: Progress) -> None:
         """Roll out pending releases up to vN in order; ReleaseError when vN fails."""
         async with self._reconciling:
+            await self._wake()  # a sleeping app is woken to switch, as a request would
             for release in self.store.pending_releases(self.app):
                 if release.version > version:
                     break
@@ -335,6 +359,13 @@ class Supervisor:
         self._closing = True
         if self._memory:
             self._memory.cancel()
+        self._flush_hours()
+        for task in self._watchers:
+            task.cancel()
+        for tracked in self.dynos.values():
+            if tracked.asleep and self.sleep_mode == "pause" and tracked.container is not None:
+                with contextlib.suppress(docker.errors.DockerException):
+                    await asyncio.to_thread(tracked.container.unpause)
         for tracked in self.dynos.values():
             await self._cancel_timers(tracked)
         await asyncio.gather(
@@ -362,6 +393,8 @@ class Supervisor:
         overlaps with creating and starting their containers.
         """
         self.router = router
+        router.on_request = self._touched
+        router.on_wake = self._wake_requested
         for tracked in (*self.dynos.values(), *self._preboot):
             if tracked.is_web and tracked.state == "up" and tracked.address:
                 self._route(tracked)
@@ -411,6 +444,139 @@ class Supervisor:
         tracked.command = command
         await self._start(tracked, env=env)
         return tracked.name
+
+    # sleep and wake (free and eco dynos), dyno hours
+    def _touched(self) -> None:
+        self._last_request = self.schedule.now()
+
+    def _sleepers(self) -> list[Tracked]:
+        """The dynos that sleep with the app: its free and eco formation dynos that run."""
+        return [
+            t
+            for t in self.dynos.values()
+            if t.role == dyno.FORMATION and size(t.size).sleeps and t.container is not None
+        ]
+
+    def _may_idle(self) -> bool:
+        """Apps sleep when all their web dynos are free or eco; worker-only apps never do."""
+        web = [t for t in self.dynos.values() if t.is_web]
+        return bool(web) and all(size(t.size).sleeps and t.state == "up" for t in web)
+
+    async def _watch_idle(self) -> None:
+        while not self._closing:
+            if self.asleep:
+                await self._woken.wait()
+                continue
+            wait = self._last_request + self.idle_timeout - self.schedule.now()
+            if wait > 0:
+                await self.schedule.sleep(wait)
+            elif self._may_idle():
+                await self.sleep()
+            else:  # paid dynos, or not up yet: look again an idle period later
+                self._last_request = self.schedule.now()
+
+    async def sleep(self, reason: str = "Idling") -> None:
+        """Stop (or freeze, in pause mode) the web dynos and free/eco workers; the next request
+        wakes them."""
+        async with self._reconciling:
+            sleepers = [t for t in self._sleepers() if t.state in ("up", "starting")]
+            if self.asleep or not sleepers:
+                return
+            self._flush_hours()
+            self.asleep = True
+            self._woken.clear()
+            for tracked in sleepers:
+                await self._cancel_timers(tracked)
+                tracked.asleep = True
+                self.hub.heroku(tracked.name, reason)
+                self._unroute(tracked)
+            self._update_router()
+            await asyncio.gather(*(self._doze(t) for t in sleepers))
+
+    async def _doze(self, tracked: Tracked) -> None:
+        container = tracked.container
+        assert container is not None
+        if self.sleep_mode == "pause":
+            await asyncio.to_thread(container.pause)
+        else:
+            await asyncio.to_thread(dyno.stop, container, self.grace)
+        self._set_state(tracked, "down")
+
+    def _wake_requested(self) -> None:
+        """A request reached the sleeping app (the router holds it): wake the app once."""
+        if self.asleep and (self._waking is None or self._waking.done()):
+            self._waking = asyncio.ensure_future(self.wake())
+
+    async def wake(self) -> None:
+        async with self._reconciling:
+            await self._wake()
+
+    async def _wake(self) -> None:
+        """Start (or thaw) the sleeping dynos; requests held meanwhile go to the first web dyno
+        up, or get H20 when none comes up within the boot timeout."""
+        if not self.asleep:
+            return
+        if self._refresh_exhausted():
+            self._update_router()
+            if self.router:
+                self.router.fail_held("H82")
+            return
+        sleepers = [t for t in self.dynos.values() if t.asleep]
+        self.asleep, self._last_request = False, self.schedule.now()
+        self._counted_at = self.schedule.wall()
+        for tracked in sleepers:
+            self.hub.heroku(tracked.name, "Unidling")
+            tracked.asleep = False
+            self._set_state(tracked, "starting")
+        web = [t for t in sleepers if t.is_web]
+        await asyncio.gather(*(self._rouse(t) for t in web))  # first: a request is waiting
+        await asyncio.gather(*(self._rouse(t) for t in sleepers if not t.is_web))
+        self._woken.set()
+        if self.router and not any(t.is_web and t.state == "up" for t in self.dynos.values()):
+            self.router.fail_held("H20")
+
+    async def _rouse(self, tracked: Tracked) -> None:
+        container = tracked.container
+        assert container is not None
+        try:
+            if self.sleep_mode == "pause":
+                await asyncio.to_thread(container.unpause)
+            else:
+                await asyncio.to_thread(container.start)
+                self._follow(tracked, container, since=dt.datetime.now(dt.UTC))
+        except docker.errors.DockerException as exc:
+            self.hub.heroku(tracked.name, f"Error starting dyno: {_reason(exc)}")
+            self._crashed(tracked, exit_code=None)
+            return
+        if tracked.is_web:  # thawed, it still listens where it did; restarted, it may move
+            address = tracked.address if self.sleep_mode == "pause" else None
+            await self._wait_until_up(tracked, container, address)
+        else:
+            self._set_state(tracked, "up")
+
+    async def _count_hours(self) -> None:
+        while not self._closing:
+            await self.schedule.sleep(HOURS_EVERY)
+            self._flush_hours()
+            if self._exhausted and not self.asleep:
+                await self.sleep("Dyno hours quota exhausted; sleeping until next month")
+            elif self.asleep and self._exhausted and not self._refresh_exhausted():
+                self._update_router()  # a new month: the next request wakes the app
+
+    def _flush_hours(self) -> None:
+        """Add the free/eco dyno-seconds since the last count to the month's pool usage."""
+        now = self.schedule.wall()
+        running = sum(1 for t in self._sleepers() if not t.asleep)
+        if self._counted_at is not None and running:
+            for month, seconds in dynohours.split(self._counted_at, now, running).items():
+                self.store.add_dyno_seconds(month, seconds)
+        self._counted_at = now
+        self._refresh_exhausted()
+
+    def _refresh_exhausted(self) -> bool:
+        used = self.store.dyno_seconds(dynohours.month(self.schedule.wall()))
+        self._exhausted = dynohours.remaining(self.quota_hours, used) <= 0
+        return self._exhausted
 
     # one dyno
     def _track(self, process_type: str, index: int, **fields: Any) -> Tracked:
@@ -491,9 +657,14 @@ class Supervisor:
         else:
             self._set_state(tracked, "up")
 
-    async def _wait_until_up(self, tracked: Tracked, container: Container) -> None:
-        """Up means accepting connections on $PORT; R10 if that takes longer than boot_timeout."""
-        ip = await asyncio.to_thread(dyno.address, container, self.app)
+    async def _wait_until_up(
+        self, tracked: Tracked, container: Container, ip: str | None = None
+    ) -> None:
+        """Up means accepting connections on $PORT; R10 if that takes longer than boot_timeout.
+
+        A connection is tried at once, again whenever the dyno prints something (servers log
+        as they bind), and at the latest after a short poll interval."""
+        ip = ip or await asyncio.to_thread(dyno.address, container, self.app)
         started = self.clock.now()
         deadline = started + self.boot_timeout
         while self.clock.now() < deadline:
@@ -505,7 +676,10 @@ class Supervisor:
                 self._route(tracked)
                 return
             fast = self.clock.now() - started < READY_FAST_FOR
-            await self.clock.sleep(READY_POLL if fast else READY_POLL_LATER)
+            tracked.output.clear()
+            with contextlib.suppress(TimeoutError):
+                poll = READY_POLL if fast else READY_POLL_LATER
+                await asyncio.wait_for(tracked.output.wait(), poll / self.clock.speed)
         if tracked.container is not container or tracked.state != "starting":
             return
         self.hub.heroku(
@@ -534,8 +708,9 @@ class Supervisor:
             return
         stable = tracked.state == "up" and (self.schedule.now() - tracked.started >= backoff.STABLE)
         tracked.crashes = 1 if stable else tracked.crashes + 1
-        self._set_state(tracked, "crashed")
+        # the restart is scheduled first, so that the router holds requests for it
         tracked.restart = asyncio.ensure_future(self._restart_later(tracked, container))
+        self._set_state(tracked, "crashed")
 
     async def _remove_and_forget(self, tracked: Tracked, container: Container | None) -> None:
         if container is not None:
@@ -634,7 +809,11 @@ class Supervisor:
         """Sample every running dyno's memory (one cheap one-shot stats call each)."""
         while not self._closing:
             await self.clock.sleep(MEMORY_SAMPLE)
-            running = [(t, t.container) for t in self.dynos.values() if t.container is not None]
+            running = [
+                (t, t.container)
+                for t in self.dynos.values()
+                if t.container is not None and not t.asleep
+            ]
             samples = await asyncio.gather(
                 *(asyncio.to_thread(_memory_of, c) for _, c in running), return_exceptions=True
             )
@@ -735,7 +914,7 @@ class Supervisor:
             ),
             None,
         )
-        if tracked is None or tracked.container is None or tracked.stopping:
+        if tracked is None or tracked.container is None or tracked.stopping or tracked.asleep:
             return
         if event.get("status") == "die":
             code = int(attributes.get("exitCode", -1))
@@ -756,6 +935,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 stream = container.logs(stream=True, follow=True, timestamps=True, since=since)
                 for chunk in stream:
+                    loop.call_soon_threadsafe(tracked.output.set)  # a readiness hint
                     buffer += chunk
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
@@ -781,7 +961,9 @@ class Supervisor:
 
         web = [t for t in self.dynos.values() if t.is_web]
         states = {t.state for t in web}
-        if "up" in states:
+        if self.asleep:
+            status = WebStatus.EXHAUSTED if self._exhausted else WebStatus.SLEEPING
+        elif "up" in states:
             status = WebStatus.UP
         elif "starting" in states or any(t.restart and t.crashes <= 1 for t in web):
             status = WebStatus.STARTING

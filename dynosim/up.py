@@ -11,7 +11,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import (
     appjson,
@@ -207,6 +207,7 @@ async def serve(
     time_scale: float = 1.0,
     local_env: dict[str, str] | None = None,
     release_timeout: float = 3600.0,
+    idling: dict[str, Any] | None = None,
     ready: Callable[[Router], None] | None = None,
 ) -> None:
     """Roll out pending releases and run the formation behind the router until SIGINT/SIGTERM,
@@ -229,6 +230,7 @@ async def serve(
         cycling=cycling,
         local_env=local_env,
         release_timeout=release_timeout,
+        **(idling or {}),
     )
     channel = control.Server(app, lambda request: _control(supervisor, hub, request))
     stop = asyncio.Event()
@@ -284,6 +286,12 @@ async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncI
                 waiting.cancel()
         rolling.result()  # a ReleaseError goes back to the CLI
         yield {"release": request["version"]}
+    elif command == "sleep":
+        await supervisor.sleep()
+        yield {"asleep": supervisor.asleep}
+    elif command == "wake":
+        await supervisor.wake()
+        yield {"asleep": supervisor.asleep}
     elif command == "reconcile":
         await supervisor.reconcile()
         yield {"dynos": supervisor.snapshot()}
