@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from dynosim.engine import LABEL_APP as APP
+from dynosim.store import Store
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flask_app"
 
@@ -28,11 +31,29 @@ def dynosim_home(tmp_path_factory):
     return home
 
 
-def _ours(client):
-    containers = {c.id for c in client.containers.list(all=True, filters={"label": "dynosim"})}
-    networks = {n.id for n in client.networks.list(filters={"label": "dynosim"})}
-    volumes = {v.name for v in client.volumes.list(filters={"label": "dynosim"})}
-    return containers, networks, volumes
+def _ours(client, apps=None):
+    """dynosim's containers, networks and volumes; only those of `apps` when given (other test
+    runs may share the engine)."""
+    labelled = {"filters": {"label": "dynosim"}}
+    containers = client.containers.list(all=True, **labelled)
+    networks, volumes = client.networks.list(**labelled), client.volumes.list(**labelled)
+    return (
+        {c.id for c in containers if _mine(c.labels, apps)},
+        {n.id for n in networks if _mine(n.attrs.get("Labels"), apps)},
+        {v.name for v in volumes if _mine(v.attrs.get("Labels"), apps)},
+    )
+
+
+def _mine(labels, apps):
+    return apps is None or (labels or {}).get(APP) in apps
+
+
+def _apps_of_this_run():
+    store = Store()
+    try:
+        return set(store.apps())
+    finally:
+        store.close()
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +62,7 @@ def no_leaks(docker_client):
     clean them up)."""
     before_containers, before_networks, before_volumes = _ours(docker_client)
     yield
-    after_containers, after_networks, after_volumes = _ours(docker_client)
+    after_containers, after_networks, after_volumes = _ours(docker_client, _apps_of_this_run())
     leaked = after_containers - before_containers
     leaked_networks = after_networks - before_networks
     leaked_volumes = after_volumes - before_volumes
