@@ -231,6 +231,9 @@ class Router:
         self._quarantine: dict[str, float] = {}  # dyno -> monotonic time it may be tried again
         self._status = WebStatus.NONE
         self._changed = asyncio.Event()  # set (and replaced) whenever a held request may proceed
+        self._handling = 0  # requests received and not yet answered (held ones included)
+        self._quiet = asyncio.Event()
+        self._quiet.set()
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._port_header = str(port)
@@ -354,6 +357,10 @@ class Router:
         self._names = tuple(self._backends)
         self._bases = {name: _origin(h, p) for name, (h, p) in self._backends.items()}
 
+    async def quiet(self) -> None:
+        """Wait until every request received so far is answered (held ones included)."""
+        await self._quiet.wait()
+
     def fail_held(self, code: str) -> None:
         """Answer every request waiting for a dyno with `code` (a wake that failed: H20)."""
         self._wake(code)
@@ -366,6 +373,16 @@ class Router:
     # -- request handling --------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        self._handling += 1
+        self._quiet.clear()
+        try:
+            return await self._answer(request)
+        finally:
+            self._handling -= 1
+            if not self._handling:
+                self._quiet.set()
+
+    async def _answer(self, request: web.BaseRequest) -> web.StreamResponse:
         start_ms = time.time_ns() // 1_000_000
         self.on_request()
         headers = request.headers

@@ -46,6 +46,8 @@ IDLE_TIMEOUT = 30 * 60.0
 #: Dyno hours are written to the store this often (schedule time) and at every sleep.
 HOURS_EVERY = 60.0
 SLEEP_MODES = ("stop", "pause")
+#: A waking app's workers start once the held requests are answered, or after this long.
+WORKERS_AFTER = 5.0
 Progress = Callable[[str], None]
 
 
@@ -530,10 +532,13 @@ class Supervisor:
             self._set_state(tracked, "starting")
         web = [t for t in sleepers if t.is_web]
         await asyncio.gather(*(self._rouse(t) for t in web))  # first: a request is waiting
-        await asyncio.gather(*(self._rouse(t) for t in sleepers if not t.is_web))
-        self._woken.set()
         if self.router and not any(t.is_web and t.state == "up" for t in self.dynos.values()):
             self.router.fail_held("H20")
+        elif self.router and web:  # workers would compete for the CPU with the answer
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.router.quiet(), WORKERS_AFTER / self.clock.speed)
+        await asyncio.gather(*(self._rouse(t) for t in sleepers if not t.is_web))
+        self._woken.set()
 
     async def _rouse(self, tracked: Tracked) -> None:
         container = tracked.container
