@@ -423,13 +423,15 @@ class Image:
     cached: bool
 
 
-def build(plan: Plan, progress: Progress) -> Image:
-    """Build the plan's image, streaming steps; reuse it when the same inputs were built before."""
+def build(plan: Plan, progress: Progress, *, cache: bool = True) -> Image:
+    """Build the plan's image, streaming steps; reuse it when the same inputs were built before.
+    Without `cache`, every layer is built again (Heroku's build cache purged)."""
     client = engine.client()
     try:
-        existing = client.images.get(plan.tag)
-        progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {plan.tag}")
-        return Image(plan.tag, existing.id, plan.source_hash, cached=True)
+        if cache:
+            existing = client.images.get(plan.tag)
+            progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {plan.tag}")
+            return Image(plan.tag, existing.id, plan.source_hash, cached=True)
     except docker.errors.ImageNotFound:
         pass
     progress(f"Building {plan.app} ({len(plan.files)} files) into {plan.tag}")
@@ -440,6 +442,7 @@ def build(plan: Plan, progress: Progress) -> Image:
         fileobj=io.BytesIO(plan.context),
         tag=plan.tag,
         buildargs=plan.buildargs,
+        nocache=not cache,
     )
     progress(f"Built {plan.tag}")
     return Image(plan.tag, image_id, plan.source_hash, cached=False)

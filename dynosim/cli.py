@@ -404,8 +404,11 @@ def ps_wake(app: str | None) -> None:
 @click.option("-a", "--app", help="App name (default: from the folder name).")
 @click.option("--base-image", help="Build and run on this image instead of a Debian stack.")
 @click.option("--strict-runtime", is_flag=True, help="Fail when no stack has the exact Python.")
+@click.option(
+    "--no-cache", is_flag=True, help="Build every layer again (Heroku's build cache purged)."
+)
 def deploy_command(
-    path: Path, app: str | None, base_image: str | None, strict_runtime: bool
+    path: Path, app: str | None, base_image: str | None, strict_runtime: bool, no_cache: bool
 ) -> None:
     """Build PATH into a new release and roll it out to the running up (like a git push)."""
     from . import up
@@ -415,7 +418,13 @@ def deploy_command(
     store = Store()
     name = app or up.app_name(path)
     release, is_new = up.deploy(
-        store, name, path, progress=progress, base_image=base_image, strict_runtime=strict_runtime
+        store,
+        name,
+        path,
+        progress=progress,
+        base_image=base_image,
+        strict_runtime=strict_runtime,
+        cache=not no_cache,
     )
     if is_new:
         _roll_out(name, release)

@@ -89,16 +89,20 @@ def build_images(
     progress: Progress,
     *,
     settings: HostSettings | None = None,
+    cache: bool = True,
 ) -> dict[str, Image]:
     """Build (or reuse) the image of every build.docker key; keys sharing a Dockerfile share one.
 
-    Build args: the host's pip settings, overridden by heroku.yml's build.config.
+    Build args: the host's pip settings, overridden by heroku.yml's build.config. Without
+    `cache`, every layer is built again.
     """
     settings = settings or HostSettings.from_environ()
     buildargs = {**settings.buildargs, **manifest.build_config}
     images: dict[str, Image] = {}
     for plan in plans(Path(app_dir), manifest, buildargs):
-        image = _reuse(app, plan, progress) or _build(app, plan, buildargs, progress)
+        image = (cache and _reuse(app, plan, progress)) or _build(
+            app, plan, buildargs, progress, cache
+        )
         images |= dict.fromkeys(plan.keys, image)
     return {key: images[key] for key in manifest.dockerfiles}
 
@@ -116,7 +120,9 @@ def _reuse(app: str, plan: Plan, progress: Progress) -> Image | None:
     return None
 
 
-def _build(app: str, plan: Plan, buildargs: dict[str, str], progress: Progress) -> Image:
+def _build(
+    app: str, plan: Plan, buildargs: dict[str, str], progress: Progress, cache: bool
+) -> Image:
     tag = plan.tag(app, plan.keys[0])
     progress(
         f"Building {', '.join(plan.keys)} from {plan.dockerfile} ({plan.files} files) into {tag}"
@@ -129,6 +135,7 @@ def _build(app: str, plan: Plan, buildargs: dict[str, str], progress: Progress) 
         target=plan.target,
         tag=tag,
         buildargs=buildargs,
+        nocache=not cache,
         labels={"dynosim.image": "app", "dynosim.image.app": app},
     )
     progress(f"Built {tag}")

@@ -75,8 +75,10 @@ def deploy(
     progress: Progress,
     base_image: str | None = None,
     strict_runtime: bool = False,
+    cache: bool = True,
 ) -> tuple[Release, bool]:
-    """Build the folder and record a pending release; (release, whether it is new).
+    """Build the folder and record a pending release; (release, whether it is new). Without
+    `cache`, every image layer is built again.
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -90,7 +92,9 @@ def deploy(
         try:
             # the build sees the config vars of the release it builds on (Heroku's build does)
             config = setup[0] if setup else getattr(store.latest_release(app), "config", {})
-            built = _build(app, app_dir, manifest, progress, base_image, strict_runtime, config)
+            built = _build(
+                app, app_dir, manifest, progress, base_image, strict_runtime, config, cache
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 network.result()
@@ -160,13 +164,14 @@ def _build(
     base_image: str | None,
     strict_runtime: bool,
     config: dict[str, str] | None = None,
+    cache: bool = True,
 ) -> tuple[build.Image, dict[str, str]]:
     """The release's default image, and the per-type images of a heroku.yml app. `config`:
     the app's config vars, which the build's hooks and collectstatic see."""
     if manifest is not None:
         for warning in manifest.warnings:
             progress(f" !     {warning}")
-        built = container_build.build_images(app, app_dir, manifest, progress)
+        built = container_build.build_images(app, app_dir, manifest, progress, cache=cache)
         images = {name: built[p.image].id for name, p in manifest.processes.items()}
         if manifest.release:
             images[procfile.RELEASE] = built[manifest.release.image].id
@@ -191,7 +196,7 @@ def _build(
         config=config,
     )
     progress(f"-----> {app}: Python app on {description}")
-    return build.build(plan, progress), {}
+    return build.build(plan, progress, cache=cache), {}
 
 
 async def serve(

@@ -52,6 +52,17 @@ def test_unchanged_source_is_not_rebuilt_and_keeps_its_release(up, example_app):
     assert process.stop() == 0
 
 
+def test_deploy_no_cache_builds_every_layer_again(tmp_path):
+    app_dir = tiny_app(tmp_path / "purged", "web: uwsgi --http-socket :$PORT -w app:app\n")
+    assert dynosim("deploy", str(app_dir)).returncode == 0
+    again = dynosim("deploy", "--no-cache", str(app_dir))
+    assert again.returncode == 0, again.stderr
+    assert "Source unchanged" not in again.stdout
+    assert "Installing uWSGI (pyuwsgi)" in again.stdout
+    assert "(cached)" not in again.stdout
+    assert [r.version for r in Store().releases("purged")] == [2, 1]
+
+
 def test_failing_build_shows_the_step_and_output_tail_and_records_nothing(tmp_path):
     app_dir = copy_app(APPS / "classic_app", tmp_path / "broken")
     (app_dir / "runtime.txt").write_text("python-3.11\n")
