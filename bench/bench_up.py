@@ -12,14 +12,12 @@ Usage: python bench/bench_up.py [--rounds 5] [--json results.json]
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -30,9 +28,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, report, until  # noqa: E402
-
-from dynosim import build, runtime  # noqa: E402
+from common import compose_context, free_port, report, until  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 PROBE = '\n\n@app.route("/__bench")\ndef __bench():\n    return "{marker}"\n'
@@ -118,19 +114,6 @@ services:
 
     def down(self) -> None:
         self.run("down", "-t", "5")
-
-
-def compose_context(app_dir: Path, target: Path) -> None:
-    """The build context dynosim would send (rendered Dockerfile included), as a folder."""
-    selection = runtime.select_stack(app_dir)
-    plan = build.plan(
-        "bench",
-        app_dir,
-        build_image=selection.stack.build_image,
-        run_image=selection.stack.run_image,
-    )
-    with tarfile.open(fileobj=io.BytesIO(plan.context)) as tar:
-        tar.extractall(target, filter="tar")
 
 
 def main() -> None:

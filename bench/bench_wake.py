@@ -42,11 +42,15 @@ def dynosim(*args: str) -> None:
 
 
 def first_byte(url: str) -> tuple[float, bool]:
-    """Seconds from sending a request to its first response byte, and whether it was a 200."""
+    """Seconds from sending a request to its first response byte, and whether it was a 200
+    (a refused or broken connection counts as a failed request, not as the end of the run)."""
     start = time.perf_counter()
-    with requests.get(url, timeout=90, stream=True) as response:
-        next(response.iter_content(1), b"")
-        return time.perf_counter() - start, response.status_code == 200
+    try:
+        with requests.get(url, timeout=90, stream=True) as response:
+            next(response.iter_content(1), b"")
+            return time.perf_counter() - start, response.status_code == 200
+    except requests.RequestException:
+        return time.perf_counter() - start, False
 
 
 def percentile(values: list[float], share: float) -> float:

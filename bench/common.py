@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
+
+from dynosim import build, runtime
 
 
 def free_port() -> int:
@@ -36,3 +40,22 @@ def report(result: dict, path: Path | None) -> None:
     print(text)
     if path:
         path.write_text(text)
+
+
+def compose_context(
+    app_dir: Path, target: Path, config: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Write the build context dynosim would send (rendered Dockerfile included) into `target`;
+    the build args it would pass (the host's pip settings, and `config` where the build reads
+    config vars), for a peer to build the very same thing."""
+    selection = runtime.select_stack(app_dir)
+    plan = build.plan(
+        "bench",
+        app_dir,
+        build_image=selection.stack.build_image,
+        run_image=selection.stack.run_image,
+        config=config,
+    )
+    with tarfile.open(fileobj=io.BytesIO(plan.context)) as tar:
+        tar.extractall(target, filter="tar")
+    return plan.buildargs

@@ -387,7 +387,11 @@ def ps_sleep(app: str | None) -> None:
     """Put the app's free/eco dynos to sleep now, as 30 idle minutes would."""
     name = resolve(Store(), app)
     asleep = control.call(name, {"command": "sleep"})["asleep"]
-    click.echo(f"⬢ {name} is asleep" if asleep else f"⬢ {name} has no free or eco dynos to sleep")
+    click.echo(
+        f"⬢ {name} is asleep"
+        if asleep
+        else f"⬢ {name} does not sleep: only apps whose web dynos are all Free or Eco do"
+    )
 
 
 @main.command("ps:wake")

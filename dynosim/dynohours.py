@@ -8,6 +8,8 @@ import datetime as dt
 
 #: Heroku's pool: 550 hours a month, 1000 with a verified account.
 BASE_HOURS, VERIFIED_HOURS = 550, 1000
+#: The store setting naming the month a fast-forwarded clock (--time-scale) charges now.
+CHARGED_MONTH = "charged_month"
 
 
 def month(moment: dt.datetime) -> str:
@@ -44,3 +46,9 @@ def describe(kind: str, quota_hours: float, used_seconds: float) -> str:
     hours, minutes = int(left // 3600), int(left % 3600 // 60)
     percent = int(100 * left / (quota_hours * 3600)) if quota_hours else 0
     return f"{kind} dyno hours quota remaining this month: {hours}h {minutes}m ({percent}%)"
+
+
+def shown_month(now: dt.datetime, charged: str) -> str:
+    """The month `ps` shows: the current one, or the later month a fast-forwarded supervisor
+    already charges (months are 'YYYY-MM', so later sorts higher)."""
+    return max(month(now), charged)

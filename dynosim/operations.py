@@ -62,7 +62,8 @@ def quota_line(store: Store, entries: list[dict[str, Any]]) -> str | None:
     tiers = {formation.size(e["size"]).tier for e in entries if e["role"] == dyno.FORMATION}
     if not tiers & set(formation.SLEEPING_TIERS):
         return None
-    used = store.dyno_seconds(dynohours.month(dt.datetime.now(dt.UTC)))
+    charged = store.setting("", dynohours.CHARGED_MONTH, "")
+    used = store.dyno_seconds(dynohours.shown_month(dt.datetime.now(dt.UTC), charged))
     quota = float(store.setting("", "quota_hours", str(dynohours.BASE_HOURS)))
     return dynohours.describe("Free" if "free" in tiers else "Eco", quota, used)
 

@@ -459,10 +459,13 @@ class Supervisor:
             if t.role == dyno.FORMATION and size(t.size).sleeps and t.container is not None
         ]
 
-    def _may_idle(self) -> bool:
+    def sleeps(self) -> bool:
         """Apps sleep when all their web dynos are free or eco; worker-only apps never do."""
         web = [t for t in self.dynos.values() if t.is_web]
-        return bool(web) and all(size(t.size).sleeps and t.state == "up" for t in web)
+        return bool(web) and all(size(t.size).sleeps for t in web)
+
+    def _may_idle(self) -> bool:
+        return self.sleeps() and all(t.state == "up" for t in self.dynos.values() if t.is_web)
 
     async def _watch_idle(self) -> None:
         while not self._closing:
@@ -482,7 +485,7 @@ class Supervisor:
         wakes them."""
         async with self._reconciling:
             sleepers = [t for t in self._sleepers() if t.state in ("up", "starting")]
-            if self.asleep or not sleepers:
+            if self.asleep or not sleepers or not self.sleeps():
                 return
             self._flush_hours()
             self.asleep = True
@@ -575,6 +578,8 @@ class Supervisor:
         if self._counted_at is not None and running:
             for month, seconds in dynohours.split(self._counted_at, now, running).items():
                 self.store.add_dyno_seconds(month, seconds)
+            if dynohours.month(now) != dynohours.month(self._counted_at):
+                self.store.set_setting("", dynohours.CHARGED_MONTH, dynohours.month(now))
         self._counted_at = now
         self._refresh_exhausted()
 

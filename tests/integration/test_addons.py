@@ -21,6 +21,13 @@ def volumes(app: str) -> set[str]:
     return {v.name for v in listed}
 
 
+def addon_servers(app: str) -> list[str]:
+    listed = engine.client().containers.list(
+        filters={"label": ["dynosim=addon", f"dynosim.app={app}"], "status": "running"}
+    )
+    return sorted(c.id for c in listed)
+
+
 def session(command: str, text: str) -> subprocess.CompletedProcess[str]:
     """A psql / redis-cli session fed from a pipe, as a user would script it."""
     run = [sys.executable, "-m", "dynosim", command, "-a", "shop"]
@@ -68,7 +75,15 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_and_keep_its_data(up, tmp_p
     process.wait_for(UP.format(r"web\.1"), after=mark)
     assert eventually(lambda: process.get("/items").json() == ["apple", "pear", "plum"])
 
-    assert process.stop() == 0
+    servers = addon_servers("shop")
+    process.process.kill()  # SIGKILL: the next up adopts the add-on servers like the dynos
+    process.process.wait(10)
+    adopted = up(app_dir)
+    adopted.wait_for(UP.format(r"web\.1"))
+    assert eventually(lambda: adopted.get("/items").json() == ["apple", "pear", "plum"])
+    assert addon_servers("shop") == servers  # the same containers, not new ones
+
+    assert adopted.stop() == 0
     assert engine.client().containers.list(filters={"label": "dynosim.app=shop"}) == []
     assert len(volumes("shop") - others) == 2  # the data outlives the servers
 

@@ -3,25 +3,31 @@ without dropping a request; failed releases leave the current one serving."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import threading
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 import requests
 from conftest import dynosim, tiny_app
 
-from dynosim import runtime, stack
+from dynosim import engine, releases, runtime, stack
+from dynosim.store import SUCCEEDED, Store
 
 UP = r"heroku\[{}\]: State changed from starting to up"
 WEB = (
     'web: if [ -n "$T_CRASH" ]; then echo crashing on purpose; exit 1; fi;'
+    ' if [ -n "$T_HANG" ]; then echo never binding; exec sleep 1000; fi;'
     " exec uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
 )
 RELEASE = (
-    "release: python -c \"import os, sys; print('migrating');"
+    "release: python -c \"import os, sys, time; print('migrating', flush=True);"
+    " time.sleep(float(os.environ.get('T_RELEASE_SLEEP', '0')));"
     " sys.exit(int(os.environ.get('T_RELEASE_EXIT', '0')))\"\n"
 )
 APP = """import json, os
@@ -155,7 +161,10 @@ def test_deploys_config_changes_and_rollbacks_switch_without_a_failed_request(up
 
 
 def test_a_release_that_fails_leaves_the_current_one_serving(up, tmp_path):
-    process = up(echo_app(tmp_path / "careful", WEB + RELEASE), "--boot-timeout", "10")
+    process = up(
+        echo_app(tmp_path / "careful", WEB + RELEASE),
+        *("--boot-timeout", "5", "--release-timeout", "5"),
+    )
     process.wait_for(r"app\[api\]: Deployed v1")
     process.wait_for(UP.format(r"web\.1"))
     assert r"app[release." in process.output  # v1 ran its release phase too
@@ -172,6 +181,18 @@ def test_a_release_that_fails_leaves_the_current_one_serving(up, tmp_path):
     assert crashing.returncode == 6
     assert "release v3 failed: web.1 of v3 did not come up" in crashing.stderr
     assert "| crashing on purpose" in crashing.stderr
+    assert state(process) == {"code": "A", "dyno": "web.1", "env": {}}
+
+    hanging = dynosim("config:set", "-a", "careful", "T_HANG=1")  # R10 during preboot
+    assert hanging.returncode == 6
+    assert "release v4 failed: web.1 of v4 did not come up" in hanging.stderr
+    assert "| never binding" in hanging.stderr
+    process.wait_for(r"Error R10 \(Boot timeout\)", unless=None)
+
+    slow = dynosim("config:set", "-a", "careful", "T_RELEASE_SLEEP=60")  # Heroku's is 1 h
+    assert slow.returncode == 6
+    assert "release v5 failed: release command timed out after 5 seconds" in slow.stderr
+    assert "| migrating" in slow.stderr
     assert state(process) == {"code": "A", "dyno": "web.1", "env": {}}
     listing = dynosim("releases", "-a", "careful").stdout
     assert listing.startswith("=== ⬢ careful Releases - Current: v1\n")
@@ -233,3 +254,34 @@ def test_heroku_yml_app_builds_its_own_dockerfile_and_runs_its_release_phase(
         "=== web (Standard-1X): python3 -m http.server $PORT (1)"
         in dynosim("ps", "-a", "containered").stdout
     )
+
+
+IMAGE_APP = "dynosim.image.app"  # the label every app image carries
+
+
+def test_only_the_images_of_the_newest_releases_and_the_current_one_are_kept(tmp_path):
+    client = engine.client()
+    app = "keeper"
+    images = [  # empty images, labelled as the app's builds are
+        client.images.build(
+            fileobj=io.BytesIO(f"FROM scratch\nLABEL {IMAGE_APP}={app} n={n}\n".encode()),
+            rm=True,
+        )[0].id
+        for n in range(releases.KEEP_IMAGES + 3)
+    ]
+    store = Store()
+    try:
+        for n, image in enumerate(images):
+            store.create_release(
+                app, image=image, source_hash=f"{n:040d}", description="Deploy", process_types={}
+            )
+            if n == 0:  # the one that runs stays, however old
+                store.finish_release(app, 1, SUCCEEDED)
+        releases.prune_images(store, app)
+        left = {i.id for i in client.images.list(filters={"label": f"{IMAGE_APP}={app}"})}
+        assert left == {images[0], *images[-releases.KEEP_IMAGES :]}
+    finally:
+        store.close()
+        for image in images:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(image, force=True)

@@ -59,13 +59,49 @@ def test_an_idle_eco_app_sleeps_and_wakes_on_its_first_request(up, tmp_path):
 
 def test_pause_mode_freezes_the_dynos_and_thaws_them_for_a_request(up, tmp_path):
     app_dir = tiny_app(tmp_path / "frozen", WEB)
-    process = up(app_dir, "--idle-timeout", "2", "--sleep-mode", "pause")
+    # Heroku's 30 idle minutes, fast-forwarded 900 times: 2 s
+    process = up(app_dir, "--sleep-mode", "pause", "--time-scale", "900")
     process.wait_for(UP.format(r"web\.1"))
     assert dynosim("ps:scale", "-a", "frozen", "web=1:eco").returncode == 0
     asleep(process, 0, "web.1")
     assert status("frozen", "web") == "paused"
     assert process.get("/").text == "web.1"
     assert status("frozen", "web") == "running"
+
+
+def quota(app: str, env: dict) -> str:
+    """What `ps` says is left of the dyno-hours pool."""
+    ps = dynosim("ps", "-a", app, env=env).stdout
+    return re.search(r"quota remaining this month: (.*)", ps)[1]
+
+
+def test_dyno_hours_are_counted_while_eco_dynos_run_and_not_while_they_sleep(up, tmp_path):
+    # 600x: the default 30 idle minutes pass in 3 s, an hour of two dynos in 6 s
+    home = {**os.environ, "DYNOSIM_HOME": str(tmp_path / "home")}
+    process = up(tiny_app(tmp_path / "meter", WEB + WORKER), "--time-scale", "600", env=home)
+    process.wait_for(UP.format(r"worker\.1"))
+    mark = process.mark()
+    assert dynosim("ps:scale", "-a", "meter", "web=1:eco", "worker=1:eco", env=home).returncode == 0
+    asleep(process, mark, "web.1", "worker.1")
+    used = quota("meter", home)
+    assert used != "550h 0m (100%)"  # two dynos ran for more than a simulated minute
+    time.sleep(3)  # half an hour asleep
+    assert quota("meter", home) == used
+
+
+def test_worker_only_apps_never_sleep(up, tmp_path):
+    home = {**os.environ, "DYNOSIM_HOME": str(tmp_path / "home")}
+    process = up(tiny_app(tmp_path / "busy", WORKER), "--time-scale", "600", env=home)
+    process.wait_for(UP.format(r"worker\.1"))
+    assert dynosim("ps:scale", "-a", "busy", "worker=1:eco", env=home).returncode == 0
+    mark = process.mark()
+    process.wait_for(UP.format(r"worker\.1"), after=mark)
+    time.sleep(4)  # 40 simulated idle minutes
+    asked = dynosim("ps:sleep", "-a", "busy", env=home)
+    assert "does not sleep" in asked.stdout
+    assert "Idling" not in process.output
+    assert status("busy", "worker") == "running"
+    assert quota("busy", home).startswith("549h")  # its hours are counted all the same
 
 
 def test_a_wake_that_never_binds_port_answers_the_held_request_with_h20(up, tmp_path):

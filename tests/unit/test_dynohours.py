@@ -35,3 +35,10 @@ def test_remaining_quota_in_herokus_words():
 
 def test_only_free_and_eco_dynos_sleep():
     assert [s.name for s in formation.SIZES.values() if s.sleeps] == ["Free", "Eco"]
+
+
+def test_ps_shows_the_month_a_fast_forwarded_supervisor_already_charges():
+    now = at("2026-11-20T12:00:00")
+    assert dynohours.shown_month(now, "") == "2026-11"
+    assert dynohours.shown_month(now, "2027-02") == "2027-02"  # --time-scale ran ahead
+    assert dynohours.shown_month(now, "2026-10") == "2026-11"  # an old count: a new month

@@ -1,0 +1,132 @@
+"""Benchmark building a Django app against `docker-compose build`, in one run.
+
+The Django app of the integration tests (startproject shape, WhiteNoise manifest storage,
+gunicorn; collectstatic runs in the build with the app's config vars). Each round times
+(cold) `dynosim deploy --no-cache` against `docker-compose build --no-cache` of the very same
+rendered context and build args, and (code) a code-only change (one line of views.py) against
+`docker-compose build` of the same change, both with their layer caches. Rounds alternate which
+side goes first. Prints medians and the dynosim/compose ratios (goal <= 1.0).
+Usage: python bench/bench_django_build.py [--rounds 3] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common import compose_context, report  # noqa: E402
+
+from dynosim import dyno, engine  # noqa: E402
+from dynosim.store import Store  # noqa: E402
+
+DJANGO = ROOT / "tests" / "integration" / "apps" / "django_app"
+APP = "djangobench"
+VIEWS = Path("mysite") / "views.py"
+COMPOSED = "dynosim-bench-djangocompose:latest"
+
+
+def timed(command: list[str], cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - start
+
+
+def change_code(views: Path, original: str) -> None:
+    views.write_text(original + f"\n# {uuid.uuid4().hex}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if not shutil.which("docker-compose"):
+        sys.exit("docker-compose is needed (scripts/setup installs Debian's)")
+    work = Path(tempfile.mkdtemp(prefix="dynosim-djbench-"))
+    os.environ["DYNOSIM_HOME"] = str(work / "home")
+    app_dir = work / APP
+    shutil.copytree(DJANGO, app_dir)
+    original = (app_dir / VIEWS).read_text()
+    deploy = [sys.executable, "-m", "dynosim", "deploy", str(app_dir), "-a", APP]
+    compose_dir = work / "compose"
+    try:
+        timed(deploy)  # the first release: its config vars (app.json) are what the build sees
+        release = Store().latest_release(APP)
+        assert release is not None
+        buildargs = compose_context(app_dir, compose_dir, release.config)
+        (compose_dir / "docker-compose.yml").write_text(
+            json.dumps(  # YAML is a superset of JSON
+                {
+                    "version": "2.4",
+                    "services": {
+                        "web": {
+                            "build": {"context": ".", "args": buildargs},
+                            "image": COMPOSED,
+                        }
+                    },
+                }
+            )
+        )
+        compose = ["docker-compose", "-p", "dynosimdjbench", "build"]
+        timed(compose, cwd=compose_dir)  # warm the compose side's cache too (untimed)
+
+        sides: dict[str, dict[str, Callable[[], float]]] = {
+            "dynosim": {
+                "cold": lambda: timed([*deploy, "--no-cache"]),
+                "code": lambda: (change_code(app_dir / VIEWS, original), timed(deploy))[1],
+            },
+            "compose": {
+                "cold": lambda: timed([*compose, "--no-cache"], cwd=compose_dir),
+                "code": lambda: (
+                    change_code(compose_dir / "app" / VIEWS, original),
+                    timed(compose, cwd=compose_dir),
+                )[1],
+            },
+        }
+        timings: dict[str, list[float]] = {
+            f"{kind}_{side}": [] for kind in ("cold", "code") for side in sides
+        }
+        for round_number in range(args.rounds):
+            order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+            for kind in ("cold", "code"):
+                for side in order:
+                    timings[f"{kind}_{side}"].append(sides[side][kind]())
+            print(
+                f"round {round_number + 1}: "
+                + ", ".join(f"{k}={v[-1]:.1f}s" for k, v in timings.items()),
+                flush=True,
+            )
+    finally:
+        client = engine.client()
+        for image in client.images.list(f"dynosim/app-{APP}") + client.images.list(COMPOSED):
+            client.images.remove(image.id, force=True)
+        dyno.remove_network(APP)
+        shutil.rmtree(work, ignore_errors=True)
+    medians = {k: statistics.median(v) for k, v in timings.items()}
+    report(
+        {
+            "rounds": args.rounds,
+            "medians_s": {k: round(v, 2) for k, v in medians.items()},
+            "ratio_cold": round(medians["cold_dynosim"] / medians["cold_compose"], 3),
+            "ratio_code_change": round(medians["code_dynosim"] / medians["code_compose"], 3),
+            "samples_s": {k: [round(x, 2) for x in v] for k, v in timings.items()},
+        },
+        args.json,
+    )
+
+
+if __name__ == "__main__":
+    main()
