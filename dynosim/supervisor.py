@@ -72,6 +72,7 @@ class Tracked:
     warned_memory: float = float("-inf")
     asleep: bool = False  # stopped or paused because the app idled (not a crash)
     output: asyncio.Event = field(default_factory=asyncio.Event)  # it printed something
+    follower: threading.Thread | None = None  # streams its container's output to the hub
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     @property
@@ -280,6 +281,9 @@ class Supervisor:
             for tracked in new:
                 await self._cancel_timers(tracked)
             await asyncio.gather(*(self._stop(t) for t in new))
+            if failed.follower is not None:  # its last words belong in the error
+                await asyncio.to_thread(failed.follower.join, 5)
+                await asyncio.sleep(0)  # the lines it handed to the loop reach the hub
             raise ReleaseError(
                 f"{failed.name} of {release.name} did not come up; the previous release keeps"
                 " serving",
@@ -645,7 +649,7 @@ class Supervisor:
             tracked.container = container
             self.hub.heroku(tracked.name, f"Starting process with command `{tracked.command}`")
             await asyncio.to_thread(container.start)
-            self._follow(tracked, container, since=None)
+            tracked.follower = self._follow(tracked, container, since=None)
         except docker.errors.DockerException as exc:
             self.hub.heroku(tracked.name, f"Error starting dyno: {_reason(exc)}")
             self._crashed(tracked, exit_code=None)

@@ -35,7 +35,7 @@ def _ours(client, apps=None):
     """dynosim's containers, networks and volumes; only those of `apps` when given (other test
     runs may share the engine)."""
     labelled = {"filters": {"label": "dynosim"}}
-    containers = client.containers.list(all=True, **labelled)
+    containers = client.containers.list(all=True, ignore_removed=True, **labelled)
     networks, volumes = client.networks.list(**labelled), client.volumes.list(**labelled)
     return (
         {c.id for c in containers if _mine(c.labels, apps)},

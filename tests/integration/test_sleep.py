@@ -93,8 +93,8 @@ def test_worker_only_apps_never_sleep(up, tmp_path):
     home = {**os.environ, "DYNOSIM_HOME": str(tmp_path / "home")}
     process = up(tiny_app(tmp_path / "busy", WORKER), "--time-scale", "600", env=home)
     process.wait_for(UP.format(r"worker\.1"))
-    assert dynosim("ps:scale", "-a", "busy", "worker=1:eco", env=home).returncode == 0
     mark = process.mark()
+    assert dynosim("ps:scale", "-a", "busy", "worker=1:eco", env=home).returncode == 0
     process.wait_for(UP.format(r"worker\.1"), after=mark)
     time.sleep(4)  # 40 simulated idle minutes
     asked = dynosim("ps:sleep", "-a", "busy", env=home)
