@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import copy_app, dynosim
+from conftest import WEB, copy_app, dynosim, tiny_app
 
 from dynosim.store import Store
 
@@ -128,3 +128,22 @@ def test_the_package_manager_the_app_chose_installs_its_locked_dependencies(
         "web_concurrency": "2",
     }
     assert process.stop() == 0
+
+
+def test_a_python_dyno_has_herokus_runtime_environment(up, tmp_path):
+    app_dir = tiny_app(tmp_path / "pyenv", WEB)
+    process = up(app_dir, "--grace", "5")
+    process.wait_for(UP)
+    # a config var may not break the virtualenv: the launcher unsets PYTHONHOME
+    assert dynosim("config:set", "-a", "pyenv", "PYTHONHOME=/nowhere").returncode == 0
+    shown = dynosim(
+        "run", "-a", "pyenv", "-x", "--size", "Standard-2X",
+        'echo "$LANG $PYTHONUNBUFFERED ${PYTHONHOME-unset} $WEB_CONCURRENCY";'
+        ' python -c "import sys; print(sys.prefix)"',
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    # C.UTF-8, not Heroku's en_US.UTF-8: the stacks carry no locales (docs/usage.md)
+    assert shown.stdout.split("\n")[:2] == [
+        "C.UTF-8 1 unset 4",  # Standard-2X: Heroku's buildpack sets WEB_CONCURRENCY=4
+        "/opt/venv",  # the app's virtualenv comes first on PATH
+    ]
