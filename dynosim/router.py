@@ -35,6 +35,7 @@ Deliberate differences, chosen for a single local router:
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import errno
 import logging
@@ -59,10 +60,12 @@ __all__ = ["Router", "RouterError", "WebStatus"]
 
 MAX_ATTEMPTS = 10  # connection attempts per request before H19/H21
 QUARANTINE_SECONDS = 5.0  # how long a dyno that refused (or timed out) gets no new requests
-IDLE_TIMEOUT = 55.0  # a started response that stalls this long is cut off (H15)
+IDLE_TIMEOUT = 55.0  # rolling: a stalled response (H15) or client (H28) is cut off
 CONNECTIONS_PER_DYNO = 50  # Heroku: at most 50 active requests per dyno per router
+BACKLOG_PER_DYNO = 50  # Heroku: at most 50 x dynos requests wait for a slot, beyond that H11
 SHUTDOWN_GRACE = 5.0  # close() lets in-flight requests finish for this long
 MAX_HEADERS = 1000  # Heroku: at most 1000 request headers
+MAX_LINE = 8192  # Heroku: the request line and each header line at most 8 KB
 MAX_RESPONSE_HEADER_LINE = 512 * 1024  # Heroku: a response header line may be up to 512 KB
 
 _HOP_BY_HOP = frozenset(
@@ -88,10 +91,11 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "x-request-start",
 }
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=-]{20,200}")
-_ERROR_STATUS = {"H26": 417, "H27": 499}
+_ERROR_STATUS = {"H27": 499, "H28": 499}
 _INFO_CODES = {"H82"}  # Heroku logs these at=info
 _DESCRIPTIONS = {
     "H10": "App crashed",
+    "H11": "Backlog too deep",
     "H12": "Request timeout",
     "H13": "Connection closed without response",
     "H14": "No web processes running",
@@ -102,6 +106,7 @@ _DESCRIPTIONS = {
     "H21": "Backend connection refused",
     "H26": "Request Error",
     "H27": "Client Request Interrupted",
+    "H28": "Client Connection Idle",
     "H82": "Free app running time quota exhausted",
     "H99": "Platform error",
 }
@@ -126,6 +131,16 @@ _ERROR_PAGE = b"""<!DOCTYPE html>
 # request is an ordinary network event here, so that logger goes nowhere (it has no parent).
 _SERVER_LOGGER = logging.Logger("dynosim.router.http")
 _SERVER_LOGGER.addHandler(logging.NullHandler())
+
+
+def _error_page(status: int) -> web.Response:
+    return web.Response(
+        status=status,
+        body=_ERROR_PAGE,
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache, no-store"},
+    )
 
 
 class RouterError(DynosimError):
@@ -188,6 +203,37 @@ def _abort_client(request: web.BaseRequest) -> None:
         transport.abort()
 
 
+class _Server(web.Server):
+    """aiohttp's server, whose connections answer a request they cannot parse the router's way."""
+
+    def __init__(self, router: Router, **kwargs: Any) -> None:
+        super().__init__(router._handle, **kwargs)
+        self.router = router
+
+    def __call__(self) -> web.RequestHandler:
+        return _Connection(self, loop=self._loop, **self._kwargs)
+
+
+class _Connection(web.RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A malformed request (too long a line, too many headers, conflicting lengths, ...):
+        400 with the error page and an H26 line, then the connection is closed, as vegur does."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")
+        manager = self._manager
+        if status == 400 and isinstance(manager, _Server):
+            manager.router._bad_request(request, type(exc).__name__ if exc else "BadRequest")
+        response = _error_page(status)
+        response.force_close()
+        return response
+
+
 class _Response(web.StreamResponse):
     """A streamed response whose headers go out with the first body bytes: one write for a
     small reply. (aiohttp's switch; _relay flushes the headers itself when the body lags.)"""
@@ -208,13 +254,15 @@ class Router:
         hold_timeout: float = 75.0,
         connect_timeout: float = 5.0,
         request_timeout: float = 30.0,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         """Configure the router; nothing listens until :meth:`start`.
 
         ``log`` receives the message part of each ``heroku[router]`` line (no timestamp, no
         source); ``hold_timeout`` bounds how long a request waits for a starting dyno,
         ``connect_timeout`` a connection to a dyno, ``request_timeout`` the wait for response
-        headers.
+        headers; ``idle_timeout`` is the rolling window after which a silent dyno (H15), client
+        (H28) or idle keep-alive connection is cut off.
         """
         self.app = app
         self._log = log
@@ -223,6 +271,8 @@ class Router:
         self._hold_timeout = hold_timeout
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
+        self._idle_timeout = idle_timeout
+        self._backlog: collections.deque[asyncio.Future[None]] = collections.deque()
         self._backends: dict[str, tuple[str, int]] = {}
         self._labels: dict[str, str] = {}  # backend key -> dyno name shown in the log line
         self._active: dict[str, int] = {}  # backend key -> requests in flight
@@ -249,18 +299,19 @@ class Router:
         the router started wait in its backlog); RouterError if the address cannot be bound."""
         if self._runner is not None:
             return
+        idle_timeout = self._idle_timeout
         trace = aiohttp.TraceConfig()
         trace.on_connection_create_end.append(_on_connected)
         trace.on_connection_reuseconn.append(_on_connected)
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=0, limit_per_host=CONNECTIONS_PER_DYNO, force_close=True
-            ),
+                limit=0, limit_per_host=0, force_close=True
+            ),  # the router itself keeps each dyno at CONNECTIONS_PER_DYNO
             timeout=aiohttp.ClientTimeout(
                 total=None,
                 connect=None,
                 sock_connect=self._connect_timeout,
-                sock_read=max(IDLE_TIMEOUT, self._request_timeout),
+                sock_read=max(idle_timeout, self._request_timeout),
             ),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -269,8 +320,14 @@ class Router:
             max_field_size=MAX_RESPONSE_HEADER_LINE,
             max_headers=MAX_HEADERS,
         )
-        server = web.Server(
-            self._handle, access_log=None, logger=_SERVER_LOGGER, max_headers=MAX_HEADERS
+        server = _Server(
+            self,
+            access_log=None,
+            logger=_SERVER_LOGGER,
+            max_line_size=MAX_LINE,
+            max_field_size=MAX_LINE,
+            max_headers=MAX_HEADERS,
+            keepalive_timeout=idle_timeout,
         )
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
@@ -405,21 +462,21 @@ class Router:
             self._emit(x, "error", "H99", status=503, extra=f'error="{type(exc).__name__}"')
             if request.writer.output_size:
                 _abort_client(request)
-            return self._error_page(503)
+            return _error_page(503)
 
     async def _proxy(
         self, request: web.BaseRequest, x: _Exchange, start_ms: int
     ) -> web.StreamResponse:
         if request.method == "CONNECT":
             self._emit(x, "error", desc="Method not supported", status=405)
-            response = self._error_page(405)
+            response = _error_page(405)
             response.force_close()
             return response
         expect = request.headers.get("Expect")
         if expect is not None and request.version >= aiohttp.HttpVersion11:
             if expect.lower() != "100-continue":
                 extra = 'error="Unsupported expect header value"'
-                return self._fail(x, "H26", extra=extra)
+                return self._fail(x, "H26", extra=extra, status=417)
         else:
             expect = None
 
@@ -442,9 +499,16 @@ class Router:
         dyno = ""
         connect: float | None = None
         deadline = time.monotonic() + self._request_timeout
-        for _ in range(MAX_ATTEMPTS):
-            if not (picked := self._pick(tried)):
+        attempts = 0
+        while attempts < MAX_ATTEMPTS:
+            picked = self._pick(tried)
+            if picked is None:  # every dyno it may go to has 50 requests in flight
+                if queued := await self._wait_for_slot(deadline):
+                    return self._fail(x, queued)
+                continue
+            if not picked:
                 break
+            attempts += 1
             dyno = picked
             tried.add(dyno)
             self._active[dyno] = self._active.get(dyno, 0) + 1
@@ -482,7 +546,7 @@ class Router:
                         self._emit(
                             x, "warning", "H27", dyno, connect, service, 499, 0, sock="client"
                         )
-                        return self._error_page(503)
+                        return _error_page(503)
                     return self._fail(x, "H13", dyno, connected - began, service)
                 connected = attempt.connected or began
                 return await self._relay(request, x, upstream, dyno, connected - began, connected)
@@ -491,13 +555,39 @@ class Router:
         return self._fail(x, code, dyno, connect)
 
     def _done(self, key: str) -> None:
-        """A request to a backend ended; forget a removed backend once it serves none."""
+        """A request to a backend ended: its slot goes to the longest waiting request; a
+        removed backend is forgotten once it serves none."""
         left = self._active[key] - 1
         if left or key in self._backends:
             self._active[key] = left
         else:
             del self._active[key]
             self._labels.pop(key, None)
+        backlog = self._backlog
+        while backlog:
+            waiter = backlog.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def _wait_for_slot(self, deadline: float) -> str | None:
+        """Queue in the backlog until a dyno finishes a request. None when a slot is free,
+        else the code to answer: H11 when 50 x dynos requests already wait, H12 at the
+        request timeout (Heroku's 30 s include the time in the queue)."""
+        if len(self._backlog) >= BACKLOG_PER_DYNO * len(self._names):
+            return "H11"
+        waiter = asyncio.get_running_loop().create_future()
+        self._backlog.append(waiter)
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                await waiter
+        except TimeoutError:
+            return "H12"
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                self._backlog.remove(waiter)
+        return None
 
     async def _hold(self) -> str | None:
         """Wait for a backend; None when one is there, else the error code to answer with."""
@@ -527,23 +617,26 @@ class Router:
                 return changed.code  # type: ignore[attr-defined]
         return None
 
-    def _pick(self, tried: set[str]) -> str:
-        """A random dyno not yet tried for this request, avoiding quarantined ones ("" if none).
+    def _pick(self, tried: set[str]) -> str | None:
+        """A random dyno not yet tried for this request, avoiding quarantined ones ("" if none)
+        and those with 50 requests in flight (None if that leaves none).
 
         When every dyno is quarantined, the first attempt still tries one: locally a dyno that
         refused a moment ago is likely to be back, and the alternative is a certain 503.
         """
         names = self._names
-        if not tried and not self._quarantine:
-            return random.choice(names) if names else ""
-        now = time.monotonic()
-        for name, until in list(self._quarantine.items()):
-            if until <= now:
-                del self._quarantine[name]
-        fresh = [n for n in names if n not in tried and n not in self._quarantine]
-        if not fresh and not tried:
-            fresh = list(names)
-        return random.choice(fresh) if fresh else ""
+        if tried or self._quarantine:
+            now = time.monotonic()
+            for name, until in list(self._quarantine.items()):
+                if until <= now:
+                    del self._quarantine[name]
+            fresh = [n for n in names if n not in tried and n not in self._quarantine]
+            names = tuple(fresh) if fresh or tried else names
+        if not names:
+            return ""
+        active = self._active
+        free = [n for n in names if active.get(n, 0) < CONNECTIONS_PER_DYNO]
+        return random.choice(free) if free else None
 
     def _request_headers(
         self, request: web.BaseRequest, x: _Exchange, start_ms: int
@@ -640,21 +733,17 @@ class Router:
         service: float | None = None,
         nbytes: int | None = None,
         extra: str = "",
+        status: int | None = None,
     ) -> web.Response:
-        status = _ERROR_STATUS.get(code, 503)
+        status = status or _ERROR_STATUS.get(code, 503)
         at = "info" if code in _INFO_CODES else "error"
         self._emit(x, at, code, dyno, connect, service, status, nbytes, extra=extra)
-        return self._error_page(status)
+        return _error_page(status)
 
-    @staticmethod
-    def _error_page(status: int) -> web.Response:
-        return web.Response(
-            status=status,
-            body=_ERROR_PAGE,
-            content_type="text/html",
-            charset="utf-8",
-            headers={"Cache-Control": "no-cache, no-store"},
-        )
+    def _bad_request(self, request: web.BaseRequest, error: str) -> None:
+        """Log a request that could not be parsed (H26, 400); its method and path are unknown."""
+        x = _Exchange("", "", "", str(uuid.uuid4()), request.remote or "")
+        self._emit(x, "error", "H26", status=400, extra=f'error="{error}"')
 
     def _emit(
         self,

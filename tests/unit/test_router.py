@@ -27,7 +27,8 @@ INFO_LINE = re.compile(
 )
 ERROR_LINE = re.compile(
     r'(sock=\w+ )?at=(?P<at>error|warning) code=(?P<code>H\d\d) desc="(?P<desc>[^"]+)" '
-    r'method=(?P<method>\S+) path="(?P<path>[^"]*)" host=(?P<host>\S*) '
+    r'(error="(?P<error>[^"]+)" )?'
+    r'method=(?P<method>\S*) path="(?P<path>[^"]*)" host=(?P<host>\S*) '
     r'request_id=(?P<request_id>\S+) fwd="(?P<fwd>[^"]*)" dyno=(?P<dyno>\S*) '
     r"connect=(?P<connect>\d*m?s?) service=(?P<service>\d*m?s?) status=(?P<status>\d{3}) "
     r"bytes=(?P<bytes>\d*) protocol=http"
@@ -56,7 +57,8 @@ class Dyno:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["Dyno"]:
-        runner = web.ServerRunner(web.Server(self._handle), shutdown_timeout=0.5)
+        server = web.Server(self._handle, max_headers=2000)  # above the router's limit
+        runner = web.ServerRunner(server, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self.port = runner.addresses[0][1]
@@ -600,5 +602,145 @@ def test_backends_and_url_reflect_what_the_supervisor_said():
             router.add_backend("web.2", "127.0.0.1", 8002)
             router.remove_backend("web.1")
             assert router.backends == {"web.2": ("127.0.0.1", 8002)}
+
+    run(scenario)
+
+
+async def exchange(url: str, raw: bytes) -> bytes:
+    """Send `raw` bytes to the router and read until it closes the connection (5 s at most)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(raw)
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+def answer_when(release: asyncio.Event) -> Handler:
+    """A dyno handler that keeps each request until `release` is set."""
+
+    async def busy(request: web.BaseRequest) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(text="done")
+
+    return busy
+
+
+def test_backlog_beyond_fifty_per_dyno_is_refused_at_once_with_h11():
+    release = asyncio.Event()
+    busy = answer_when(release)
+
+    async def scenario():
+        dyno = Dyno(busy)
+        async with (
+            dyno.running(),
+            router_for(dyno) as (router, lines),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client,
+        ):
+
+            async def get() -> int:
+                async with client.get(router.url + "/") as response:
+                    return response.status
+
+            waiting = [asyncio.ensure_future(get()) for _ in range(100)]  # 50 in flight + 50
+            while len(dyno.seen) < 50:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the other 50 reach the backlog
+            assert await asyncio.wait_for(get(), 2) == 503  # the 101st
+            release.set()
+            statuses = await asyncio.gather(*waiting)
+        assert statuses == [200] * 100
+        assert len(dyno.seen) == 100  # each queued request went to the dyno once a slot freed
+        h11 = [ERROR_LINE.fullmatch(line) for line in lines if "code=H11" in line]
+        assert [(m["desc"], m["status"], m["dyno"]) for m in h11] == [
+            ("Backlog too deep", "503", "")
+        ]
+
+    run(scenario)
+
+
+def test_queued_request_times_out_with_h12():
+    release = asyncio.Event()
+    busy = answer_when(release)
+
+    async def scenario():
+        dyno = Dyno(busy)
+        async with (
+            dyno.running(),
+            router_for(dyno, request_timeout=0.5) as (router, lines),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client,
+        ):
+            gets = [client.get(router.url + f"/{n}") for n in range(51)]
+            responses = await asyncio.gather(*gets)
+            release.set()
+            statuses = [r.status for r in responses]
+        assert statuses == [503] * 51  # 50 waited too long for the dyno, 1 for a slot
+        codes = [ERROR_LINE.fullmatch(line)["code"] for line in lines]
+        assert codes == ["H12"] * 51
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("what", "raw"),
+    [
+        ("request line over 8 KB", b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            "header line over 8 KB",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8200 + b"\r\n\r\n",
+        ),
+        (
+            "1001 headers",
+            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: 1\r\n" % n for n in range(1000))
+            + b"\r\n",
+        ),
+        (
+            "Content-Length with Transfer-Encoding",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+        ),
+        (
+            "two different Content-Lengths",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello",
+        ),
+        (
+            "obfuscated Transfer-Encoding",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "bad chunk size",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ),
+        ("method over 127 chars", b"M" * 200 + b" / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("not HTTP at all", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
+    ],
+)
+def test_malformed_request_gets_400_h26_and_a_closed_connection(what, raw):
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            answer = await exchange(router.url, raw)
+        assert re.match(rb"HTTP/1\.[01] 400 ", answer), what
+        assert answer.count(b"HTTP/1.") == 1  # nothing smuggled behind it
+        assert b"Application Error" in answer
+        assert not dyno.seen
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["status"]) == ("H26", "Request Error", "400")
+
+    run(scenario)
+
+
+def test_long_lines_and_many_headers_within_the_limits_pass():
+    async def scenario():
+        dyno = Dyno()
+        headers = {f"X-Header-{n}": "v" for n in range(990)}
+        headers.update({f"X-Long-{n}": "a" * 7000 for n in range(3)})  # 21 KB in all
+        async with dyno.running(), router_for(dyno) as (router, _):
+            status, _, _ = await fetch(router.url + "/" + "p" * 7000, headers=headers)
+        assert status == 200
+        assert dyno.seen[0].headers["X-Long-2"] == "a" * 7000
+        assert len(dyno.seen[0].path) == 7001
 
     run(scenario)
