@@ -42,6 +42,7 @@ import logging
 import random
 import re
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -169,6 +170,7 @@ class _Exchange:
     host: str
     request_id: str
     fwd: str
+    protocol: str  # "http" or "https"
 
 
 async def _on_connected(_session: Any, context: SimpleNamespace, _params: Any) -> None:
@@ -255,6 +257,8 @@ class Router:
         connect_timeout: float = 5.0,
         request_timeout: float = 30.0,
         idle_timeout: float = IDLE_TIMEOUT,
+        https_port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Configure the router; nothing listens until :meth:`start`.
 
@@ -262,7 +266,8 @@ class Router:
         source); ``hold_timeout`` bounds how long a request waits for a starting dyno,
         ``connect_timeout`` a connection to a dyno, ``request_timeout`` the wait for response
         headers; ``idle_timeout`` is the rolling window after which a silent dyno (H15), client
-        (H28) or idle keep-alive connection is cut off.
+        (H28) or idle keep-alive connection is cut off. With ``ssl_context`` the router also
+        serves HTTPS on ``https_port``.
         """
         self.app = app
         self._log = log
@@ -286,7 +291,9 @@ class Router:
         self._quiet.set()
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._port_header = str(port)
+        self._https_port = https_port
+        self._ssl_context = ssl_context
+        self._port_headers = {"http": str(port), "https": str(https_port)}
         #: Called on every request (the supervisor's idle clock) and when a request finds the
         #: app asleep (the supervisor wakes it); both set by the supervisor.
         self.on_request: Callable[[], None] = lambda: None
@@ -294,9 +301,12 @@ class Router:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self, sock: socket.socket | None = None) -> None:
-        """Listen on host:port, or serve `sock` (already listening: connections made before
-        the router started wait in its backlog); RouterError if the address cannot be bound."""
+    async def start(
+        self, sock: socket.socket | None = None, tls_sock: socket.socket | None = None
+    ) -> None:
+        """Listen on host:port (and https_port), or serve `sock` (and `tls_sock`), already
+        listening: connections made before the router started wait in their backlog.
+        RouterError if an address cannot be bound."""
         if self._runner is not None:
             return
         idle_timeout = self._idle_timeout
@@ -332,24 +342,31 @@ class Router:
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         self._session = session  # before listening: the first request may come at once
-        try:
-            if sock is not None:
-                await web.SockSite(runner, sock).start()
-            else:
-                await web.TCPSite(runner, self._host, self._port, backlog=1024).start()
-        except OSError as exc:
-            await runner.cleanup()
-            await session.close()
-            self._session = None
-            where = f"{self._host}:{self._port}"
-            if exc.errno == errno.EADDRINUSE:
-                raise RouterError(
-                    f"{where} is already in use; choose another port with --port"
-                ) from None
-            raise RouterError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        listeners = [(sock, self._port, None, "--port")]
+        if self._ssl_context is not None:
+            listeners.append((tls_sock, self._https_port or 0, self._ssl_context, "--https-port"))
+        for listener, port, context, option in listeners:
+            try:
+                if listener is not None:
+                    site: web.BaseSite = web.SockSite(runner, listener, ssl_context=context)
+                else:
+                    site = web.TCPSite(runner, self._host, port, ssl_context=context, backlog=1024)
+                await site.start()
+            except OSError as exc:
+                await runner.cleanup()
+                await session.close()
+                self._session = None
+                where = f"{self._host}:{port}"
+                if exc.errno == errno.EADDRINUSE:
+                    raise RouterError(
+                        f"{where} is already in use; choose another port with {option}"
+                    ) from None
+                raise RouterError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         self._runner = runner
-        self._port = runner.addresses[0][1]
-        self._port_header = str(self._port)
+        bound = [address[1] for address in runner.addresses]  # in the order the sites started
+        self._port = bound[0]
+        self._https_port = bound[1] if len(bound) > 1 else None
+        self._port_headers = {"http": str(self._port), "https": str(self._https_port)}
 
     async def close(self) -> None:
         """Stop listening, answer held requests, let in-flight ones finish, close the session."""
@@ -367,6 +384,13 @@ class Router:
     def url(self) -> str:
         """Where clients reach the router (the bound port once started with port=0)."""
         return _origin(self._host, self._port)
+
+    @property
+    def https_url(self) -> str | None:
+        """Where clients reach the router over HTTPS (None without an ssl_context)."""
+        if self._https_port is None or self._ssl_context is None:
+            return None
+        return "https" + _origin(self._host, self._https_port).removeprefix("http")
 
     # -- what the supervisor tells -----------------------------------------------------------
 
@@ -455,6 +479,7 @@ class Router:
             headers.get("Host", ""),
             request_id,
             fwd,
+            request.scheme,
         )
         try:
             return await self._proxy(request, x, start_ms)
@@ -651,8 +676,8 @@ class Router:
         via = ", ".join([*headers.getall("Via", ()), "1.1 vegur"])
         forward += [
             ("X-Forwarded-For", x.fwd),
-            ("X-Forwarded-Proto", "http"),
-            ("X-Forwarded-Port", self._port_header),
+            ("X-Forwarded-Proto", x.protocol),
+            ("X-Forwarded-Port", self._port_headers[x.protocol]),
             ("X-Request-Start", str(start_ms)),
             ("X-Request-Id", x.request_id),
             ("Via", via),
@@ -742,7 +767,7 @@ class Router:
 
     def _bad_request(self, request: web.BaseRequest, error: str) -> None:
         """Log a request that could not be parsed (H26, 400); its method and path are unknown."""
-        x = _Exchange("", "", "", str(uuid.uuid4()), request.remote or "")
+        x = _Exchange("", "", "", str(uuid.uuid4()), request.remote or "", request.scheme)
         self._emit(x, "error", "H26", status=400, extra=f'error="{error}"')
 
     def _emit(
@@ -771,6 +796,6 @@ class Router:
         parts.append(
             f'method={x.method} path="{x.path}" host={x.host} request_id={x.request_id} '
             f'fwd="{x.fwd}" dyno={name} connect={_ms(connect)} service={_ms(service)} '
-            f"status={status} bytes={'' if nbytes is None else nbytes} protocol=http"
+            f"status={status} bytes={'' if nbytes is None else nbytes} protocol={x.protocol}"
         )
         self._log(" ".join(parts))
