@@ -91,6 +91,7 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     "x-request-id",
     "x-request-start",
 }
+_VERSIONS = (aiohttp.HttpVersion10, aiohttp.HttpVersion11)
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9+/=-]{20,200}")
 _ERROR_STATUS = {"H27": 499, "H28": 499}
 _INFO_CODES = {"H82"}  # Heroku logs these at=info
@@ -195,8 +196,9 @@ def _connection_tokens(headers: MultiMapping[str]) -> frozenset[str]:
 
 
 def _client_gone(request: web.BaseRequest) -> bool:
+    """The client hung up, or stopped sending in the middle of its body."""
     transport = request.transport
-    return transport is None or transport.is_closing()
+    return transport is None or transport.is_closing() or request.content.exception() is not None
 
 
 def _abort_client(request: web.BaseRequest) -> None:
@@ -217,6 +219,31 @@ class _Server(web.Server):
 
 
 class _Connection(web.RequestHandler):
+    def eof_received(self) -> bool:
+        """The client half-closed its side: answer the request it sent (as nginx and vegur do;
+        aiohttp would drop it), cut short a body it did not finish, then close."""
+        self._cut_bodies(3)
+        waiter = self._waiter  # pending while no request is parsed and none is being handled
+        if waiter is not None and not waiter.done():
+            self.force_close()  # idle, or part of a request head: nothing to answer
+            return False
+        self._close = True  # no keep-alive after this response
+        return True
+
+    def _cut_bodies(self, tries: int) -> None:
+        """Fail the unfinished body of a request the client will send no more of. A request is
+        briefly in neither place looked at (between parsing and its handler starting), so this
+        looks again over a few loop turns."""
+        request = self._current_request
+        payloads = [payload for _, payload in self._messages]
+        if request is not None:
+            payloads.append(request.content)
+        for payload in payloads:
+            if not payload.is_eof():
+                payload.set_exception(ConnectionResetError("client closed mid-body"))
+        if not payloads and tries and self.transport is not None:
+            self._loop.call_soon(self._cut_bodies, tries - 1)
+
     def handle_error(
         self,
         request: web.BaseRequest,
@@ -495,6 +522,10 @@ class Router:
         if request.method == "CONNECT":
             self._emit(x, "error", desc="Method not supported", status=405)
             response = _error_page(405)
+            response.force_close()
+            return response
+        if request.version not in _VERSIONS:  # HTTP/0.9, or 2.x spoken in HTTP/1 syntax
+            response = self._fail(x, "H26", extra='error="Unsupported HTTP version"', status=505)
             response.force_close()
             return response
         expect = request.headers.get("Expect")

@@ -744,3 +744,54 @@ def test_long_lines_and_many_headers_within_the_limits_pass():
         assert len(dyno.seen[0].path) == 7001
 
     run(scenario)
+
+
+def test_client_that_half_closes_after_its_request_still_gets_the_answer():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            host, port = router.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            writer.write_eof()  # like `nc -N`: done sending, still reading
+            answer = await asyncio.wait_for(reader.read(), 5)  # the router closes after it
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"hello")
+        assert INFO_LINE.fullmatch(lines[0])["status"] == "200"
+
+    run(scenario)
+
+
+def test_client_that_half_closes_mid_body_is_not_waited_for():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            raw = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nonly part"
+            host, port = router.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(raw)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 5)  # closed well before any idle timeout
+            writer.close()
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["status"]) == ("H27", "499")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", [b"HTTP/0.9", b"HTTP/2.0"])
+def test_http_versions_other_than_1_x_get_505(version):
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            answer = await exchange(router.url, b"GET / " + version + b"\r\nHost: x\r\n\r\n")
+        assert b" 505 " in answer.split(b"\r\n", 1)[0]
+        assert not dyno.seen
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["error"], line["status"]) == (
+            "H26",
+            "Unsupported HTTP version",
+            "505",
+        )
+
+    run(scenario)
