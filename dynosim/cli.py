@@ -163,7 +163,9 @@ def up_command(
         https = f" and {router.https_url}" if router.https_url else ""
         click.echo(f"-----> {name} {running} is running: {router.url}{https}", err=True)
 
-    asyncio.run(
+    import uvloop  # the router's data path is about 1.5x faster on libuv than on asyncio's loop
+
+    uvloop.run(
         up.serve(
             store,
             name,
