@@ -6,7 +6,6 @@ quick commands (`ps:scale` from a second terminal) start in a fraction of the ti
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
