@@ -484,6 +484,9 @@ class Router:
                 continue
             lines.append(b"%s: %s\r\n" % (name, value))
         fields = x.fields
+        port = self._port_headers[fields.protocol]
+        if not fields.host:  # HTTP/1.0 clients may omit it; HTTP/1.1 dynos need it
+            lines.append(b"Host: %s:%s\r\n" % (self._host.encode(), port))
         via.append(b"1.1 vegur")
         lines.append(
             b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Port: %s\r\n"
@@ -491,7 +494,7 @@ class Router:
             % (
                 fields.fwd.encode("latin-1"),
                 fields.protocol.encode(),
-                self._port_headers[fields.protocol],
+                port,
                 request.start_ms,
                 fields.request_id.encode(),
                 b", ".join(via),

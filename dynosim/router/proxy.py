@@ -355,6 +355,8 @@ class Upstream(asyncio.Protocol):
         except httptools.HttpParserError:
             self.exchange.upstream_lost()
             return
+        if self.status == 101 and self.tunnel_to is None:
+            self.exchange.tunnel(b"")
         self.exchange.flush()
 
     def pause_writing(self) -> None:
@@ -390,8 +392,8 @@ class Upstream(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.interim:
             self.interim = False
-            return
-        self.exchange.response_complete()
+        elif self.status != 101:  # a 101 goes on as a tunnel (data_received)
+            self.exchange.response_complete()
 
     # -- used by the exchange ------------------------------------------------------------------
 

@@ -795,3 +795,164 @@ def test_http_versions_other_than_1_x_get_505(version):
         )
 
     run(scenario)
+
+
+async def websocket_echo(request: web.BaseRequest) -> web.StreamResponse:
+    socket_ = web.WebSocketResponse()
+    await socket_.prepare(request)
+    async for message in socket_:
+        await socket_.send_str(f"echo: {message.data}")
+    return socket_
+
+
+def test_websocket_is_proxied_and_its_upgrade_logged_as_101():
+    async def scenario():
+        dyno = Dyno(websocket_echo)
+        async with (
+            dyno.running(),
+            router_for(dyno) as (router, lines),
+            aiohttp.ClientSession() as client,
+            client.ws_connect(router.url + "/cable") as socket_,
+        ):
+            for word in ("one", "two"):
+                await socket_.send_str(word)
+                assert (await socket_.receive(timeout=5)).data == f"echo: {word}"
+        assert dyno.seen[0].headers["Upgrade"].lower() == "websocket"
+        assert dyno.seen[0].headers["X-Forwarded-For"] == "127.0.0.1"
+        line = INFO_LINE.fullmatch(lines[0])
+        assert (line["path"], line["status"]) == ("/cable", "101")
+
+    run(scenario)
+
+
+def test_websocket_idle_in_both_directions_is_closed_after_the_idle_timeout():
+    async def scenario():
+        dyno = Dyno(websocket_echo)
+        async with (
+            dyno.running(),
+            router_for(dyno, idle_timeout=0.4) as (router, _),
+            aiohttp.ClientSession() as client,
+            client.ws_connect(router.url + "/", autoping=False, heartbeat=None) as socket_,
+        ):
+            began = time.monotonic()
+            message = await socket_.receive(timeout=5)
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert time.monotonic() - began >= 0.3
+
+    run(scenario)
+
+
+def test_client_stalling_mid_body_is_cut_off_with_h28():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
+            head = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+            answer = await exchange(router.url, head + b"ten bytes.")  # then nothing
+        assert answer.endswith(b"\r\n\r\nten bytes.")  # the echo cut off at 10 of 100 bytes
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert lines[0].startswith("sock=client ")
+        assert (line["at"], line["code"], line["desc"], line["status"]) == (
+            "warning",
+            "H28",
+            "Client Connection Idle",
+            "499",
+        )
+
+    run(scenario)
+
+
+def test_response_stalling_after_it_started_is_cut_off_with_h15():
+    done = asyncio.Event()
+
+    async def stall(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"first piece")
+        await done.wait()
+        return response
+
+    async def scenario():
+        dyno = Dyno(stall)
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await fetch(router.url + "/")
+            done.set()
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["dyno"]) == ("H15", "Idle connection", "web.1")
+
+    run(scenario)
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
+            host, port = router.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            began = time.monotonic()
+            rest = await asyncio.wait_for(reader.read(), 5)  # until the router closes
+            writer.close()
+        assert head.startswith(b"HTTP/1.1 200 ") and rest.endswith(b"ok")
+        assert time.monotonic() - began >= 0.3
+        assert len(lines) == 1  # closing an idle connection is not a request
+
+    run(scenario)
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection():
+    async def path_back(request: web.BaseRequest) -> web.StreamResponse:
+        await asyncio.sleep(0.05 if request.path == "/first" else 0)
+        return web.Response(text=request.path)
+
+    async def scenario():
+        dyno = Dyno(path_back)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            raw = b"".join(
+                b"GET /%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                % (name, b"Connection: close\r\n" if name == b"third" else b"")
+                for name in (b"first", b"second", b"third")
+            )
+            answer = await exchange(router.url, raw)
+        assert re.findall(rb"\r\n\r\n(/[a-z]+)", answer) == [b"/first", b"/second", b"/third"]
+        assert [INFO_LINE.fullmatch(line)["path"] for line in lines] == [
+            "/first",
+            "/second",
+            "/third",
+        ]
+
+    run(scenario)
+
+
+def test_head_response_has_headers_only_and_the_connection_stays_usable():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, _):
+            raw = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+            raw += b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            answer = await exchange(router.url, raw)
+        head, second = answer.split(b"HTTP/1.1 200 OK", 2)[1:]
+        assert b"Content-Length: 2" in head and head.endswith(b"\r\n\r\n")
+        assert second.endswith(b"\r\n\r\nok")
+
+    run(scenario)
+
+
+def test_http_1_0_client_gets_a_streamed_body_delimited_by_the_close():
+    async def stream(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)  # chunked from the dyno
+        for piece in (b"one ", b"two"):
+            await response.write(piece)
+        return response
+
+    async def scenario():
+        dyno = Dyno(stream)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            answer = await exchange(router.url, b"GET / HTTP/1.0\r\n\r\n")
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"chunked" not in head.lower()
+        assert b"Connection: close" in head and body == b"one two"
+
+    run(scenario)
