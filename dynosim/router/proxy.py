@@ -119,7 +119,7 @@ class Client(asyncio.Protocol):
             return
         if self.refused is not None:
             return
-        if self.parsing is None:
+        if self.parsing is None or not self.parsing.method:  # (set once the head is complete)
             self.head_size += len(data)
             if self.head_size > wire.MAX_HEAD:
                 self._refuse(400, "Request head too large")

@@ -956,3 +956,27 @@ def test_http_1_0_client_gets_a_streamed_body_delimited_by_the_close():
         assert b"Connection: close" in head and body == b"one two"
 
     run(scenario)
+
+
+def test_endless_request_head_is_refused_before_it_is_complete():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            host, port = router.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                for n in range(500):  # 500 x 4 KB of headers, each line within the limit
+                    writer.write(b"X-%d: %s\r\n" % (n, b"v" * 4096))
+                    await writer.drain()
+            with contextlib.suppress(ConnectionResetError):  # a reset may overtake the 400
+                await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["error"], line["status"]) == (
+            "H26",
+            "Request head too large",
+            "400",
+        )
+
+    run(scenario)

@@ -92,13 +92,23 @@ def smuggling(rng: random.Random) -> bytes:
     return b"POST /s HTTP/1.1\r\nHost: fuzz\r\n" + head + b"\r\n\r\n0\r\n\r\n" + SMUGGLED
 
 
+def pipelined(rng: random.Random) -> bytes:
+    """Several requests in one write, one of them possibly broken or an Upgrade."""
+    pieces = [rng.choice([GOOD, BODY, CHUNKED]) for _ in range(rng.randrange(2, 5))]
+    pieces.insert(rng.randrange(len(pieces) + 1), rng.choice([mutated(rng), UPGRADE]))
+    return b"".join(pieces)
+
+
+UPGRADE = b"GET /ws HTTP/1.1\r\nHost: fuzz\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81"
+
+
 def hostile(rng: random.Random) -> tuple[bytes, bool]:
     """A hostile case: its bytes, and whether the client hangs up before reading."""
-    kind = rng.randrange(5)
-    if kind == 4:  # early disconnect: part of a request, then gone
-        data = rng.choice([GOOD, BODY, CHUNKED])
+    kind = rng.randrange(6)
+    if kind == 5:  # early disconnect: part of a request, then gone
+        data = rng.choice([GOOD, BODY, CHUNKED, UPGRADE])
         return data[: rng.randrange(1, len(data))], True
-    return [random_bytes, mutated, header_bomb, smuggling][kind](rng), False
+    return [random_bytes, mutated, header_bomb, smuggling, pipelined][kind](rng), False
 
 
 async def send(port: int, data: bytes, hang_up: bool) -> bytes:
