@@ -1,6 +1,6 @@
 """The command line: parse arguments, call dynosim, print. Errors become one clear line.
 
-Modules that pull in Docker or aiohttp are imported inside the commands that use them, so
+Modules that pull in Docker or the router are imported inside the commands that use them, so
 quick commands (`ps:scale` from a second terminal) start in a fraction of the time.
 """
 

@@ -258,7 +258,7 @@ async def serve(
     starting = asyncio.ensure_future(supervisor.start())
     router: Router | None = None
     try:
-        # aiohttp loads in a thread while the dynos' containers are created and started
+        # the router loads (and its certificate is made) while the dynos' containers start
         routing = await asyncio.to_thread(importlib.import_module, ".router", __package__)
         tls = await asyncio.to_thread(_tls_context, app) if tls_listener is not None else None
         router = routing.Router(
