@@ -303,6 +303,10 @@ class Client(asyncio.Protocol):
             if now - max(self.last_seen, self.tunnel.last_seen) >= idle:
                 self.tunnel.close()
                 self.abort()
+        elif (
+            (head := self.parsing) and not head.method and time.monotonic() - head.received >= idle
+        ):
+            self._close()  # a request head dribbling in for longer than the idle timeout
         elif now - self.last_seen >= idle and not self.queue:
             self._close()
         if self.transport is not None and not self.closing:

@@ -980,3 +980,27 @@ def test_endless_request_head_is_refused_before_it_is_complete():
         )
 
     run(scenario)
+
+
+def test_request_head_dribbling_in_for_longer_than_the_idle_timeout_is_cut_off():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, _):
+            host, port = router.url.removeprefix("http://").split(":")
+            reader, writer = await asyncio.open_connection(host, int(port))
+            began = time.monotonic()
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 150:  # 3 s at 20 ms a byte
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+            answer = b""
+            with contextlib.suppress(ConnectionError):  # the write that found it closed
+                answer = await asyncio.wait_for(reader.read(), 5)
+            cut_after = time.monotonic() - began
+            writer.close()
+        assert answer == b""  # closed without an answer
+        assert cut_after < 1.5  # at the idle timeout, not when the client gave up
+        assert not dyno.seen
+
+    run(scenario)
