@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 _NO_BODY = frozenset({204, 304})
 
 
+class _Refused(Exception):
+    """Raised in a parser callback: the request breaks one of vegur's limits (400, H26)."""
+
+
 class Request:
     """One parsed request head, and its body as it arrives."""
 
@@ -86,7 +90,6 @@ class Client(asyncio.Protocol):
         self.eof = False
         self.closing = False
         self.write_paused = False
-        self.drained: asyncio.Future[None] | None = None
         self.last_seen = self.loop.time()
         self.timer: asyncio.TimerHandle | None = None
 
@@ -108,8 +111,6 @@ class Client(asyncio.Protocol):
             self.tunnel.close()
         if self.exchange is not None:
             self.exchange.client_lost()
-        if self.drained is not None and not self.drained.done():
-            self.drained.set_result(None)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
@@ -134,7 +135,11 @@ class Client(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.pause_reading()  # the rest belongs to the tunnel, if there is one
         except httptools.HttpParserCallbackError as error:
-            self._refuse(*(error.__context__.args if error.__context__ else (400, "BadRequest")))
+            cause = error.__context__
+            if isinstance(cause, _Refused):
+                self._refuse(400, str(cause))
+            else:  # a bug in a callback: still one answer and one line, no traceback
+                self._refuse(400, type(cause).__name__)
         except httptools.HttpParserError as error:
             message = str(error)
             status = 505 if "version" in message.lower() else 400
@@ -179,16 +184,16 @@ class Client(asyncio.Protocol):
         assert request is not None
         request.url += url
         if len(request.url) > wire.MAX_LINE:
-            raise ValueError(400, "Request line too long")
+            raise _Refused("Request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.parsing
         assert request is not None
         headers = request.headers
         if len(name) + len(value) + 2 > wire.MAX_LINE:
-            raise ValueError(400, "Header line too long")
+            raise _Refused("Header line too long")
         if len(headers) >= wire.MAX_HEADERS:
-            raise ValueError(400, "Too many headers")
+            raise _Refused("Too many headers")
         headers.append((name, value))
 
     def on_headers_complete(self) -> None:

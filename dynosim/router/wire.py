@@ -16,8 +16,8 @@ SHUTDOWN_GRACE = 5.0  # close() lets in-flight requests finish for this long
 MAX_HEADERS = 1000  # Heroku: at most 1000 request headers
 MAX_LINE = 8192  # Heroku: the request line and each header line at most 8 KB
 MAX_HEAD = MAX_LINE * 64  # a request head larger than this is refused before it is complete
-MAX_RESPONSE_HEAD = 1024 * 1024  # Heroku: a response header line may be up to 512 KB
-BUFFER = 256 * 1024  # bytes buffered towards one side before the other side is paused
+MAX_RESPONSE_HEAD = 1024 * 1024  # a dyno's response head beyond this is H13 (lines: 512 KB)
+BUFFER = 256 * 1024  # request body held while no dyno is connected; beyond it reading pauses
 
 HOP_BY_HOP = frozenset(
     {
@@ -46,7 +46,6 @@ RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
 ERROR_STATUS = {"H27": 499, "H28": 499}
 INFO_CODES = {"H82"}  # Heroku logs these at=info
-WARNING_CODES = {"H27", "H28"}
 DESCRIPTIONS = {
     "H10": "App crashed",
     "H11": "Backlog too deep",
