@@ -37,8 +37,9 @@ Deliberate differences, chosen for a single local router:
 * ``CONNECT`` is answered 405 and logged without an H code (Heroku rejects it too, undocumented
   how). Methods llhttp does not know get 400 (vegur accepts any token).
 * Like the legacy router, every request gets a new connection to its dyno (uWSGI's http-socket
-  closes after each response anyway). No connection limit (H22) and no Connect-Time /
-  Total-Route-Time headers.
+  closes after each response anyway). No Connect-Time / Total-Route-Time headers.
+* H22 (connection limit) comes from this process's file-descriptor limit, not Heroku's
+  (unpublished) per-app limit: beyond it a new connection gets 503 with H22 and is closed.
 * X-Forwarded-Proto/-Port describe the port the client connected to (HTTP or HTTPS), not 80/443.
 """
 
@@ -49,6 +50,7 @@ import collections
 import enum
 import errno
 import random
+import resource
 import socket
 import ssl
 import time
@@ -91,6 +93,15 @@ def _origin(host: str, port: int, scheme: str = "http") -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
+def _connection_limit() -> int:
+    """Client connections that fit in this process's file descriptors: each request also holds
+    one to its dyno, and the rest of dynosim needs a few."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(16, (soft - 128) // 2)
+
+
 class Router:
     """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos."""
 
@@ -107,6 +118,7 @@ class Router:
         idle_timeout: float = IDLE_TIMEOUT,
         https_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = None,
     ) -> None:
         """Configure the router; nothing listens until :meth:`start`.
 
@@ -115,7 +127,9 @@ class Router:
         ``connect_timeout`` a connection to a dyno, ``request_timeout`` the wait for the
         response to start; ``idle_timeout`` is the rolling window after which a silent dyno
         (H15), client (H28) or idle keep-alive connection is cut off. With ``ssl_context`` the
-        router also serves HTTPS on ``https_port``.
+        router also serves HTTPS on ``https_port``. Beyond ``max_connections`` open client
+        connections (default: what the file-descriptor limit allows, two per request) a new one
+        gets H22.
         """
         self.app = app
         self._log = log
@@ -127,6 +141,7 @@ class Router:
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._idle_timeout = idle_timeout
+        self._max_connections = max_connections or _connection_limit()
         self._backlog: collections.deque[asyncio.Future[None]] = collections.deque()
         self._backends: dict[str, tuple[str, int]] = {}
         self._labels: dict[str, str] = {}  # backend key -> dyno name shown in the log line

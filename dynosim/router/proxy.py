@@ -99,8 +99,15 @@ class Client(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
-        self.router._clients.add(self)
-        self.timer = self.loop.call_later(self.router._idle_timeout, self._check_idle)
+        router = self.router
+        if len(router._clients) >= router._max_connections:
+            fields = Fields("", "", "", wire.request_id([]), self.remote, self.scheme)
+            router._log(wire.log_line(fields, "error", "H22"))
+            self.write(wire.error_response(503, close=True))
+            self._close()
+            return
+        router._clients.add(self)
+        self.timer = self.loop.call_later(router._idle_timeout, self._check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True

@@ -57,6 +57,7 @@ DESCRIPTIONS = {
     "H19": "Backend connection timeout",
     "H20": "App boot timeout",
     "H21": "Backend connection refused",
+    "H22": "Connection limit reached",
     "H26": "Request Error",
     "H27": "Client Request Interrupted",
     "H28": "Client Connection Idle",

@@ -1004,3 +1004,27 @@ def test_request_head_dribbling_in_for_longer_than_the_idle_timeout_is_cut_off()
         assert not dyno.seen
 
     run(scenario)
+
+
+def test_connections_beyond_the_limit_get_h22():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno, max_connections=2) as (router, lines):
+            host, port = router.url.removeprefix("http://").split(":")
+            kept = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+            answer = await exchange(router.url, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            for _, writer in kept:
+                writer.close()
+                await writer.wait_closed()
+            await asyncio.sleep(0.1)  # the router sees them go
+            status, _, _ = await fetch(router.url + "/")  # room again
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Application Error" in answer
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["status"]) == (
+            "H22",
+            "Connection limit reached",
+            "503",
+        )
+        assert status == 200
+
+    run(scenario)
