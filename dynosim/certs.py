@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import ssl
@@ -81,11 +82,14 @@ def issue(app: str, home: Path | None = None) -> Issued:
 
 @contextlib.contextmanager
 def _writing(folder: Path) -> Iterator[None]:
-    """Make the owner-only folder; an OSError inside becomes one clear CertError."""
+    """Make the owner-only folder and hold its lock (two `up`s must not make two CAs); an
+    OSError inside becomes one clear CertError."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.chmod(0o700)
-        yield
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
     except OSError as exc:
         raise CertError(f"cannot write certificates in {folder}: {exc.strerror or exc}") from None
 
