@@ -14,8 +14,8 @@ context, HTTPS. What it mimics (heroku-behaviour.md §4):
   while they are starting the request is held until one is up or ``hold_timeout`` passes (H20);
   a sleeping app is woken through ``on_wake`` and the request held the same way (H20 also when
   the supervisor reports the wake failed); an empty dyno-hours pool answers H82;
-* added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via; Host kept;
-  hop-by-hop headers dropped both ways (also those a Connection header names);
+* added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via (on responses
+  too); Host kept; hop-by-hop headers dropped both ways (also those a Connection header names);
 * request and response bodies streamed with flow control both ways, never buffered whole;
   H12 when the response does not start within ``request_timeout`` of the request's arrival;
   H13 when a dyno closes without answering; H18 when it breaks off a response; H15 when a
@@ -520,7 +520,7 @@ class Router:
         else:
             lines.append(b"Connection: close\r\n")
         if request.chunked:
-            lines.append(b"Transfer-Encoding: chunked\r\n")
+            lines.append(b"Transfer-Encoding: %s\r\n" % request.transfer_encoding)
         elif request.content_length is not None:
             lines.append(b"Content-Length: %d\r\n" % request.content_length)
         lines.append(b"\r\n")

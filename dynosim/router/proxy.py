@@ -46,6 +46,7 @@ class Request:
         "sink",
         "start_ms",
         "tail",
+        "transfer_encoding",
         "upgrade",
         "url",
         "version",
@@ -59,6 +60,7 @@ class Request:
         self.keep_alive = True
         self.upgrade = False
         self.chunked = False
+        self.transfer_encoding = b""  # as sent: codings besides chunked stay on the body
         self.content_length: int | None = None
         self.expect: bytes | None = None
         self.body_done = False
@@ -218,7 +220,8 @@ class Client(asyncio.Protocol):
             if lowered == b"content-length":
                 request.content_length = int(value)
             elif lowered == b"transfer-encoding":
-                request.chunked = True
+                request.chunked = True  # (llhttp refuses a Transfer-Encoding not ending so)
+                request.transfer_encoding = value
             elif lowered == b"expect":
                 request.expect = value
         if self.exchange is None and not self.queue:
@@ -588,25 +591,31 @@ class Exchange:
         named = wire.connection_tokens(upstream.headers)
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, upstream.reason or b"")]
         length = None
+        coding = b""
+        via = []
         for name, value in upstream.headers:
             lowered = name.lower()
             if lowered == b"content-length":
                 length = value
+            elif lowered == b"transfer-encoding":
+                coding = value
+            elif lowered == b"via":
+                via.append(value)
             upgrading = status == 101 and lowered in (b"connection", b"upgrade")
             if upgrading or (lowered not in wire.RESPONSE_DROP and lowered not in named):
                 lines.append(b"%s: %s\r\n" % (name, value))
+        via.append(b"1.1 vegur")
+        lines.append(b"Via: %s\r\n" % b", ".join(via))
         no_body = request.method == b"HEAD" or status in _NO_BODY or status == 101
-        chunked = any(
-            name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
-            for name, value in upstream.headers
-        )
+        chunked = b"chunked" in coding.lower()
         self.until_close = length is None and not chunked and not no_body
         if length is not None and (status not in _NO_BODY):
             lines.append(b"Content-Length: %s\r\n" % length)
         elif not no_body:
             if request.version == "1.1":
-                self.chunked = True
-                lines.append(b"Transfer-Encoding: chunked\r\n")
+                self.chunked = True  # other codings (gzip) stay on the body: keep saying so
+                coding = coding if chunked else b", ".join(filter(None, [coding, b"chunked"]))
+                lines.append(b"Transfer-Encoding: %s\r\n" % coding)
             else:
                 self.keep_alive = False  # the end of the body is the end of the connection
         if status != 101:

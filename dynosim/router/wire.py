@@ -42,7 +42,7 @@ REQUEST_DROP = HOP_BY_HOP | {
     b"x-request-id",
     b"x-request-start",
 }
-RESPONSE_DROP = HOP_BY_HOP | {b"content-length"}
+RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"via"}
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
 ERROR_STATUS = {"H27": 499, "H28": 499}
 INFO_CODES = {"H82"}  # Heroku logs these at=info

@@ -1028,3 +1028,34 @@ def test_connections_beyond_the_limit_get_h22():
         assert status == 200
 
     run(scenario)
+
+
+def test_response_says_via_vegur_after_the_dynos_own_via():
+    async def respond(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(text="ok", headers={"Via": "1.1 app-cache"})
+
+    async def scenario():
+        plain, cached = Dyno(), Dyno(respond)
+        async with plain.running(), cached.running(), router_for(plain) as (router, _):
+            _, first, _ = await fetch(router.url + "/")
+            router.remove_backend("web.1")
+            router.add_backend("web.2", "127.0.0.1", cached.port)
+            _, second, _ = await fetch(router.url + "/")
+        assert first["Via"] == "1.1 vegur"
+        assert second["Via"] == "1.1 app-cache, 1.1 vegur"
+
+    run(scenario)
+
+
+def test_transfer_codings_besides_chunked_reach_the_dyno_with_the_body():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            raw = (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+                b"Connection: close\r\n\r\n4\r\nGZIP\r\n0\r\n\r\n"
+            )
+            await exchange(router.url, raw)
+        assert dyno.seen[0].headers["Transfer-Encoding"] == "gzip, chunked"
+
+    run(scenario)
