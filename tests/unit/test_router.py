@@ -533,8 +533,7 @@ def test_expect_100_continue_is_answered_by_the_router():
 def test_connect_method_is_refused():
     async def scenario():
         async with router_for() as (router, lines):
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
             status_line = await reader.readline()
             writer.close()
@@ -604,6 +603,12 @@ def test_backends_and_url_reflect_what_the_supervisor_said():
             assert router.backends == {"web.2": ("127.0.0.1", 8002)}
 
     run(scenario)
+
+
+async def connect(router: Router) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection to the router's HTTP port."""
+    host, port = router.url.removeprefix("http://").rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port))
 
 
 async def exchange(url: str, raw: bytes) -> bytes:
@@ -750,8 +755,7 @@ def test_client_that_half_closes_after_its_request_still_gets_the_answer():
     async def scenario():
         dyno = Dyno(echo)
         async with dyno.running(), router_for(dyno) as (router, lines):
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             writer.write(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
             writer.write_eof()  # like `nc -N`: done sending, still reading
             answer = await asyncio.wait_for(reader.read(), 5)  # the router closes after it
@@ -767,8 +771,7 @@ def test_client_that_half_closes_mid_body_is_not_waited_for():
         dyno = Dyno(echo)
         async with dyno.running(), router_for(dyno) as (router, lines):
             raw = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nonly part"
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             writer.write(raw)
             writer.write_eof()
             await asyncio.wait_for(reader.read(), 5)  # closed well before any idle timeout
@@ -887,8 +890,7 @@ def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
     async def scenario():
         dyno = Dyno()
         async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             head = await reader.readuntil(b"\r\n\r\n")
             began = time.monotonic()
@@ -962,8 +964,7 @@ def test_endless_request_head_is_refused_before_it_is_complete():
     async def scenario():
         dyno = Dyno()
         async with dyno.running(), router_for(dyno) as (router, lines):
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
             with contextlib.suppress(ConnectionResetError, BrokenPipeError):
                 for n in range(500):  # 500 x 4 KB of headers, each line within the limit
@@ -986,8 +987,7 @@ def test_request_head_dribbling_in_for_longer_than_the_idle_timeout_is_cut_off()
     async def scenario():
         dyno = Dyno()
         async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, _):
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             began = time.monotonic()
             with contextlib.suppress(ConnectionResetError, BrokenPipeError):
                 for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 150:  # 3 s at 20 ms a byte
@@ -1010,8 +1010,7 @@ def test_connections_beyond_the_limit_get_h22():
     async def scenario():
         dyno = Dyno()
         async with dyno.running(), router_for(dyno, max_connections=2) as (router, lines):
-            host, port = router.url.removeprefix("http://").split(":")
-            kept = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+            kept = [await connect(router) for _ in range(2)]
             answer = await exchange(router.url, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             for _, writer in kept:
                 writer.close()
