@@ -10,7 +10,7 @@ import requests
 from test_router import Dyno
 
 from dynosim import certs
-from dynosim.router import Router
+from dynosim.router import Router, RouterError
 
 
 def mode(path) -> int:
@@ -121,7 +121,7 @@ def test_busy_https_port_is_a_router_error_naming_the_option(https_router):
             "demo", [].append, port=0, https_port=taken, ssl_context=ssl.create_default_context()
         )
         try:
-            with pytest.raises(Exception) as error:
+            with pytest.raises(RouterError) as error:
                 await second.start()
         finally:
             await router.close()
