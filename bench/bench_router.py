@@ -104,7 +104,11 @@ def web_addresses() -> list[str]:
     )
 
 
-def start_nginx(work: Path, addresses: list[str], issued: certs.Issued) -> tuple:
+def start_nginx(
+    work: Path, addresses: list[str], issued: certs.Issued
+) -> tuple[subprocess.Popen, str, str]:
+    """nginx in the foreground as a child, round robin over `addresses`: (process, http URL,
+    https URL)."""
     port, tls_port = free_port(), free_port()
     servers = "\n".join(f"        server {ip}:{PORT};" for ip in addresses)
     conf = work / "nginx.conf"
@@ -132,7 +136,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    need("wrk"), need("nginx")
+    for tool in ("wrk", "nginx"):
+        need(tool)
     work = Path(tempfile.mkdtemp(prefix="dynosim-bench-"))
     work.chmod(0o755)  # nginx's workers (nobody) write their temp files below it
     os.environ.setdefault("DYNOSIM_HOME", str(work / "home"))
