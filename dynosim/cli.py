@@ -1,12 +1,11 @@
 """The command line: parse arguments, call dynosim, print. Errors become one clear line.
 
-Modules that pull in Docker or aiohttp are imported inside the commands that use them, so
+Modules that pull in Docker or the router are imported inside the commands that use them, so
 quick commands (`ps:scale` from a second terminal) start in a fraction of the time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -71,6 +70,12 @@ def main(debug: bool) -> None:
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-a", "--app", help="App name (default: from the folder name).")
 @click.option("-p", "--port", default=5000, show_default=True, help="Router port on 127.0.0.1.")
+@click.option(
+    "--https-port",
+    default=5443,
+    show_default=True,
+    help="Router HTTPS port on 127.0.0.1 (0: no HTTPS); see dynosim certs.",
+)
 @click.option("--grace", default=30.0, show_default=True, help="Seconds from SIGTERM to SIGKILL.")
 @click.option(
     "--boot-timeout", default=60.0, show_default=True, help="Seconds a web dyno has to bind $PORT."
@@ -117,6 +122,7 @@ def up_command(
     path: Path,
     app: str | None,
     port: int,
+    https_port: int,
     grace: float,
     boot_timeout: float,
     base_image: str | None,
@@ -139,6 +145,8 @@ def up_command(
     if control.is_running(name):
         raise UsageError(f"dynosim up is already running for app {name}")
     up.check_port_free("127.0.0.1", port)
+    if https_port:
+        up.check_port_free("127.0.0.1", https_port, "--https-port")
     local_env = dotenv.load(path / ".env") if env_file else {}
     store = Store()
     idling = _idling(store, name, idle_timeout, sleep_mode, quota_hours, verified)
@@ -151,9 +159,12 @@ def up_command(
     def ready(router) -> None:
         current = store.current_release(name)
         running = current.name if current else "(no release succeeded yet)"
-        click.echo(f"-----> {name} {running} is running: {router.url}", err=True)
+        https = f" and {router.https_url}" if router.https_url else ""
+        click.echo(f"-----> {name} {running} is running: {router.url}{https}", err=True)
 
-    asyncio.run(
+    import uvloop  # the router's data path is about 1.5x faster on libuv than on asyncio's loop
+
+    uvloop.run(
         up.serve(
             store,
             name,
@@ -162,6 +173,7 @@ def up_command(
             release_timeout=release_timeout,
             idling=idling,
             port=port,
+            https_port=https_port or None,
             grace=grace,
             boot_timeout=boot_timeout,
             cycling=cycling,
@@ -333,6 +345,25 @@ def logs_command(
             printer(LogLine.from_json(reply))
     except KeyboardInterrupt:
         pass
+
+
+@main.command("certs")
+def certs_command() -> None:
+    """Show the local CA that signs the router's HTTPS certificates, and how to trust it."""
+    from . import certs
+
+    ca = certs.ensure_ca()
+    click.echo(f"""=== dynosim local CA: {ca}
+The router serves HTTPS (dynosim up --https-port, default 5443) with a certificate for
+localhost, 127.0.0.1 and <app>.localhost signed by this CA. Trust it:
+
+  curl --cacert {ca} https://localhost:5443/
+  export REQUESTS_CA_BUNDLE={ca}    # Python requests
+  export SSL_CERT_FILE={ca}         # OpenSSL-based clients (Python ssl, Ruby, ...)
+  sudo cp {ca} /usr/local/share/ca-certificates/dynosim.crt && sudo update-ca-certificates
+
+Its key ({ca.with_name("ca-key.pem")}) is readable by you only; remove {ca.parent} to start
+over with a new CA.""")
 
 
 @main.command("stack:build")

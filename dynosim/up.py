@@ -8,6 +8,7 @@ import importlib
 import re
 import signal
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,13 +48,13 @@ def app_name(app_dir: Path) -> str:
     return name[:30].rstrip("-")
 
 
-def check_port_free(host: str, port: int) -> None:
-    """Fail before a long build, not after it, when the router's port is taken."""
-    listen(host, port).close()
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
+    """Fail before a long build, not after it, when a router port is taken."""
+    listen(host, port, option).close()
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The router's listening socket, opened before the router itself is loaded."""
+def listen(host: str, port: int, option: str = "--port") -> socket.socket:
+    """A router listening socket, opened before the router itself is loaded."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -62,7 +63,7 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError:
         listener.close()
         raise UsageError(
-            f"{host}:{port} is already in use; choose another port with --port"
+            f"{host}:{port} is already in use; choose another port with {option}"
         ) from None
     return listener
 
@@ -206,6 +207,7 @@ async def serve(
     printer: Callable[[LogLine], None],
     host: str = "127.0.0.1",
     port: int = 5000,
+    https_port: int | None = None,
     grace: float = 30.0,
     boot_timeout: float = 60.0,
     cycling: bool = False,
@@ -219,7 +221,8 @@ async def serve(
     then stop every dyno.
 
     `time_scale` > 1 fast-forwards the platform's schedules (crash cool-offs, daily cycling)
-    for fidelity runs and tests; boots, requests and stops keep real time.
+    for fidelity runs and tests; boots, requests and stops keep real time. With `https_port`
+    the router also serves HTTPS there, with a certificate from dynosim's local CA.
     """
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
@@ -242,20 +245,31 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     listener = listen(host, port)  # clients may connect at once; they wait in the backlog
+    tls_listener = None
     try:
+        if https_port is not None:
+            tls_listener = listen(host, https_port, "--https-port")
         await channel.start()
     except BaseException:
         listener.close()
+        if tls_listener is not None:
+            tls_listener.close()
         raise
     starting = asyncio.ensure_future(supervisor.start())
     router: Router | None = None
     try:
-        # aiohttp loads in a thread while the dynos' containers are created and started
+        # the router loads (and its certificate is made) while the dynos' containers start
         routing = await asyncio.to_thread(importlib.import_module, ".router", __package__)
+        tls = await asyncio.to_thread(_tls_context, app) if tls_listener is not None else None
         router = routing.Router(
-            app, lambda message: hub.heroku("router", message), host=host, port=port
+            app,
+            lambda message: hub.heroku("router", message),
+            host=host,
+            port=port,
+            https_port=https_port,
+            ssl_context=tls,
         )
-        await router.start(sock=listener)
+        await router.start(sock=listener, tls_sock=tls_listener)
         supervisor.attach_router(router)
         await starting
         if ready:
@@ -271,7 +285,16 @@ async def serve(
             with contextlib.suppress(Exception):
                 await router.close()
         listener.close()
+        if tls_listener is not None:
+            tls_listener.close()
         await supervisor.shutdown()
+
+
+def _tls_context(app: str) -> ssl.SSLContext:
+    """The router's TLS context with the app's certificate (cryptography loads in a thread)."""
+    from . import certs
+
+    return certs.server_context(certs.issue(app))
 
 
 async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncIterator[dict]:

@@ -98,9 +98,11 @@ class Up:
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.https_url = f"https://127.0.0.1:{free_port()}"  # not the shared default 5443
         self.lines: list[str] = []
         self._changed = threading.Condition()
         command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "--port", str(self.port)]
+        command += ["--https-port", self.https_url.rsplit(":", 1)[1]]
         self.process = subprocess.Popen(
             [*command, *args],
             stdout=subprocess.PIPE,

@@ -67,7 +67,7 @@ def test_failing_build_shows_the_step_and_output_tail_and_records_nothing(tmp_pa
     app_dir = copy_app(APPS / "classic_app", tmp_path / "broken")
     (app_dir / "runtime.txt").write_text("python-3.11\n")
     (app_dir / "requirements.txt").write_text("dynosim-no-such-package-anywhere==1.0\n")
-    result = dynosim("up", str(app_dir), "--port", "0")
+    result = dynosim("up", str(app_dir), "--port", "0", "--https-port", "0")
     assert result.returncode == 4
     assert "error: build of broken failed" in result.stderr
     assert "failing step: RUN /opt/venv/bin/pip install -r /tmp/dependencies/requirements.txt" in (
@@ -118,7 +118,7 @@ def test_an_end_of_life_python_is_refused_and_the_classic_app_runs_on_3_9(up, tm
     """The classic tutorial app pins Python 3.7, which Heroku refuses as end-of-life (before any
     build); moved to 3.9 it runs on the bullseye stack with the uWSGI its requirements name."""
     app_dir = copy_app(APPS / "classic_app", tmp_path / "classic")
-    refused = dynosim("up", str(app_dir), "--port", "0")
+    refused = dynosim("up", str(app_dir), "--port", "0", "--https-port", "0")
     assert refused.returncode == 2
     assert "The requested Python version has reached end-of-life." in refused.stderr
     assert "Python 3.7 has reached its upstream end-of-life" in refused.stderr

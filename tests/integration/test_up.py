@@ -62,6 +62,22 @@ def test_requests_through_the_router_reach_web_1_and_return_the_apps_json(runnin
     )
 
 
+def test_https_through_the_router_is_trusted_with_dynosims_ca(running):
+    import requests
+
+    from dynosim import certs
+
+    secure = requests.get(running.https_url + "/", verify=str(certs.ca_path()), timeout=10)
+    assert secure.status_code == 200
+    assert secure.json()["dyno"] == "web.1"
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(running.https_url + "/", timeout=10)
+    running.wait_for(
+        LOG_LINE + r'heroku\[router\]: at=info method=GET path="/" .* status=200 bytes=\d+'
+        r" protocol=https$"
+    )
+
+
 def test_boot_sequence_and_worker_logs_in_herokus_format(running):
     running.wait_for(
         LOG_LINE + r"heroku\[web\.1\]: Starting process with command `uwsgi uwsgi\.ini`"

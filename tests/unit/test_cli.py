@@ -19,7 +19,7 @@ def run(*args):
 
 def test_bad_procfile_is_one_line_with_file_and_line(tmp_path):
     (tmp_path / "Procfile").write_text("web: uwsgi uwsgi.ini\nworker python worker.py\n")
-    result = run("up", str(tmp_path), "--port", "0")
+    result = run("up", str(tmp_path), "--port", "0", "--https-port", "0")
     assert result.exit_code == 2
     assert result.output == (
         f'error: {tmp_path}/Procfile:2: expected "<process type>: <command>",'
@@ -28,7 +28,7 @@ def test_bad_procfile_is_one_line_with_file_and_line(tmp_path):
 
 
 def test_missing_procfile(tmp_path):
-    result = run("up", str(tmp_path), "--port", "0")
+    result = run("up", str(tmp_path), "--port", "0", "--https-port", "0")
     assert result.exit_code == 2
     assert "Procfile: no Procfile found" in result.output
 
@@ -39,7 +39,7 @@ def test_router_port_in_use_is_reported_before_building(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run("up", str(tmp_path), "--port", str(port))
+        result = run("up", str(tmp_path), "--port", str(port), "--https-port", "0")
     assert result.exit_code == 2
     assert result.output == (
         f"error: 127.0.0.1:{port} is already in use; choose another port with --port\n"
@@ -54,7 +54,7 @@ def test_unreachable_docker_engine_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "Procfile").write_text("web: x\n")
     (tmp_path / "runtime.txt").write_text("python-3.11\n")
     try:
-        result = run("up", str(tmp_path), "--port", "0")
+        result = run("up", str(tmp_path), "--port", "0", "--https-port", "0")
     finally:
         engine.client.cache_clear()
     assert result.exit_code == 3
@@ -70,3 +70,28 @@ def test_state_files_are_owner_only(tmp_path):
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     for path in (tmp_path / "state").iterdir():
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_https_port_in_use_is_reported_before_building(tmp_path):
+    (tmp_path / "Procfile").write_text("web: x\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("up", str(tmp_path), "--port", "0", "--https-port", str(port))
+    assert result.exit_code == 2
+    assert result.output == (
+        f"error: 127.0.0.1:{port} is already in use; choose another port with --https-port\n"
+    )
+
+
+def test_certs_makes_the_ca_once_and_says_how_to_trust_it(tmp_path):
+    first = run("certs")
+    ca = tmp_path / "home" / "certs" / "ca.pem"
+    assert first.exit_code == 0
+    assert first.output.startswith(f"=== dynosim local CA: {ca}\n")
+    for hint in (f"curl --cacert {ca}", f"REQUESTS_CA_BUNDLE={ca}", "update-ca-certificates"):
+        assert hint in first.output
+    made = ca.read_bytes()
+    assert run("certs").exit_code == 0 and ca.read_bytes() == made
+    assert (tmp_path / "home" / "certs" / "ca-key.pem").stat().st_mode & 0o077 == 0

@@ -27,7 +27,8 @@ INFO_LINE = re.compile(
 )
 ERROR_LINE = re.compile(
     r'(sock=\w+ )?at=(?P<at>error|warning) code=(?P<code>H\d\d) desc="(?P<desc>[^"]+)" '
-    r'method=(?P<method>\S+) path="(?P<path>[^"]*)" host=(?P<host>\S*) '
+    r'(error="(?P<error>[^"]+)" )?'
+    r'method=(?P<method>\S*) path="(?P<path>[^"]*)" host=(?P<host>\S*) '
     r'request_id=(?P<request_id>\S+) fwd="(?P<fwd>[^"]*)" dyno=(?P<dyno>\S*) '
     r"connect=(?P<connect>\d*m?s?) service=(?P<service>\d*m?s?) status=(?P<status>\d{3}) "
     r"bytes=(?P<bytes>\d*) protocol=http"
@@ -56,7 +57,8 @@ class Dyno:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["Dyno"]:
-        runner = web.ServerRunner(web.Server(self._handle), shutdown_timeout=0.5)
+        server = web.Server(self._handle, max_headers=2000)  # above the router's limit
+        runner = web.ServerRunner(server, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self.port = runner.addresses[0][1]
@@ -531,8 +533,7 @@ def test_expect_100_continue_is_answered_by_the_router():
 def test_connect_method_is_refused():
     async def scenario():
         async with router_for() as (router, lines):
-            host, port = router.url.removeprefix("http://").split(":")
-            reader, writer = await asyncio.open_connection(host, int(port))
+            reader, writer = await connect(router)
             writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
             status_line = await reader.readline()
             writer.close()
@@ -600,5 +601,460 @@ def test_backends_and_url_reflect_what_the_supervisor_said():
             router.add_backend("web.2", "127.0.0.1", 8002)
             router.remove_backend("web.1")
             assert router.backends == {"web.2": ("127.0.0.1", 8002)}
+
+    run(scenario)
+
+
+async def connect(router: Router) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw connection to the router's HTTP port."""
+    host, port = router.url.removeprefix("http://").rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port))
+
+
+async def exchange(url: str, raw: bytes) -> bytes:
+    """Send `raw` bytes to the router and read until it closes the connection (5 s at most)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(raw)
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+def answer_when(release: asyncio.Event) -> Handler:
+    """A dyno handler that keeps each request until `release` is set."""
+
+    async def busy(request: web.BaseRequest) -> web.StreamResponse:
+        await release.wait()
+        return web.Response(text="done")
+
+    return busy
+
+
+def test_backlog_beyond_fifty_per_dyno_is_refused_at_once_with_h11():
+    release = asyncio.Event()
+    busy = answer_when(release)
+
+    async def scenario():
+        dyno = Dyno(busy)
+        async with (
+            dyno.running(),
+            router_for(dyno) as (router, lines),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client,
+        ):
+
+            async def get() -> int:
+                async with client.get(router.url + "/") as response:
+                    return response.status
+
+            waiting = [asyncio.ensure_future(get()) for _ in range(100)]  # 50 in flight + 50
+            while len(dyno.seen) < 50:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the other 50 reach the backlog
+            assert await asyncio.wait_for(get(), 2) == 503  # the 101st
+            release.set()
+            statuses = await asyncio.gather(*waiting)
+        assert statuses == [200] * 100
+        assert len(dyno.seen) == 100  # each queued request went to the dyno once a slot freed
+        h11 = [ERROR_LINE.fullmatch(line) for line in lines if "code=H11" in line]
+        assert [(m["desc"], m["status"], m["dyno"]) for m in h11] == [
+            ("Backlog too deep", "503", "")
+        ]
+
+    run(scenario)
+
+
+def test_queued_request_times_out_with_h12():
+    release = asyncio.Event()
+    busy = answer_when(release)
+
+    async def scenario():
+        dyno = Dyno(busy)
+        async with (
+            dyno.running(),
+            router_for(dyno, request_timeout=0.5) as (router, lines),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client,
+        ):
+            gets = [client.get(router.url + f"/{n}") for n in range(51)]
+            responses = await asyncio.gather(*gets)
+            release.set()
+            statuses = [r.status for r in responses]
+        assert statuses == [503] * 51  # 50 waited too long for the dyno, 1 for a slot
+        codes = [ERROR_LINE.fullmatch(line)["code"] for line in lines]
+        assert codes == ["H12"] * 51
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("what", "raw"),
+    [
+        ("request line over 8 KB", b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            "header line over 8 KB",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8200 + b"\r\n\r\n",
+        ),
+        (
+            "1001 headers",
+            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: 1\r\n" % n for n in range(1000))
+            + b"\r\n",
+        ),
+        (
+            "Content-Length with Transfer-Encoding",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+        ),
+        (
+            "two different Content-Lengths",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello",
+        ),
+        (
+            "obfuscated Transfer-Encoding",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        ),
+        (
+            "bad chunk size",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ),
+        ("method over 127 chars", b"M" * 200 + b" / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("not HTTP at all", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
+    ],
+)
+def test_malformed_request_gets_400_h26_and_a_closed_connection(what, raw):
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            answer = await exchange(router.url, raw)
+        assert re.match(rb"HTTP/1\.[01] 400 ", answer), what
+        assert answer.count(b"HTTP/1.") == 1  # nothing smuggled behind it
+        assert b"Application Error" in answer
+        assert not dyno.seen
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["status"]) == ("H26", "Request Error", "400")
+
+    run(scenario)
+
+
+def test_long_lines_and_many_headers_within_the_limits_pass():
+    async def scenario():
+        dyno = Dyno()
+        headers = {f"X-Header-{n}": "v" for n in range(990)}
+        headers.update({f"X-Long-{n}": "a" * 7000 for n in range(3)})  # 21 KB in all
+        async with dyno.running(), router_for(dyno) as (router, _):
+            status, _, _ = await fetch(router.url + "/" + "p" * 7000, headers=headers)
+        assert status == 200
+        assert dyno.seen[0].headers["X-Long-2"] == "a" * 7000
+        assert len(dyno.seen[0].path) == 7001
+
+    run(scenario)
+
+
+def test_client_that_half_closes_after_its_request_still_gets_the_answer():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            reader, writer = await connect(router)
+            writer.write(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            writer.write_eof()  # like `nc -N`: done sending, still reading
+            answer = await asyncio.wait_for(reader.read(), 5)  # the router closes after it
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"hello")
+        assert INFO_LINE.fullmatch(lines[0])["status"] == "200"
+
+    run(scenario)
+
+
+def test_client_that_half_closes_mid_body_is_not_waited_for():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            raw = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nonly part"
+            reader, writer = await connect(router)
+            writer.write(raw)
+            writer.write_eof()
+            await asyncio.wait_for(reader.read(), 5)  # closed well before any idle timeout
+            writer.close()
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["status"]) == ("H27", "499")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", [b"HTTP/0.9", b"HTTP/2.0"])
+def test_http_versions_other_than_1_x_get_505(version):
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            answer = await exchange(router.url, b"GET / " + version + b"\r\nHost: x\r\n\r\n")
+        assert b" 505 " in answer.split(b"\r\n", 1)[0]
+        assert not dyno.seen
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["error"], line["status"]) == (
+            "H26",
+            "Unsupported HTTP version",
+            "505",
+        )
+
+    run(scenario)
+
+
+async def websocket_echo(request: web.BaseRequest) -> web.StreamResponse:
+    socket_ = web.WebSocketResponse()
+    await socket_.prepare(request)
+    async for message in socket_:
+        await socket_.send_str(f"echo: {message.data}")
+    return socket_
+
+
+def test_websocket_is_proxied_and_its_upgrade_logged_as_101():
+    async def scenario():
+        dyno = Dyno(websocket_echo)
+        async with (
+            dyno.running(),
+            router_for(dyno) as (router, lines),
+            aiohttp.ClientSession() as client,
+            client.ws_connect(router.url + "/cable") as socket_,
+        ):
+            for word in ("one", "two"):
+                await socket_.send_str(word)
+                assert (await socket_.receive(timeout=5)).data == f"echo: {word}"
+        assert dyno.seen[0].headers["Upgrade"].lower() == "websocket"
+        assert dyno.seen[0].headers["X-Forwarded-For"] == "127.0.0.1"
+        line = INFO_LINE.fullmatch(lines[0])
+        assert (line["path"], line["status"]) == ("/cable", "101")
+
+    run(scenario)
+
+
+def test_websocket_idle_in_both_directions_is_closed_after_the_idle_timeout():
+    async def scenario():
+        dyno = Dyno(websocket_echo)
+        async with (
+            dyno.running(),
+            router_for(dyno, idle_timeout=0.4) as (router, _),
+            aiohttp.ClientSession() as client,
+            client.ws_connect(router.url + "/", autoping=False, heartbeat=None) as socket_,
+        ):
+            began = time.monotonic()
+            message = await socket_.receive(timeout=5)
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert time.monotonic() - began >= 0.3
+
+    run(scenario)
+
+
+def test_client_stalling_mid_body_is_cut_off_with_h28():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
+            head = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+            answer = await exchange(router.url, head + b"ten bytes.")  # then nothing
+        assert answer.endswith(b"\r\n\r\nten bytes.")  # the echo cut off at 10 of 100 bytes
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert lines[0].startswith("sock=client ")
+        assert (line["at"], line["code"], line["desc"], line["status"]) == (
+            "warning",
+            "H28",
+            "Client Connection Idle",
+            "499",
+        )
+
+    run(scenario)
+
+
+def test_response_stalling_after_it_started_is_cut_off_with_h15():
+    done = asyncio.Event()
+
+    async def stall(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"first piece")
+        await done.wait()
+        return response
+
+    async def scenario():
+        dyno = Dyno(stall)
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
+            with pytest.raises(aiohttp.ClientPayloadError):
+                await fetch(router.url + "/")
+            done.set()
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["dyno"]) == ("H15", "Idle connection", "web.1")
+
+    run(scenario)
+
+
+def test_idle_keep_alive_connection_is_closed_after_the_idle_timeout():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, lines):
+            reader, writer = await connect(router)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            began = time.monotonic()
+            rest = await asyncio.wait_for(reader.read(), 5)  # until the router closes
+            writer.close()
+        assert head.startswith(b"HTTP/1.1 200 ") and rest.endswith(b"ok")
+        assert time.monotonic() - began >= 0.3
+        assert len(lines) == 1  # closing an idle connection is not a request
+
+    run(scenario)
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection():
+    async def path_back(request: web.BaseRequest) -> web.StreamResponse:
+        await asyncio.sleep(0.05 if request.path == "/first" else 0)
+        return web.Response(text=request.path)
+
+    async def scenario():
+        dyno = Dyno(path_back)
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            raw = b"".join(
+                b"GET /%s HTTP/1.1\r\nHost: x\r\n%s\r\n"
+                % (name, b"Connection: close\r\n" if name == b"third" else b"")
+                for name in (b"first", b"second", b"third")
+            )
+            answer = await exchange(router.url, raw)
+        assert re.findall(rb"\r\n\r\n(/[a-z]+)", answer) == [b"/first", b"/second", b"/third"]
+        assert [INFO_LINE.fullmatch(line)["path"] for line in lines] == [
+            "/first",
+            "/second",
+            "/third",
+        ]
+
+    run(scenario)
+
+
+def test_head_response_has_headers_only_and_the_connection_stays_usable():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, _):
+            raw = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+            raw += b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            answer = await exchange(router.url, raw)
+        head, second = answer.split(b"HTTP/1.1 200 OK", 2)[1:]
+        assert b"Content-Length: 2" in head and head.endswith(b"\r\n\r\n")
+        assert second.endswith(b"\r\n\r\nok")
+
+    run(scenario)
+
+
+def test_http_1_0_client_gets_a_streamed_body_delimited_by_the_close():
+    async def stream(request: web.BaseRequest) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)  # chunked from the dyno
+        for piece in (b"one ", b"two"):
+            await response.write(piece)
+        return response
+
+    async def scenario():
+        dyno = Dyno(stream)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            answer = await exchange(router.url, b"GET / HTTP/1.0\r\n\r\n")
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 ") and b"chunked" not in head.lower()
+        assert b"Connection: close" in head and body == b"one two"
+
+    run(scenario)
+
+
+def test_endless_request_head_is_refused_before_it_is_complete():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, lines):
+            reader, writer = await connect(router)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                for n in range(500):  # 500 x 4 KB of headers, each line within the limit
+                    writer.write(b"X-%d: %s\r\n" % (n, b"v" * 4096))
+                    await writer.drain()
+            with contextlib.suppress(ConnectionResetError):  # a reset may overtake the 400
+                await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["error"], line["status"]) == (
+            "H26",
+            "Request head too large",
+            "400",
+        )
+
+    run(scenario)
+
+
+def test_request_head_dribbling_in_for_longer_than_the_idle_timeout_is_cut_off():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno, idle_timeout=0.4) as (router, _):
+            reader, writer = await connect(router)
+            began = time.monotonic()
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                for byte in b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 150:  # 3 s at 20 ms a byte
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0.02)
+            answer = b""
+            with contextlib.suppress(ConnectionError):  # the write that found it closed
+                answer = await asyncio.wait_for(reader.read(), 5)
+            cut_after = time.monotonic() - began
+            writer.close()
+        assert answer == b""  # closed without an answer
+        assert cut_after < 1.5  # at the idle timeout, not when the client gave up
+        assert not dyno.seen
+
+    run(scenario)
+
+
+def test_connections_beyond_the_limit_get_h22():
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno, max_connections=2) as (router, lines):
+            kept = [await connect(router) for _ in range(2)]
+            answer = await exchange(router.url, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            for _, writer in kept:
+                writer.close()
+                await writer.wait_closed()
+            await asyncio.sleep(0.1)  # the router sees them go
+            status, _, _ = await fetch(router.url + "/")  # room again
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Application Error" in answer
+        line = ERROR_LINE.fullmatch(lines[0])
+        assert (line["code"], line["desc"], line["status"]) == (
+            "H22",
+            "Connection limit reached",
+            "503",
+        )
+        assert status == 200
+
+    run(scenario)
+
+
+def test_response_says_via_vegur_after_the_dynos_own_via():
+    async def respond(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(text="ok", headers={"Via": "1.1 app-cache"})
+
+    async def scenario():
+        plain, cached = Dyno(), Dyno(respond)
+        async with plain.running(), cached.running(), router_for(plain) as (router, _):
+            _, first, _ = await fetch(router.url + "/")
+            router.remove_backend("web.1")
+            router.add_backend("web.2", "127.0.0.1", cached.port)
+            _, second, _ = await fetch(router.url + "/")
+        assert first["Via"] == "1.1 vegur"
+        assert second["Via"] == "1.1 app-cache, 1.1 vegur"
+
+    run(scenario)
+
+
+def test_transfer_codings_besides_chunked_reach_the_dyno_with_the_body():
+    async def scenario():
+        dyno = Dyno(echo)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            raw = (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+                b"Connection: close\r\n\r\n4\r\nGZIP\r\n0\r\n\r\n"
+            )
+            await exchange(router.url, raw)
+        assert dyno.seen[0].headers["Transfer-Encoding"] == "gzip, chunked"
 
     run(scenario)

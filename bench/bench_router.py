@@ -1,0 +1,214 @@
+"""Benchmark the router against nginx, in one run, on the same 3 web dynos of the example app.
+
+Legs, each `wrk` on loopback for --seconds (alternating order per round):
+(a) through dynosim's router; (b) through nginx (Debian nginx-light, one worker, round robin)
+to the same dynos' bridge addresses; (c) directly to one dyno; and over HTTPS (d) dynosim's
+router vs (e) nginx with the same certificate. Throughput at 32 connections; latency at 1
+connection for (a) and (c), where the p50 difference is what the router adds.
+
+Prints medians and ratios. Goals: (a)/(b) throughput >= 1.0x; p50 (a) - (c) <= 0.5 ms;
+(d)/(e) >= 0.8x. Needs wrk and nginx: apt-get install wrk nginx-light.
+Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from common import free_port, report, until  # noqa: E402
+
+from dynosim import certs, engine  # noqa: E402
+from dynosim.dyno import PORT  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "flask_app"
+APP = "routerbench"
+DYNOS = 3
+CONNECTIONS = 32
+NGINX_CONF = """\
+daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {work}/nginx-access.log combined buffer=64k;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    upstream dynos {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location / {{
+            proxy_pass http://dynos;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+
+
+def need(tool: str) -> str:
+    found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    if not found:
+        sys.exit(f"error: {tool} is missing; install it with: apt-get install wrk nginx-light")
+    return found
+
+
+def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
+    """Requests per second and p50 latency (ms) of one wrk run; non-2xx answers fail it (socket
+    errors do not: uWSGI closes each connection after its response)."""
+    out = subprocess.run(
+        [need("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors against {url}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out).groups()
+    return rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def web_addresses() -> list[str]:
+    containers = engine.client().containers.list(
+        filters={"label": [f"dynosim.app={APP}", "dynosim=dyno", "dynosim.type=web"]}
+    )
+    return sorted(
+        n["IPAddress"]
+        for c in containers
+        for n in c.attrs["NetworkSettings"]["Networks"].values()
+        if n.get("IPAddress")
+    )
+
+
+def start_nginx(
+    work: Path, addresses: list[str], issued: certs.Issued
+) -> tuple[subprocess.Popen, str, str]:
+    """nginx in the foreground as a child, round robin over `addresses`: (process, http URL,
+    https URL)."""
+    port, tls_port = free_port(), free_port()
+    servers = "\n".join(f"        server {ip}:{PORT};" for ip in addresses)
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            work=work,
+            servers=servers,
+            port=port,
+            tls_port=tls_port,
+            cert=issued.cert,
+            key=issued.key,
+        )
+    )
+    process = subprocess.Popen(
+        [need("nginx"), "-c", str(conf), "-p", str(work)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    until(lambda: requests.get(f"http://127.0.0.1:{port}/", timeout=5).ok, 30)
+    return process, f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{tls_port}/"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    for tool in ("wrk", "nginx"):
+        need(tool)
+    work = Path(tempfile.mkdtemp(prefix="dynosim-bench-"))
+    work.chmod(0o755)  # nginx's workers (nobody) write their temp files below it
+    os.environ.setdefault("DYNOSIM_HOME", str(work / "home"))
+    app_dir = work / APP
+    shutil.copytree(EXAMPLE, app_dir)
+    port, tls_port = free_port(), free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", APP, "--port", str(port),
+         "--https-port", str(tls_port), "--grace", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    router, router_tls = f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{tls_port}/"
+    nginx = None
+    results: dict[str, list[float]] = {}
+    try:
+        until(lambda: requests.get(router, timeout=5).ok)
+        subprocess.run([sys.executable, "-m", "dynosim", "ps:scale", "-a", APP, f"web={DYNOS}",
+                        "worker=0"], check=True, capture_output=True)  # fmt: skip
+        until(lambda: len(web_addresses()) == DYNOS)
+        addresses = web_addresses()
+        direct = f"http://{addresses[0]}:{PORT}/"
+        until(lambda: {requests.get(router, timeout=5).json()["dyno"] for _ in range(30)}
+              == {f"web.{n}" for n in range(1, DYNOS + 1)})  # fmt: skip
+        nginx, proxy, proxy_tls = start_nginx(work, addresses, certs.issue(APP))
+        legs = {
+            "a_router": (router, CONNECTIONS),
+            "b_nginx": (proxy, CONNECTIONS),
+            "c_direct": (direct, CONNECTIONS),
+            "d_router_https": (router_tls, CONNECTIONS),
+            "e_nginx_https": (proxy_tls, CONNECTIONS),
+            "a_router_1conn": (router, 1),
+            "c_direct_1conn": (direct, 1),
+        }
+        wrk(router, 2, CONNECTIONS)  # warm up the dynos' workers
+        for round_number in range(args.rounds):
+            order = list(legs.items())
+            if round_number % 2:
+                order.reverse()
+            for name, (url, connections) in order:
+                rate, p50 = wrk(url, args.seconds, connections)
+                results.setdefault(f"{name}_rps", []).append(rate)
+                results.setdefault(f"{name}_p50_ms", []).append(p50)
+            print(
+                f"round {round_number + 1}: "
+                + ", ".join(f"{k}={v[-1]:.1f}" for k, v in results.items() if k.endswith("rps")),
+                flush=True,
+            )
+    finally:
+        if nginx is not None:
+            nginx.send_signal(signal.SIGQUIT)
+            nginx.wait(30)
+        up.send_signal(signal.SIGINT)
+        up.wait(120)
+    medians = {k: statistics.median(v) for k, v in results.items()}
+    result = {
+        "rounds": args.rounds,
+        "seconds_per_leg": args.seconds,
+        "connections": CONNECTIONS,
+        "medians": {k: round(v, 3) for k, v in medians.items()},
+        "ratio_router_to_nginx_rps": round(medians["a_router_rps"] / medians["b_nginx_rps"], 3),
+        "ratio_router_to_nginx_https_rps": round(
+            medians["d_router_https_rps"] / medians["e_nginx_https_rps"], 3
+        ),
+        "router_added_p50_ms_1conn": round(
+            medians["a_router_1conn_p50_ms"] - medians["c_direct_1conn_p50_ms"], 3
+        ),
+        "samples": {k: [round(x, 3) for x in v] for k, v in results.items()},
+    }
+    report(result, args.json)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,527 @@
+"""The routing layer in front of web dynos: Heroku's legacy router ("vegur"), locally.
+
+An HTTP/1.1 reverse proxy on asyncio protocols with httptools (llhttp) parsing both ways
+(:mod:`.proxy`); the :class:`Router` here decides where each request goes, among the web dynos
+the supervisor registered with :meth:`Router.add_backend`. It serves HTTP and, given a TLS
+context, HTTPS. What it mimics (heroku-behaviour.md §4):
+
+* random dyno selection among dynos with fewer than 50 requests in flight; beyond that a request
+  waits in a backlog of at most 50 x dynos (H11 beyond it, H12 if the wait outlasts the request
+  timeout); a dyno that refuses a connection or does not accept one within ``connect_timeout``
+  is quarantined for 5 s and another is tried (at most 10 attempts, each dyno at most once per
+  request), then H21 (refused) or H19 (connect timeout);
+* no dyno to route to: H14 when the formation has no web dynos, H10 when they all crashed, and
+  while they are starting the request is held until one is up or ``hold_timeout`` passes (H20);
+  a sleeping app is woken through ``on_wake`` and the request held the same way (H20 also when
+  the supervisor reports the wake failed); an empty dyno-hours pool answers H82;
+* added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via (on responses
+  too); Host kept; hop-by-hop headers dropped both ways (also those a Connection header names);
+* request and response bodies streamed with flow control both ways, never buffered whole;
+  H12 when the response does not start within ``request_timeout`` of the request's arrival;
+  H13 when a dyno closes without answering; H18 when it breaks off a response; H15 when a
+  started response stalls for ``idle_timeout`` (55 s), H28 when the client does (sending its
+  body or not reading the response); H27 (499) when the client goes away; idle keep-alive
+  connections close after ``idle_timeout``;
+* limits as vegur: request line and each header line at most 8 KB, at most 1000 headers;
+  malformed requests, conflicting Content-Length / Transfer-Encoding (request smuggling) and
+  bad chunks get 400 with H26 and a closed connection; HTTP/0.9 or 2.x get 505;
+* ``Upgrade`` (WebSocket) is proxied: after the dyno's 101 bytes flow both ways untouched until
+  a side closes or both are idle for ``idle_timeout``; the 101 is logged;
+* HTTP/1.1 keep-alive and pipelining to clients, HTTP/1.0, a client that half-closes after its
+  request still gets the answer; ``Expect: 100-continue`` answered by the router when the body
+  is about to be forwarded (the dyno never sees it), another expectation gets 417 with H26;
+* one ``heroku[router]`` log line per request, in Heroku's format, handed to the ``log`` callback.
+
+Deliberate differences, chosen for a single local router:
+
+* ``CONNECT`` is answered 405 and logged without an H code (Heroku rejects it too, undocumented
+  how). Methods llhttp does not know get 400 (vegur accepts any token).
+* Like the legacy router, every request gets a new connection to its dyno (uWSGI's http-socket
+  closes after each response anyway). No Connect-Time / Total-Route-Time headers.
+* H22 (connection limit) comes from this process's file-descriptor limit, not Heroku's
+  (unpublished) per-app limit: beyond it a new connection gets 503 with H22 and is closed.
+* X-Forwarded-Proto/-Port describe the port the client connected to (HTTP or HTTPS), not 80/443.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import errno
+import random
+import resource
+import socket
+import ssl
+import time
+from collections.abc import Callable
+
+from ..errors import DynosimError
+from . import wire
+from .proxy import Client, Exchange, Request, Upstream, target
+from .wire import (
+    BACKLOG_PER_DYNO,
+    CONNECTIONS_PER_DYNO,
+    IDLE_TIMEOUT,
+    MAX_ATTEMPTS,
+    QUARANTINE_SECONDS,
+    SHUTDOWN_GRACE,
+    Fields,
+)
+
+__all__ = ["Router", "RouterError", "WebStatus"]
+
+
+class RouterError(DynosimError):
+    """The router cannot listen where it was asked to."""
+
+    exit_code = 3
+
+
+class WebStatus(enum.Enum):
+    """What the web formation looks like when no backend is available to take a request."""
+
+    NONE = "none"  # no web dynos in the formation -> H14
+    STARTING = "starting"  # web dynos are booting or waking -> hold the request, else H20
+    CRASHED = "crashed"  # every web dyno crashed -> H10
+    SLEEPING = "sleeping"  # the app idled: a request wakes it (on_wake) and waits for it
+    EXHAUSTED = "exhausted"  # the free dyno-hours pool is used up -> H82
+    UP = "up"
+
+
+def _origin(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _connection_limit() -> int:
+    """Client connections that fit in this process's file descriptors: each request also holds
+    one to its dyno, and the rest of dynosim needs a few."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(16, (soft - 128) // 2)
+
+
+class Router:
+    """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos."""
+
+    def __init__(
+        self,
+        app: str,
+        log: Callable[[str], None],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        hold_timeout: float = 75.0,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 30.0,
+        idle_timeout: float = IDLE_TIMEOUT,
+        https_port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = None,
+    ) -> None:
+        """Configure the router; nothing listens until :meth:`start`.
+
+        ``log`` receives the message part of each ``heroku[router]`` line (no timestamp, no
+        source); ``hold_timeout`` bounds how long a request waits for a starting dyno,
+        ``connect_timeout`` a connection to a dyno, ``request_timeout`` the wait for the
+        response to start; ``idle_timeout`` is the rolling window after which a silent dyno
+        (H15), client (H28) or idle keep-alive connection is cut off. With ``ssl_context`` the
+        router also serves HTTPS on ``https_port``. Beyond ``max_connections`` open client
+        connections (default: what the file-descriptor limit allows, two per request) a new one
+        gets H22.
+        """
+        self.app = app
+        self._log = log
+        self._host = host
+        self._port = port
+        self._https_port = https_port
+        self._ssl_context = ssl_context
+        self._hold_timeout = hold_timeout
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._idle_timeout = idle_timeout
+        self._max_connections = max_connections or _connection_limit()
+        self._backlog: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._backends: dict[str, tuple[str, int]] = {}
+        self._labels: dict[str, str] = {}  # backend key -> dyno name shown in the log line
+        self._active: dict[str, int] = {}  # backend key -> requests in flight
+        self._names: tuple[str, ...] = ()
+        self._quarantine: dict[str, float] = {}  # dyno -> monotonic time it may be tried again
+        self._status = WebStatus.NONE
+        self._changed = asyncio.Event()  # set (and replaced) whenever a held request may proceed
+        self._handling = 0  # requests received and not yet answered (held ones included)
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._servers: list[asyncio.Server] = []
+        self._clients: set[Client] = set()
+        self._port_headers = {"http": b"%d" % port, "https": b"%d" % (https_port or 0)}
+        #: Called on every request (the supervisor's idle clock) and when a request finds the
+        #: app asleep (the supervisor wakes it); both set by the supervisor.
+        self.on_request: Callable[[], None] = lambda: None
+        self.on_wake: Callable[[], None] = lambda: None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(
+        self, sock: socket.socket | None = None, tls_sock: socket.socket | None = None
+    ) -> None:
+        """Listen on host:port (and https_port), or serve `sock` (and `tls_sock`), already
+        listening: connections made before the router started wait in their backlog.
+        RouterError if an address cannot be bound."""
+        if self._servers:
+            return
+        loop = asyncio.get_running_loop()
+        listeners = [(sock, self._port, None, "--port", "http")]
+        if self._ssl_context is not None:
+            listeners.append(
+                (tls_sock, self._https_port or 0, self._ssl_context, "--https-port", "https")
+            )
+        for listener, port, context, option, scheme in listeners:
+
+            def factory(scheme: str = scheme) -> Client:
+                return Client(self, scheme)
+
+            try:
+                if listener is not None:
+                    server = await loop.create_server(factory, sock=listener, ssl=context)
+                else:
+                    server = await loop.create_server(
+                        factory, self._host, port, ssl=context, backlog=1024, reuse_address=True
+                    )
+            except OSError as exc:
+                await self._stop_servers()
+                where = f"{self._host}:{port}"
+                if exc.errno == errno.EADDRINUSE:
+                    raise RouterError(
+                        f"{where} is already in use; choose another port with {option}"
+                    ) from None
+                raise RouterError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            self._servers.append(server)
+        bound = [server.sockets[0].getsockname()[1] for server in self._servers]
+        self._port = bound[0]
+        self._https_port = bound[1] if len(bound) > 1 else None
+        self._port_headers = {"http": b"%d" % self._port, "https": b"%d" % (self._https_port or 0)}
+
+    async def _stop_servers(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+
+    async def close(self) -> None:
+        """Stop listening, answer held requests, let in-flight ones finish (5 s at most), then
+        close every client connection."""
+        servers = list(self._servers)
+        for server in servers:
+            server.close()
+        self._servers = []
+        self.set_status(WebStatus.NONE)
+        self._backends.clear()
+        self._sync_backends()
+        for client in list(self._clients):
+            if client.exchange is None and not client.queue and client.tunnel is None:
+                client.abort()  # idle keep-alive connections
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE):
+                await self._quiet.wait()
+        except TimeoutError:
+            pass
+        for client in list(self._clients):
+            client.abort()
+        for server in servers:
+            await server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the router (the bound port once started with port=0)."""
+        return _origin(self._host, self._port)
+
+    @property
+    def https_url(self) -> str | None:
+        """Where clients reach the router over HTTPS (None without an ssl_context)."""
+        if self._https_port is None or self._ssl_context is None:
+            return None
+        return _origin(self._host, self._https_port, "https")
+
+    # -- what the supervisor tells -----------------------------------------------------------
+
+    def add_backend(self, key: str, host: str, port: int, name: str | None = None) -> None:
+        """A web dyno is up: route to it from now on (wakes held requests, status becomes UP).
+
+        `key` identifies the backend, `name` (default: the key) is the dyno name logged; two
+        backends may share a name while a new release's web.1 boots beside the old one.
+        """
+        self._backends[key] = (host, port)
+        self._labels[key] = name or key
+        self._quarantine.pop(key, None)
+        self._sync_backends()
+        self._status = WebStatus.UP
+        self._wake()
+
+    def remove_backend(self, key: str) -> None:
+        """A web dyno stops taking traffic. With none left, requests are held until the
+        supervisor adds one or sets another status."""
+        self._backends.pop(key, None)
+        self._quarantine.pop(key, None)
+        self._sync_backends()
+        if not self._active.get(key):
+            self._labels.pop(key, None)
+
+    async def drain(self, key: str, timeout: float) -> None:
+        """Stop routing new requests to a backend and wait (at most `timeout` seconds) until
+        the requests it is serving are answered: a dyno is only stopped once it is idle."""
+        self.remove_backend(key)
+        deadline = time.monotonic() + timeout
+        while self._active.get(key) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    def set_status(self, status: WebStatus) -> None:
+        """Say what to answer when no backend is available (see WebStatus)."""
+        self._status = status
+        self._wake()
+
+    @property
+    def backends(self) -> dict[str, tuple[str, int]]:
+        """The dynos requests are routed to: name -> (host, port)."""
+        return dict(self._backends)
+
+    def _sync_backends(self) -> None:
+        self._names = tuple(self._backends)
+
+    async def quiet(self) -> None:
+        """Wait until every request received so far is answered (held ones included)."""
+        await self._quiet.wait()
+
+    def fail_held(self, code: str) -> None:
+        """Answer every request waiting for a dyno with `code` (a wake that failed: H20)."""
+        self._wake(code)
+
+    def _wake(self, code: str | None = None) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.code = code  # type: ignore[attr-defined]
+        changed.set()
+
+    # -- routing one request (called by proxy.Exchange) --------------------------------------
+
+    def _begin(self) -> None:
+        self._handling += 1
+        self._quiet.clear()
+
+    def _end(self) -> None:
+        self._handling -= 1
+        if not self._handling:
+            self._quiet.set()
+
+    async def _route(self, x: Exchange) -> None:
+        """Find a dyno for the request and connect to it; the relaying is callback-driven."""
+        request = x.request
+        self.on_request()
+        if request.method == b"CONNECT":
+            x.refuse(405, "Method not supported")
+            return
+        if request.version not in ("1.0", "1.1"):  # HTTP/0.9, or 2.x spoken in HTTP/1 syntax
+            x.fail("H26", status=505, extra='error="Unsupported HTTP version"')
+            return
+        if request.expect is not None:
+            if request.version == "1.0":
+                request.expect = None
+            elif request.expect.lower() != b"100-continue":
+                x.fail("H26", status=417, extra='error="Unsupported expect header value"')
+                return
+        if not self._names and (code := await self._hold()):
+            x.fail(code)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = request.received + self._request_timeout
+        tried: set[str] = set()
+        code = "H21"
+        attempts = 0
+        while attempts < MAX_ATTEMPTS:
+            picked = self._pick(tried)
+            if picked is None:  # every dyno it may go to has 50 requests in flight
+                if queued := await self._wait_for_slot(deadline):
+                    x.fail(queued)
+                    return
+                continue
+            if not picked:
+                break
+            attempts += 1
+            tried.add(picked)
+            self._active[picked] = self._active.get(picked, 0) + 1
+            x.dyno = x.slot = picked
+            host, port = self._backends[picked]
+            began = time.monotonic()
+            try:
+                async with asyncio.timeout(self._connect_timeout):
+                    _, upstream = await loop.create_connection(lambda: Upstream(x), host, port)
+            except (TimeoutError, OSError) as exc:
+                code = "H19" if isinstance(exc, TimeoutError) else "H21"
+                x.connect = time.monotonic() - began
+                self._quarantine[picked] = time.monotonic() + QUARANTINE_SECONDS
+                x.slot = ""
+                self._done(picked)
+                continue
+            connected = time.monotonic()
+            x.start_upstream(upstream, connected - began, connected)
+            x.deadline = loop.call_later(max(0.0, deadline - connected), self._timed_out, x)
+            return
+        x.fail(code)
+
+    @staticmethod
+    def _timed_out(x: Exchange) -> None:
+        """H12: the response did not start in time (the dyno keeps working on it)."""
+        if not x.status:
+            x.fail("H12", nbytes=0)
+
+    def _done(self, key: str) -> None:
+        """A request to a backend ended: its slot goes to the longest waiting request; a
+        removed backend is forgotten once it serves none."""
+        left = self._active[key] - 1
+        if left or key in self._backends:
+            self._active[key] = left
+        else:
+            del self._active[key]
+            self._labels.pop(key, None)
+        backlog = self._backlog
+        while backlog:
+            waiter = backlog.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def _wait_for_slot(self, deadline: float) -> str | None:
+        """Queue in the backlog until a dyno finishes a request. None when a slot is free,
+        else the code to answer: H11 when 50 x dynos requests already wait, H12 at the
+        request timeout (Heroku's 30 s include the time in the queue)."""
+        if len(self._backlog) >= BACKLOG_PER_DYNO * len(self._names):
+            return "H11"
+        waiter = asyncio.get_running_loop().create_future()
+        self._backlog.append(waiter)
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                await waiter
+        except TimeoutError:
+            return "H12"
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+                self._backlog.remove(waiter)
+        return None
+
+    async def _hold(self) -> str | None:
+        """Wait for a backend; None when one is there, else the error code to answer with."""
+        deadline: float | None = None
+        while not self._names:
+            status = self._status
+            if status is WebStatus.NONE:
+                return "H14"
+            if status is WebStatus.CRASHED:
+                return "H10"
+            if status is WebStatus.EXHAUSTED:
+                return "H82"
+            if status is WebStatus.SLEEPING:
+                self.on_wake()  # the supervisor starts waking the app; this request waits
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._hold_timeout
+            if now >= deadline:
+                return "H20"
+            changed = self._changed
+            try:
+                async with asyncio.timeout(deadline - now):
+                    await changed.wait()
+            except TimeoutError:
+                return "H20"
+            if getattr(changed, "code", None):
+                return changed.code  # type: ignore[attr-defined]
+        return None
+
+    def _pick(self, tried: set[str]) -> str | None:
+        """A random dyno not yet tried for this request, avoiding quarantined ones ("" if none)
+        and those with 50 requests in flight (None if that leaves none).
+
+        When every dyno is quarantined, the first attempt still tries one: locally a dyno that
+        refused a moment ago is likely to be back, and the alternative is a certain 503.
+        """
+        names = self._names
+        if tried or self._quarantine:
+            now = time.monotonic()
+            for name, until in list(self._quarantine.items()):
+                if until <= now:
+                    del self._quarantine[name]
+            fresh = [n for n in names if n not in tried and n not in self._quarantine]
+            names = tuple(fresh) if fresh or tried else names
+        if not names:
+            return ""
+        active = self._active
+        free = [n for n in names if active.get(n, 0) < CONNECTIONS_PER_DYNO]
+        return random.choice(free) if free else None
+
+    def _label(self, key: str) -> str:
+        return self._labels.get(key, key)
+
+    def _fields(self, client: Client, request: Request) -> Fields:
+        """The log line's description of a request, from its head."""
+        host = b""
+        forwarded = []
+        for name, value in request.headers:
+            lowered = name.lower()
+            if lowered == b"host":
+                host = value
+            elif lowered == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+        if client.remote:
+            forwarded.append(client.remote)
+        return Fields(
+            request.method.decode("latin-1"),
+            request.url.decode("latin-1").replace('"', "%22"),
+            host.decode("latin-1"),
+            wire.request_id(request.headers),
+            ", ".join(forwarded),
+            client.scheme,
+        )
+
+    def _request_head(self, x: Exchange, request: Request) -> bytes:
+        """The head sent to the dyno: the client's end-to-end headers plus Heroku's."""
+        named = wire.connection_tokens(request.headers)
+        lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target(request))]
+        via = []
+        upgrade = b""
+        for name, value in request.headers:
+            lowered = name.lower()
+            if lowered in wire.REQUEST_DROP or lowered in named:
+                if lowered == b"via":
+                    via.append(value)
+                elif lowered == b"upgrade":
+                    upgrade = value
+                continue
+            lines.append(b"%s: %s\r\n" % (name, value))
+        fields = x.fields
+        port = self._port_headers[fields.protocol]
+        if not fields.host:  # HTTP/1.0 clients may omit it; HTTP/1.1 dynos need it
+            lines.append(b"Host: %s:%s\r\n" % (self._host.encode(), port))
+        via.append(b"1.1 vegur")
+        lines.append(
+            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Port: %s\r\n"
+            b"X-Request-Start: %d\r\nX-Request-Id: %s\r\nVia: %s\r\n"
+            % (
+                fields.fwd.encode("latin-1"),
+                fields.protocol.encode(),
+                port,
+                request.start_ms,
+                fields.request_id.encode(),
+                b", ".join(via),
+            )
+        )
+        if request.upgrade and upgrade:
+            lines.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade)
+        else:
+            lines.append(b"Connection: close\r\n")
+        if request.chunked:
+            lines.append(b"Transfer-Encoding: %s\r\n" % request.transfer_encoding)
+        elif request.content_length is not None:
+            lines.append(b"Content-Length: %d\r\n" % request.content_length)
+        lines.append(b"\r\n")
+        return b"".join(lines)

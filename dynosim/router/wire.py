@@ -1,0 +1,166 @@
+"""What the router puts on the wire besides the dyno's bytes: limits, headers, error pages, the
+log line. Pure functions and constants; no I/O."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+MAX_ATTEMPTS = 10  # connection attempts per request before H19/H21
+QUARANTINE_SECONDS = 5.0  # how long a dyno that refused (or timed out) gets no new requests
+IDLE_TIMEOUT = 55.0  # rolling: a stalled response (H15) or client (H28) is cut off
+CONNECTIONS_PER_DYNO = 50  # Heroku: at most 50 active requests per dyno per router
+BACKLOG_PER_DYNO = 50  # Heroku: at most 50 x dynos requests wait for a slot, beyond that H11
+SHUTDOWN_GRACE = 5.0  # close() lets in-flight requests finish for this long
+MAX_HEADERS = 1000  # Heroku: at most 1000 request headers
+MAX_LINE = 8192  # Heroku: the request line and each header line at most 8 KB
+MAX_HEAD = MAX_LINE * 64  # a request head larger than this is refused before it is complete
+MAX_RESPONSE_HEAD = 1024 * 1024  # a dyno's response head beyond this is H13 (lines: 512 KB)
+BUFFER = 256 * 1024  # request body held while no dyno is connected; beyond it reading pauses
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Request headers the router sets itself (a client's value is folded in or replaced).
+REQUEST_DROP = HOP_BY_HOP | {
+    b"content-length",
+    b"expect",
+    b"via",
+    b"x-forwarded-for",
+    b"x-forwarded-port",
+    b"x-forwarded-proto",
+    b"x-request-id",
+    b"x-request-start",
+}
+RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"via"}
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
+ERROR_STATUS = {"H27": 499, "H28": 499}
+INFO_CODES = {"H82"}  # Heroku logs these at=info
+DESCRIPTIONS = {
+    "H10": "App crashed",
+    "H11": "Backlog too deep",
+    "H12": "Request timeout",
+    "H13": "Connection closed without response",
+    "H14": "No web processes running",
+    "H15": "Idle connection",
+    "H18": "Server Request Interrupted",
+    "H19": "Backend connection timeout",
+    "H20": "App boot timeout",
+    "H21": "Backend connection refused",
+    "H22": "Connection limit reached",
+    "H26": "Request Error",
+    "H27": "Client Request Interrupted",
+    "H28": "Client Connection Idle",
+    "H82": "Free app running time quota exhausted",
+    "H99": "Platform error",
+}
+REASONS = {
+    400: b"Bad Request",
+    405: b"Method Not Allowed",
+    417: b"Expectation Failed",
+    499: b"Client Closed Request",
+    503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
+}
+ERROR_PAGE = b"""<!DOCTYPE html>
+<html>
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Application Error</title>
+    <style>body { font-family: sans-serif; margin: 4em auto; max-width: 40em; color: #333; }</style>
+  </head>
+  <body>
+    <h1>Application error</h1>
+    <p>An error occurred in the application and your page could not be served. If you are the
+    application owner, check your logs for details. You can do this with the command
+    <code>dynosim logs --tail</code></p>
+  </body>
+</html>
+"""
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def error_response(status: int, close: bool) -> bytes:
+    """Heroku's plain error page as a whole response."""
+    head = (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Cache-Control: no-cache, no-store\r\nContent-Length: %d\r\n"
+        % (status, REASONS.get(status, b"Error"), len(ERROR_PAGE))
+    )
+    return head + (b"Connection: close\r\n\r\n" if close else b"\r\n") + ERROR_PAGE
+
+
+def connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names (lowercase) that a Connection header declares hop-by-hop."""
+    return frozenset(
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == b"connection"
+        for token in value.split(b",")
+        if token.strip()
+    )
+
+
+def request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's X-Request-Id when Heroku would keep it, else a new UUIDv4."""
+    for name, value in headers:
+        if name.lower() == b"x-request-id" and VALID_REQUEST_ID.fullmatch(value):
+            return value.decode()
+    return str(uuid.uuid4())
+
+
+@dataclass(slots=True)
+class Fields:
+    """What the log line says about one request."""
+
+    method: str
+    path: str
+    host: str
+    request_id: str
+    fwd: str
+    protocol: str  # "http" or "https"
+
+
+def ms(seconds: float | None) -> str:
+    return "" if seconds is None else f"{round(seconds * 1000)}ms"
+
+
+def log_line(
+    x: Fields,
+    at: str,
+    code: str = "",
+    dyno: str = "",
+    connect: float | None = None,
+    service: float | None = None,
+    status: int = 503,
+    nbytes: int | None = None,
+    *,
+    sock: str = "",
+    desc: str = "",
+    extra: str = "",
+) -> str:
+    """The message of a ``heroku[router]`` line, field for field as Heroku writes it."""
+    parts = [f"sock={sock} at={at}" if sock else f"at={at}"]
+    if code:
+        parts.append(f'code={code} desc="{DESCRIPTIONS[code]}"')
+    elif desc:
+        parts.append(f'desc="{desc}"')
+    if extra:
+        parts.append(extra)
+    parts.append(
+        f'method={x.method} path="{x.path}" host={x.host} request_id={x.request_id} '
+        f'fwd="{x.fwd}" dyno={dyno} connect={ms(connect)} service={ms(service)} '
+        f"status={status} bytes={'' if nbytes is None else nbytes} protocol={x.protocol}"
+    )
+    return " ".join(parts)

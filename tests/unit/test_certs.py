@@ -1,0 +1,130 @@
+"""Automatic HTTPS: the local CA, the app certificate, and the router serving TLS with it."""
+
+import asyncio
+import re
+import ssl
+import stat
+
+import pytest
+import requests
+from test_router import Dyno
+
+from dynosim import certs
+from dynosim.router import Router, RouterError
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_ca_is_made_once_and_private_files_are_owner_only(tmp_path):
+    first = certs.issue("demo", tmp_path)
+    ca = first.ca.read_bytes()
+    second = certs.issue("demo", tmp_path)
+    assert second.ca.read_bytes() == ca  # a trusted CA stays trusted
+    assert second.cert.read_bytes() == first.cert.read_bytes()  # still fresh: not reissued
+    assert mode(tmp_path / "certs") == 0o700
+    assert mode(tmp_path / "certs" / "ca-key.pem") == 0o600
+    assert mode(first.key) == 0o600
+    assert certs.ca_path(tmp_path) == first.ca
+
+
+def test_certificate_of_a_replaced_ca_is_reissued(tmp_path):
+    old = certs.issue("demo", tmp_path).cert.read_bytes()
+    (tmp_path / "certs" / "ca-key.pem").unlink()
+    renewed = certs.issue("demo", tmp_path)
+    assert renewed.cert.read_bytes() != old
+    context = certs.server_context(renewed)  # the new key matches the new certificate
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+@pytest.fixture
+def https_router(tmp_path):
+    """A factory for a started Router serving HTTP and HTTPS with the app's certificate."""
+    issued = certs.issue("demo", tmp_path)
+
+    def make(lines: list[str]) -> Router:
+        return Router(
+            "demo", lines.append, port=0, https_port=0, ssl_context=certs.server_context(issued)
+        )
+
+    make.ca = issued.ca
+    return make
+
+
+def test_https_is_trusted_with_the_ca_and_untrusted_without(https_router):
+    async def scenario():
+        dyno = Dyno()
+        lines: list[str] = []
+        router = https_router(lines)
+        async with dyno.running():
+            await router.start()
+            router.add_backend("web.1", "127.0.0.1", dyno.port)
+            try:
+                url = router.https_url + "/secure?x=1"
+                ca = str(https_router.ca)
+                trusted = await asyncio.to_thread(requests.get, url, verify=ca)
+                with pytest.raises(requests.exceptions.SSLError):
+                    await asyncio.to_thread(requests.get, url, timeout=5)
+                by_name = url.replace("127.0.0.1", "localhost")
+                named = await asyncio.to_thread(requests.get, by_name, verify=ca)
+                plain = await asyncio.to_thread(requests.get, router.url + "/")
+            finally:
+                await router.close()
+        assert (trusted.status_code, trusted.text) == (200, "ok")
+        assert named.status_code == 200
+        seen = dyno.seen[0].headers
+        https_port = router.https_url.rsplit(":", 1)[1]
+        assert (seen["X-Forwarded-Proto"], seen["X-Forwarded-Port"]) == ("https", https_port)
+        assert plain.status_code == 200
+        assert dyno.seen[-1].headers["X-Forwarded-Proto"] == "http"
+        assert re.search(r'path="/secure\?x=1" .* status=200 .* protocol=https$', lines[0])
+        assert lines[-1].endswith("protocol=http")
+
+    asyncio.run(scenario())
+
+
+def test_only_tls_1_2_and_newer_with_forward_secret_ciphers(https_router):
+    async def handshake(context: ssl.SSLContext, port: int) -> str:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        version = writer.get_extra_info("ssl_object").version()
+        writer.close()
+        return version
+
+    async def scenario():
+        router = https_router([])
+        await router.start()
+        port = int(router.https_url.rsplit(":", 1)[1])
+        try:
+            modern = ssl.create_default_context(cafile=https_router.ca)
+            assert await handshake(modern, port) == "TLSv1.3"
+            tls12 = ssl.create_default_context(cafile=https_router.ca)
+            tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+            assert await handshake(tls12, port) == "TLSv1.2"
+            cbc = ssl.create_default_context(cafile=https_router.ca)
+            cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+            cbc.set_ciphers("ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA")  # CBC, SHA-1 MAC
+            with pytest.raises((ssl.SSLError, ConnectionResetError)):
+                await handshake(cbc, port)
+        finally:
+            await router.close()
+
+    asyncio.run(scenario())
+
+
+def test_busy_https_port_is_a_router_error_naming_the_option(https_router):
+    async def scenario():
+        router = https_router([])
+        await router.start()
+        taken = int(router.https_url.rsplit(":", 1)[1])
+        second = Router(
+            "demo", [].append, port=0, https_port=taken, ssl_context=ssl.create_default_context()
+        )
+        try:
+            with pytest.raises(RouterError) as error:
+                await second.start()
+        finally:
+            await router.close()
+        assert str(error.value).endswith("choose another port with --https-port")
+
+    asyncio.run(scenario())
