@@ -395,7 +395,7 @@ class Supervisor:
     def attach_router(self, router: Router) -> None:
         """Route to the web dynos: those already up at once, the others as they come up.
 
-        `up` attaches the router after the dynos started booting, so that loading aiohttp
+        `up` attaches the router after the dynos started booting, so that loading the router
         overlaps with creating and starting their containers.
         """
         self.router = router
