@@ -97,7 +97,8 @@ def main() -> None:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "--port", str(port)]
+    command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "--port", str(port),
+               "--https-port", "0"]  # fmt: skip
     up = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dynosim_times: list[float] = []
     bare_times: list[float] = []

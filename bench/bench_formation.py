@@ -160,7 +160,8 @@ def main() -> None:
     shutil.copytree(EXAMPLE, app_dir)
     port = free_port()
     up = subprocess.Popen(
-        [sys.executable, "-m", "dynosim", "up", str(app_dir), "--port", str(port), "--grace", "5"],
+        [sys.executable, "-m", "dynosim", "up", str(app_dir), "--port", str(port), "--grace", "5",
+         "--https-port", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}/"

@@ -108,7 +108,8 @@ def main() -> None:
     shutil.copytree(EXAMPLE, app_dir, ignore=shutil.ignore_patterns("__pycache__", "*.db"))
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", APP, "--port", str(port)]
+    command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", APP, "--port", str(port),
+               "--https-port", "0"]  # fmt: skip
     up = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     load = None
     results: dict[str, list[tuple[float, int, int]]] = {"config": [], "deploy": [], "rollback": []}

@@ -59,7 +59,7 @@ class Dynosim:
         start = time.perf_counter()
         command = [sys.executable, "-m", "dynosim", "up", str(self.app_dir)]
         self.process = subprocess.Popen(
-            [*command, "--port", str(self.port), "--grace", "5"],
+            [*command, "--port", str(self.port), "--grace", "5", "--https-port", "0"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

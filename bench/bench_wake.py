@@ -62,7 +62,8 @@ def dynosim_cycles(app_dir: Path, mode: str, cycles: int) -> tuple[list[float], 
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", APP, "--port",
-               str(port), "--sleep-mode", mode, "--idle-timeout", "86400"]  # fmt: skip
+               str(port), "--sleep-mode", mode, "--idle-timeout", "86400",
+               "--https-port", "0"]  # fmt: skip
     up = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     times, failed = [], 0
     try:
