@@ -148,7 +148,7 @@ def up_command(
     if local_env:
         click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
-    def ready(router) -> None:
+    def ready(router, _supervisor) -> None:
         current = store.current_release(name)
         running = current.name if current else "(no release succeeded yet)"
         click.echo(f"-----> {name} {running} is running: {router.url}", err=True)
