@@ -533,12 +533,12 @@ def stack_images(
     if suite:
         chosen = runtime.stack_by_suite(suite)
         stack.ensure(chosen, progress)
-        return chosen.build_image, chosen.run_image, f"stack {suite} (Python {chosen.python_version})"
-    selection = runtime.select_stack(app_dir, strict=strict)
-    chosen = selection.stack
-    stack.ensure(chosen, progress)
-    progress(f"-----> {selection.announcement}")
-    if selection.warning:
-        progress(f" !     {selection.warning}")
+    else:
+        selection = runtime.select_stack(app_dir, strict=strict)
+        chosen = selection.stack
+        stack.ensure(chosen, progress)
+        progress(f"-----> {selection.announcement}")
+        if selection.warning:
+            progress(f" !     {selection.warning}")
     description = f"stack {chosen.suite} (Python {chosen.python_version})"
     return chosen.build_image, chosen.run_image, description
