@@ -433,19 +433,23 @@ class App:
         boot_timeout: float = 60.0,
         time_scale: float = 1.0,
         env_file: bool = True,
+        formation: Mapping[str, int | str] | None = None,
         progress: Progress = _quiet,
         echo: Callable[[LogLine], None] | None = None,
         **build_options: Any,
     ) -> None:
-        """Build (no build when the image exists), then serve in a background thread on
-        127.0.0.1:`port` (0: a free one) and return once every web dyno is up. Log lines are
-        kept for :meth:`logs` / :meth:`wait_for_log` (and passed to `echo`). ReleaseError
-        (with the log's tail) when the release fails or a web dyno never comes up."""
+        """Build (no build when the image exists), scale to `formation` ({"web": 2}; types not
+        named keep theirs), then serve in a background thread on 127.0.0.1:`port` (0: a free
+        one) and return once every web dyno is up. Log lines are kept for :meth:`logs` /
+        :meth:`wait_for_log` (and passed to `echo`). ReleaseError (with the log's tail) when
+        the release fails or a web dyno never comes up."""
         if self._serving is not None:
             raise UsageError(f"app {self.name} is already started")
         self.check_can_serve(port)
         local_env = self.local_env(env_file)
         self.build(progress=progress, **build_options)
+        if formation:
+            self.scale(**formation)
         self.clock = Clock(speed=time_scale)
         serving = _Background(self, echo)
         options = dict(port=port, grace=grace, boot_timeout=boot_timeout, local_env=local_env)
