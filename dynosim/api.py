@@ -432,6 +432,7 @@ class App:
         grace: float = 30.0,
         boot_timeout: float = 60.0,
         time_scale: float = 1.0,
+        cycling: bool = False,
         env_file: bool = True,
         formation: Mapping[str, int | str] | None = None,
         progress: Progress = _quiet,
@@ -440,7 +441,8 @@ class App:
     ) -> None:
         """Build (no build when the image exists), scale to `formation` ({"web": 2}; types not
         named keep theirs), then serve in a background thread on 127.0.0.1:`port` (0: a free
-        one) and return once every web dyno is up. Log lines are kept for :meth:`logs` /
+        one) and return once every web dyno is up. `time_scale` speeds the schedule clock up
+        (:attr:`clock`), `cycling` cycles dynos daily. Log lines are kept for :meth:`logs` /
         :meth:`wait_for_log` (and passed to `echo`). ReleaseError (with the log's tail) when
         the release fails or a web dyno never comes up."""
         if self._serving is not None:
@@ -452,7 +454,9 @@ class App:
             self.scale(**formation)
         self.clock = Clock(speed=time_scale)
         serving = _Background(self, echo)
-        options = dict(port=port, grace=grace, boot_timeout=boot_timeout, local_env=local_env)
+        options = dict(
+            port=port, grace=grace, boot_timeout=boot_timeout, cycling=cycling, local_env=local_env
+        )
         serving.start(schedule=self.clock, idling=self.idling(), **options)
         self._serving = serving
         try:

@@ -42,11 +42,13 @@ class Clock:
         (tests fast-forward the clock of an app served in the background)."""
         if seconds < 0:
             raise ValueError("a clock only moves forward")
-        self._skipped += seconds
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_sleepers)
+        if self._loop is None:
+            self._jump(seconds)
+        else:  # on the loop's next turn: a sleep being set up right now is jumped over too
+            self._loop.call_soon_threadsafe(self._jump, seconds)
 
-    def _wake_sleepers(self) -> None:
+    def _jump(self, seconds: float) -> None:
+        self._skipped += seconds
         jumped, self._jumped = self._jumped, asyncio.Event()
         jumped.set()
 
