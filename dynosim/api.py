@@ -433,6 +433,8 @@ class App:
         boot_timeout: float = 60.0,
         time_scale: float = 1.0,
         cycling: bool = False,
+        idle_timeout: float | None = None,
+        sleep_mode: str | None = None,
         env_file: bool = True,
         formation: Mapping[str, int | str] | None = None,
         progress: Progress = _quiet,
@@ -442,7 +444,8 @@ class App:
         """Build (no build when the image exists), scale to `formation` ({"web": 2}; types not
         named keep theirs), then serve in a background thread on 127.0.0.1:`port` (0: a free
         one) and return once every web dyno is up. `time_scale` speeds the schedule clock up
-        (:attr:`clock`), `cycling` cycles dynos daily. Log lines are kept for :meth:`logs` /
+        (:attr:`clock`), `cycling` cycles dynos daily; `idle_timeout` / `sleep_mode` as
+        :meth:`idling` takes them. Log lines are kept for :meth:`logs` /
         :meth:`wait_for_log` (and passed to `echo`). ReleaseError (with the log's tail) when
         the release fails or a web dyno never comes up."""
         if self._serving is not None:
@@ -457,7 +460,8 @@ class App:
         options = dict(
             port=port, grace=grace, boot_timeout=boot_timeout, cycling=cycling, local_env=local_env
         )
-        serving.start(schedule=self.clock, idling=self.idling(), **options)
+        idling = self.idling(idle_timeout, sleep_mode)
+        serving.start(schedule=self.clock, idling=idling, **options)
         self._serving = serving
         try:
             if self.current_release() is None:

@@ -74,7 +74,7 @@ def test_boot_sequence_and_worker_logs_in_herokus_format(running):
 def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app):
     app = "flask-app"
     running = up(example_app, "--grace", "10")
-    running.wait_for(r"is running: http://127\.0\.0\.1:")
+    running.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
     names = {re.sub(r"-v\d+$", "", c.name) for c in containers(app)}
     assert names == {"dynosim-flask-app-web.1", "dynosim-flask-app-worker.1"}
     assert running.stop() == 0
