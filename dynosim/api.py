@@ -456,14 +456,13 @@ class App:
         if formation:
             self.scale(**formation)
         self.clock = Clock(speed=time_scale)
-        serving = _Background(self, echo)
         options = dict(
             port=port, grace=grace, boot_timeout=boot_timeout, cycling=cycling, local_env=local_env
         )
         idling = self.idling(idle_timeout, sleep_mode)
-        serving.start(schedule=self.clock, idling=idling, **options)
-        self._serving = serving
+        self._serving = serving = _Background(self, echo)  # stop() reaches it from now on
         try:
+            serving.start(schedule=self.clock, idling=idling, **options)
             if self.current_release() is None:
                 raise ReleaseError(f"the first release of {self.name} failed", serving.tail())
             self._settle(boot_timeout + 5)
@@ -522,6 +521,7 @@ class _Background:
         self.changed = threading.Condition()
         self.ready = threading.Event()
         self.error: BaseException | None = None
+        self.cancelled = False  # stop() came before the loop was ready
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()  # bound to the serving loop when it first waits on it
         self.router: Router | None = None
@@ -550,6 +550,8 @@ class _Background:
     def _ready(self, router: Router, supervisor: Supervisor) -> None:
         self.loop = asyncio.get_running_loop()
         self.router, self.supervisor = router, supervisor
+        if self.cancelled:
+            self.stopping.set()
         self.ready.set()
 
     def _keep(self, line: LogLine) -> None:
@@ -611,6 +613,9 @@ class _Background:
         return getattr(self.router, "https_url", None)
 
     def stop(self, timeout: float) -> None:
+        self.cancelled = True
+        if not self.thread.ident:  # never started
+            return
         if self.loop is not None and self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.stopping.set)
         self.thread.join(timeout)

@@ -118,8 +118,9 @@ def dyno_app(
         **start_options: Any,
     ) -> App:
         app = App.open(path, name=name)
-        if _worker() and name is None:
-            app.name = f"{app.name}-{_worker()}"[-30:].lstrip("-")
+        worker = _worker()
+        if worker and name is None:  # parallel workers never share an app (names, networks)
+            app.name = f"{app.name[: 29 - len(worker)].rstrip('-')}-{worker}"
         _used_apps.add(app.name)
         started.append(app)
         _serving.add(app)
