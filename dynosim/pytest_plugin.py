@@ -36,6 +36,7 @@ from .errors import EngineError
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FAILED = pytest.StashKey[bool]()
+STARTED = pytest.StashKey[set[str]]()  # names of the apps a test started
 _serving: set[App] = set()  # stopped at exit, should a test run end without its teardown
 _kept: list[tuple[App, str]] = []  # (app, its DYNOSIM_HOME) kept for --dynosim-keep
 _used_apps: set[str] = set()
@@ -122,6 +123,7 @@ def dyno_app(
         if worker and name is None:  # parallel workers never share an app (names, networks)
             app.name = f"{app.name[: 29 - len(worker)].rstrip('-')}-{worker}"
         _used_apps.add(app.name)
+        request.node.stash.setdefault(STARTED, set()).add(app.name)
         started.append(app)
         _serving.add(app)
         app.start(
@@ -152,13 +154,14 @@ def dyno_app(
 
 
 @pytest.fixture
-def dynosim_leak_check(dynosim_engine) -> Iterator[None]:
-    """Fail the test that leaves dynosim containers, networks or add-on volumes of this run's
-    apps behind (and remove them). Objects of other test runs sharing the engine are left
-    alone: only apps of this run count (the current DYNOSIM_HOME's and the plugin's)."""
+def dynosim_leak_check(request: pytest.FixtureRequest, dynosim_engine) -> Iterator[None]:
+    """Fail the test that leaves dynosim containers, networks or add-on volumes of its apps
+    behind (and remove them). Objects of other test runs sharing the engine are left alone:
+    only the apps of the current DYNOSIM_HOME and those the test started with dyno_app count."""
     before = _ours(dynosim_engine)
     yield
-    apps = (_apps_in_home() | _used_apps) - {app.name for app, _ in _kept}
+    started = request.node.stash.get(STARTED, set())
+    apps = (_apps_in_home() | started) - {app.name for app, _ in _kept}
     after = _ours(dynosim_engine, apps)
     leaked = [now - then for now, then in zip(after, before, strict=True)]
     containers, networks, volumes = leaked
