@@ -482,6 +482,11 @@ class App:
             self._serving.web_up(timeout)
 
     @property
+    def started(self) -> bool:
+        """Whether this object serves the app (since :meth:`start`, until :meth:`stop`)."""
+        return self._serving is not None
+
+    @property
     def url(self) -> str:
         """The router's http:// address."""
         return self._background().router_url

@@ -96,9 +96,8 @@ def dyno_app(
     """A factory: dyno_app(path, formation={"web": 2}, config={...}) -> a started App.
 
     Keywords: `name` (default: from the folder), `grace` (seconds from SIGTERM to SIGKILL,
-    default 3), `boot_timeout` (60), `time_scale` (schedules this many times faster),
-    `env_file` (give dynos the folder's .env, default True). Types not in `formation` keep
-    their default quantity.
+    default 3); the others go to `App.start` (boot_timeout, time_scale, cycling,
+    idle_timeout, sleep_mode, env_file). Types not in `formation` keep their default quantity.
     """
     global _images_before
     if _images_before is None:
@@ -139,10 +138,10 @@ def dyno_app(
         keep = failed and options.dynosim_keep
         try:
             for app in started:
-                if failed and app._serving is not None:
+                if failed and app.started:
                     sys.stderr.write(f"--- dynosim logs of {app.name} ---\n")
                     sys.stderr.writelines(f"{line.format()}\n" for line in app.logs()[-200:])
-                if keep and app._serving is not None:
+                if keep and app.started:
                     _kept.append((app, home))
                     continue
                 _serving.discard(app)

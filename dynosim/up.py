@@ -232,7 +232,7 @@ async def serve(
     free one.
     """
     loop = asyncio.get_running_loop()
-    signals = () if stop else (signal.SIGINT, signal.SIGTERM)
+    signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
     stop = stop or asyncio.Event()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
     hub = LogHub()
