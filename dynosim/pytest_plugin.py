@@ -210,12 +210,12 @@ def _app_images(client) -> set[str]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Hold kept apps until Ctrl-C; remove the images this session built (unless reused)."""
     if _kept:
-        lines = [f"  {app.name}: {app.url}  (DYNOSIM_HOME={home})" for app, home in _kept]
-        sys.stderr.write(
-            "\ndynosim: apps of failed tests kept running (--dynosim-keep):\n"
-            + "\n".join(lines)
-            + "\npress Ctrl-C to stop them\n"
-        )
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter else lambda line: print(line, file=sys.stderr)
+        say("dynosim: apps of failed tests kept running (--dynosim-keep):")
+        for app, home in _kept:
+            say(f"  {app.name}: {app.url}  (DYNOSIM_HOME={home})")
+        say("press Ctrl-C to stop them")
         try:
             while True:
                 time.sleep(1)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import requests
 from conftest import WEB, tiny_app
 
 from dynosim import engine
@@ -64,3 +68,30 @@ def test_leaves_a_network_behind(dyno_app):
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test left 0 containers, 1 networks and 0 volumes behind*"])
     assert engine.client().networks.list(names=["dynosim-leaky-extra"]) == []
+
+
+def test_keep_leaves_a_failed_tests_app_serving_until_ctrl_c(tmp_path):
+    app_dir = tiny_app(tmp_path / "kept", WEB)
+    (tmp_path / "test_kept.py").write_text(
+        f"def test_fails(dyno_app):\n    dyno_app({str(app_dir)!r})\n    assert False\n"
+    )
+    pytest_command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    session = subprocess.Popen(
+        [*pytest_command, "test_kept.py", "--dynosim-keep", "--dynosim-reuse-images"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert session.stdout
+        lines = iter(session.stdout.readline, "")
+        kept = next(line for line in lines if line.startswith("  kept: http://127.0.0.1:"))
+        assert next(lines).strip() == "press Ctrl-C to stop them"
+        url = kept.split()[1]
+        assert requests.get(url, timeout=10).text == "web.1"  # still serving after the test
+        session.send_signal(signal.SIGINT)
+        assert session.wait(60) == 1  # the failed test's status
+    finally:
+        session.kill()
+    assert app_objects("kept") == ([], [])
