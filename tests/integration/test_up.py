@@ -82,7 +82,8 @@ def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app):
         assert f"heroku[{dyno}]: Stopping all processes with SIGTERM" in running.output
         assert f"heroku[{dyno}]: State changed from up to down" in running.output
     assert containers(app) == []
-    assert engine.client().networks.list(names=[f"dynosim-{app}"]) == []
+    networks = engine.client().networks.list(names=[f"dynosim-{app}"])  # a prefix filter
+    assert [n.name for n in networks if n.name == f"dynosim-{app}"] == []
 
 
 def test_dynos_are_locked_down_and_get_port_and_dyno(running):
