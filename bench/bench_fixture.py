@@ -52,7 +52,7 @@ class Fixture:
         self.home = tempfile.mkdtemp(prefix="dynosim-")
         os.environ["DYNOSIM_HOME"] = self.home
         self.app = App.open(EXAMPLE, name=NAME)
-        self.app.start(formation=FORMATION, grace=3)
+        self.app.start(formation=FORMATION, grace=3, prune=False)  # as dyno_app does
         assert answers(self.app.url)
 
     def teardown(self) -> None:

@@ -127,6 +127,7 @@ def dyno_app(
         _serving.add(app)
         app.start(
             formation=formation, config=config, stack=options.dynosim_stack, grace=grace,
+            prune=False,  # tests share images by tag; the session removes what it built
             **start_options,
         )  # fmt: skip
         return app

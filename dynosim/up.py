@@ -78,10 +78,12 @@ def deploy(
     cache: bool = True,
     stack_suite: str | None = None,
     config: Mapping[str, str] | None = None,
+    prune: bool = True,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
     `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
-    picks; `config` vars are set on the release (and seen by the build) on top of the app's.
+    picks; `config` vars are set on the release (and seen by the build) on top of the app's;
+    `prune` removes images no kept release uses (the pytest plugin manages its own).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -127,8 +129,9 @@ def deploy(
     store.ensure_formation(app, [t for t in types if t != procfile.RELEASE])
     if formation:
         store.set_formation(app, formation)
-    with contextlib.suppress(Exception):  # retention is housekeeping, never a failed deploy
-        releases.prune_images(store, app)
+    if prune:
+        with contextlib.suppress(Exception):  # retention is housekeeping, never a failed deploy
+            releases.prune_images(store, app)
     progress(f"-----> Released {release.name}")
     return release, True
 
