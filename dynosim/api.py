@@ -131,17 +131,19 @@ class App:
         stack: str | None = None,
         config: Mapping[str, str] | None = None,
         prune: bool = True,
+        image_name: str | None = None,
     ) -> tuple[Release, bool]:
         """Build the folder (no build at all when its image exists) and record a pending
         release; (release, whether it is new). A running app rolls it out on :meth:`deploy`.
         `stack` (bookworm, ...) overrides runtime.txt's; `config` vars go on the release;
-        `prune` removes the app's images that no kept release uses."""
+        `prune` removes the app's images that no kept release uses; `image_name` tags the
+        image under another name than the app's (apps of one folder then share it)."""
         from . import up
 
         return up.deploy(
             self.store, self.name, self._folder(), progress=progress, base_image=base_image,
             strict_runtime=strict_runtime, cache=cache, stack_suite=stack, config=config,
-            prune=prune,
+            prune=prune, image_name=image_name,
         )  # fmt: skip
 
     def deploy(self, *, progress: Progress = _quiet, **build_options: Any) -> Deployed:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -39,7 +40,10 @@ FAILED = pytest.StashKey[bool]()
 STARTED = pytest.StashKey[set[str]]()  # names of the apps a test started
 _serving: set[App] = set()  # stopped at exit, should a test run end without its teardown
 _kept: list[tuple[App, str]] = []  # (app, its DYNOSIM_HOME) kept for --dynosim-keep
-_used_apps: set[str] = set()
+_used_images: set[str] = set()  # image names (the apps' own names) this session used
+#: In every app name this process starts: pytest-xdist workers, and test runs of other
+#: checkouts sharing the Docker engine, never meet on a container, network or app name.
+RUN = secrets.token_hex(2)
 _images_before: set[str] | None = None
 
 
@@ -84,11 +88,6 @@ def dynosim_engine():
         pytest.skip(message + " (outside CI, so skipped; CI=true makes this fail)")
 
 
-def _worker() -> str:
-    """The pytest-xdist worker (gw0, ...), empty without xdist."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "")
-
-
 @pytest.fixture
 def dyno_app(
     request: pytest.FixtureRequest, dynosim_engine, dynosim_leak_check
@@ -118,16 +117,15 @@ def dyno_app(
         **start_options: Any,
     ) -> App:
         app = App.open(path, name=name)
-        worker = _worker()
-        if worker and name is None:  # parallel workers never share an app (names, networks)
-            app.name = f"{app.name[: 29 - len(worker)].rstrip('-')}-{worker}"
-        _used_apps.add(app.name)
+        image_name = app.name  # images are shared by tag: built once, reused next session
+        app.name = f"{app.name[:25].rstrip('-')}-{RUN}"
+        _used_images.add(image_name)
         request.node.stash.setdefault(STARTED, set()).add(app.name)
         started.append(app)
         _serving.add(app)
         app.start(
             formation=formation, config=config, stack=options.dynosim_stack, grace=grace,
-            prune=False,  # tests share images by tag; the session removes what it built
+            prune=False, image_name=image_name,  # the session removes what it built
             **start_options,
         )  # fmt: skip
         return app
@@ -237,8 +235,8 @@ def _remove_new_images(before: set[str]) -> None:
 
     client = engine.client()
     for image in client.images.list(filters={"label": "dynosim.image.app"}):
-        app = image.labels.get("dynosim.image.app")
-        if image.id not in before and app in _used_apps:
+        name = image.labels.get("dynosim.image.app")
+        if image.id not in before and name in _used_images:
             with contextlib.suppress(docker.errors.APIError):  # in use: left to its user
                 client.images.remove(image.id, force=False)
 

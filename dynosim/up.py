@@ -79,11 +79,13 @@ def deploy(
     stack_suite: str | None = None,
     config: Mapping[str, str] | None = None,
     prune: bool = True,
+    image_name: str | None = None,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
     `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
     picks; `config` vars are set on the release (and seen by the build) on top of the app's;
-    `prune` removes images no kept release uses (the pytest plugin manages its own).
+    `prune` removes images no kept release uses (the pytest plugin manages its own);
+    `image_name` names the images instead of the app (apps of one folder can share them).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -99,8 +101,8 @@ def deploy(
             base = setup[0] if setup else getattr(store.latest_release(app), "config", {})
             release_config = {**base, **(config or {})}
             built = _build(
-                app, app_dir, manifest, progress, base_image, strict_runtime, release_config,
-                cache, stack_suite,
+                image_name or app, app_dir, manifest, progress, base_image, strict_runtime,
+                release_config, cache, stack_suite,
             )  # fmt: skip
         except BaseException:
             with contextlib.suppress(Exception):

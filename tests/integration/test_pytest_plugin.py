@@ -48,7 +48,7 @@ def test_fails_midway(dyno_app):
     assert app_objects(name) == ([], [])
     assert not Path(home).exists()
     report = result.stdout.str()  # the failure shows the app's log
-    assert "--- dynosim logs of doomed ---" in report
+    assert f"--- dynosim logs of {name} ---" in report
     assert "heroku[web.2]: State changed from starting to up" in report
 
 
@@ -86,12 +86,12 @@ def test_keep_leaves_a_failed_tests_app_serving_until_ctrl_c(tmp_path):
     try:
         assert session.stdout
         lines = iter(session.stdout.readline, "")
-        kept = next(line for line in lines if line.startswith("  kept: http://127.0.0.1:"))
+        kept = next(line for line in lines if line.startswith("  kept-"))
         assert next(lines).strip() == "press Ctrl-C to stop them"
-        url = kept.split()[1]
+        name, url = kept.split()[0].rstrip(":"), kept.split()[1]
         assert requests.get(url, timeout=10).text == "web.1"  # still serving after the test
         session.send_signal(signal.SIGINT)
         assert session.wait(60) == 1  # the failed test's status
     finally:
         session.kill()
-    assert app_objects("kept") == ([], [])
+    assert app_objects(name) == ([], [])
