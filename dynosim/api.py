@@ -14,6 +14,7 @@ State lives in $DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import threading
@@ -631,3 +632,18 @@ class _Background:
         self.thread.join(timeout)
         if self.thread.is_alive():
             raise DynosimError(f"app {self.app.name} did not stop within {timeout:g} s")
+        _sweep(self.app.name)
+
+
+def _sweep(app: str) -> None:
+    """Remove what a Docker call still running at shutdown made after the supervisor's own
+    sweep (a crash restart's container create finishing late). Once the loop has ended no
+    such call is left, so this one is final."""
+    import docker.errors
+
+    from . import dyno, engine
+
+    for found in dyno.listing(app):
+        with contextlib.suppress(docker.errors.APIError):  # gone meanwhile
+            engine.client().api.remove_container(found.container_id, force=True)
+    dyno.remove_network(app, wait=2.0)
