@@ -183,7 +183,7 @@ def _ours(client, apps: set[str] | None = None) -> tuple[set[str], set[str], set
         return apps is None or (labels or {}).get(LABEL_APP) in apps
 
     labelled = {"filters": {"label": "dynosim"}}
-    containers = client.containers.list(all=True, **labelled)
+    containers = client.containers.list(all=True, ignore_removed=True, **labelled)
     networks, volumes = client.networks.list(**labelled), client.volumes.list(**labelled)
     return (
         {c.id for c in containers if mine(c.labels)},
