@@ -519,16 +519,26 @@ def _show(
 
 
 def stack_images(
-    app_dir: Path, *, base_image: str | None, strict: bool, progress: Progress
+    app_dir: Path,
+    *,
+    base_image: str | None,
+    strict: bool,
+    progress: Progress,
+    suite: str | None = None,
 ) -> tuple[str, str, str]:
-    """(build image, run image, description) for the app, making stack images when missing."""
+    """(build image, run image, description) for the app, making stack images when missing;
+    `suite` (bullseye, bookworm, trixie) overrides the stack the app's runtime picks."""
     if base_image:
         return base_image, base_image, f"base image {base_image}"
-    selection = runtime.select_stack(app_dir, strict=strict)
-    chosen = selection.stack
-    stack.ensure(chosen, progress)
-    progress(f"-----> {selection.announcement}")
-    if selection.warning:
-        progress(f" !     {selection.warning}")
+    if suite:
+        chosen = runtime.stack_by_suite(suite)
+        stack.ensure(chosen, progress)
+    else:
+        selection = runtime.select_stack(app_dir, strict=strict)
+        chosen = selection.stack
+        stack.ensure(chosen, progress)
+        progress(f"-----> {selection.announcement}")
+        if selection.warning:
+            progress(f" !     {selection.warning}")
     description = f"stack {chosen.suite} (Python {chosen.python_version})"
     return chosen.build_image, chosen.run_image, description

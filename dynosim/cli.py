@@ -15,9 +15,10 @@ from pathlib import Path
 import click
 
 from . import config as config_vars
-from . import control, dotenv, formation
+from . import dotenv, formation
+from .api import App
 from .errors import DynosimError, UsageError
-from .logs import LogLine, Printer
+from .logs import Printer
 from .store import Store
 
 
@@ -44,19 +45,9 @@ def app_option(function):
     )(function)
 
 
-def resolve(store: Store, app: str | None) -> str:
+def resolve(app: str | None) -> App:
     """The app named with -a, else the one deployed from the current folder."""
-    if app:
-        if app not in store.apps():
-            raise UsageError(f"Couldn't find that app ({app}); deploy it with: dynosim up")
-        return app
-    here = Path.cwd().resolve()
-    found = store.app_for_path(here)
-    if found is None:
-        raise UsageError(
-            f"no app is deployed from {here}; pass -a APP or run dynosim up here first"
-        )
-    return found
+    return App.named(app)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -137,49 +128,33 @@ def up_command(
     time_scale: float,
 ) -> None:
     """Build PATH (default: here) into a release and run it until Ctrl-C."""
-    from . import up
-
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
-    name = app or up.app_name(path)
-    if control.is_running(name):
-        raise UsageError(f"dynosim up is already running for app {name}")
-    up.check_port_free("127.0.0.1", port)
-    if https_port:
-        up.check_port_free("127.0.0.1", https_port, "--https-port")
-    local_env = dotenv.load(path / ".env") if env_file else {}
-    store = Store()
-    idling = _idling(store, name, idle_timeout, sleep_mode, quota_hours, verified)
-    up.deploy(
-        store, name, path, progress=progress, base_image=base_image, strict_runtime=strict_runtime
-    )
+    served = App.open(path, name=app)
+    served.check_can_serve(port, https_port)
+    local_env = served.local_env(env_file)
+    idling = served.idling(idle_timeout, sleep_mode, quota_hours, verified)
+    served.build(progress=progress, base_image=base_image, strict_runtime=strict_runtime)
     if local_env:
         click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
-    def ready(router) -> None:
-        current = store.current_release(name)
+    def ready(router, _supervisor) -> None:
+        current = served.current_release()
         running = current.name if current else "(no release succeeded yet)"
         https = f" and {router.https_url}" if router.https_url else ""
-        click.echo(f"-----> {name} {running} is running: {router.url}{https}", err=True)
+        click.echo(f"-----> {served.name} {running} is running: {router.url}{https}", err=True)
 
-    import uvloop  # the router's data path is about 1.5x faster on libuv than on asyncio's loop
-
-    uvloop.run(
-        up.serve(
-            store,
-            name,
-            printer=Printer(),
-            local_env=local_env,
-            release_timeout=release_timeout,
-            idling=idling,
-            port=port,
-            https_port=https_port or None,
-            grace=grace,
-            boot_timeout=boot_timeout,
-            cycling=cycling,
-            time_scale=time_scale,
-            ready=ready,
-        )
+    served.serve(
+        local_env=local_env,
+        release_timeout=release_timeout,
+        idling=idling,
+        port=port,
+        https_port=https_port or None,
+        grace=grace,
+        boot_timeout=boot_timeout,
+        cycling=cycling,
+        time_scale=time_scale,
+        ready=ready,
     )
 
 
@@ -190,14 +165,13 @@ def ps(app: str | None, as_json: bool) -> None:
     """List the app's dynos, grouped by process type."""
     from . import operations
 
-    store = Store()
-    name = resolve(store, app)
-    dynos = operations.dynos(store, name)
+    chosen = resolve(app)
+    dynos = chosen.dynos()
     if as_json:
         click.echo(json.dumps(dynos, indent=2))
         return
-    click.echo(operations.format_ps(name, dynos, dt.datetime.now(dt.UTC)))
-    quota = operations.quota_line(store, dynos)
+    click.echo(operations.format_ps(chosen.name, dynos, dt.datetime.now(dt.UTC)))
+    quota = operations.quota_line(chosen.store, dynos)
     if quota:
         click.echo(f"\n{quota}")
 
@@ -207,7 +181,8 @@ def ps(app: str | None, as_json: bool) -> None:
 @click.argument("changes", nargs=-1)
 def ps_scale(app: str | None, changes: tuple[str, ...]) -> None:
     """Scale process types: web=3 worker+1 web=2:Standard-2X."""
-    _change_formation(app, formation.scale, changes, "Scaling dynos")
+    result = resolve(app).scale(*changes)
+    click.echo(f"Scaling dynos... done, now running {formation.describe(result)}")
 
 
 @main.command("ps:type")
@@ -215,15 +190,8 @@ def ps_scale(app: str | None, changes: tuple[str, ...]) -> None:
 @click.argument("changes", nargs=-1)
 def ps_type(app: str | None, changes: tuple[str, ...]) -> None:
     """Change dyno sizes only: web=Standard-2X."""
-    _change_formation(app, formation.retype, changes, "Changing dyno types")
-
-
-def _change_formation(app: str | None, change, changes: tuple[str, ...], doing: str) -> None:
-    from . import operations
-
-    store = Store()
-    result = operations.change_formation(store, resolve(store, app), change, list(changes))
-    click.echo(f"{doing}... done, now running {formation.describe(result)}")
+    result = resolve(app).resize(*changes)
+    click.echo(f"Changing dyno types... done, now running {formation.describe(result)}")
 
 
 @main.command("ps:restart")
@@ -231,10 +199,10 @@ def _change_formation(app: str | None, change, changes: tuple[str, ...], doing: 
 @click.argument("target", required=False)
 def ps_restart(app: str | None, target: str | None) -> None:
     """Restart all dynos, a process type (web) or one dyno (web.2)."""
-    name = resolve(Store(), app)
+    chosen = resolve(app)
     what = target or "all dynos"
-    click.echo(f"Restarting {what} on ⬢ {name}... ", nl=False)
-    control.call(name, {"command": "restart", "target": target})
+    click.echo(f"Restarting {what} on ⬢ {chosen.name}... ", nl=False)
+    chosen.restart(target)
     click.echo("done")
 
 
@@ -243,9 +211,9 @@ def ps_restart(app: str | None, target: str | None) -> None:
 @click.argument("dyno")
 def ps_stop(app: str | None, dyno: str) -> None:
     """Stop one dyno (web.2, run.4821); a formation dyno comes back, as on Heroku."""
-    name = resolve(Store(), app)
-    click.echo(f"Stopping {dyno} on ⬢ {name}... ", nl=False)
-    control.call(name, {"command": "stop", "dyno": dyno})
+    chosen = resolve(app)
+    click.echo(f"Stopping {dyno} on ⬢ {chosen.name}... ", nl=False)
+    chosen.stop_dyno(dyno)
     click.echo("done")
 
 
@@ -287,21 +255,16 @@ def run(
     no_tty: bool,
 ) -> None:
     """Run a command in a one-off dyno (run.N) of the current release, attached."""
-    from . import operations
-
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
     line = " ".join(command)
     tty = sys.stdin.isatty() and not no_tty
 
     def announce(dyno: str) -> None:
-        click.echo(f"Running `{line}` on ⬢ {name}... up, {dyno}", err=True)
+        click.echo(f"Running `{line}` on ⬢ {chosen.name}... up, {dyno}", err=True)
 
-    status = operations.run_attached(
-        store, name, line, _env(env), formation.size(size).name, tty=tty, announce=announce
-    )
+    result = chosen.run(line, env=_env(env), size=size, attach=True, tty=tty, announce=announce)
     if exit_code:
-        sys.exit(status)
+        sys.exit(result.status)
 
 
 @main.command("run:detached", context_settings={"ignore_unknown_options": True})
@@ -310,19 +273,11 @@ def run_detached(
     app: str | None, env: tuple[str, ...], size: str, command: tuple[str, ...]
 ) -> None:
     """Run a command in a one-off dyno whose output goes to the log stream."""
-    name = resolve(Store(), app)
+    chosen = resolve(app)
     line = " ".join(command)
-    reply = control.call(
-        name,
-        {
-            "command": "run_detached",
-            "command_line": line,
-            "env": _env(env),
-            "size": formation.size(size).name,
-        },
-    )
-    click.echo(f"Running `{line}` on ⬢ {name}... up, {reply['dyno']}")
-    click.echo(f"Use `dynosim logs -a {name} --ps {reply['dyno']}` to view the output.")
+    dyno = chosen.run_detached(line, env=_env(env), size=size)
+    click.echo(f"Running `{line}` on ⬢ {chosen.name}... up, {dyno}")
+    click.echo(f"Use `dynosim logs -a {chosen.name} --ps {dyno}` to view the output.")
 
 
 @main.command("logs")
@@ -337,12 +292,11 @@ def logs_command(
     app: str | None, num: int, tail: bool, ps_filter: str | None, source: str | None
 ) -> None:
     """Show the app's recent log lines (kept by the running dynosim up), or follow them."""
-    name = resolve(Store(), app)
+    chosen = resolve(app)
     printer = Printer()
-    request = {"command": "logs", "num": num, "tail": tail, "ps": ps_filter, "source": source}
     try:
-        for reply in control.request(name, request):
-            printer(LogLine.from_json(reply))
+        for line in chosen.log_stream(num, tail=tail, ps=ps_filter, source=source):
+            printer(line)
     except KeyboardInterrupt:
         pass
 
@@ -385,39 +339,13 @@ def stack_build(suites: tuple[str, ...], force: bool) -> None:
         click.echo(f"{chosen.build_image} and {chosen.run_image}: ready")
 
 
-def _idling(
-    store: Store,
-    app: str,
-    idle_timeout: float | None,
-    sleep_mode: str | None,
-    quota_hours: float | None,
-    verified: bool,
-) -> dict:
-    """Sleep settings: given ones are remembered (per app; the pool per user)."""
-    from .dynohours import BASE_HOURS, VERIFIED_HOURS
-
-    if verified and quota_hours is None:
-        quota_hours = VERIFIED_HOURS
-    for owner, key, value in (
-        (app, "idle_timeout", idle_timeout),
-        (app, "sleep_mode", sleep_mode),
-        ("", "quota_hours", quota_hours),
-    ):
-        if value is not None:
-            store.set_setting(owner, key, str(value))
-    return {
-        "idle_timeout": float(store.setting(app, "idle_timeout", "1800")),
-        "sleep_mode": store.setting(app, "sleep_mode", "stop"),
-        "quota_hours": float(store.setting("", "quota_hours", str(BASE_HOURS))),
-    }
-
-
 @main.command("ps:sleep")
 @app_option
 def ps_sleep(app: str | None) -> None:
     """Put the app's free/eco dynos to sleep now, as 30 idle minutes would."""
-    name = resolve(Store(), app)
-    asleep = control.call(name, {"command": "sleep"})["asleep"]
+    chosen = resolve(app)
+    asleep = chosen.sleep()
+    name = chosen.name
     click.echo(
         f"⬢ {name} is asleep"
         if asleep
@@ -429,9 +357,9 @@ def ps_sleep(app: str | None) -> None:
 @app_option
 def ps_wake(app: str | None) -> None:
     """Wake a sleeping app now, as a request would."""
-    name = resolve(Store(), app)
-    control.call(name, {"command": "wake"})
-    click.echo(f"⬢ {name} is awake")
+    chosen = resolve(app)
+    chosen.wake()
+    click.echo(f"⬢ {chosen.name} is awake")
 
 
 @main.command("deploy")
@@ -446,46 +374,28 @@ def deploy_command(
     path: Path, app: str | None, base_image: str | None, strict_runtime: bool, no_cache: bool
 ) -> None:
     """Build PATH into a new release and roll it out to the running up (like a git push)."""
-    from . import up
-
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
-    store = Store()
-    name = app or up.app_name(path)
-    release, is_new = up.deploy(
-        store,
-        name,
-        path,
-        progress=progress,
-        base_image=base_image,
-        strict_runtime=strict_runtime,
-        cache=not no_cache,
+    chosen = App.open(path, name=app)
+    deployed = chosen.deploy(
+        progress=progress, base_image=base_image, strict_runtime=strict_runtime, cache=not no_cache
     )
-    if is_new:
-        _roll_out(name, release)
-    if not control.is_running(name):  # the build made the app network; nothing uses it yet
-        from . import dyno
-
-        if not dyno.listing(name):
-            dyno.remove_network(name)
+    if deployed.new and not deployed.rolled_out:
+        name = deployed.release.name
+        click.echo(f"{name} will be rolled out by the next `dynosim up` of {chosen.name}")
 
 
-def _roll_out(app: str, release, doing: str | None = None) -> None:
+def _roll_out(chosen: App, release, doing: str) -> None:
     """Have the running up take the new release, reporting as Heroku does."""
-    from . import releases
-
-    if doing:
-        click.echo(f"{doing}... ", nl=False)
+    click.echo(f"{doing}... ", nl=False)
     try:
-        running = releases.roll_out(app, release, lambda line: None if doing else progress(line))
+        running = chosen.roll_out(release)
     except DynosimError:
-        if doing:
-            click.echo("failed")
+        click.echo("failed")
         raise
-    if doing:
-        click.echo(f"done, {release.name}")
+    click.echo(f"done, {release.name}")
     if not running:
-        click.echo(f"{release.name} will be rolled out by the next `dynosim up` of {app}")
+        click.echo(f"{release.name} will be rolled out by the next `dynosim up` of {chosen.name}")
 
 
 @main.command("config")
@@ -494,18 +404,15 @@ def _roll_out(app: str, release, doing: str | None = None) -> None:
 @click.option("-j", "--json", "as_json", is_flag=True, help="Output as JSON.")
 def config_command(app: str | None, shell: bool, as_json: bool) -> None:
     """Show the app's config vars."""
-    from . import releases
-
-    store = Store()
-    name = resolve(store, app)
-    values = releases.latest(store, name).config
+    chosen = resolve(app)
+    values = chosen.config()
     if as_json:
         click.echo(config_vars.format_json(values))
     elif shell:
         if values:
             click.echo(config_vars.format_shell(values))
     else:
-        click.echo(config_vars.format_human(name, values))
+        click.echo(config_vars.format_human(chosen.name, values))
 
 
 @main.command("config:get")
@@ -514,10 +421,7 @@ def config_command(app: str | None, shell: bool, as_json: bool) -> None:
 @click.argument("key")
 def config_get(app: str | None, shell: bool, key: str) -> None:
     """Print one config var's value exactly (an empty line when it is not set)."""
-    from . import releases
-
-    store = Store()
-    values = releases.latest(store, resolve(store, app)).config
+    values = resolve(app).config()
     if shell:
         click.echo(config_vars.format_shell({key: values.get(key, "")}))
     else:
@@ -534,13 +438,10 @@ def config_get(app: str | None, shell: bool, key: str) -> None:
 @click.argument("pairs", nargs=-1)
 def config_set(app: str | None, from_file: Path | None, pairs: tuple[str, ...]) -> None:
     """Set config vars (KEY=VALUE ...): a new release, and the dynos restart with it."""
-    from . import releases
-
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
     changes = {**(dotenv.load(from_file) if from_file else {}), **config_vars.parse_pairs(pairs)}
-    release = releases.set_config(store, name, changes)
-    _roll_out(name, release, f"Setting {', '.join(changes)} and restarting ⬢ {name}")
+    release = chosen.config_set(changes, roll_out=False)
+    _roll_out(chosen, release, f"Setting {', '.join(changes)} and restarting ⬢ {chosen.name}")
 
 
 @main.command("config:unset")
@@ -548,12 +449,9 @@ def config_set(app: str | None, from_file: Path | None, pairs: tuple[str, ...]) 
 @click.argument("keys", nargs=-1)
 def config_unset(app: str | None, keys: tuple[str, ...]) -> None:
     """Remove config vars: a new release, and the dynos restart with it."""
-    from . import releases
-
-    store = Store()
-    name = resolve(store, app)
-    release = releases.unset_config(store, name, keys)
-    _roll_out(name, release, f"Unsetting {', '.join(keys)} and restarting ⬢ {name}")
+    chosen = resolve(app)
+    release = chosen.config_unset(*keys, roll_out=False)
+    _roll_out(chosen, release, f"Unsetting {', '.join(keys)} and restarting ⬢ {chosen.name}")
 
 
 @main.command("releases")
@@ -564,14 +462,13 @@ def releases_command(app: str | None, num: int, as_json: bool) -> None:
     """List the app's releases, newest first."""
     from . import releases
 
-    store = Store()
-    name = resolve(store, app)
-    listed = store.releases(name, num)
+    chosen = resolve(app)
+    listed = chosen.releases(num)
     if as_json:
         click.echo(json.dumps([releases.summary(r) for r in listed], indent=2))
         return
-    current = store.current_release(name)
-    click.echo(releases.format_list(name, listed, current, dt.datetime.now(dt.UTC)))
+    current = chosen.current_release()
+    click.echo(releases.format_list(chosen.name, listed, current, dt.datetime.now(dt.UTC)))
 
 
 @main.command("releases:info")
@@ -582,9 +479,7 @@ def releases_info(app: str | None, as_json: bool, release: str | None) -> None:
     """Show one release (default: the current one)."""
     from . import releases
 
-    store = Store()
-    name = resolve(store, app)
-    chosen = releases.find(store, name, release)
+    chosen = resolve(app).release(release)
     if as_json:
         click.echo(json.dumps(releases.summary(chosen), indent=2))
     else:
@@ -597,15 +492,11 @@ def releases_info(app: str | None, as_json: bool, release: str | None) -> None:
 def releases_rollback(app: str | None, release: str | None) -> None:
     """Roll back to a release (default: the one before the current): a new release with its
     image and config vars."""
-    from . import releases
 
-    store = Store()
-    name = resolve(store, app)
-    version = releases.parse_version(release) if release else None
-    target = releases.rollback_target(store, name, version)
-    releases.check_images(target)
-    created = releases.rollback(store, name, target)
-    _roll_out(name, created, f"Rolling back ⬢ {name} to {target.name}")
+    chosen = resolve(app)
+    target = chosen.rollback_target(release)
+    created = chosen.rollback(target.name, roll_out=False)
+    _roll_out(chosen, created, f"Rolling back ⬢ {chosen.name} to {target.name}")
     click.echo("Rollback affects code and config vars; it doesn't add or remove add-ons.")
 
 
@@ -613,8 +504,8 @@ def releases_rollback(app: str | None, release: str | None) -> None:
 @app_option
 def addons_list(app: str | None) -> None:
     """List the app's add-ons."""
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = store.addons(name)
     if not found:
         click.echo(f"No add-ons for app {name}.")
@@ -635,13 +526,13 @@ def addons_create(app: str | None, attach_as: str | None, service: str) -> None:
     """Provision an add-on: heroku-postgresql or heroku-redis (a real server for the app)."""
     from . import addons
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     click.echo(f"Creating {service} on ⬢ {name}... ", nl=False)
     created, release = addons.create(store, name, service, attach_as, lambda line: None)
     click.echo("done")
     click.echo(f"Created {created.name} as {created.config_var}")
-    _roll_out(name, release, f"Attaching {created.config_var} and restarting ⬢ {name}")
+    _roll_out(chosen, release, f"Attaching {created.config_var} and restarting ⬢ {name}")
 
 
 def _addon(store: Store, app: str, name: str | None, service: str):
@@ -674,8 +565,8 @@ def addons_info(app: str | None, addon: str) -> None:
     """Show one add-on (name, or its config var such as DATABASE_URL)."""
     from . import addons
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = addons.addon(store, name, addon)
     click.echo(f"=== {found.name}")
     click.echo(f"Attachments:  {name}::{found.config_var.removesuffix('_URL')}")
@@ -693,12 +584,12 @@ def addons_destroy(app: str | None, confirm: str | None, addon: str) -> None:
     """Remove an add-on, its config var and its data."""
     from . import addons
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = addons.addon(store, name, addon)
     _confirm(name, confirm, f"destroying {found.name} and all its data")
     release = addons.destroy(store, name, found)
-    _roll_out(name, release, f"Destroying {found.name} on ⬢ {name}")
+    _roll_out(chosen, release, f"Destroying {found.name} on ⬢ {name}")
 
 
 @main.command("pg:psql")
@@ -720,8 +611,8 @@ def redis_cli(app: str | None, database: str | None) -> None:
 def _client_session(app: str | None, database: str | None, service: str) -> None:
     from . import addons, operations, releases
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = _addon(store, name, database, service)
     url = releases.latest(store, name).config.get(found.config_var, "")
     tty = sys.stdin.isatty()
@@ -742,8 +633,8 @@ def pg_reset(app: str | None, confirm: str | None, database: str | None) -> None
     """Delete every table and row of the app's database."""
     from . import addons
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = _addon(store, name, database, "heroku-postgresql")
     _confirm(name, confirm, f"resetting {found.name}")
     click.echo(f"Resetting {found.name}... ", nl=False)
@@ -758,8 +649,8 @@ def pg_backups_capture(app: str | None, database: str | None) -> None:
     """Back the database up with pg_dump into the app's state folder."""
     from . import addons
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = _addon(store, name, database, "heroku-postgresql")
     click.echo(f"Starting backup of {found.name}... ", nl=False)
     backup = addons.capture(store, found)
@@ -772,7 +663,7 @@ def pg_backups(app: str | None) -> None:
     """List the app's backups."""
     from . import addons
 
-    name = resolve(Store(), app)
+    name = resolve(app).name
     found = addons.backups(name)
     click.echo(f"=== Backups of ⬢ {name}")
     for backup in found:
@@ -792,8 +683,8 @@ def pg_backups_restore(
     """Replace the database's contents with a backup (default: the newest)."""
     from . import addons
 
-    store = Store()
-    name = resolve(store, app)
+    chosen = resolve(app)
+    store, name = chosen.store, chosen.name
     found = _addon(store, name, database, "heroku-postgresql")
     available = {b.stem: b for b in addons.backups(name)}
     if not available:

@@ -3,30 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 
 
 class Clock:
-    """Monotonic seconds and asyncio sleeps, optionally running `speed` times faster."""
+    """Monotonic seconds and asyncio sleeps, optionally running `speed` times faster, and
+    fast-forwardable with :meth:`advance`."""
 
     def __init__(self, speed: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
         self._wall_start, self._started = time.time(), time.monotonic()
+        self._skipped = 0.0  # seconds jumped over with advance()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jumped = asyncio.Event()  # set (and replaced) on every advance()
 
     def wall(self) -> dt.datetime:
         """The calendar time, running `speed` times faster from when the clock was made
         (months and dyno hours pass quickly in tests)."""
-        elapsed = (time.monotonic() - self._started) * self.speed
+        elapsed = (time.monotonic() - self._started) * self.speed + self._skipped
         return dt.datetime.fromtimestamp(self._wall_start + elapsed, dt.UTC)
 
     def now(self) -> float:
-        return time.monotonic() * self.speed
+        return time.monotonic() * self.speed + self._skipped
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds / self.speed)
+        self._loop = asyncio.get_running_loop()
+        deadline = self.now() + seconds
+        while (left := deadline - self.now()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._jumped.wait(), left / self.speed)
+
+    def advance(self, seconds: float) -> None:
+        """Jump `seconds` ahead: sleeps that would end meanwhile end now. Safe from any thread
+        (tests fast-forward the clock of an app served in the background)."""
+        if seconds < 0:
+            raise ValueError("a clock only moves forward")
+        if self._loop is None:
+            self._jump(seconds)
+        else:  # on the loop's next turn: a sleep being set up right now is jumped over too
+            self._loop.call_soon_threadsafe(self._jump, seconds)
+
+    def _jump(self, seconds: float) -> None:
+        self._skipped += seconds
+        jumped, self._jumped = self._jumped, asyncio.Event()
+        jumped.set()
 
 
 def heroku_time(since: str, now: dt.datetime) -> str:

@@ -74,11 +74,11 @@ class Dyno:
 
 def ensure_network(app: str) -> None:
     """The app's own bridge network: dynos of different apps cannot reach each other."""
-    client = engine.client()
-    if not client.networks.list(names=[network_name(app)]):
+    client, name = engine.client(), network_name(app)
+    if name not in {n.name for n in client.networks.list(names=[name])}:  # a prefix filter
         with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another run
             client.networks.create(
-                network_name(app),
+                name,
                 driver="bridge",
                 labels={engine.LABEL: "network", engine.LABEL_APP: app},
             )
@@ -88,7 +88,10 @@ def remove_network(app: str, wait: float = 0.0) -> bool:
     """Remove the app's network; while containers are still attached (e.g. one being removed
     right now), retry for up to `wait` seconds. Whether it is gone."""
     deadline = time.monotonic() + wait
-    for network in engine.client().networks.list(names=[network_name(app)]):
+    name = network_name(app)
+    for network in engine.client().networks.list(names=[name]):
+        if network.name != name:  # Docker's name filter also matches longer names
+            continue
         while True:
             try:
                 network.remove()

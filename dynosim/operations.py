@@ -8,7 +8,7 @@ import datetime as dt
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import control, dotenv, dyno, dynohours, formation
@@ -117,32 +117,35 @@ def change_formation(
     return result
 
 
-def run_attached(
+@contextlib.contextmanager
+def one_off(
     store: Store,
     app: str,
     command: str,
     env: dict[str, str],
     size_name: str,
     *,
-    tty: bool,
-    announce: Callable[[str], None],
-) -> int:
-    """A one-off dyno of the current release, attached to this terminal; its exit status."""
+    tty: bool = False,
+    attach: bool = False,
+) -> Iterator[tuple[str, Any]]:
+    """A created (not started) one-off dyno of the current release: (run.N, its container);
+    removed afterwards, with the app network when it was made for it alone."""
     release = current_release(store, app)
     own_network = not dyno.listing(app) and not control.is_running(app)
     dyno.ensure_network(app)
     index = dyno.one_off_index(app)
-    interactive = tty or not sys.stdin.isatty()  # a terminal, or piped input to pass on
+    interactive = attach and (tty or not sys.stdin.isatty())  # a terminal, or piped input
     local_env = dotenv.load(store.apps()[app] / ".env")
-    container = dyno.create(
-        release, "run", index, role=dyno.ONE_OFF, command=command, size_name=size_name, env=env,
-        base_env=local_env, tty=tty, interactive=interactive,
-    )  # fmt: skip
     try:
-        announce(f"run.{index}")
-        return attach(container, interactive)
+        container = dyno.create(
+            release, "run", index, role=dyno.ONE_OFF, command=command, size_name=size_name,
+            env=env, base_env=local_env, tty=tty, interactive=interactive,
+        )  # fmt: skip
+        try:
+            yield f"run.{index}", container
+        finally:
+            dyno.remove(container)
     finally:
-        dyno.remove(container)
         if own_network:
             with contextlib.suppress(Exception):
                 dyno.remove_network(app)

@@ -42,6 +42,9 @@ def set_config(
     error)."""
     if not changes:
         raise UsageError("Usage: dynosim config:set KEY=VALUE [KEY2=VALUE2 ...]")
+    for key, value in changes.items():  # the CLI checked its arguments; API callers too
+        config.check_key(key)
+        config.check_value(key, value)
     base = latest(store, app)
     description = description or f"Set {', '.join(changes)} config vars"
     return with_config(

@@ -406,6 +406,11 @@ class Supervisor:
                 self._route(tracked)
         self._update_router()
 
+    async def web_up(self) -> None:
+        """Until every web dyno of the formation is up (readiness is event-driven: no polling)."""
+        while not all(t.state == "up" for t in self.dynos.values() if t.is_web):
+            await self._state_changed.wait()
+
     # requests from the CLI (through the control channel)
     def snapshot(self) -> list[dict[str, Any]]:
         return [t.snapshot() for t in sorted(self.dynos.values(), key=_order)]

@@ -9,7 +9,7 @@ import re
 import signal
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,9 +77,16 @@ def deploy(
     base_image: str | None = None,
     strict_runtime: bool = False,
     cache: bool = True,
+    stack_suite: str | None = None,
+    config: Mapping[str, str] | None = None,
+    prune: bool = True,
+    image_name: str | None = None,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
-    `cache`, every image layer is built again.
+    `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
+    picks; `config` vars are set on the release (and seen by the build) on top of the app's;
+    `prune` removes images no kept release uses (the pytest plugin manages its own);
+    `image_name` names the images instead of the app (apps of one folder can share them).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -92,10 +99,12 @@ def deploy(
         network = side.submit(dyno.ensure_network, app)
         try:
             # the build sees the config vars of the release it builds on (Heroku's build does)
-            config = setup[0] if setup else getattr(store.latest_release(app), "config", {})
+            base = setup[0] if setup else getattr(store.latest_release(app), "config", {})
+            release_config = {**base, **(config or {})}
             built = _build(
-                app, app_dir, manifest, progress, base_image, strict_runtime, config, cache
-            )
+                image_name or app, app_dir, manifest, progress, base_image, strict_runtime,
+                release_config, cache, stack_suite,
+            )  # fmt: skip
         except BaseException:
             with contextlib.suppress(Exception):
                 network.result()
@@ -106,10 +115,10 @@ def deploy(
     store.ensure_app(app, app_dir.resolve())
     latest = store.latest_release(app)
     unchanged = latest and (latest.image, latest.images) == (image.id, images)
-    if latest and unchanged and latest.process_types == types:
+    if latest and unchanged and latest.process_types == types and latest.config == release_config:
         progress(f"-----> Current release {latest.name} already runs this build")
         return latest, False
-    config, formation, postdeploy = setup or (latest.config if latest else {}, {}, "")
+    _, formation, postdeploy = setup or ({}, {}, "")
     release = store.create_release(
         app,
         image=image.id,
@@ -117,14 +126,15 @@ def deploy(
         source_hash=image.source_hash,
         description=f"Deploy {image.source_hash[:7]}",
         process_types=types,
-        config=config,
+        config=release_config,
         postdeploy=postdeploy,
     )
     store.ensure_formation(app, [t for t in types if t != procfile.RELEASE])
     if formation:
         store.set_formation(app, formation)
-    with contextlib.suppress(Exception):  # retention is housekeeping, never a failed deploy
-        releases.prune_images(store, app)
+    if prune:
+        with contextlib.suppress(Exception):  # retention is housekeeping, never a failed deploy
+            releases.prune_images(store, app)
     progress(f"-----> Released {release.name}")
     return release, True
 
@@ -166,6 +176,7 @@ def _build(
     strict_runtime: bool,
     config: dict[str, str] | None = None,
     cache: bool = True,
+    stack_suite: str | None = None,
 ) -> tuple[build.Image, dict[str, str]]:
     """The release's default image, and the per-type images of a heroku.yml app. `config`:
     the app's config vars, which the build's hooks and collectstatic see."""
@@ -179,7 +190,7 @@ def _build(
         default = built.get(procfile.WEB) or next(iter(built.values()))
         return default, images
     build_image, run_image, description = build.stack_images(
-        app_dir, base_image=base_image, strict=strict_runtime, progress=progress
+        app_dir, base_image=base_image, strict=strict_runtime, progress=progress, suite=stack_suite
     )
     settings = build.HostSettings.from_environ()
     for warning in settings.warnings:
@@ -215,16 +226,22 @@ async def serve(
     local_env: dict[str, str] | None = None,
     release_timeout: float = 3600.0,
     idling: dict[str, Any] | None = None,
-    ready: Callable[[Router], None] | None = None,
+    ready: Callable[[Router, Supervisor], None] | None = None,
+    schedule: Clock | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Roll out pending releases and run the formation behind the router until SIGINT/SIGTERM,
-    then stop every dyno.
+    """Roll out pending releases and run the formation behind the router until SIGINT/SIGTERM
+    (or `stop` is set, for a loop that is not in the main thread), then stop every dyno.
 
     `time_scale` > 1 fast-forwards the platform's schedules (crash cool-offs, daily cycling)
-    for fidelity runs and tests; boots, requests and stops keep real time. With `https_port`
-    the router also serves HTTPS there, with a certificate from dynosim's local CA.
+    for fidelity runs and tests; boots, requests and stops keep real time. `schedule` is that
+    clock, when the caller wants to hold it (the Python API's `App.clock`). `port` 0 picks a
+    free one. With `https_port` the router also serves HTTPS there, with a certificate from
+    dynosim's local CA.
     """
     loop = asyncio.get_running_loop()
+    signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
+    stop = stop or asyncio.Event()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
     hub = LogHub()
     hub.subscribe(printer)
@@ -234,15 +251,14 @@ async def serve(
         hub,
         grace=grace,
         boot_timeout=boot_timeout,
-        schedule=Clock(speed=time_scale),
+        schedule=schedule or Clock(speed=time_scale),
         cycling=cycling,
         local_env=local_env,
         release_timeout=release_timeout,
         **(idling or {}),
     )
     channel = control.Server(app, lambda request: _control(supervisor, hub, request))
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     listener = listen(host, port)  # clients may connect at once; they wait in the backlog
     tls_listener = None
@@ -273,10 +289,10 @@ async def serve(
         supervisor.attach_router(router)
         await starting
         if ready:
-            ready(router)
+            ready(router, supervisor)
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
         await channel.close()
         with contextlib.suppress(Exception):

@@ -3,11 +3,7 @@ they skip without one; in CI (CI=true) they fail, so a green CI run always exerc
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def pytest_collection_modifyitems(items):
@@ -17,15 +13,7 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def docker_client():
-    """The real engine, or a failure in CI / a skip on a developer machine without one."""
-    from dynosim import engine
-    from dynosim.errors import EngineError
-
-    try:
-        return engine.client()
-    except EngineError as exc:
-        message = f"integration tests need a Docker engine: {exc.format_message()}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message + " (outside CI, so skipped; CI=true makes this fail)")
+def docker_client(dynosim_engine):
+    """The real engine, or a failure in CI / a skip on a developer machine without one (the
+    plugin's policy, dynosim.pytest_plugin)."""
+    return dynosim_engine

@@ -16,9 +16,6 @@ from pathlib import Path
 import pytest
 import requests
 
-from dynosim.engine import LABEL_APP as APP
-from dynosim.store import Store
-
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flask_app"
 
@@ -31,51 +28,10 @@ def dynosim_home(tmp_path_factory):
     return home
 
 
-def _ours(client, apps=None):
-    """dynosim's containers, networks and volumes; only those of `apps` when given (other test
-    runs may share the engine)."""
-    labelled = {"filters": {"label": "dynosim"}}
-    containers = client.containers.list(all=True, ignore_removed=True, **labelled)
-    networks, volumes = client.networks.list(**labelled), client.volumes.list(**labelled)
-    return (
-        {c.id for c in containers if _mine(c.labels, apps)},
-        {n.id for n in networks if _mine(n.attrs.get("Labels"), apps)},
-        {v.name for v in volumes if _mine(v.attrs.get("Labels"), apps)},
-    )
-
-
-def _mine(labels, apps):
-    return apps is None or (labels or {}).get(APP) in apps
-
-
-def _apps_of_this_run():
-    store = Store()
-    try:
-        return set(store.apps())
-    finally:
-        store.close()
-
-
 @pytest.fixture(autouse=True)
-def no_leaks(docker_client):
+def no_leaks(dynosim_leak_check):
     """Fail any test that leaves dynosim containers, networks or add-on volumes behind (and
-    clean them up)."""
-    before_containers, before_networks, before_volumes = _ours(docker_client)
-    yield
-    after_containers, after_networks, after_volumes = _ours(docker_client, _apps_of_this_run())
-    leaked = after_containers - before_containers
-    leaked_networks = after_networks - before_networks
-    leaked_volumes = after_volumes - before_volumes
-    for container_id in leaked:
-        docker_client.api.remove_container(container_id, force=True)
-    for network_id in leaked_networks:
-        docker_client.api.remove_network(network_id)
-    for volume in leaked_volumes:
-        docker_client.api.remove_volume(volume, force=True)
-    assert not leaked and not leaked_networks and not leaked_volumes, (
-        f"test left {len(leaked)} containers, {len(leaked_networks)} networks and"
-        f" {len(leaked_volumes)} volumes behind"
-    )
+    clean them up): the plugin's leak check, for every integration test."""
 
 
 def free_port() -> int:

@@ -49,46 +49,43 @@ def test_scale_1_3_1_spreads_requests_and_stops_the_highest_numbers_first(up, tm
     assert answering(process.url, 10) == {"web.1"}
 
 
-def test_a_stopped_or_restarted_formation_dyno_comes_back(up, tmp_path):
-    app_dir = tiny_app(tmp_path / "phoenix", WEB)
-    process = up(app_dir, "--grace", "5")
-    process.wait_for(UP.format(r"web\.1"))
-    first = containers("phoenix")[0].id
+def test_a_stopped_or_restarted_formation_dyno_comes_back(dyno_app, tmp_path):
+    app = dyno_app(tiny_app(tmp_path / "phoenix", WEB))
+    first = containers(app.name)[0].id
 
-    mark = process.mark()
-    assert dynosim("ps:stop", "-a", "phoenix", "web.1").returncode == 0
-    process.wait_for(r"heroku\[web\.1\]: Stopping all processes with SIGTERM", after=mark)
-    process.wait_for(UP.format(r"web\.1"), after=mark)
-    second = containers("phoenix")[0].id
+    mark = app.mark()
+    app.stop_dyno("web.1")
+    app.wait_for_log(r"heroku\[web\.1\]: Stopping all processes with SIGTERM", after=mark)
+    app.wait_for_log(UP.format(r"web\.1"), after=mark)
+    second = containers(app.name)[0].id
     assert second != first
 
-    mark = process.mark()
-    assert dynosim("ps:restart", "-a", "phoenix", "web").returncode == 0
-    process.wait_for(r"heroku\[web\.1\]: Restarting", after=mark)
-    process.wait_for(r"heroku\[web\.1\]: State changed from up to starting", after=mark)
-    process.wait_for(UP.format(r"web\.1"), after=mark)
-    assert containers("phoenix")[0].id not in (first, second)
-    assert requests.get(process.url, timeout=10).text == "web.1"
+    mark = app.mark()
+    assert app.restart("web") == ["web.1"]  # returns once web.1 is up again
+    app.wait_for_log(r"heroku\[web\.1\]: Restarting", after=mark)
+    app.wait_for_log(r"heroku\[web\.1\]: State changed from up to starting", after=mark)
+    assert containers(app.name)[0].id not in (first, second)
+    assert requests.get(app.url, timeout=10).text == "web.1"
 
 
-def test_crash_loop_backs_off_on_herokus_schedule_fast_forwarded(up, tmp_path):
-    app_dir = tiny_app(tmp_path / "crashy", "worker: echo crashing; exit 3\n")
-    process = up(app_dir, "--grace", "2", env={"DYNOSIM_TIME_SCALE": "6000"})  # 20 min = 0.2 s
+def test_crash_loop_backs_off_on_herokus_schedule_fast_forwarded(dyno_app, tmp_path):
+    app = dyno_app(tiny_app(tmp_path / "crashy", "worker: echo crashing; exit 3\n"))
     for crashes, minutes in ((2, 20), (3, 40), (4, 60)):
-        process.wait_for(
+        app.wait_for_log(
             rf"heroku\[worker\.1\]: Crashed {crashes} times in a row; restarting in {minutes} min"
         )
-    worker_lines = [line.split(": ", 1)[1] for line in process.lines if "heroku[worker.1]" in line]
+        app.clock.advance(minutes * 60)  # the cool-off ends now
+    worker_lines = [line.message for line in app.logs(ps="worker.1", source="heroku")]
     first_crash = worker_lines.index("Process exited with status 3")
     assert worker_lines[first_crash + 1 : first_crash + 3] == [
         "State changed from up to crashed",
         "State changed from crashed to starting",  # the first crash restarts at once
     ]
 
-    mark = process.mark()
-    assert dynosim("ps:restart", "-a", "crashy").returncode == 0  # resets the count
-    process.wait_for(r"heroku\[worker\.1\]: Restarting", after=mark)
-    process.wait_for(r"Crashed 2 times in a row; restarting in 20 min", after=mark)
+    mark = app.mark()
+    app.restart()  # resets the count
+    app.wait_for_log(r"heroku\[worker\.1\]: Restarting", after=mark)
+    app.wait_for_log(r"Crashed 2 times in a row; restarting in 20 min", after=mark)
 
 
 def test_a_web_dyno_that_never_binds_port_is_killed_with_r10(up, tmp_path):
@@ -150,15 +147,21 @@ def test_after_the_supervisor_is_killed_the_next_up_adopts_its_dynos(up, tmp_pat
     assert containers("orphans") == []
 
 
-def test_a_dyno_removed_by_hand_is_repaired(up, tmp_path):
-    app_dir = tiny_app(tmp_path / "handsoff", WEB)
-    process = up(app_dir, "--grace", "5")
-    process.wait_for(UP.format(r"web\.1"))
-    mark = process.mark()
-    containers("handsoff")[0].remove(force=True)
-    process.wait_for(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
-    process.wait_for(UP.format(r"web\.1"), after=mark)
-    assert requests.get(process.url, timeout=10).text == "web.1"
+def test_a_dyno_removed_by_hand_is_repaired(dyno_app, tmp_path):
+    app = dyno_app(tiny_app(tmp_path / "handsoff", WEB))
+    mark = app.mark()
+    containers(app.name)[0].remove(force=True)
+    app.wait_for_log(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
+    app.wait_for_log(UP.format(r"web\.1"), after=mark)
+    assert requests.get(app.url, timeout=10).text == "web.1"
+
+
+def test_a_one_off_dyno_returns_its_status_and_output(dyno_app, tmp_path):
+    app = dyno_app(tiny_app(tmp_path / "errand", WEB))
+    result = app.run("echo $GREETING on $DYNO; exit 7", env={"GREETING": "hello"})
+    assert (result.status, result.output) == (7, f"hello on {result.dyno}\n")
+    assert result.dyno.startswith("run.")
+    assert containers(app.name, role="one-off") == []
 
 
 def test_one_off_dynos_get_the_environment_and_pass_the_exit_status_through(up, tmp_path):
@@ -227,14 +230,12 @@ def test_logs_filter_and_follow(up, tmp_path):
         tail.wait(10)
 
 
-def test_daily_cycling_on_a_fast_forwarded_clock(up, tmp_path):
-    app_dir = tiny_app(tmp_path / "cycler", WEB)
-    process = up(app_dir, "--grace", "5", "--cycling", env={"DYNOSIM_TIME_SCALE": "200000"})
-    process.wait_for(UP.format(r"web\.1"))
-    mark = process.mark()
-    process.wait_for(r"heroku\[web\.1\]: Cycling", after=mark)
-    process.wait_for(r"heroku\[web\.1\]: State changed from up to starting", after=mark)
-    process.wait_for(UP.format(r"web\.1"), after=mark)
+def test_daily_cycling_on_a_fast_forwarded_clock(dyno_app, tmp_path):
+    app = dyno_app(tiny_app(tmp_path / "cycler", WEB), time_scale=200000, cycling=True)
+    mark = app.mark()
+    app.wait_for_log(r"heroku\[web\.1\]: Cycling", after=mark)
+    app.wait_for_log(r"heroku\[web\.1\]: State changed from up to starting", after=mark)
+    app.wait_for_log(UP.format(r"web\.1"), after=mark)
 
 
 def test_ps_type_replaces_dynos_with_the_new_size(up, tmp_path):

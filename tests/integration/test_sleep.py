@@ -130,3 +130,13 @@ def test_an_exhausted_dyno_hours_pool_sleeps_the_app_and_answers_h82(up, tmp_pat
     assert response.status_code == 503
     process.wait_for(r'heroku\[router\]: at=info code=H82 desc="Free app running time quota')
     assert ": 0h 0m (0%)" in dynosim("ps", "-a", "spent", env=home).stdout
+
+
+def test_sleep_and_wake_through_the_python_api(dyno_app, tmp_path):
+    app = dyno_app(tiny_app(tmp_path / "napper", WEB), formation={"web": "1:eco"})
+    assert app.sleep() is True
+    assert status(app.name, "web") == "exited"
+    app.wake()  # returns once web.1 is up again
+    assert status(app.name, "web") == "running"
+    assert requests.get(app.url, timeout=10).text == "web.1"
+    assert "code=H" not in "\n".join(line.message for line in app.logs(ps="router"))

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+import requests
 
 from dynosim import engine
 
@@ -27,23 +28,22 @@ def dyno_container(app: str, name: str):
 
 
 @pytest.fixture
-def running(up, example_app):
-    """The example app, up and answering through the router."""
-    process = up(example_app, "--grace", "10")
-    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
-    process.wait_for(r"is running: http://127\.0\.0\.1:")
-    return process
+def running(dyno_app, example_app):
+    """The example app, up and answering through the router (the plugin's fixture)."""
+    return dyno_app(example_app)
+
+
+def get(app, path: str = "/") -> requests.Response:
+    return requests.get(app.url + path, timeout=30)
 
 
 def test_requests_through_the_router_reach_web_1_and_return_the_apps_json(running):
-    home = running.get("/")
+    home = get(running)
     assert home.status_code == 200
     assert home.json()["dyno"] == "web.1"
 
-    created = running.get("/stores")  # the REST API works through the router both ways
+    created = get(running, "/stores")  # the REST API works through the router both ways
     assert created.json() == {"stores": []}
-    import requests
-
     store = requests.post(running.url + "/store/corner", timeout=10)
     assert store.status_code == 201
     item = requests.post(
@@ -53,9 +53,9 @@ def test_requests_through_the_router_reach_web_1_and_return_the_apps_json(runnin
         timeout=10,
     )
     assert item.status_code == 201
-    assert running.get("/items").json()["items"][0]["name"] == "chair"
+    assert get(running, "/items").json()["items"][0]["name"] == "chair"
 
-    running.wait_for(
+    running.wait_for_log(
         LOG_LINE + r'heroku\[router\]: at=info method=POST path="/item/chair" host=127\.0\.0\.1:\d+'
         r' request_id=[0-9a-f-]{36} fwd="127\.0\.0\.1" dyno=web\.1 connect=\d+ms service=\d+ms'
         r" status=201 bytes=\d+ protocol=http$"
@@ -72,23 +72,25 @@ def test_https_through_the_router_is_trusted_with_dynosims_ca(running):
     assert secure.json()["dyno"] == "web.1"
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(running.https_url + "/", timeout=10)
-    running.wait_for(
+    running.wait_for_log(
         LOG_LINE + r'heroku\[router\]: at=info method=GET path="/" .* status=200 bytes=\d+'
         r" protocol=https$"
     )
 
 
 def test_boot_sequence_and_worker_logs_in_herokus_format(running):
-    running.wait_for(
+    running.wait_for_log(
         LOG_LINE + r"heroku\[web\.1\]: Starting process with command `uwsgi uwsgi\.ini`"
     )
-    running.wait_for(LOG_LINE + r"heroku\[worker\.1\]: State changed from starting to up")
-    running.wait_for(LOG_LINE + r"app\[web\.1\]: .*uWSGI", timeout=30)
-    running.wait_for(LOG_LINE + r"app\[worker\.1\]: worker: \d+ stores, \d+ items, stock value", 30)
+    running.wait_for_log(LOG_LINE + r"heroku\[worker\.1\]: State changed from starting to up")
+    running.wait_for_log(LOG_LINE + r"app\[web\.1\]: .*uWSGI")
+    running.wait_for_log(LOG_LINE + r"app\[worker\.1\]: worker: \d+ stores, \d+ items, stock value")
 
 
-def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(running, example_app):
+def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app):
     app = "flask-app"
+    running = up(example_app, "--grace", "10")
+    running.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
     names = {re.sub(r"-v\d+$", "", c.name) for c in containers(app)}
     assert names == {"dynosim-flask-app-web.1", "dynosim-flask-app-worker.1"}
     assert running.stop() == 0
@@ -96,11 +98,12 @@ def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(running, example_app)
         assert f"heroku[{dyno}]: Stopping all processes with SIGTERM" in running.output
         assert f"heroku[{dyno}]: State changed from up to down" in running.output
     assert containers(app) == []
-    assert engine.client().networks.list(names=[f"dynosim-{app}"]) == []
+    networks = engine.client().networks.list(names=[f"dynosim-{app}"])  # a prefix filter
+    assert [n.name for n in networks if n.name == f"dynosim-{app}"] == []
 
 
 def test_dynos_are_locked_down_and_get_port_and_dyno(running):
-    web = dyno_container("flask-app", "web.1")
+    web = dyno_container(running.name, "web.1")
     host = web.attrs["HostConfig"]
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
@@ -115,18 +118,18 @@ def test_dynos_are_locked_down_and_get_port_and_dyno(running):
 
 
 def test_dyno_filesystem_is_writable_private_and_gone_after_a_restart(running):
-    web = dyno_container("flask-app", "web.1")
+    web = dyno_container(running.name, "web.1")
     assert web.exec_run(["bash", "-c", "echo hi > /app/upload.txt"]).exit_code == 0
-    worker = dyno_container("flask-app", "worker.1")
+    worker = dyno_container(running.name, "worker.1")
     assert worker.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1  # not shared
 
     mark = running.mark()
-    web.kill()  # a crash: the dyno manager restarts it at once, from the image
-    running.wait_for(r"heroku\[web\.1\]: Process exited with status 137", after=mark)
-    running.wait_for(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
-    running.wait_for(r"heroku\[web\.1\]: State changed from crashed to starting", after=mark)
-    running.wait_for(r"heroku\[web\.1\]: State changed from starting to up", after=mark)
-    fresh = dyno_container("flask-app", "web.1")
+    running.kill("web.1")  # a crash: the dyno manager restarts it at once, from the image
+    running.wait_for_log(r"heroku\[web\.1\]: Process exited with status 137", after=mark)
+    running.wait_for_log(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
+    running.wait_for_log(r"heroku\[web\.1\]: State changed from crashed to starting", after=mark)
+    running.wait_for_log(r"heroku\[web\.1\]: State changed from starting to up", after=mark)
+    fresh = dyno_container(running.name, "web.1")
     assert fresh.id != web.id
     assert fresh.exec_run(["test", "-e", "/app/upload.txt"]).exit_code == 1
-    assert running.get("/").status_code == 200
+    assert get(running).status_code == 200

@@ -16,15 +16,21 @@ def test_crash_count_starts_at_one():
 def test_a_fast_clock_fast_forwards_schedules(monkeypatch):
     import asyncio
 
-    from dynosim.clock import Clock
+    from dynosim import clock
 
-    slept = []
+    now = [1000.0]
+    waited = []
 
-    async def fake_sleep(seconds):
-        slept.append(seconds)
+    async def fake_wait_for(awaitable, timeout):  # real time passes only here
+        awaitable.close()
+        waited.append(timeout)
+        now[0] += timeout
+        raise TimeoutError
 
-    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(asyncio, "wait_for", fake_wait_for)
+    Clock = clock.Clock
     asyncio.run(Clock(speed=6000).sleep(backoff.delay(2)))  # a 20-minute cool-off
-    assert slept == [0.2]
+    assert waited == [pytest.approx(0.2)]
     with pytest.raises(ValueError):
         Clock(speed=0)

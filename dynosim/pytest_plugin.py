@@ -1,0 +1,248 @@
+"""pytest plugin (registered as `dynosim` through the pytest11 entry point): test your app
+against simulated dynos.
+
+    def test_my_app_survives_a_dyno_crash(dyno_app):
+        app = dyno_app("examples/flask_app", formation={"web": 2})
+        app.kill("web.1")
+        assert requests.get(app.url).status_code == 200
+
+`dyno_app(path, formation=..., config=...)` builds the folder (no build when an image of the
+same source and runtime exists, so a session builds each app once), serves it on a free
+loopback port in a background thread, and returns once its web dynos are up: a
+`dynosim.App`. Each test gets its own DYNOSIM_HOME (a temporary folder), so the user's own
+apps are never touched; teardown stops the dynos, removes their containers, network and the
+folder, and fails the test when anything of its apps is left behind.
+
+Options: --dynosim-keep, --dynosim-stack, --dynosim-reuse-images (see `pytest --help`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .api import App
+from .errors import EngineError
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+FAILED = pytest.StashKey[bool]()
+STARTED = pytest.StashKey[set[str]]()  # names of the apps a test started
+_serving: set[App] = set()  # stopped at exit, should a test run end without its teardown
+_kept: list[tuple[App, str]] = []  # (app, its DYNOSIM_HOME) kept for --dynosim-keep
+_used_images: set[str] = set()  # image names (the apps' own names) this session used
+#: In every app name this process starts: pytest-xdist workers, and test runs of other
+#: checkouts sharing the Docker engine, never meet on a container, network or app name.
+RUN = secrets.token_hex(2)
+_images_before: set[str] | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dynosim", "simulated Heroku dynos (dyno_app fixture)")
+    group.addoption(
+        "--dynosim-keep",
+        action="store_true",
+        help="Keep the apps of a failed test running for inspection until Ctrl-C at the end.",
+    )
+    group.addoption(
+        "--dynosim-stack",
+        choices=("bullseye", "bookworm", "trixie"),
+        help="Build and run every app on this stack instead of the one runtime.txt picks.",
+    )
+    group.addoption(
+        "--dynosim-reuse-images",
+        action="store_true",
+        help="Keep the app images this session built for the next one (default: remove them).",
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Remember whether the test failed, for --dynosim-keep and the logs shown on failure."""
+    outcome = yield
+    if outcome.get_result().failed:
+        item.stash[FAILED] = True
+
+
+@pytest.fixture(scope="session")
+def dynosim_engine():
+    """The Docker engine, or a failure in CI (CI=true) / a skip elsewhere without one."""
+    from . import engine
+
+    try:
+        return engine.client()
+    except EngineError as exc:
+        message = f"dynosim needs a Docker engine: {exc.format_message()}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message + " (outside CI, so skipped; CI=true makes this fail)")
+
+
+@pytest.fixture
+def dyno_app(
+    request: pytest.FixtureRequest, dynosim_engine, dynosim_leak_check
+) -> Iterator[Callable[..., App]]:
+    """A factory: dyno_app(path, formation={"web": 2}, config={...}) -> a started App.
+
+    Keywords: `name` (default: from the folder), `grace` (seconds from SIGTERM to SIGKILL,
+    default 3); the others go to `App.start` (boot_timeout, time_scale, cycling,
+    idle_timeout, sleep_mode, env_file). Types not in `formation` keep their default quantity.
+    """
+    global _images_before
+    if _images_before is None:
+        _images_before = _app_images(dynosim_engine)
+    options = request.config.option
+    home = tempfile.mkdtemp(prefix="dynosim-")  # short: unix socket paths are short
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DYNOSIM_HOME", home)
+    started: list[App] = []
+
+    def start(
+        path: str | Path,
+        formation: Mapping[str, int | str] | None = None,
+        config: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        grace: float = 3.0,
+        **start_options: Any,
+    ) -> App:
+        app = App.open(path, name=name)
+        image_name = app.name  # images are shared by tag: built once, reused next session
+        app.name = f"{app.name[:25].rstrip('-')}-{RUN}"
+        _used_images.add(image_name)
+        request.node.stash.setdefault(STARTED, set()).add(app.name)
+        started.append(app)
+        _serving.add(app)
+        app.start(
+            formation=formation, config=config, stack=options.dynosim_stack, grace=grace,
+            prune=False, image_name=image_name,  # the session removes what it built
+            **start_options,
+        )  # fmt: skip
+        return app
+
+    try:
+        yield start
+    finally:
+        failed = request.node.stash.get(FAILED, False)
+        keep = failed and options.dynosim_keep
+        try:
+            for app in started:
+                if failed and app.started:
+                    sys.stderr.write(f"--- dynosim logs of {app.name} ---\n")
+                    sys.stderr.writelines(f"{line.format()}\n" for line in app.logs()[-200:])
+                if keep and app.started:
+                    _kept.append((app, home))
+                    continue
+                _serving.discard(app)
+                app.close()
+        finally:
+            patch.undo()
+            if not keep:
+                shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def dynosim_leak_check(request: pytest.FixtureRequest, dynosim_engine) -> Iterator[None]:
+    """Fail the test that leaves dynosim containers, networks or add-on volumes of its apps
+    behind (and remove them). Objects of other test runs sharing the engine are left alone:
+    only the apps of the current DYNOSIM_HOME and those the test started with dyno_app count."""
+    before = _ours(dynosim_engine)
+    yield
+    started = request.node.stash.get(STARTED, set())
+    apps = (_apps_in_home() | started) - {app.name for app, _ in _kept}
+    after = _ours(dynosim_engine, apps)
+    leaked = [now - then for now, then in zip(after, before, strict=True)]
+    containers, networks, volumes = leaked
+    for container_id in containers:
+        dynosim_engine.api.remove_container(container_id, force=True)
+    for network_id in networks:
+        dynosim_engine.api.remove_network(network_id)
+    for volume in volumes:
+        dynosim_engine.api.remove_volume(volume, force=True)
+    assert not any(leaked), (
+        f"test left {len(containers)} containers, {len(networks)} networks and"
+        f" {len(volumes)} volumes behind"
+    )
+
+
+def _ours(client, apps: set[str] | None = None) -> tuple[set[str], set[str], set[str]]:
+    """dynosim's containers, networks and volumes; only those of `apps` when given."""
+    from .engine import LABEL_APP
+
+    def mine(labels: Mapping[str, str] | None) -> bool:
+        return apps is None or (labels or {}).get(LABEL_APP) in apps
+
+    labelled = {"filters": {"label": "dynosim"}}
+    containers = client.containers.list(all=True, ignore_removed=True, **labelled)
+    networks, volumes = client.networks.list(**labelled), client.volumes.list(**labelled)
+    return (
+        {c.id for c in containers if mine(c.labels)},
+        {n.id for n in networks if mine(n.attrs.get("Labels"))},
+        {v.name for v in volumes if mine(v.attrs.get("Labels"))},
+    )
+
+
+def _apps_in_home() -> set[str]:
+    from .store import Store
+
+    store = Store()
+    try:
+        return set(store.apps())
+    finally:
+        store.close()
+
+
+def _app_images(client) -> set[str]:
+    return {image.id for image in client.images.list(filters={"label": "dynosim.image.app"})}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Hold kept apps until Ctrl-C; remove the images this session built (unless reused)."""
+    if _kept:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        say = reporter.write_line if reporter else lambda line: print(line, file=sys.stderr)
+        say("dynosim: apps of failed tests kept running (--dynosim-keep):")
+        for app, home in _kept:
+            say(f"  {app.name}: {app.url}  (DYNOSIM_HOME={home})")
+        say("press Ctrl-C to stop them")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        for app, home in _kept:
+            os.environ["DYNOSIM_HOME"] = home
+            app.close()
+            shutil.rmtree(home, ignore_errors=True)
+    if _images_before is not None and not session.config.option.dynosim_reuse_images:
+        _remove_new_images(_images_before)
+
+
+def _remove_new_images(before: set[str]) -> None:
+    import docker.errors
+
+    from . import engine
+
+    client = engine.client()
+    for image in client.images.list(filters={"label": "dynosim.image.app"}):
+        name = image.labels.get("dynosim.image.app")
+        if image.id not in before and name in _used_images:
+            with contextlib.suppress(docker.errors.APIError):  # in use: left to its user
+                client.images.remove(image.id, force=False)
+
+
+@atexit.register
+def _stop_serving() -> None:
+    """A run that ends without teardown (an internal error) still stops its dynos."""
+    for app in list(_serving):
+        app.close()
