@@ -270,6 +270,7 @@ def test_only_the_images_of_the_newest_releases_and_the_current_one_are_kept(tmp
         for n in range(releases.KEEP_IMAGES + 3)
     ]
     store = Store()
+    store.ensure_app(app, tmp_path)
     try:
         for n, image in enumerate(images):
             store.create_release(
