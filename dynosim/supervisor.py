@@ -407,7 +407,7 @@ class Supervisor:
         self._update_router()
 
     async def web_up(self) -> None:
-        """Until every web dyno of the formation is up (readiness is event-driven: no polling)."""
+        """Until every web dyno of the formation is up (woken by each state change)."""
         while not all(t.state == "up" for t in self.dynos.values() if t.is_web):
             await self._state_changed.wait()
 
