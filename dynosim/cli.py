@@ -104,6 +104,13 @@ def main(debug: bool) -> None:
     help="Seconds the release phase may take.",
 )
 @click.option(
+    "--dyno-keepalive/--no-dyno-keepalive",
+    default=True,
+    show_default=True,
+    help="Keep router connections to dynos open between requests (Heroku's Router 2.0); "
+    "off: one per request (the legacy router, or labs http-disable-keepalive-to-dyno).",
+)
+@click.option(
     "--time-scale",
     type=float,
     default=lambda: float(os.environ.get("DYNOSIM_TIME_SCALE", "1")),
@@ -125,6 +132,7 @@ def up_command(
     quota_hours: float | None,
     verified: bool,
     release_timeout: float,
+    dyno_keepalive: bool,
     time_scale: float,
 ) -> None:
     """Build PATH (default: here) into a release and run it until Ctrl-C."""
@@ -150,6 +158,7 @@ def up_command(
         idling=idling,
         port=port,
         https_port=https_port or None,
+        dyno_keepalive=dyno_keepalive,
         grace=grace,
         boot_timeout=boot_timeout,
         cycling=cycling,

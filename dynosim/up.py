@@ -219,6 +219,7 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 5000,
     https_port: int | None = None,
+    dyno_keepalive: bool = True,
     grace: float = 30.0,
     boot_timeout: float = 60.0,
     cycling: bool = False,
@@ -237,7 +238,8 @@ async def serve(
     for fidelity runs and tests; boots, requests and stops keep real time. `schedule` is that
     clock, when the caller wants to hold it (the Python API's `App.clock`). `port` 0 picks a
     free one. With `https_port` the router also serves HTTPS there, with a certificate from
-    dynosim's local CA.
+    dynosim's local CA. `dyno_keepalive` False makes the router open a connection per request
+    to the dyno (Heroku's legacy router, or Router 2.0 with http-disable-keepalive-to-dyno).
     """
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
@@ -284,6 +286,7 @@ async def serve(
             port=port,
             https_port=https_port,
             ssl_context=tls,
+            keepalive=dyno_keepalive,
         )
         await router.start(sock=listener, tls_sock=tls_listener)
         supervisor.attach_router(router)

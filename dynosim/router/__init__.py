@@ -47,8 +47,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import errno
+import functools
 import random
 import resource
 import socket
@@ -61,7 +63,10 @@ from . import wire
 from .proxy import Client, Exchange, Request, Upstream, target
 from .wire import (
     BACKLOG_PER_DYNO,
+    CLOSES_AFTER_ANSWER,
     CONNECTIONS_PER_DYNO,
+    DYNO_IDLE_TIMEOUT,
+    IDEMPOTENT,
     IDLE_TIMEOUT,
     MAX_ATTEMPTS,
     QUARANTINE_SECONDS,
@@ -119,6 +124,7 @@ class Router:
         https_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int | None = None,
+        keepalive: bool = True,
     ) -> None:
         """Configure the router; nothing listens until :meth:`start`.
 
@@ -129,7 +135,8 @@ class Router:
         (H15), client (H28) or idle keep-alive connection is cut off. With ``ssl_context`` the
         router also serves HTTPS on ``https_port``. Beyond ``max_connections`` open client
         connections (default: what the file-descriptor limit allows, two per request) a new one
-        gets H22.
+        gets H22. With ``keepalive`` (Router 2.0's default) connections to dynos are kept
+        open between requests, for ``DYNO_IDLE_TIMEOUT``; without, each request gets its own.
         """
         self.app = app
         self._log = log
@@ -142,6 +149,10 @@ class Router:
         self._request_timeout = request_timeout
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections or _connection_limit()
+        self._keepalive = keepalive
+        self._idle: dict[str, list[Upstream]] = {}  # backend -> idle connections, newest last
+        self._closes: set[str] = set()  # backends that close every connection after answering
+        self._sweeper: asyncio.TimerHandle | None = None
         self._backlog: collections.deque[asyncio.Future[None]] = collections.deque()
         self._backends: dict[str, tuple[str, int]] = {}
         self._labels: dict[str, str] = {}  # backend key -> dyno name shown in the log line
@@ -218,8 +229,10 @@ class Router:
             server.close()
         self._servers = []
         self.set_status(WebStatus.NONE)
-        self._backends.clear()
-        self._sync_backends()
+        for key in list(self._backends):
+            self.remove_backend(key)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for client in list(self._clients):
             if client.exchange is None and not client.queue and client.tunnel is None:
                 client.abort()  # idle keep-alive connections
@@ -265,6 +278,9 @@ class Router:
         supervisor adds one or sets another status."""
         self._backends.pop(key, None)
         self._quarantine.pop(key, None)
+        self._closes.discard(key)
+        for upstream in self._idle.pop(key, ()):
+            upstream.close()
         self._sync_backends()
         if not self._active.get(key):
             self._labels.pop(key, None)
@@ -286,6 +302,11 @@ class Router:
     def backends(self) -> dict[str, tuple[str, int]]:
         """The dynos requests are routed to: name -> (host, port)."""
         return dict(self._backends)
+
+    @property
+    def idle_connections(self) -> int:
+        """Connections to dynos kept open for the next request."""
+        return sum(len(idle) for idle in self._idle.values())
 
     def _sync_backends(self) -> None:
         self._names = tuple(self._backends)
@@ -351,11 +372,18 @@ class Router:
             tried.add(picked)
             self._active[picked] = self._active.get(picked, 0) + 1
             x.dyno = x.slot = picked
+            if upstream := self._reuse(picked, x):
+                connected = time.monotonic()
+                x.start_upstream(upstream, 0.0, connected)
+                x.deadline = loop.call_later(max(0.0, deadline - connected), self._timed_out, x)
+                return
             host, port = self._backends[picked]
             began = time.monotonic()
             try:
                 async with asyncio.timeout(self._connect_timeout):
-                    _, upstream = await loop.create_connection(lambda: Upstream(x), host, port)
+                    _, upstream = await loop.create_connection(
+                        functools.partial(Upstream, x, picked), host, port
+                    )
             except (TimeoutError, OSError) as exc:
                 code = "H19" if isinstance(exc, TimeoutError) else "H21"
                 x.connect = time.monotonic() - began
@@ -368,6 +396,58 @@ class Router:
             x.deadline = loop.call_later(max(0.0, deadline - connected), self._timed_out, x)
             return
         x.fail(code)
+
+    def _reuse(self, key: str, x: Exchange) -> Upstream | None:
+        """An idle connection to `key` for the request, if it may take one: it must be one the
+        router can send again should the dyno have closed that connection meanwhile."""
+        request = x.request
+        idle = self._idle.get(key)
+        if not idle or request.fresh or not request.body_done or request.method not in IDEMPOTENT:
+            return None
+        upstream = idle.pop()
+        upstream.attach(x)
+        upstream.reused = True
+        return upstream
+
+    def _release(self, upstream: Upstream, reusable: bool) -> None:
+        """A request is done with its connection: keep it for the next one, or close it."""
+        key = upstream.key
+        idle = self._idle.setdefault(key, [])
+        if (
+            reusable
+            and self._keepalive
+            and key in self._backends
+            and key not in self._closes
+            and len(idle) < CONNECTIONS_PER_DYNO
+            and upstream.transport is not None
+        ):
+            upstream.park()
+            idle.append(upstream)
+            if self._sweeper is None:
+                loop = asyncio.get_running_loop()
+                self._sweeper = loop.call_later(DYNO_IDLE_TIMEOUT / 4, self._sweep)
+        else:
+            upstream.close()
+
+    def _forget(self, upstream: Upstream) -> None:
+        """The dyno closed an idle connection. If it did so right after its first answer, it
+        closes every connection (uWSGI's http-socket does): stop keeping them for it."""
+        with contextlib.suppress(ValueError):
+            self._idle.get(upstream.key, []).remove(upstream)
+        if not upstream.reused and time.monotonic() - upstream.parked < CLOSES_AFTER_ANSWER:
+            self._closes.add(upstream.key)
+
+    def _sweep(self) -> None:
+        """Close connections idle for longer than Router 2.0 keeps them."""
+        self._sweeper = None
+        cutoff = time.monotonic() - DYNO_IDLE_TIMEOUT
+        for idle in self._idle.values():
+            while idle and idle[0].parked <= cutoff:
+                idle.pop(0).close()
+        if any(self._idle.values()):
+            self._sweeper = asyncio.get_running_loop().call_later(
+                DYNO_IDLE_TIMEOUT / 4, self._sweep
+            )
 
     @staticmethod
     def _timed_out(x: Exchange) -> None:
@@ -483,8 +563,8 @@ class Router:
             client.scheme,
         )
 
-    def _request_head(self, x: Exchange, request: Request) -> bytes:
-        """The head sent to the dyno: the client's end-to-end headers plus Heroku's."""
+    def _request_head(self, x: Exchange, request: Request, key: str) -> bytes:
+        """The head sent to the dyno `key`: the client's end-to-end headers plus Heroku's."""
         named = wire.connection_tokens(request.headers)
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target(request))]
         via = []
@@ -517,7 +597,7 @@ class Router:
         )
         if request.upgrade and upgrade:
             lines.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade)
-        else:
+        elif not self._keepalive or key in self._closes:
             lines.append(b"Connection: close\r\n")
         if request.chunked:
             lines.append(b"Transfer-Encoding: %s\r\n" % request.transfer_encoding)

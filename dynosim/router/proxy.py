@@ -29,6 +29,10 @@ class _Refused(Exception):
     """Raised in a parser callback: the request breaks one of vegur's limits (400, H26)."""
 
 
+class _Stray(Exception):
+    """Raised in a parser callback: a dyno sent a response after the one it was asked for."""
+
+
 class Request:
     """One parsed request head, and its body as it arrives."""
 
@@ -37,6 +41,7 @@ class Request:
         "chunked",
         "content_length",
         "expect",
+        "fresh",
         "headers",
         "keep_alive",
         "method",
@@ -63,6 +68,7 @@ class Request:
         self.transfer_encoding = b""  # as sent: codings besides chunked stay on the body
         self.content_length: int | None = None
         self.expect: bytes | None = None
+        self.fresh = False  # must go on a new connection to its dyno (a reused one went stale)
         self.body_done = False
         self.pending: list[bytes] = []  # body received before a dyno connection was ready
         self.pending_size = 0
@@ -329,12 +335,22 @@ class Client(asyncio.Protocol):
 
 
 class Upstream(asyncio.Protocol):
-    """The connection to a dyno for one request: writes the request, parses the response."""
+    """A connection to a dyno: writes a request, parses the response. Between requests it may
+    wait in the router's pool of idle connections (``exchange`` is None then)."""
 
-    def __init__(self, exchange: Exchange) -> None:
-        self.exchange = exchange
+    def __init__(self, exchange: Exchange, key: str) -> None:
+        self.key = key  # the backend it is connected to
         self.loop = exchange.loop
+        self.router = exchange.router
         self.transport: asyncio.Transport | None = None
+        self.tunnel_to: Client | None = None
+        self.reused = False  # it served a request before the current one
+        self.parked = 0.0  # when it last went idle in the pool
+        self.attach(exchange)
+
+    def attach(self, exchange: Exchange) -> None:
+        """Carry `exchange`'s request, with a fresh parser for its response."""
+        self.exchange: Exchange | None = exchange
         self.parser = httptools.HttpResponseParser(self)
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -342,8 +358,15 @@ class Upstream(asyncio.Protocol):
         self.head_size = 0
         self.interim = False  # parsing a 100 Continue / 103 Early Hints (not forwarded)
         self.done = False
-        self.tunnel_to: Client | None = None
+        self.reusable = False  # the response is complete and the dyno keeps the connection
         self.last_seen = self.loop.time()
+
+    def park(self) -> None:
+        """Wait in the pool: listen only for the dyno closing the connection."""
+        self.exchange = None
+        self.parked = time.monotonic()
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -352,6 +375,9 @@ class Upstream(asyncio.Protocol):
         self.transport = None
         if self.tunnel_to is not None:
             self.tunnel_to.abort()
+        elif self.exchange is None:
+            if not self.done:
+                self.router._forget(self)
         elif not self.done:
             self.exchange.upstream_lost()
 
@@ -360,32 +386,38 @@ class Upstream(asyncio.Protocol):
         if self.tunnel_to is not None:
             self.tunnel_to.write(data)
             return
+        exchange = self.exchange
+        if exchange is None:  # bytes nobody asked for: the connection cannot be trusted
+            self.close()
+            return
         if self.done:
             return
         if not self.status:
             self.head_size += len(data)
             if self.head_size > wire.MAX_RESPONSE_HEAD:
-                self.exchange.upstream_lost()
+                exchange.upstream_lost()
                 return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self.exchange.tunnel(data[upgrade.args[0] :])
+            exchange.tunnel(data[upgrade.args[0] :])
         except httptools.HttpParserError:
-            self.exchange.upstream_lost()
+            if self.exchange is exchange:
+                exchange.upstream_lost()
+            else:  # more bytes after a complete response
+                self.close()
             return
         if self.status == 101 and self.tunnel_to is None:
-            self.exchange.tunnel(b"")
-        self.exchange.flush()
+            exchange.tunnel(b"")
+        exchange.flush()
 
     def pause_writing(self) -> None:
-        client = self.exchange.client
-        if client.transport is not None:
-            client.transport.pause_reading()
+        if self.exchange is not None and self.exchange.client.transport is not None:
+            self.exchange.client.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        client = self.exchange.client
-        if client.transport is not None and not client.queue:
+        client = self.exchange.client if self.exchange is not None else None
+        if client is not None and client.transport is not None and not client.queue:
             client.transport.resume_reading()
 
     # -- httptools callbacks -------------------------------------------------------------------
@@ -397,6 +429,8 @@ class Upstream(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if self.exchange is None:
+            raise _Stray
         status = self.parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self.interim = True
@@ -406,13 +440,16 @@ class Upstream(asyncio.Protocol):
         self.exchange.response_head(self)
 
     def on_body(self, body: bytes) -> None:
-        self.exchange.response_body(body)
+        if self.exchange is not None:
+            self.exchange.response_body(body)
 
     def on_message_complete(self) -> None:
+        exchange = self.exchange
         if self.interim:
             self.interim = False
-        elif self.status != 101:  # a 101 goes on as a tunnel (data_received)
-            self.exchange.response_complete()
+        elif exchange is not None and self.status != 101:  # a 101 goes on as a tunnel
+            self.reusable = self.parser.should_keep_alive()
+            exchange.response_complete()
 
     # -- used by the exchange ------------------------------------------------------------------
 
@@ -449,6 +486,7 @@ class Exchange:
         self.slot = ""  # the dyno whose in-flight slot this request holds
         self.until_close = False  # the dyno's body ends when its connection does
         self.upstream: Upstream | None = None
+        self.replay: list[bytes] | None = None  # the body, while a reused connection may be stale
         self.connect: float | None = None
         self.connected = 0.0
         self.head: bytes | None = None  # the response head, until it goes out
@@ -478,7 +516,9 @@ class Exchange:
         if self.deadline is not None:
             self.deadline.cancel()
         if self.upstream is not None:
-            self.upstream.close()
+            upstream, self.upstream = self.upstream, None
+            reusable = upstream.reusable and self.request.body_done and not self.request.upgrade
+            self.router._release(upstream, reusable)
         if self.slot:
             self.router._done(self.slot)
             self.slot = ""
@@ -568,11 +608,12 @@ class Exchange:
         self.connect = connect
         self.connected = connected
         request = self.request
-        upstream.write(self.router._request_head(self, request))
+        upstream.write(self.router._request_head(self, request, upstream.key))
         if request.expect is not None:
             self.client.write(wire.CONTINUE)
         for piece in request.pending:
             upstream.send_body(piece, request.chunked)
+        self.replay = request.pending if upstream.reused else None
         request.pending = []
         request.sink = upstream
         if request.body_done and not request.upgrade:
@@ -584,6 +625,7 @@ class Exchange:
     def response_head(self, upstream: Upstream) -> None:
         if self.over:
             return
+        self.replay = None
         if self.deadline is not None:
             self.deadline.cancel()
         request = self.request
@@ -660,6 +702,10 @@ class Exchange:
         """The dyno closed the connection (or sent garbage) before the response was complete."""
         if self.over:
             return
+        upstream = self.upstream
+        if upstream is not None and self.replay is not None and not upstream.head_size:
+            self._resend()  # the dyno had closed this idle connection as we reused it
+            return
         if not self.status:
             self.fail("H13")
             return
@@ -668,6 +714,22 @@ class Exchange:
             return
         self.flush()
         self._cut("error", "H18", 503, "backend")  # a half-sent response must not pass as whole
+
+    def _resend(self) -> None:
+        """Route the request again, on a new connection: nothing of it reached the dyno's app
+        (a client would retry an idempotent request on a stale keep-alive connection too)."""
+        assert self.upstream is not None and self.replay is not None
+        self.upstream.close()
+        self.upstream = None
+        self.request.pending, self.replay = self.replay, None
+        self.request.sink = None
+        self.request.fresh = True
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if self.slot:
+            self.router._done(self.slot)
+            self.slot = ""
+        self.task = asyncio.ensure_future(self._run())
 
     def tunnel(self, tail: bytes) -> None:
         """The dyno switched protocols (101, e.g. WebSocket): from now on bytes flow both ways

@@ -18,6 +18,9 @@ MAX_LINE = 8192  # Heroku: the request line and each header line at most 8 KB
 MAX_HEAD = MAX_LINE * 64  # a request head larger than this is refused before it is complete
 MAX_RESPONSE_HEAD = 1024 * 1024  # a dyno's response head beyond this is H13 (lines: 512 KB)
 BUFFER = 256 * 1024  # request body held while no dyno is connected; beyond it reading pauses
+DYNO_IDLE_TIMEOUT = 90.0  # Router 2.0: an idle keep-alive connection to a dyno is kept this long
+CLOSES_AFTER_ANSWER = 1.0  # a dyno closing a fresh connection this soon after answering closes all
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 HOP_BY_HOP = frozenset(
     {

@@ -465,6 +465,99 @@ async def raw_dyno(reply: bytes) -> AsyncIterator[int]:
         await server.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def one_answer_dyno(*, hang_up_at_once: bool) -> AsyncIterator[tuple[int, list[list[bytes]]]]:
+    """A dyno that answers one request per connection, then hangs up: at once
+    (`hang_up_at_once`, as uWSGI's http-socket does), else when the next request arrives (an
+    idle connection closed just as the router reuses it). Yields its port and, per connection,
+    the request heads that arrived."""
+    heads: list[list[bytes]] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen: list[bytes] = []
+        heads.append(seen)
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        if not hang_up_at_once:
+            with contextlib.suppress(asyncio.IncompleteReadError):
+                seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], heads
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def peer_port(request: web.BaseRequest) -> web.StreamResponse:
+    return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+
+
+def test_connection_to_a_dyno_is_kept_for_the_next_request():
+    async def scenario():
+        dyno = Dyno(peer_port)
+        async with dyno.running(), router_for(dyno) as (router, _):
+            ports = {(await fetch(router.url + "/"))[2] for _ in range(3)}
+            assert len(ports) == 1
+            assert "Connection" not in dyno.seen[0].headers
+            assert router.idle_connections == 1
+            router.remove_backend("web.1")
+            assert router.idle_connections == 0
+
+    run(scenario)
+
+
+def test_without_keepalive_every_request_gets_its_own_connection():
+    async def scenario():
+        dyno = Dyno(peer_port)
+        async with dyno.running(), router_for(dyno, keepalive=False) as (router, _):
+            ports = {(await fetch(router.url + "/"))[2] for _ in range(3)}
+        assert len(ports) == 3
+        assert dyno.seen[0].headers["Connection"] == "close"
+
+    run(scenario)
+
+
+def test_dyno_closing_after_every_answer_gets_a_new_connection_per_request():
+    async def scenario():
+        async with (
+            one_answer_dyno(hang_up_at_once=True) as (port, heads),
+            router_for() as (router, lines),
+        ):
+            router.add_backend("web.1", "127.0.0.1", port)
+            answers = [await fetch(router.url + "/") for _ in range(3)]
+            answers += await asyncio.gather(*(fetch(router.url + "/") for _ in range(30)))
+            assert router.idle_connections == 0
+        assert [status for status, _, _ in answers] == [200] * 33
+        assert not [line for line in lines if "code=" in line]
+        assert b"Connection: close" in heads[-1][0]  # the router learnt it after the first
+
+    run(scenario)
+
+
+def test_kept_connection_closed_by_the_dyno_meanwhile_is_retried_on_a_new_one():
+    async def scenario():
+        async with (
+            one_answer_dyno(hang_up_at_once=False) as (port, heads),
+            router_for() as (router, lines),
+        ):
+            router.add_backend("web.1", "127.0.0.1", port)
+            first = await fetch(router.url + "/first")
+            second = await fetch(router.url + "/second")
+            posted = await fetch(router.url + "/form", "POST", data=b"a=1")
+        assert [first[0], second[0], posted[0]] == [200, 200, 200]
+        assert not [line for line in lines if "code=" in line]
+        requested = [[head.split(b" ")[1] for head in seen] for seen in heads]
+        # /second went out on the kept connection, found it closed, and was sent again; the
+        # POST is not idempotent, so it never goes on a kept connection that may be stale
+        assert requested == [[b"/first", b"/second"], [b"/second"], [b"/form"]]
+
+    run(scenario)
+
+
 def test_dyno_hanging_up_without_response_gives_h13():
     async def scenario():
         async with raw_dyno(b"") as port, router_for() as (router, lines):
