@@ -6,14 +6,21 @@ to the same dynos' bridge addresses; (c) directly to one dyno; and over HTTPS (d
 router vs (e) nginx with the same certificate. Throughput at 32 connections; latency at 1
 connection for (a) and (c), where the p50 difference is what the router adds.
 
-Prints medians and ratios. Goals: (a)/(b) throughput >= 1.0x; p50 (a) - (c) <= 0.5 ms;
-(d)/(e) >= 0.8x. Needs wrk and nginx: apt-get install wrk nginx-light.
-Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--json results.json]
+Prints medians and ratios, and where the CPU went: milliseconds of CPU per request of dynosim's
+`up` process (router and log readers), nginx, the dynos, Docker and wrk. Goals: (a)/(b)
+throughput >= 1.0x; p50 (a) - (c) <= 0.5 ms; (d)/(e) >= 0.8x.
+
+--pin puts the proxies and wrk on CPU 0 and the dynos and Docker on CPU 1, as on Heroku, where
+routers and dynos do not share machines. --py-spy samples the `up` process during one more
+router leg and prints where its time went. Needs wrk and nginx (apt-get install wrk
+nginx-light), and for --py-spy, py-spy (pip install py-spy).
+Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--pin] [--py-spy] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import re
 import shutil
@@ -30,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import free_port, report, until  # noqa: E402
+from cpu import Meter  # noqa: E402
 
 from dynosim import certs, engine  # noqa: E402
 from dynosim.dyno import PORT  # noqa: E402
@@ -78,11 +86,12 @@ def need(tool: str) -> str:
     return found
 
 
-def wrk(url: str, seconds: int, connections: int) -> tuple[float, float]:
-    """Requests per second and p50 latency (ms) of one wrk run; non-2xx answers fail it (socket
-    errors do not: uWSGI closes each connection after its response)."""
+def wrk(url: str, seconds: int, connections: int, cpus: str = "") -> tuple[float, float]:
+    """Requests per second and p50 latency (ms) of one wrk run (on `cpus` if given); non-2xx
+    answers fail it (socket errors do not: uWSGI closes each connection after its response)."""
+    pin = ["taskset", "-c", cpus] if cpus else []
     out = subprocess.run(
-        [need("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        [*pin, need("wrk"), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     if "Non-2xx" in out:
@@ -130,13 +139,60 @@ def start_nginx(
     return process, f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{tls_port}/"
 
 
+def pin(up: int, nginx: int) -> None:
+    """The proxies (their threads and workers) on CPU 0; the dynos and Docker on CPU 1."""
+    for container in engine.client().containers.list(filters={"label": f"dynosim.app={APP}"}):
+        container.update(cpuset_cpus="1")
+    workers = subprocess.run(["pgrep", "-P", str(nginx)], capture_output=True, text=True).stdout
+    taskset("0", [up, nginx, *workers.split()])
+    taskset("1", docker_processes())
+
+
+def docker_processes() -> list[str]:
+    found = subprocess.run(
+        ["pgrep", "-x", "dockerd|containerd|containerd-shim.*"], capture_output=True, text=True
+    )
+    return found.stdout.split()
+
+
+def taskset(cpus: str, pids: list) -> None:
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True)
+
+
+def sample(pid: int, url: str, seconds: int, cpus: str) -> dict[str, object]:
+    """py-spy on `pid` while wrk loads `url`: the share of samples per thread and the functions
+    the samples were in (own time, top 15)."""
+    out = Path(tempfile.mkdtemp()) / "samples.txt"
+    spy = subprocess.Popen(
+        [need("py-spy"), "record", "-p", str(pid), "-d", str(seconds), "-r", "250", "--threads",
+         "--nonblocking", "--format", "raw", "-o", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wrk(url, seconds, CONNECTIONS, cpus)
+    spy.wait(60)
+    threads: collections.Counter[str] = collections.Counter()
+    functions: collections.Counter[str] = collections.Counter()
+    for line in out.read_text().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        frames = stack.split(";")
+        thread = re.sub(r"thread \(\d+\): ", "", frames[0])
+        threads[re.sub(r"-web\.\d+$", "-web.N", thread)] += int(count)
+        functions[frames[-1]] += int(count)
+    total = sum(threads.values()) or 1
+    share = lambda counter, n: {k: round(v / total, 3) for k, v in counter.most_common(n)}  # noqa: E731
+    return {"threads": share(threads, 5), "functions": share(functions, 15)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--pin", action="store_true", help="proxies on CPU 0, dynos on CPU 1")
+    parser.add_argument("--py-spy", action="store_true", help="sample the router with py-spy")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    for tool in ("wrk", "nginx"):
+    for tool in ("wrk", "nginx", *(["py-spy"] if args.py_spy else [])):
         need(tool)
     work = Path(tempfile.mkdtemp(prefix="dynosim-bench-"))
     work.chmod(0o755)  # nginx's workers (nobody) write their temp files below it
@@ -152,6 +208,9 @@ def main() -> None:
     router, router_tls = f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{tls_port}/"
     nginx = None
     results: dict[str, list[float]] = {}
+    cpu: dict[str, dict[str, list[float]]] = {}
+    cpus = "0" if args.pin else ""
+    spied = None
     try:
         until(lambda: requests.get(router, timeout=5).ok)
         subprocess.run([sys.executable, "-m", "dynosim", "ps:scale", "-a", APP, f"web={DYNOS}",
@@ -171,30 +230,40 @@ def main() -> None:
             "a_router_1conn": (router, 1),
             "c_direct_1conn": (direct, 1),
         }
-        wrk(router, 2, CONNECTIONS)  # warm up the dynos' workers
+        if args.pin:
+            pin(up.pid, nginx.pid)
+        wrk(router, 2, CONNECTIONS, cpus)  # warm up the dynos' workers
         for round_number in range(args.rounds):
             order = list(legs.items())
             if round_number % 2:
                 order.reverse()
             for name, (url, connections) in order:
-                rate, p50 = wrk(url, args.seconds, connections)
+                meter = Meter(up.pid)
+                rate, p50 = wrk(url, args.seconds, connections, cpus)
                 results.setdefault(f"{name}_rps", []).append(rate)
                 results.setdefault(f"{name}_p50_ms", []).append(p50)
+                for part, ms in meter.per_request(rate * args.seconds).items():
+                    cpu.setdefault(name, {}).setdefault(part, []).append(ms)
             print(
                 f"round {round_number + 1}: "
                 + ", ".join(f"{k}={v[-1]:.1f}" for k, v in results.items() if k.endswith("rps")),
                 flush=True,
             )
+        if args.py_spy:
+            spied = sample(up.pid, router, args.seconds, cpus)
     finally:
         if nginx is not None:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(30)
         up.send_signal(signal.SIGINT)
         up.wait(120)
+        if args.pin:
+            taskset(f"0-{os.cpu_count() - 1}", docker_processes())
     medians = {k: statistics.median(v) for k, v in results.items()}
     result = {
         "rounds": args.rounds,
         "seconds_per_leg": args.seconds,
+        "pinned": args.pin,
         "connections": CONNECTIONS,
         "medians": {k: round(v, 3) for k, v in medians.items()},
         "ratio_router_to_nginx_rps": round(medians["a_router_rps"] / medians["b_nginx_rps"], 3),
@@ -204,6 +273,11 @@ def main() -> None:
         "router_added_p50_ms_1conn": round(
             medians["a_router_1conn_p50_ms"] - medians["c_direct_1conn_p50_ms"], 3
         ),
+        "cpu_ms_per_request": {
+            leg: {part: round(statistics.median(v), 3) for part, v in parts.items()}
+            for leg, parts in cpu.items()
+        },
+        "py_spy": spied,
         "samples": {k: [round(x, 3) for x in v] for k, v in results.items()},
     }
     report(result, args.json)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import urllib.parse
 
 import docker
 import docker.errors
@@ -27,3 +29,17 @@ def client() -> docker.DockerClient:
             " or start one and set DOCKER_HOST"
         ) from None
     return engine
+
+
+def socket_address() -> str | tuple[str, int] | None:
+    """Where the engine listens, for a plain asyncio connection: a Unix socket path, or (host,
+    port) of an unencrypted TCP endpoint; None for the rest (TLS, SSH), which only docker-py
+    speaks."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        return host.removeprefix("unix://")
+    if host.startswith("tcp://") and not os.environ.get("DOCKER_TLS_VERIFY"):
+        address = urllib.parse.urlsplit(host)
+        if address.hostname and address.port:
+            return address.hostname, address.port
+    return None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 from docker.models.containers import Container
 
-from . import addons, backoff, dyno, dynohours, engine, reconcile
+from . import addons, backoff, dockerlogs, dyno, dynohours, engine, reconcile
 from .clock import Clock
 from .errors import ReleaseError, UsageError
 from .formation import DEFAULT_SIZE, size
@@ -72,7 +72,7 @@ class Tracked:
     warned_memory: float = float("-inf")
     asleep: bool = False  # stopped or paused because the app idled (not a crash)
     output: asyncio.Event = field(default_factory=asyncio.Event)  # it printed something
-    follower: threading.Thread | None = None  # streams its container's output to the hub
+    follower: asyncio.Task[None] | None = None  # streams its container's output to the hub
     tasks: set[asyncio.Task] = field(default_factory=set)
 
     @property
@@ -140,6 +140,7 @@ class Supervisor:
         self._preboot: list[Tracked] = []  # a new release's web dynos, booting beside the old
         self._retiring: set[str] = set()  # containers of replaced web dynos, being drained
         self._background: set[asyncio.Task] = set()
+        self._followers: set[asyncio.Task] = set()  # dynos' output streams
         self._state_changed = asyncio.Event()
 
     # life cycle
@@ -244,7 +245,7 @@ class Supervisor:
                     f"{phase} command timed out after {self.release_timeout:g} seconds",
                     self._tail(tracked.name),
                 ) from None
-            await asyncio.to_thread(follower.join, 5)
+            await asyncio.wait({follower}, timeout=5)
             self.hub.heroku(tracked.name, f"Process exited with status {code}")
             self._set_state(tracked, "complete")
             if code != 0:
@@ -282,8 +283,7 @@ class Supervisor:
                 await self._cancel_timers(tracked)
             await asyncio.gather(*(self._stop(t) for t in new))
             if failed.follower is not None:  # its last words belong in the error
-                await asyncio.to_thread(failed.follower.join, 5)
-                await asyncio.sleep(0)  # the lines it handed to the loop reach the hub
+                await asyncio.wait({failed.follower}, timeout=5)
             raise ReleaseError(
                 f"{failed.name} of {release.name} did not come up; the previous release keeps"
                 " serving",
@@ -378,6 +378,10 @@ class Supervisor:
             *(self._stop(t) for t in list(self.dynos.values())),
             *list(self._background),  # replaced web dynos still draining
         )
+        if self._followers:  # stopped dynos' last lines: their streams end with them
+            _, unended = await asyncio.wait(set(self._followers), timeout=2)
+            for task in unended:
+                task.cancel()
         if self._events is not None:
             with contextlib.suppress(Exception):
                 self._events.close()
@@ -943,27 +947,22 @@ class Supervisor:
 
     def _follow(
         self, tracked: Tracked, container: Container, since: dt.datetime | None
-    ) -> threading.Thread:
-        """Stream a container's output into the hub from a thread of its own (it ends with the
-        container)."""
-        hub, loop, name = self.hub, self._loop, tracked.name
-        assert loop is not None
+    ) -> asyncio.Task[None]:
+        """Stream a container's output into the hub (the task ends with the container's
+        output); each arrival is also a readiness hint for a booting web dyno."""
+        hub, name = self.hub, tracked.name
 
-        def logs() -> None:
-            buffer = b""
-            with contextlib.suppress(Exception):
-                stream = container.logs(stream=True, follow=True, timestamps=True, since=since)
-                for chunk in stream:
-                    loop.call_soon_threadsafe(tracked.output.set)  # a readiness hint
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        time, message = _split_timestamp(line.decode(errors="replace"))
-                        loop.call_soon_threadsafe(hub.app, name, message, time)
+        def line(time: dt.datetime | None, message: str) -> None:
+            hub.app(name, message, time)
 
-        thread = threading.Thread(target=logs, name=f"logs-{name}", daemon=True)
-        thread.start()
-        return thread
+        async def follow() -> None:
+            with contextlib.suppress(Exception):  # the engine went away: nothing more to read
+                await dockerlogs.follow(container, since, line, tracked.output.set)
+
+        task = asyncio.ensure_future(follow())
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+        return task
 
     def _route(self, tracked: Tracked) -> None:
         if self.router and tracked.container is not None and tracked.address:
@@ -1051,13 +1050,3 @@ def _oom_killed(container: Container) -> bool:
     except docker.errors.DockerException:
         return False
     return bool(container.attrs.get("State", {}).get("OOMKilled"))
-
-
-def _split_timestamp(line: str) -> tuple[dt.datetime | None, str]:
-    """Docker prefixes each line with an RFC 3339 nanosecond time; keep microseconds."""
-    stamp, _, message = line.partition(" ")
-    try:
-        time = dt.datetime.fromisoformat(stamp[:26].rstrip("Z") + "+00:00")
-    except ValueError:
-        return None, line
-    return time, message.rstrip("\r")

@@ -30,14 +30,19 @@ context, HTTPS. What it mimics (heroku-behaviour.md §4):
 * HTTP/1.1 keep-alive and pipelining to clients, HTTP/1.0, a client that half-closes after its
   request still gets the answer; ``Expect: 100-continue`` answered by the router when the body
   is about to be forwarded (the dyno never sees it), another expectation gets 417 with H26;
+* connections to dynos kept alive between requests for 90 s idle, as Router 2.0 does
+  (``keepalive=False``: one per request, the legacy router's way); a dyno that closes each
+  connection right after answering gets ``Connection: close`` and a new one per request;
 * one ``heroku[router]`` log line per request, in Heroku's format, handed to the ``log`` callback.
 
 Deliberate differences, chosen for a single local router:
 
 * ``CONNECT`` is answered 405 and logged without an H code (Heroku rejects it too, undocumented
   how). Methods llhttp does not know get 400 (vegur accepts any token).
-* Like the legacy router, every request gets a new connection to its dyno (uWSGI's http-socket
-  closes after each response anyway). No Connect-Time / Total-Route-Time headers.
+* No Connect-Time / Total-Route-Time headers.
+* A request meeting a kept connection that its dyno closed meanwhile is sent again on a new one
+  rather than answered H13/H18; only idempotent requests with no body still streaming in go out
+  on kept connections, so that is always possible.
 * H22 (connection limit) comes from this process's file-descriptor limit, not Heroku's
   (unpublished) per-app limit: beyond it a new connection gets 503 with H22 and is closed.
 * X-Forwarded-Proto/-Port describe the port the client connected to (HTTP or HTTPS), not 80/443.
