@@ -4,7 +4,7 @@ Legs, each `wrk` on loopback for --seconds (alternating order per round):
 (a) through dynosim's router; (b) through nginx (Debian nginx-light, one worker, round robin)
 to the same dynos' bridge addresses; (c) directly to one dyno; and over HTTPS (d) dynosim's
 router vs (e) nginx with the same certificate. Throughput at 32 connections; latency at 1
-connection for (a) and (c), where the p50 difference is what the router adds.
+connection for (a), (b) and (c), where the p50 difference to (c) is what a proxy adds.
 
 Prints medians and ratios, and where the CPU went: milliseconds of CPU per request of dynosim's
 `up` process (router and log readers), nginx, the dynos, Docker and wrk. Goals: (a)/(b)
@@ -80,9 +80,12 @@ http {{
 
 
 def need(tool: str) -> str:
-    found = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+    found = shutil.which(tool, path=f"{os.environ.get('PATH')}:/usr/sbin:/sbin") or shutil.which(
+        tool, path=str(Path(sys.executable).parent)
+    )
     if not found:
-        sys.exit(f"error: {tool} is missing; install it with: apt-get install wrk nginx-light")
+        how = "pip install py-spy" if tool == "py-spy" else "apt-get install wrk nginx-light"
+        sys.exit(f"error: {tool} is missing; install it with: {how}")
     return found
 
 
@@ -228,6 +231,7 @@ def main() -> None:
             "d_router_https": (router_tls, CONNECTIONS),
             "e_nginx_https": (proxy_tls, CONNECTIONS),
             "a_router_1conn": (router, 1),
+            "b_nginx_1conn": (proxy, 1),
             "c_direct_1conn": (direct, 1),
         }
         if args.pin:
@@ -272,6 +276,9 @@ def main() -> None:
         ),
         "router_added_p50_ms_1conn": round(
             medians["a_router_1conn_p50_ms"] - medians["c_direct_1conn_p50_ms"], 3
+        ),
+        "nginx_added_p50_ms_1conn": round(
+            medians["b_nginx_1conn_p50_ms"] - medians["c_direct_1conn_p50_ms"], 3
         ),
         "cpu_ms_per_request": {
             leg: {part: round(statistics.median(v), 3) for part, v in parts.items()}

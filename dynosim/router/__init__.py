@@ -385,10 +385,7 @@ class Router:
             host, port = self._backends[picked]
             began = time.monotonic()
             try:
-                async with asyncio.timeout(self._connect_timeout):
-                    _, upstream = await loop.create_connection(
-                        functools.partial(Upstream, x, picked), host, port
-                    )
+                upstream = await self._connect(x, picked, host, port)
             except (TimeoutError, OSError) as exc:
                 code = "H19" if isinstance(exc, TimeoutError) else "H21"
                 x.connect = time.monotonic() - began
@@ -401,6 +398,32 @@ class Router:
             x.deadline = loop.call_later(max(0.0, deadline - connected), self._timed_out, x)
             return
         x.fail(code)
+
+    async def _connect(self, x: Exchange, key: str, host: str, port: int) -> Upstream:
+        """A new connection to a dyno, or TimeoutError after ``connect_timeout``. (A timer that
+        cancels the task costs a third of ``asyncio.timeout``, on every request.)"""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = loop.call_later(self._connect_timeout, expire)
+        try:
+            _, upstream = await loop.create_connection(
+                functools.partial(Upstream, x, key), host, port
+            )
+        except asyncio.CancelledError:
+            if expired and not task.uncancel():
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.cancel()
+        return upstream
 
     def _reuse(self, key: str, x: Exchange) -> Upstream | None:
         """An idle connection to `key` for the request, if it may take one: it must be one the
