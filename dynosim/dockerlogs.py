@@ -157,4 +157,6 @@ def _follow_in_thread(
             for each in lines:
                 loop.call_soon_threadsafe(line, *split_timestamp(each.decode(errors="replace")))
     with contextlib.suppress(RuntimeError):  # the loop closed first
+        if text:  # last words without a newline
+            loop.call_soon_threadsafe(line, *split_timestamp(text.decode(errors="replace")))
         loop.call_soon_threadsafe(ended.set_result, None)

@@ -4,6 +4,7 @@ tests: every dyno's output reaches the log through it)."""
 import asyncio
 import datetime as dt
 
+from dynosim import dockerlogs, engine
 from dynosim.dockerlogs import _Stream, split_timestamp
 
 
@@ -68,3 +69,39 @@ def test_a_line_without_a_timestamp_is_kept_whole():
 def test_an_engine_error_ends_the_stream_without_lines():
     response = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}"
     assert read(response) == []
+
+
+def test_engines_only_docker_py_reaches_are_read_in_a_thread(monkeypatch):
+    class Container:  # docker-py's side: chunks of the demultiplexed output
+        name = "web.1"
+
+        def logs(self, **options: object):
+            assert options == {"stream": True, "follow": True, "timestamps": True, "since": None}
+            yield STAMP + b"one\n" + STAMP + b"tw"
+            yield b"o\n" + STAMP + b"bye"
+
+    monkeypatch.setattr(engine, "socket_address", lambda: None)  # a TLS or SSH engine
+    lines: list[tuple[dt.datetime | None, str]] = []
+
+    async def scenario() -> None:
+        await dockerlogs.follow(Container(), None, lambda *line: lines.append(line))
+
+    asyncio.run(scenario())
+    assert lines == [(WHEN, "one"), (WHEN, "two"), (WHEN, "bye")]
+
+
+def test_the_engine_is_reached_on_its_unix_socket_or_plain_tcp_only(monkeypatch):
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    for host, address in [
+        (None, "/var/run/docker.sock"),
+        ("unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock"),
+        ("tcp://127.0.0.1:2375", ("127.0.0.1", 2375)),
+        ("ssh://me@build-box", None),
+    ]:
+        if host is None:
+            monkeypatch.delenv("DOCKER_HOST", raising=False)
+        else:
+            monkeypatch.setenv("DOCKER_HOST", host)
+        assert engine.socket_address() == address
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    assert engine.socket_address() is None  # tcp:// with TLS
