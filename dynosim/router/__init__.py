@@ -440,22 +440,17 @@ class Router:
     def _release(self, upstream: Upstream, reusable: bool) -> None:
         """A request is done with its connection: keep it for the next one, or close it."""
         key = upstream.key
-        idle = self._idle.setdefault(key, [])
-        if (
-            reusable
-            and self._keepalive
-            and key in self._backends
-            and key not in self._closes
-            and len(idle) < CONNECTIONS_PER_DYNO
-            and upstream.transport is not None
-        ):
-            upstream.park()
-            idle.append(upstream)
-            if self._sweeper is None:
-                loop = asyncio.get_running_loop()
-                self._sweeper = loop.call_later(DYNO_IDLE_TIMEOUT / 4, self._sweep)
-        else:
-            upstream.close()
+        keep = reusable and self._keepalive and upstream.transport is not None
+        if keep and key in self._backends and key not in self._closes:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < CONNECTIONS_PER_DYNO:
+                upstream.park()
+                idle.append(upstream)
+                if self._sweeper is None:
+                    loop = asyncio.get_running_loop()
+                    self._sweeper = loop.call_later(DYNO_IDLE_TIMEOUT / 4, self._sweep)
+                return
+        upstream.close()
 
     def _forget(self, upstream: Upstream) -> None:
         """The dyno closed an idle connection. If it did so right after its first answer, it

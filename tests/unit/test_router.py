@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
+import dynosim.router
 from dynosim.router import Router, RouterError, WebStatus
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -506,6 +507,21 @@ def test_connection_to_a_dyno_is_kept_for_the_next_request():
             assert router.idle_connections == 1
             router.remove_backend("web.1")
             assert router.idle_connections == 0
+
+    run(scenario)
+
+
+def test_kept_connection_is_closed_after_the_idle_time(monkeypatch):
+    monkeypatch.setattr(dynosim.router, "DYNO_IDLE_TIMEOUT", 0.2)  # Heroku's is 90 s
+
+    async def scenario():
+        dyno = Dyno()
+        async with dyno.running(), router_for(dyno) as (router, _):
+            await fetch(router.url + "/")
+            assert router.idle_connections == 1
+            await asyncio.sleep(0.5)
+            assert router.idle_connections == 0
+            assert (await fetch(router.url + "/"))[0] == 200
 
     run(scenario)
 
