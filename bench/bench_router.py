@@ -158,7 +158,7 @@ def docker_processes() -> list[str]:
     return found.stdout.split()
 
 
-def taskset(cpus: str, pids: list) -> None:
+def taskset(cpus: str, pids: list[int | str]) -> None:
     for pid in pids:
         subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], capture_output=True)
 
@@ -183,8 +183,11 @@ def sample(pid: int, url: str, seconds: int, cpus: str) -> dict[str, object]:
         threads[re.sub(r"-web\.\d+$", "-web.N", thread)] += int(count)
         functions[frames[-1]] += int(count)
     total = sum(threads.values()) or 1
-    share = lambda counter, n: {k: round(v / total, 3) for k, v in counter.most_common(n)}  # noqa: E731
-    return {"threads": share(threads, 5), "functions": share(functions, 15)}
+
+    def shares(counter: collections.Counter[str], top: int) -> dict[str, float]:
+        return {k: round(v / total, 3) for k, v in counter.most_common(top)}
+
+    return {"threads": shares(threads, 5), "functions": shares(functions, 15)}
 
 
 def main() -> None:
