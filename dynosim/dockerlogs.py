@@ -49,7 +49,7 @@ async def follow(
         ended = loop.create_future()
         threading.Thread(
             target=_follow_in_thread,
-            args=(container, since, line, printed, loop, ended),
+            args=(container, since, _Lines(line, printed), loop, ended),
             name=f"logs-{container.name}",
             daemon=True,
         ).start()
@@ -74,16 +74,34 @@ async def follow(
         transport.close()
 
 
+class _Lines:
+    """Output bytes, as they arrive, to `line(time, message)` calls."""
+
+    def __init__(self, line: Line, printed: Callable[[], None]) -> None:
+        self.line = line
+        self.printed = printed
+        self.text = b""  # the start of a line whose newline has not arrived
+
+    def feed(self, data: bytes) -> None:
+        self.printed()
+        *lines, self.text = (self.text + data).split(b"\n")
+        for text in lines:
+            self.line(*split_timestamp(text.decode(errors="replace")))
+
+    def close(self) -> None:
+        if self.text:  # last words without a newline
+            self.line(*split_timestamp(self.text.decode(errors="replace")))
+            self.text = b""
+
+
 class _Stream(asyncio.Protocol):
     """The response to one logs request: frames to lines."""
 
     def __init__(self, tty: bool, line: Line, printed: Callable[[], None]) -> None:
         self.tty = tty
-        self.line = line
-        self.printed = printed
+        self.lines = _Lines(line, printed)
         self.parser = httptools.HttpResponseParser(self)
         self.frames = b""  # the start of a frame whose payload has not all arrived
-        self.text = b""  # the start of a line whose newline has not arrived
         self.ended = asyncio.get_running_loop().create_future()
         self.transport: asyncio.BaseTransport | None = None
 
@@ -106,9 +124,8 @@ class _Stream(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self.ended.done():
             return
-        self.printed()
         if self.tty:
-            self._lines(body)
+            self.lines.feed(body)
             return
         frames = self.frames + body if self.frames else body
         start = 0
@@ -116,24 +133,17 @@ class _Stream(asyncio.Protocol):
             end = start + _FRAME_HEAD + int.from_bytes(frames[start + 4 : start + 8], "big")
             if end > len(frames):
                 break
-            self._lines(frames[start + _FRAME_HEAD : end])
+            self.lines.feed(frames[start + _FRAME_HEAD : end])
             start = end
         self.frames = frames[start:]
 
     def on_message_complete(self) -> None:
         self._end()
 
-    def _lines(self, data: bytes) -> None:
-        *lines, self.text = (self.text + data).split(b"\n")
-        for text in lines:
-            self.line(*split_timestamp(text.decode(errors="replace")))
-
     def _end(self) -> None:
         if self.ended.done():
             return
-        if self.text:  # last words without a newline
-            self.line(*split_timestamp(self.text.decode(errors="replace")))
-            self.text = b""
+        self.lines.close()
         self.ended.set_result(None)
         if self.transport is not None:
             self.transport.close()
@@ -142,21 +152,15 @@ class _Stream(asyncio.Protocol):
 def _follow_in_thread(
     container: Container,
     since: dt.datetime | None,
-    line: Line,
-    printed: Callable[[], None],
+    lines: _Lines,
     loop: asyncio.AbstractEventLoop,
     ended: asyncio.Future[None],
 ) -> None:
-    """docker-py's blocking stream, for engines only it can reach; the callbacks (and the
-    end) go to the loop's thread."""
-    text = b""
+    """docker-py's blocking stream, for engines only it can reach: its chunks (and the end) are
+    handed to the loop's thread, where `lines` splits them."""
     with contextlib.suppress(Exception):
         for chunk in container.logs(stream=True, follow=True, timestamps=True, since=since):
-            loop.call_soon_threadsafe(printed)
-            *lines, text = (text + chunk).split(b"\n")
-            for each in lines:
-                loop.call_soon_threadsafe(line, *split_timestamp(each.decode(errors="replace")))
+            loop.call_soon_threadsafe(lines.feed, chunk)
     with contextlib.suppress(RuntimeError):  # the loop closed first
-        if text:  # last words without a newline
-            loop.call_soon_threadsafe(line, *split_timestamp(text.decode(errors="replace")))
+        loop.call_soon_threadsafe(lines.close)
         loop.call_soon_threadsafe(ended.set_result, None)
