@@ -377,22 +377,19 @@ class Router:
             tried.add(picked)
             self._active[picked] = self._active.get(picked, 0) + 1
             x.dyno = x.slot = picked
-            if upstream := self._reuse(picked, x):
-                connected = time.monotonic()
-                x.start_upstream(upstream, 0.0, connected)
-                x.deadline = loop.call_later(max(0.0, deadline - connected), self._timed_out, x)
-                return
-            host, port = self._backends[picked]
             began = time.monotonic()
-            try:
-                upstream = await self._connect(x, picked, host, port)
-            except (TimeoutError, OSError) as exc:
-                code = "H19" if isinstance(exc, TimeoutError) else "H21"
-                x.connect = time.monotonic() - began
-                self._quarantine[picked] = time.monotonic() + QUARANTINE_SECONDS
-                x.slot = ""
-                self._done(picked)
-                continue
+            upstream = self._reuse(picked, x)
+            if upstream is None:
+                host, port = self._backends[picked]
+                try:
+                    upstream = await self._connect(x, picked, host, port)
+                except (TimeoutError, OSError) as exc:
+                    code = "H19" if isinstance(exc, TimeoutError) else "H21"
+                    x.connect = time.monotonic() - began
+                    self._quarantine[picked] = time.monotonic() + QUARANTINE_SECONDS
+                    x.slot = ""
+                    self._done(picked)
+                    continue
             connected = time.monotonic()
             x.start_upstream(upstream, connected - began, connected)
             x.deadline = loop.call_later(max(0.0, deadline - connected), self._timed_out, x)
