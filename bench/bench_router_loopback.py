@@ -16,10 +16,8 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import re
 import resource
 import statistics
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -29,6 +27,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_router import wrk  # noqa: E402
 from common import free_port, report  # noqa: E402
 
 from dynosim.logs import LogHub, Printer  # noqa: E402
@@ -67,17 +66,6 @@ def stand_in(port: int, keep: bool) -> None:
     uvloop.run(serve())
 
 
-def wrk(port: int, connections: int, seconds: int) -> tuple[float, float]:
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
-         f"http://127.0.0.1:{port}/"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out).groups()
-    return rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
 def measure(keep: bool, rounds: int, seconds: int) -> dict[str, dict[str, float]]:
     """Start the stand-ins and the router, load it at 32 and at 1 connection."""
     ports = [free_port() for _ in range(3)]
@@ -106,11 +94,12 @@ def measure(keep: bool, rounds: int, seconds: int) -> dict[str, dict[str, float]
     ready.wait(10)
     results: dict[str, dict[str, list[float]]] = {}
     try:
-        wrk(router_port, 32, 1)  # warm up
+        url = f"http://127.0.0.1:{router_port}/"
+        wrk(url, 1, 32, "1")  # warm up
         for _ in range(rounds):
             for connections in (32, 1):
                 before = resource.getrusage(resource.RUSAGE_SELF)
-                rate, p50 = wrk(router_port, connections, seconds)
+                rate, p50 = wrk(url, seconds, connections, "1")
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 requests = max(rate * seconds, 1)
                 leg = results.setdefault(f"c{connections}", {})
