@@ -130,6 +130,7 @@ class Router:
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int | None = None,
         keepalive: bool = True,
+        fronted: bool = False,
     ) -> None:
         """Configure the router; nothing listens until :meth:`start`.
 
@@ -142,6 +143,8 @@ class Router:
         connections (default: what the file-descriptor limit allows, two per request) a new one
         gets H22. With ``keepalive`` (Router 2.0's default) connections to dynos are kept
         open between requests, for ``DYNO_IDLE_TIMEOUT``; without, each request gets its own.
+        ``fronted``: the router sits behind dynosim's HAProxy (:mod:`.haproxy`), on a private
+        socket, and takes the client's address and scheme from the headers HAProxy sets.
         """
         self.app = app
         self._log = log
@@ -155,6 +158,7 @@ class Router:
         self._idle_timeout = idle_timeout
         self._max_connections = max_connections or _connection_limit()
         self._keepalive = keepalive
+        self._fronted = fronted
         self._idle: dict[str, list[Upstream]] = {}  # backend -> idle connections, newest last
         self._closes: set[str] = set()  # backends that close every connection after answering
         self._sweeper: asyncio.TimerHandle | None = None
@@ -214,10 +218,17 @@ class Router:
                     ) from None
                 raise RouterError(f"cannot listen on {where}: {exc.strerror or exc}") from None
             self._servers.append(server)
+        if self._fronted:
+            return
         bound = [server.sockets[0].getsockname()[1] for server in self._servers]
         self._port = bound[0]
         self._https_port = bound[1] if len(bound) > 1 else None
         self._port_headers = {"http": b"%d" % self._port, "https": b"%d" % (self._https_port or 0)}
+
+    def fronted_ports(self, port: int, https_port: int | None) -> None:
+        """The ports of the HAProxy front, for X-Forwarded-Port and a missing Host."""
+        self._port, self._https_port = port, https_port
+        self._port_headers = {"http": b"%d" % port, "https": b"%d" % (https_port or 0)}
 
     async def _stop_servers(self) -> None:
         servers, self._servers = self._servers, []
@@ -566,21 +577,27 @@ class Router:
         """The log line's description of a request, from its head."""
         host = b""
         forwarded = []
+        remote, scheme = client.remote, client.scheme
         for name, value in request.headers:
             lowered = name.lower()
             if lowered == b"host":
                 host = value
             elif lowered == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
-        if client.remote:
-            forwarded.append(client.remote)
+            elif lowered in wire.FRONT_HEADERS and self._fronted:
+                if lowered == wire.FRONT_CLIENT:
+                    remote = value.decode("latin-1")
+                else:
+                    scheme = "https" if value == b"https" else "http"
+        if remote:
+            forwarded.append(remote)
         return Fields(
             request.method.decode("latin-1"),
             request.url.decode("latin-1").replace('"', "%22"),
             host.decode("latin-1"),
             wire.request_id(request.headers),
             ", ".join(forwarded),
-            client.scheme,
+            scheme,
         )
 
     def _request_head(self, x: Exchange, request: Request, key: str) -> bytes:

@@ -34,6 +34,10 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
+# What dynosim's HAProxy front tells the Router behind it (see Router's `fronted`).
+FRONT_CLIENT = b"x-dynosim-client"
+FRONT_PROTO = b"x-dynosim-proto"
+FRONT_HEADERS = (FRONT_CLIENT, FRONT_PROTO)
 # Request headers the router sets itself (a client's value is folded in or replaced).
 REQUEST_DROP = HOP_BY_HOP | {
     b"content-length",
@@ -44,6 +48,7 @@ REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-proto",
     b"x-request-id",
     b"x-request-start",
+    *FRONT_HEADERS,
 }
 RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"via"}
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")

@@ -6,11 +6,13 @@ or file descriptors than before. The RNG is seeded, so a failure names a case th
 """
 
 import asyncio
+import errno
 import os
 import random
 import re
 
-from test_router import Dyno, echo, router_for
+import pytest
+from test_router import ROUTERS, Dyno, echo, router_for
 
 SEED = 20261201
 CASES = 10_000
@@ -19,6 +21,9 @@ GOOD_EVERY = 10  # every tenth case is a well-formed request that must succeed
 # What the router may answer to anything: the dyno's 200, or its own 400 (H26), 405 (CONNECT),
 # 417 (Expect), 503 (a dyno that broke off, ...), 505 (HTTP/0.9 or 2.x in HTTP/1 syntax).
 SANE = {b"200", b"400", b"405", b"417", b"503", b"505"}
+# HAProxy passes on transfer codings besides chunked (read by the chunks, connection closed
+# after): the stand-in dyno answers 422 to those.
+PASSED_ON = {"python": set(), "haproxy": {b"422"}}
 STATUS_LINE = re.compile(rb"HTTP/\d\.\d (\d{3}) ")
 
 GOOD = b"GET /good HTTP/1.1\r\nHost: fuzz\r\n\r\n"
@@ -122,8 +127,10 @@ async def send(port: int, data: bytes, hang_up: bool) -> bytes:
         await writer.drain()
         writer.write_eof()
         return await asyncio.wait_for(reader.read(), 10)
-    except (ConnectionResetError, BrokenPipeError):
-        return b""  # the router closed on us while we were still writing: a valid answer
+    except OSError as exc:  # the router closed on us while we were still writing: valid
+        if not isinstance(exc, ConnectionError) and exc.errno != errno.ENOTCONN:
+            raise
+        return b""
     finally:
         writer.close()
 
@@ -132,12 +139,13 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_ten_thousand_hostile_requests_leave_the_router_serving_and_leak_free():
+@pytest.mark.parametrize("using", list(ROUTERS))
+def test_ten_thousand_hostile_requests_leave_the_router_serving_and_leak_free(using):
     async def scenario():
         rng = random.Random(SEED)
         cases = [(GOOD, False) if n % GOOD_EVERY == 0 else hostile(rng) for n in range(CASES)]
         dyno = Dyno(echo)
-        async with dyno.running(), router_for(dyno, idle_timeout=5) as (router, lines):
+        async with dyno.running(), router_for(dyno, using=using, idle_timeout=5) as (router, lines):
             port = int(router.url.rsplit(":", 1)[1])
             assert (await send(port, GOOD, False)).startswith(b"HTTP/1.1 200 ")  # warmed up
             await asyncio.sleep(0.1)
@@ -153,7 +161,7 @@ def test_ten_thousand_hostile_requests_leave_the_router_serving_and_leak_free():
                     assert statuses == [b"200"], (n, answer[:80])
                 if answer:
                     assert statuses and answer.startswith(b"HTTP/"), (n, answer[:80])
-                    assert set(statuses) <= SANE, (n, statuses)
+                    assert set(statuses) <= SANE | PASSED_ON[using], (n, statuses)
 
             await asyncio.gather(*(one(n) for n in range(CASES)))
 
@@ -170,7 +178,12 @@ def test_ten_thousand_hostile_requests_leave_the_router_serving_and_leak_free():
             assert settled()
             assert router.idle_connections <= 50
             assert (await send(port, GOOD, False)).startswith(b"HTTP/1.1 200 ")
-        assert not [r for r in dyno.seen if r.path == "/smuggled"]
+        # nothing reached the dyno behind the router's back: every request it saw carries the
+        # Via the router adds (HAProxy takes a request behind a body framed by two equal
+        # Content-Lengths as one of its own, as RFC 9112 allows; the Python router refuses both)
+        assert all(r.headers.get("Via", "").endswith("1.1 vegur") for r in dyno.seen)
+        if using == "python":
+            assert not [r for r in dyno.seen if r.path == "/smuggled"]
         good_sent = CASES // GOOD_EVERY + 2  # (mutations may turn out good ones too)
         assert sum(r.path == "/good" for r in dyno.seen) >= good_sent
         assert not [line for line in lines if "code=H99" in line]  # no router bug surfaced
