@@ -419,7 +419,8 @@ class App:
         """Serve the app in this thread until SIGINT/SIGTERM (or `stop`): roll out pending
         releases, run the formation behind the router, stream logs to `printer`, then stop
         every dyno. `options` are those of `dynosim up` (port, https_port, dyno_keepalive,
-        grace, boot_timeout, cycling, time_scale, local_env, idling, release_timeout)."""
+        router_engine, grace, boot_timeout, cycling, time_scale, local_env, idling,
+        release_timeout)."""
         import uvloop
 
         from . import up

@@ -111,6 +111,15 @@ def main(debug: bool) -> None:
     "off: one per request (the legacy router, or labs http-disable-keepalive-to-dyno).",
 )
 @click.option(
+    "--router",
+    "router_engine",
+    type=click.Choice(["auto", "haproxy", "python"]),
+    default=lambda: os.environ.get("DYNOSIM_ROUTER", "auto"),
+    show_default="auto",
+    help="What moves requests to the dynos: HAProxy, with dynosim's router behind it for "
+    "held requests, or dynosim's own Python router; auto: HAProxy when it is installed.",
+)
+@click.option(
     "--time-scale",
     type=float,
     default=lambda: float(os.environ.get("DYNOSIM_TIME_SCALE", "1")),
@@ -133,6 +142,7 @@ def up_command(
     verified: bool,
     release_timeout: float,
     dyno_keepalive: bool,
+    router_engine: str,
     time_scale: float,
 ) -> None:
     """Build PATH (default: here) into a release and run it until Ctrl-C."""
@@ -150,7 +160,11 @@ def up_command(
         current = served.current_release()
         running = current.name if current else "(no release succeeded yet)"
         https = f" and {router.https_url}" if router.https_url else ""
-        click.echo(f"-----> {served.name} {running} is running: {router.url}{https}", err=True)
+        click.echo(
+            f"-----> {served.name} {running} is running: {router.url}{https}"
+            f" (router: {router.engine})",
+            err=True,
+        )
 
     served.serve(
         local_env=local_env,
@@ -159,6 +173,7 @@ def up_command(
         port=port,
         https_port=https_port or None,
         dyno_keepalive=dyno_keepalive,
+        router_engine=router_engine,
         grace=grace,
         boot_timeout=boot_timeout,
         cycling=cycling,

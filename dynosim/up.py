@@ -8,7 +8,6 @@ import importlib
 import re
 import signal
 import socket
-import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -220,6 +219,7 @@ async def serve(
     port: int = 5000,
     https_port: int | None = None,
     dyno_keepalive: bool = True,
+    router_engine: str = "auto",
     grace: float = 30.0,
     boot_timeout: float = 60.0,
     cycling: bool = False,
@@ -240,6 +240,8 @@ async def serve(
     free one. With `https_port` the router also serves HTTPS there, with a certificate from
     dynosim's local CA. `dyno_keepalive` False makes the router open a connection per request
     to the dyno (Heroku's legacy router, or Router 2.0 with http-disable-keepalive-to-dyno).
+    `router_engine` "haproxy" moves requests with HAProxy, "python" with dynosim's own proxy,
+    "auto" with HAProxy when it is installed (see docs/usage.md, "The router").
     """
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
@@ -277,15 +279,13 @@ async def serve(
     router: Router | None = None
     try:
         # the router loads (and its certificate is made) while the dynos' containers start
-        routing = await asyncio.to_thread(importlib.import_module, ".router", __package__)
-        tls = await asyncio.to_thread(_tls_context, app) if tls_listener is not None else None
-        router = routing.Router(
+        router = await _router(
+            router_engine,
             app,
             lambda message: hub.heroku("router", message),
             host=host,
             port=port,
-            https_port=https_port,
-            ssl_context=tls,
+            https_port=https_port if tls_listener is not None else None,
             keepalive=dyno_keepalive,
         )
         await router.start(sock=listener, tls_sock=tls_listener)
@@ -309,11 +309,28 @@ async def serve(
         await supervisor.shutdown()
 
 
-def _tls_context(app: str) -> ssl.SSLContext:
-    """The router's TLS context with the app's certificate (cryptography loads in a thread)."""
+ROUTER_ENGINES = ("auto", "haproxy", "python")
+
+
+async def _router(
+    engine: str, app: str, log: Callable[[str], None], *, https_port: int | None, **options: Any
+) -> Router:
+    """The router `engine` names; its module and the app's certificate load in a thread (the
+    dynos' containers start meanwhile)."""
     from . import certs
 
-    return certs.server_context(certs.issue(app))
+    if engine not in ROUTER_ENGINES:
+        raise UsageError(f"unknown router {engine!r}; choose one of {', '.join(ROUTER_ENGINES)}")
+    routing = await asyncio.to_thread(importlib.import_module, ".router.haproxy", __package__)
+    if engine == "haproxy" or (engine == "auto" and routing.executable()):
+        issued = await asyncio.to_thread(certs.issue, app) if https_port is not None else None
+        return routing.HAProxyRouter(app, log, https_port=https_port, certificate=issued, **options)
+    from .router import Router
+
+    context = None
+    if https_port is not None:
+        context = await asyncio.to_thread(lambda: certs.server_context(certs.issue(app)))
+    return Router(app, log, https_port=https_port, ssl_context=context, **options)
 
 
 async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncIterator[dict]:

@@ -115,6 +115,8 @@ def _connection_limit() -> int:
 class Router:
     """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos."""
 
+    engine = "python"  # what moves the bytes (see .haproxy for the other)
+
     def __init__(
         self,
         app: str,

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import wire
+from . import Router, RouterError, WebStatus, _origin, wire
 from .wire import (
     BACKLOG_PER_DYNO,
     CONNECTIONS_PER_DYNO,
@@ -60,9 +60,8 @@ from .wire import (
 
 if TYPE_CHECKING:
     from ..certs import Issued
-    from . import Router, WebStatus
 
-__all__ = ["HAProxyRouter", "config", "heroku_line"]
+__all__ = ["HAProxyRouter", "config", "executable", "heroku_line"]
 
 SLOTS = 256  # server slots: 100 web dynos, twice over while a release rolls out, and spare
 MARK = "dynosim"  # first field of HAProxy's log lines for requests
@@ -204,6 +203,8 @@ def _seconds(ms: str) -> float | None:
 class HAProxyRouter:
     """The router for one app with HAProxy moving the bytes (see the module docstring)."""
 
+    engine = "haproxy"
+
     def __init__(
         self,
         app: str,
@@ -220,8 +221,6 @@ class HAProxyRouter:
         keepalive: bool = True,
     ) -> None:
         """As :class:`Router`, with the certificate's files instead of an SSL context."""
-        from . import Router
-
         self.app = app
         self._log = log
         self._host = host
@@ -270,14 +269,9 @@ class HAProxyRouter:
     ) -> None:
         """Start HAProxy on `sock` (and `tls_sock`), or on host:port (and https_port).
         RouterError if HAProxy is missing, an address cannot be bound, or HAProxy fails."""
-        from . import RouterError
-
         if self._process is not None:
             return
-        binary = shutil.which("haproxy") or next(
-            (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.path.exists(p)),
-            None,
-        )
+        binary = executable()
         if binary is None:
             raise RouterError(
                 "haproxy is not installed (apt-get install haproxy), "
@@ -370,14 +364,10 @@ class HAProxyRouter:
 
     @property
     def url(self) -> str:
-        from . import _origin
-
         return _origin(self._host, self._port)
 
     @property
     def https_url(self) -> str | None:
-        from . import _origin
-
         if self._https_port is None:
             return None
         return _origin(self._host, self._https_port, "https")
@@ -474,6 +464,15 @@ class HAProxyRouter:
         assert stream is not None
         async for raw in stream:
             self._errors.append(raw.decode("utf-8", "replace").strip())
+
+
+def executable() -> str | None:
+    """HAProxy's path (Debian keeps it in /usr/sbin, often not on a user's PATH), or None."""
+    found = shutil.which("haproxy")
+    for candidate in (found, "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def _die_with_parent() -> None:
