@@ -10,11 +10,13 @@ Prints medians and ratios, and where the CPU went: milliseconds of CPU per reque
 `up` process (router and log readers), nginx, the dynos, Docker and wrk. Goals: (a)/(b)
 throughput >= 1.0x; p50 (a) - (c) <= 0.5 ms; (d)/(e) >= 0.8x.
 
---pin puts the proxies and wrk on CPU 0 and the dynos and Docker on CPU 1, as on Heroku, where
+--router picks dynosim's router engine (HAProxy or Python; default: auto, as `up`). --pin
+puts the proxies and wrk on CPU 0 and the dynos and Docker on CPU 1, as on Heroku, where
 routers and dynos do not share machines. --py-spy samples the `up` process during one more
 router leg and prints where its time went. Needs wrk and nginx (apt-get install wrk
 nginx-light), and for --py-spy, py-spy (pip install py-spy).
-Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--pin] [--py-spy] [--json F]
+Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--router haproxy|python]
+       [--pin] [--py-spy] [--json F]
 """
 
 from __future__ import annotations
@@ -143,11 +145,15 @@ def start_nginx(
 
 
 def pin(up: int, nginx: int) -> None:
-    """The proxies (their threads and workers) on CPU 0; the dynos and Docker on CPU 1."""
+    """The proxies (their threads, workers and HAProxy) on CPU 0; the dynos and Docker on
+    CPU 1."""
     for container in engine.client().containers.list(filters={"label": f"dynosim.app={APP}"}):
         container.update(cpuset_cpus="1")
-    workers = subprocess.run(["pgrep", "-P", str(nginx)], capture_output=True, text=True).stdout
-    taskset("0", [up, nginx, *workers.split()])
+    children = [
+        subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        for pid in (up, nginx)
+    ]
+    taskset("0", [up, nginx, *children[0], *children[1]])
     taskset("1", docker_processes())
 
 
@@ -196,6 +202,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--pin", action="store_true", help="proxies on CPU 0, dynos on CPU 1")
     parser.add_argument("--py-spy", action="store_true", help="sample the router with py-spy")
+    parser.add_argument("--router", default="auto", help="dynosim's router engine (up --router)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     for tool in ("wrk", "nginx", *(["py-spy"] if args.py_spy else [])):
@@ -208,7 +215,7 @@ def main() -> None:
     port, tls_port = free_port(), free_port()
     up = subprocess.Popen(
         [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", APP, "--port", str(port),
-         "--https-port", str(tls_port), "--grace", "5"],
+         "--https-port", str(tls_port), "--grace", "5", "--router", args.router],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     router, router_tls = f"http://127.0.0.1:{port}/", f"https://127.0.0.1:{tls_port}/"
@@ -271,6 +278,7 @@ def main() -> None:
         "rounds": args.rounds,
         "seconds_per_leg": args.seconds,
         "pinned": args.pin,
+        "router": args.router,
         "connections": CONNECTIONS,
         "medians": {k: round(v, 3) for k, v in medians.items()},
         "ratio_router_to_nginx_rps": round(medians["a_router_rps"] / medians["b_nginx_rps"], 3),

@@ -14,6 +14,7 @@ GROUPS = {  # process name -> the part it plays
     "containerd": "Docker (dockerd, shims)",
     "containerd-shim": "Docker (dockerd, shims)",
     "nginx": "nginx",
+    "haproxy": "HAProxy (up --router haproxy)",
 }
 
 

@@ -248,6 +248,11 @@ class HAProxyRouter:
         self._directory: Path | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []
+        self._sockets: list[socket.socket] = []  # the listeners HAProxy inherits
+        self._owned: list[socket.socket] = []  # those of them this router opened
+        self._binary = ""
+        self._watcher: asyncio.Task[None] | None = None
+        self._servers: dict[str, tuple[str, int, str]] = {}  # key -> host, port, dyno name
         self._errors: collections.deque[str] = collections.deque(maxlen=20)
         self._slots: dict[str, int] = {}  # backend key -> server slot
         self._free = collections.deque(range(1, SLOTS + 1))  # oldest-freed first
@@ -280,10 +285,14 @@ class HAProxyRouter:
         from ..up import listen
 
         try:
-            sock = sock or listen(self._host, self._port)
+            if sock is None:
+                sock = listen(self._host, self._port)
+                self._owned.append(sock)
             if tls_sock is None and self._certificate is not None:
                 tls_sock = listen(self._host, self._https_port or 0, "--https-port")
+                self._owned.append(tls_sock)
         except Exception as exc:
+            await self.close()
             raise RouterError(str(exc)) from None
         self._port = sock.getsockname()[1]
         self._https_port = tls_sock.getsockname()[1] if tls_sock is not None else None
@@ -294,30 +303,55 @@ class HAProxyRouter:
         fallback.listen(1024)
         self._fallback.fronted_ports(self._port, self._https_port)
         await self._fallback.start(sock=fallback)
-        fds = [sock.fileno()] + ([tls_sock.fileno()] if tls_sock is not None else [])
-        self._process = await asyncio.create_subprocess_exec(
-            binary, "-db", "-f", str(directory / "haproxy.cfg"),
+        self._sockets = [sock] + ([tls_sock] if tls_sock is not None else [])
+        self._binary = binary
+        try:
+            await self._spawn()
+        except RouterError:
+            await self.close()
+            raise
+        self._watcher = asyncio.ensure_future(self._watch())
+
+    async def _spawn(self) -> None:
+        """Run HAProxy on the listening sockets and wait until its admin socket answers."""
+        assert self._directory is not None
+        process = self._process = await asyncio.create_subprocess_exec(
+            self._binary, "-db", "-f", str(self._directory / "haproxy.cfg"),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            pass_fds=fds,
+            pass_fds=[sock.fileno() for sock in self._sockets],
+            start_new_session=True,  # Ctrl-C reaches dynosim, which stops HAProxy gently
             preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._readers = [
-            asyncio.ensure_future(self._read_log(self._process.stdout)),
-            asyncio.ensure_future(self._read_errors(self._process.stderr)),
+            asyncio.ensure_future(self._read_log(process.stdout)),
+            asyncio.ensure_future(self._read_errors(process.stderr)),
         ]
         deadline = time.monotonic() + 10
         while True:
-            if self._process.returncode is not None or time.monotonic() > deadline:
+            if process.returncode is not None or time.monotonic() > deadline:
                 await asyncio.sleep(0.05)  # let stderr arrive
                 why = "; ".join(self._errors) or "it did not start within 10 s"
-                await self.close()
                 raise RouterError(f"haproxy failed: {why}")
             with contextlib.suppress(OSError):
                 self._admin("show info")
-                break
+                return
             await asyncio.sleep(0.02)
+
+    async def _watch(self) -> None:
+        """Start HAProxy again should it die (its servers set again), at most once a second;
+        meanwhile clients wait in the listen backlog."""
+        while self._process is not None:
+            process = self._process
+            await process.wait()
+            if self._process is not process:  # closing
+                return
+            await asyncio.sleep(1)
+            with contextlib.suppress(RouterError):
+                await self._spawn()
+                for key, (host, port, _) in self._servers.items():
+                    self._set_server(self._slots[key], host, port)
 
     def _write_files(
         self, directory: Path, sock: socket.socket, tls_sock: socket.socket | None
@@ -348,6 +382,8 @@ class HAProxyRouter:
     async def close(self) -> None:
         """Stop listening, let requests in flight finish (5 s at most), stop HAProxy."""
         process, self._process = self._process, None
+        if self._watcher is not None:
+            self._watcher.cancel()
         if process is not None and process.returncode is None:
             process.send_signal(signal.SIGUSR1)  # soft stop; hard-stop-after bounds it
             try:
@@ -359,6 +395,8 @@ class HAProxyRouter:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(reader, 1)
         await self._fallback.close()
+        for sock in self._owned:
+            sock.close()
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
 
@@ -380,7 +418,11 @@ class HAProxyRouter:
         self._fallback.add_backend(key, host, port, name)
         slot = self._slots.get(key) or self._free.popleft()
         self._slots[key] = slot
+        self._servers[key] = (host, port, name or key)
         self._labels[f"dyno{slot}"] = name or key
+        self._set_server(slot, host, port)
+
+    def _set_server(self, slot: int, host: str, port: int) -> None:
         address = f"[{host}]" if ":" in host else host
         self._command(
             f"set server web/dyno{slot} addr {address} port {port}",
@@ -391,6 +433,7 @@ class HAProxyRouter:
         """A web dyno takes no new requests; those it serves finish."""
         self._fallback.remove_backend(key)
         slot = self._slots.pop(key, None)
+        self._servers.pop(key, None)
         if slot is not None:
             self._command(f"set server web/dyno{slot} state maint")
             self._free.append(slot)
@@ -430,9 +473,15 @@ class HAProxyRouter:
 
     def _command(self, *commands: str) -> None:
         """Change HAProxy's servers now, so that the next request sees the change (a blocking
-        call: HAProxy answers in well under a millisecond, and dynos change rarely)."""
-        for problem in filter(None, map(str.strip, self._admin("; ".join(commands)).splitlines())):
-            self._errors.append(problem)
+        call: HAProxy answers in well under a millisecond, and dynos change rarely). Once
+        HAProxy has stopped there is nothing left to change."""
+        if self._process is None or self._process.returncode is not None:
+            return
+        try:
+            answer = self._admin("; ".join(commands))
+        except OSError as exc:
+            answer = f"admin socket: {exc}"
+        self._errors.extend(filter(None, map(str.strip, answer.splitlines())))
 
     async def _in_flight(self, server: int | None = None) -> int:
         """Requests the dyno in a server slot (or all of them) is serving or has queued."""

@@ -11,6 +11,7 @@ from test_router import Dyno
 
 from dynosim import certs
 from dynosim.router import Router, RouterError
+from dynosim.router.haproxy import HAProxyRouter
 
 
 def mode(path) -> int:
@@ -38,15 +39,19 @@ def test_certificate_of_a_replaced_ca_is_reissued(tmp_path):
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
 
 
-@pytest.fixture
-def https_router(tmp_path):
-    """A factory for a started Router serving HTTP and HTTPS with the app's certificate."""
+@pytest.fixture(params=["python", "haproxy"])
+def https_router(tmp_path, request):
+    """A factory for a router (Python, or HAProxy) serving HTTP and HTTPS with the app's
+    certificate."""
     issued = certs.issue("demo", tmp_path)
 
-    def make(lines: list[str]) -> Router:
-        return Router(
-            "demo", lines.append, port=0, https_port=0, ssl_context=certs.server_context(issued)
-        )
+    def make(lines: list[str], https_port: int = 0) -> Router | HAProxyRouter:
+        if request.param == "haproxy":
+            return HAProxyRouter(
+                "demo", lines.append, port=0, https_port=https_port, certificate=issued
+            )
+        context = certs.server_context(issued)
+        return Router("demo", lines.append, port=0, https_port=https_port, ssl_context=context)
 
     make.ca = issued.ca
     return make
@@ -117,9 +122,7 @@ def test_busy_https_port_is_a_router_error_naming_the_option(https_router):
         router = https_router([])
         await router.start()
         taken = int(router.https_url.rsplit(":", 1)[1])
-        second = Router(
-            "demo", [].append, port=0, https_port=taken, ssl_context=ssl.create_default_context()
-        )
+        second = https_router([], https_port=taken)
         try:
             with pytest.raises(RouterError) as error:
                 await second.start()
