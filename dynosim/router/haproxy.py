@@ -245,6 +245,9 @@ class HAProxyRouter:
             keepalive=keepalive,
             fronted=True,
         )
+        # HAProxy takes the requests waiting in the backlog as soon as it runs, before the
+        # supervisor has said what the dynos are doing: those wait for it (as STARTING)
+        self._fallback.set_status(WebStatus.STARTING)
         self._directory: Path | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._readers: list[asyncio.Task[None]] = []

@@ -142,7 +142,8 @@ def test_after_the_supervisor_is_killed_the_next_up_adopts_its_dynos(up, tmp_pat
     second.wait_for(r"heroku\[web\.1\]: Adopted running dyno from an earlier dynosim up")
     second.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
     assert sorted(c.id for c in containers("orphans")) == before  # no duplicates
-    assert requests.get(second.url, timeout=10).text == "web.1"
+    answer = requests.get(second.url, timeout=10)
+    assert answer.text == "web.1", second.output
     assert second.stop() == 0
     assert containers("orphans") == []
 

@@ -718,6 +718,7 @@ def test_success_log_line_has_herokus_fields():
 def test_error_log_line_has_herokus_fields():
     async def scenario():
         async with router_for() as (router, lines):
+            router.set_status(WebStatus.NONE)  # the supervisor: no web dynos in the formation
             await fetch(router.url + "/x?y=2", "POST", headers={"X-Forwarded-For": "10.0.0.1"})
         host = router.url.removeprefix("http://")
         assert re.fullmatch(
