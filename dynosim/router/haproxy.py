@@ -18,15 +18,12 @@ How the two share the work:
 * Its log lines (one per request, tab-separated fields, on its stdout) are turned into
   Heroku's line here (:func:`heroku_line`); each also counts as a request for the idle clock.
 
-Differences from the Python router, all in how HAProxy works:
-
-* One timeout covers a dyno's silence before and during its response: H12 after
-  ``request_timeout`` (30 s), and a response that stalls that long after it started is also
-  cut off (H15), where Heroku waits 55 s. WebSockets get the 55 s idle rule.
-* No 5 s quarantine: a refusing dyno is skipped for the request at hand (retries go to
-  another dyno) and tried again by the next one.
-* ``Expect: 100-continue`` goes on to the dyno, which may answer it itself.
-* Too many connections wait in the listen backlog instead of getting H22.
+Where it differs from the Python router (a table in docs/usage.md, "Router engines"), it is
+HAProxy's way: a connection per request to dynos (``keepalive`` applies to the Python router
+behind only), one timeout for a dyno's silence before and during its answer (30 s), no 5 s
+quarantine of a refusing dyno, no H22, and framing HAProxy reads safely where the Python router
+refuses it (both lengths, codings besides chunked). The tests that pin the Python router's way
+are marked ``python_router``.
 """
 
 from __future__ import annotations
@@ -110,7 +107,6 @@ def config(
     *,
     http_fd: int,
     https_fd: int | None,
-    keepalive: bool,
     connect_timeout: float,
     request_timeout: float,
     idle_timeout: float,
@@ -124,11 +120,9 @@ def config(
     binds = [f"    bind fd@{http_fd}"]
     if https_fd is not None:
         binds.append(f"    bind fd@{https_fd} ssl crt {directory / 'site.pem'} alpn http/1.1")
-    reuse = "    option http-keep-alive" if keepalive else "    option http-server-close"
     return string.Template((Path(__file__).parent / "haproxy.cfg").read_text()).substitute(
         directory=directory,
         binds="\n".join(binds),
-        reuse=reuse,
         log_format=LOG_FORMAT,
         shutdown_grace=ms(SHUTDOWN_GRACE),
         max_headers=MAX_HEADERS,
@@ -228,7 +222,6 @@ class HAProxyRouter:
         self._https_port = https_port
         self._certificate = certificate
         self._options = {
-            "keepalive": keepalive,
             "connect_timeout": connect_timeout,
             "request_timeout": request_timeout,
             "idle_timeout": idle_timeout,
@@ -255,12 +248,20 @@ class HAProxyRouter:
         self._owned: list[socket.socket] = []  # those of them this router opened
         self._binary = ""
         self._watcher: asyncio.Task[None] | None = None
-        self._servers: dict[str, tuple[str, int, str]] = {}  # key -> host, port, dyno name
+        self._servers: dict[str, tuple[str, int]] = {}  # backend key -> host, port
         self._errors: collections.deque[str] = collections.deque(maxlen=20)
         self._slots: dict[str, int] = {}  # backend key -> server slot
         self._free = collections.deque(range(1, SLOTS + 1))  # oldest-freed first
         self._labels: dict[str, str] = {}  # "dynoN" -> dyno name, kept after removal for logs
-        self.on_request: Callable[[], None] = lambda: None
+
+    # the supervisor's idle clock and wake-up call, shared with the router behind
+    @property
+    def on_request(self) -> Callable[[], None]:
+        return self._fallback.on_request
+
+    @on_request.setter
+    def on_request(self, callback: Callable[[], None]) -> None:
+        self._fallback.on_request = callback
 
     @property
     def on_wake(self) -> Callable[[], None]:
@@ -353,7 +354,7 @@ class HAProxyRouter:
             await asyncio.sleep(1)
             with contextlib.suppress(RouterError):
                 await self._spawn()
-                for key, (host, port, _) in self._servers.items():
+                for key, (host, port) in self._servers.items():
                     self._set_server(self._slots[key], host, port)
 
     def _write_files(
@@ -421,7 +422,7 @@ class HAProxyRouter:
         self._fallback.add_backend(key, host, port, name)
         slot = self._slots.get(key) or self._free.popleft()
         self._slots[key] = slot
-        self._servers[key] = (host, port, name or key)
+        self._servers[key] = (host, port)
         self._labels[f"dyno{slot}"] = name or key
         self._set_server(slot, host, port)
 
@@ -445,8 +446,8 @@ class HAProxyRouter:
         """Stop routing to a backend and wait (at most `timeout` s) until it is idle."""
         slot = self._slots.get(key)
         deadline = time.monotonic() + timeout
+        self.remove_backend(key)  # neither HAProxy nor the router behind routes to it now
         await self._fallback.drain(key, timeout)
-        self.remove_backend(key)
         while slot is not None and time.monotonic() < deadline and await self._in_flight(slot):
             await asyncio.sleep(0.05)
 
@@ -504,13 +505,19 @@ class HAProxyRouter:
         return answer.decode(errors="replace")
 
     async def _read_log(self, stream: asyncio.StreamReader | None) -> None:
+        """HAProxy's request lines as Heroku's, read in chunks: under load one read brings
+        the lines of many requests."""
         assert stream is not None
         labels = self._labels.get
-        async for raw in stream:
-            message = heroku_line(raw.decode("utf-8", "replace"), lambda s: labels(s, s))
-            if message is not None:
-                self._log(message)
-                self.on_request()
+        rest = b""
+        while chunk := await stream.read(65536):
+            *lines, rest = (rest + chunk).split(b"\n")
+            for raw in lines:
+                message = heroku_line(raw.decode("utf-8", "replace"), lambda s: labels(s, s))
+                if message is not None:
+                    self._log(message)
+            if lines:
+                self._fallback.on_request()
 
     async def _read_errors(self, stream: asyncio.StreamReader | None) -> None:
         assert stream is not None

@@ -519,6 +519,25 @@ async def one_answer_dyno(*, hang_up_at_once: bool) -> AsyncIterator[tuple[int, 
         await server.wait_closed()
 
 
+def test_every_request_of_a_client_reaches_a_dyno_hanging_up_after_each_answer():
+    async def scenario():
+        async with (
+            one_answer_dyno(hang_up_at_once=True) as (port, heads),
+            router_for() as (router, lines),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as client,
+        ):
+            router.add_backend("web.1", "127.0.0.1", port)
+            statuses = []
+            for n in range(20):  # one client connection; POSTs must not meet a closed one
+                method = "POST" if n % 2 else "GET"
+                async with client.request(method, router.url + f"/{n}", data=b"x") as response:
+                    statuses.append(response.status)
+        assert statuses == [200] * 20
+        assert len(heads) == 20 and not [line for line in lines if "code=" in line]
+
+    run(scenario)
+
+
 async def peer_port(request: web.BaseRequest) -> web.StreamResponse:
     return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
 
@@ -728,6 +747,30 @@ def test_error_log_line_has_herokus_fields():
             r"protocol=http",
             lines[0],
         )
+
+    run(scenario)
+
+
+def test_drained_dyno_finishes_its_request_and_gets_no_new_ones():
+    release = asyncio.Event()
+
+    async def scenario():
+        busy, other = Dyno(answer_when(release)), Dyno()
+        async with busy.running(), other.running(), router_for(busy) as (router, _):
+            slow = asyncio.ensure_future(fetch(router.url + "/slow"))
+            while not busy.seen:
+                await asyncio.sleep(0.01)
+            router.add_backend("web.2", "127.0.0.1", other.port)
+            draining = asyncio.ensure_future(router.drain("web.1", 5))
+            await asyncio.sleep(0.2)
+            assert not draining.done()  # web.1 still serves /slow
+            statuses = [(await fetch(router.url + "/new"))[0] for _ in range(5)]
+            release.set()
+            await asyncio.wait_for(draining, 5)
+            assert (await slow)[0] == 200
+            await asyncio.wait_for(router.quiet(), 5)
+        assert statuses == [200] * 5
+        assert [r.path for r in busy.seen] == ["/slow"] and len(other.seen) == 5
 
     run(scenario)
 

@@ -108,7 +108,7 @@ def test_configuration_is_valid_for_haproxy(tmp_path):
         socket.create_server(("127.0.0.1", 0)) as tls,
     ):
         text = haproxy.config(
-            tmp_path, http_fd=plain.fileno(), https_fd=tls.fileno(), keepalive=False,
+            tmp_path, http_fd=plain.fileno(), https_fd=tls.fileno(),
             connect_timeout=5, request_timeout=30, idle_timeout=55, hold_timeout=75,
         )  # fmt: skip
         (tmp_path / "haproxy.cfg").write_text(text)
@@ -124,8 +124,6 @@ def test_configuration_is_valid_for_haproxy(tmp_path):
             pass_fds=(plain.fileno(), tls.fileno()), capture_output=True, text=True,
         )  # fmt: skip
     assert checked.returncode == 0, checked.stderr
-    web_backend = text.split("\nbackend web\n")[1].split("\nbackend ")[0]
-    assert "option http-server-close" in web_backend  # keepalive=False
 
 
 def test_missing_haproxy_is_a_router_error_saying_what_to_do(monkeypatch):
