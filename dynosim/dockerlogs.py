@@ -94,6 +94,9 @@ class _Lines:
             self.text = b""
 
 
+BATCH = 0.02  # s a dyno's output gathers between reads (uWSGI writes a line per request)
+
+
 class _Stream(asyncio.Protocol):
     """The response to one logs request: frames to lines."""
 
@@ -113,6 +116,16 @@ class _Stream(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserError:
             self._end()
+            return
+        transport = self.transport
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.pause_reading()  # let output gather: one wake-up for many lines
+            asyncio.get_running_loop().call_later(BATCH, self._resume)
+
+    def _resume(self) -> None:
+        transport = self.transport
+        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end()

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["HAProxyRouter", "config", "executable", "heroku_line"]
 
 SLOTS = 256  # server slots: 100 web dynos, twice over while a release rolls out, and spare
+LOG_BATCH = 0.02  # s between reads of HAProxy's log (its pipe holds ~250 lines meanwhile)
 MARK = "dynosim"  # first field of HAProxy's log lines for requests
 # Fields HAProxy logs per request, in order (see heroku_line).
 LOG_FORMAT = "\\t".join(
@@ -518,6 +519,7 @@ class HAProxyRouter:
                     self._log(message)
             if lines:
                 self._fallback.on_request()
+            await asyncio.sleep(LOG_BATCH)  # let lines gather: one wake-up for many requests
 
     async def _read_errors(self, stream: asyncio.StreamReader | None) -> None:
         assert stream is not None
