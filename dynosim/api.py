@@ -392,12 +392,16 @@ class App:
         """Whether a `dynosim up` (or this object's start) serves the app now."""
         return control.is_running(self.name)
 
-    def check_can_serve(self, port: int, https_port: int | None = None) -> None:
-        """Fail before a long build, not after it: one server per app, free router ports."""
+    def check_can_serve(
+        self, port: int, https_port: int | None = None, router_engine: str = "auto"
+    ) -> None:
+        """Fail before a long build, not after it: one server per app, free router ports, the
+        router engine asked for at hand."""
         from . import up
 
         if self.running:
             raise UsageError(f"dynosim up is already running for app {self.name}")
+        up.check_router_engine(router_engine)
         if port:
             up.check_port_free(HOST, port)
         if https_port:

@@ -149,7 +149,7 @@ def up_command(
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
     served = App.open(path, name=app)
-    served.check_can_serve(port, https_port)
+    served.check_can_serve(port, https_port, router_engine)
     local_env = served.local_env(env_file)
     idling = served.idling(idle_timeout, sleep_mode, quota_hours, verified)
     served.build(progress=progress, base_image=base_image, strict_runtime=strict_runtime)

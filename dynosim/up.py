@@ -241,7 +241,7 @@ async def serve(
     dynosim's local CA. `dyno_keepalive` False makes the router open a connection per request
     to the dyno (Heroku's legacy router, or Router 2.0 with http-disable-keepalive-to-dyno).
     `router_engine` "haproxy" moves requests with HAProxy, "python" with dynosim's own proxy,
-    "auto" with HAProxy when it is installed (see docs/usage.md, "The router").
+    "auto" with HAProxy when it is installed (docs/usage.md, "Router engines").
     """
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
@@ -312,6 +312,19 @@ async def serve(
 ROUTER_ENGINES = ("auto", "haproxy", "python")
 
 
+def check_router_engine(engine: str) -> None:
+    """UsageError unless `engine` is one and can run here."""
+    if engine not in ROUTER_ENGINES:
+        raise UsageError(f"unknown router {engine!r}; choose one of {', '.join(ROUTER_ENGINES)}")
+    from .router.haproxy import executable
+
+    if engine == "haproxy" and executable() is None:
+        raise UsageError(
+            "--router haproxy: haproxy is not installed (apt-get install haproxy); "
+            "--router python needs nothing more"
+        )
+
+
 async def _router(
     engine: str, app: str, log: Callable[[str], None], *, https_port: int | None, **options: Any
 ) -> Router:
@@ -319,9 +332,8 @@ async def _router(
     dynos' containers start meanwhile)."""
     from . import certs
 
-    if engine not in ROUTER_ENGINES:
-        raise UsageError(f"unknown router {engine!r}; choose one of {', '.join(ROUTER_ENGINES)}")
     routing = await asyncio.to_thread(importlib.import_module, ".router.haproxy", __package__)
+    check_router_engine(engine)
     if engine == "haproxy" or (engine == "auto" and routing.executable()):
         issued = await asyncio.to_thread(certs.issue, app) if https_port is not None else None
         return routing.HAProxyRouter(app, log, https_port=https_port, certificate=issued, **options)

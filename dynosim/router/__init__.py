@@ -223,12 +223,11 @@ class Router:
         if self._fronted:
             return
         bound = [server.sockets[0].getsockname()[1] for server in self._servers]
-        self._port = bound[0]
-        self._https_port = bound[1] if len(bound) > 1 else None
-        self._port_headers = {"http": b"%d" % self._port, "https": b"%d" % (self._https_port or 0)}
+        self.set_ports(bound[0], bound[1] if len(bound) > 1 else None)
 
-    def fronted_ports(self, port: int, https_port: int | None) -> None:
-        """The ports of the HAProxy front, for X-Forwarded-Port and a missing Host."""
+    def set_ports(self, port: int, https_port: int | None) -> None:
+        """The ports clients reach (the bound ones, or the HAProxy front's), for
+        X-Forwarded-Port and a missing Host."""
         self._port, self._https_port = port, https_port
         self._port_headers = {"http": b"%d" % port, "https": b"%d" % (https_port or 0)}
 

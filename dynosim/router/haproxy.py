@@ -306,7 +306,7 @@ class HAProxyRouter:
         fallback = socket.socket(socket.AF_UNIX)
         fallback.bind(str(directory / "fallback.sock"))
         fallback.listen(1024)
-        self._fallback.fronted_ports(self._port, self._https_port)
+        self._fallback.set_ports(self._port, self._https_port)
         await self._fallback.start(sock=fallback)
         self._sockets = [sock] + ([tls_sock] if tls_sock is not None else [])
         self._binary = binary

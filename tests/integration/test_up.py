@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -87,10 +89,27 @@ def test_boot_sequence_and_worker_logs_in_herokus_format(running):
     running.wait_for_log(LOG_LINE + r"app\[worker\.1\]: worker: \d+ stores, \d+ items, stock value")
 
 
-def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app):
+def haproxy_processes_of(app: str) -> list[str]:
+    """Command lines of HAProxy processes running a dynosim config of `app`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "haproxy" in cmdline and f"dynosim-{app}-" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.parametrize("router", ["haproxy", "python"])
+def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app, router):
     app = "flask-app"
-    running = up(example_app, "--grace", "10")
+    running = up(example_app, "--grace", "10", "--router", router)
     running.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
+    running.wait_for(rf"is running: http://127\.0\.0\.1:\d+ and https://\S+ \(router: {router}\)")
+    assert requests.get(running.url, timeout=10).json()["dyno"] == "web.1"
+    assert bool(haproxy_processes_of(app)) == (router == "haproxy")
     names = {re.sub(r"-v\d+$", "", c.name) for c in containers(app)}
     assert names == {"dynosim-flask-app-web.1", "dynosim-flask-app-worker.1"}
     assert running.stop() == 0
@@ -100,6 +119,7 @@ def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app):
     assert containers(app) == []
     networks = engine.client().networks.list(names=[f"dynosim-{app}"])  # a prefix filter
     assert [n.name for n in networks if n.name == f"dynosim-{app}"] == []
+    assert haproxy_processes_of(app) == []
 
 
 def test_dynos_are_locked_down_and_get_port_and_dyno(running):

@@ -46,6 +46,19 @@ def test_router_port_in_use_is_reported_before_building(tmp_path):
     )
 
 
+def test_router_engine_that_cannot_run_is_reported_before_building(tmp_path, monkeypatch):
+    from dynosim.router import haproxy
+
+    monkeypatch.setattr(haproxy, "executable", lambda: None)
+    (tmp_path / "Procfile").write_text("web: x\n")
+    result = run("up", str(tmp_path), "--port", "0", "--https-port", "0", "--router", "haproxy")
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: --router haproxy: haproxy is not installed (apt-get install haproxy); "
+        "--router python needs nothing more\n"
+    )
+
+
 def test_unreachable_docker_engine_is_a_clear_error(tmp_path, monkeypatch):
     from dynosim import engine
 
