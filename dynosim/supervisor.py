@@ -644,17 +644,7 @@ class Supervisor:
                 f" this machine has {dyno.machine_memory_mb()} MB, so that is the limit",
             )
         try:
-            container = await asyncio.to_thread(
-                dyno.create,
-                release,
-                tracked.type,
-                tracked.index,
-                role=tracked.role,
-                command=tracked.command,
-                size_name=tracked.size,
-                env=env,
-                base_env=self.local_env,
-            )
+            container = await asyncio.to_thread(self._create, release, tracked, env)
             tracked.container = container
             self.hub.heroku(tracked.name, f"Starting process with command `{tracked.command}`")
             await asyncio.to_thread(container.start)
@@ -667,6 +657,24 @@ class Supervisor:
             self._spawn(tracked, self._wait_until_up(tracked, container))
         else:
             self._set_state(tracked, "up")
+
+    def _create(self, release: Release, tracked: Tracked, env: dict[str, str] | None) -> Container:
+        """dyno.create, in a thread. A container made once shutdown has begun is removed here:
+        its caller was cancelled, and the shutdown's sweep for leftovers may be over already."""
+        container = dyno.create(
+            release,
+            tracked.type,
+            tracked.index,
+            role=tracked.role,
+            command=tracked.command,
+            size_name=tracked.size,
+            env=env,
+            base_env=self.local_env,
+        )
+        if self._closing:
+            dyno.remove(container)
+            raise asyncio.CancelledError
+        return container
 
     async def _adopt(self, found: dyno.Dyno) -> None:
         """Take over a dyno left running by an earlier supervisor (no duplicate is started)."""
