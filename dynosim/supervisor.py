@@ -51,6 +51,9 @@ WORKERS_AFTER = 5.0
 Progress = Callable[[str], None]
 
 
+SWEEP_SECONDS = 30.0  # how long shutdown sweeps for containers of cancelled starts
+
+
 @dataclass(eq=False)
 class Tracked:
     """What the supervisor knows of one dyno."""
@@ -387,8 +390,9 @@ class Supervisor:
                 self._events.close()
         await asyncio.to_thread(addons.stop_all, self.store.addons(self.app))  # after the dynos
         # Docker calls of cancelled restarts may still be finishing in their threads (a removal,
-        # a create): sweep the app's containers until the network can go too.
-        for _ in range(5):
+        # a create): sweep the app's containers until the network can go too (30 s at most).
+        deadline = asyncio.get_running_loop().time() + SWEEP_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
             leftovers = await asyncio.to_thread(dyno.listing, self.app)
             await asyncio.gather(
                 *(asyncio.to_thread(self._remove_id, d.container_id) for d in leftovers)
