@@ -108,7 +108,8 @@ def main(debug: bool) -> None:
     default=True,
     show_default=True,
     help="Keep router connections to dynos open between requests (Heroku's Router 2.0); "
-    "off: one per request (the legacy router, or labs http-disable-keepalive-to-dyno).",
+    "off: one per request (the legacy router, or labs http-disable-keepalive-to-dyno). "
+    "The Python router's; HAProxy opens one per request.",
 )
 @click.option(
     "--router",

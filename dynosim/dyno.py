@@ -106,10 +106,9 @@ def remove_network(app: str, wait: float = 0.0) -> bool:
 
 
 def containers(app: str) -> list[Container]:
-    """Every dyno container of the app, running or not."""
-    return engine.client().containers.list(
-        all=True, filters={"label": [f"{engine.LABEL_APP}={app}", f"{engine.LABEL}=dyno"]}
-    )
+    """Every dyno container of the app, running or not (one removed while listed is not)."""
+    labels = [f"{engine.LABEL_APP}={app}", f"{engine.LABEL}=dyno"]
+    return engine.client().containers.list(all=True, ignore_removed=True, filters={"label": labels})
 
 
 def listing(app: str) -> list[Dyno]:
