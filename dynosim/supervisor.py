@@ -391,8 +391,9 @@ class Supervisor:
         await asyncio.to_thread(addons.stop_all, self.store.addons(self.app))  # after the dynos
         # Docker calls of cancelled restarts may still be finishing in their threads (a removal,
         # a create): sweep the app's containers until the network can go too (30 s at most).
-        deadline = asyncio.get_running_loop().time() + SWEEP_SECONDS
-        while asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SWEEP_SECONDS
+        while loop.time() < deadline:
             leftovers = await asyncio.to_thread(dyno.listing, self.app)
             await asyncio.gather(
                 *(asyncio.to_thread(self._remove_id, d.container_id) for d in leftovers)

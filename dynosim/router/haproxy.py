@@ -181,10 +181,8 @@ def heroku_line(line: str, labels: Callable[[str], str]) -> str | None:
     if not code:
         return wire.log_line(info, "info", "", dyno, connecting, service, status_code, int(nbytes))
     at = "warning" if sock == "client" else "error"
-    if code in wire.ERROR_STATUS:
-        status_code = wire.ERROR_STATUS[code]
-    elif code != "H26":
-        status_code = 503
+    if code != "H26":  # Heroku logs H26 with the status it answered (400, 505)
+        status_code = wire.ERROR_STATUS.get(code, 503)
     return wire.log_line(
         info, at, code, dyno, connecting, service, status_code, None,
         sock=sock, extra=f'error="{error}"' if error else "",
@@ -249,7 +247,6 @@ class HAProxyRouter:
         self._owned: list[socket.socket] = []  # those of them this router opened
         self._binary = ""
         self._watcher: asyncio.Task[None] | None = None
-        self._servers: dict[str, tuple[str, int]] = {}  # backend key -> host, port
         self._errors: collections.deque[str] = collections.deque(maxlen=20)
         self._slots: dict[str, int] = {}  # backend key -> server slot
         self._free = collections.deque(range(1, SLOTS + 1))  # oldest-freed first
@@ -355,7 +352,7 @@ class HAProxyRouter:
             await asyncio.sleep(1)
             with contextlib.suppress(RouterError):
                 await self._spawn()
-                for key, (host, port) in self._servers.items():
+                for key, (host, port) in self._fallback.backends.items():
                     self._set_server(self._slots[key], host, port)
 
     def _write_files(
@@ -423,7 +420,6 @@ class HAProxyRouter:
         self._fallback.add_backend(key, host, port, name)
         slot = self._slots.get(key) or self._free.popleft()
         self._slots[key] = slot
-        self._servers[key] = (host, port)
         self._labels[f"dyno{slot}"] = name or key
         self._set_server(slot, host, port)
 
@@ -438,7 +434,6 @@ class HAProxyRouter:
         """A web dyno takes no new requests; those it serves finish."""
         self._fallback.remove_backend(key)
         slot = self._slots.pop(key, None)
-        self._servers.pop(key, None)
         if slot is not None:
             self._command(f"set server web/dyno{slot} state maint")
             self._free.append(slot)
@@ -509,12 +504,15 @@ class HAProxyRouter:
         """HAProxy's request lines as Heroku's, read in chunks: under load one read brings
         the lines of many requests."""
         assert stream is not None
-        labels = self._labels.get
+
+        def label(slot: str) -> str:
+            return self._labels.get(slot, slot)
+
         rest = b""
         while chunk := await stream.read(65536):
             *lines, rest = (rest + chunk).split(b"\n")
             for raw in lines:
-                message = heroku_line(raw.decode("utf-8", "replace"), lambda s: labels(s, s))
+                message = heroku_line(raw.decode("utf-8", "replace"), label)
                 if message is not None:
                     self._log(message)
             if lines:
