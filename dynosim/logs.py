@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import itertools
@@ -82,7 +81,6 @@ class Printer:
         self.colour = self.stream.isatty() if colour is None else colour
         self._colours: dict[str, str] = {}
         self._cycle = itertools.cycle(COLOURS)
-        self._flush_pending = False
 
     def __call__(self, line: LogLine) -> None:
         text = line.format()
@@ -95,30 +93,8 @@ class Printer:
             return
         try:
             self.stream.write(text + "\n")
+            self.stream.flush()
         except (BrokenPipeError, ValueError):  # `dynosim up | head`: the reader left
-            self.stream = None
-            return
-        self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        """Flush once the event loop has handed over what is ready (one write for the lines of
-        many requests under load, instead of one each); at once outside a loop."""
-        if self._flush_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush()
-            return
-        self._flush_pending = True
-        loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        try:
-            if self.stream is not None:
-                self.stream.flush()
-        except (BrokenPipeError, ValueError):
             self.stream = None
 
 
