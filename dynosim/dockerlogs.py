@@ -20,6 +20,7 @@ import httptools
 from docker.models.containers import Container
 
 from . import engine
+from .logs import gather
 
 Line = Callable[[dt.datetime | None, str], None]
 _FRAME_HEAD = 8  # Docker's multiplexed stream: stream (1 byte), 3 zero bytes, size (4, big-endian)
@@ -94,9 +95,6 @@ class _Lines:
             self.text = b""
 
 
-BATCH = 0.02  # s a dyno's output gathers between reads (uWSGI writes a line per request)
-
-
 class _Stream(asyncio.Protocol):
     """The response to one logs request: frames to lines."""
 
@@ -117,15 +115,8 @@ class _Stream(asyncio.Protocol):
         except httptools.HttpParserError:
             self._end()
             return
-        transport = self.transport
-        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
-            transport.pause_reading()  # let output gather: one wake-up for many lines
-            asyncio.get_running_loop().call_later(BATCH, self._resume)
-
-    def _resume(self) -> None:
-        transport = self.transport
-        if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
-            transport.resume_reading()
+        if self.transport is not None:
+            gather(self.transport)  # uWSGI writes a line per request
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._end()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import itertools
@@ -16,6 +17,7 @@ import click
 KEEP = 1500
 MAX_LINE_BYTES = 10_000
 COLOURS = ("cyan", "yellow", "green", "magenta", "blue", "bright_cyan", "bright_yellow")
+BATCH = 0.02  # s output gathers between reads under load (a line per request would wake us each)
 
 
 def now() -> dt.datetime:
@@ -30,7 +32,8 @@ class LogLine:
     time: dt.datetime = field(default_factory=now)
 
     def format(self) -> str:
-        stamp = self.time.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        time = self.time if self.time.tzinfo is dt.UTC else self.time.astimezone(dt.UTC)
+        stamp = time.isoformat(timespec="microseconds")
         return f"{stamp} {self.source}[{self.dyno}]: {self.message}"
 
     def to_json(self) -> dict[str, str]:
@@ -81,6 +84,7 @@ class Printer:
         self.colour = self.stream.isatty() if colour is None else colour
         self._colours: dict[str, str] = {}
         self._cycle = itertools.cycle(COLOURS)
+        self._pending: list[str] = []
 
     def __call__(self, line: LogLine) -> None:
         text = line.format()
@@ -91,11 +95,40 @@ class Printer:
             text = click.style(text, fg=self._colours[key])
         if self.stream is None:
             return
+        self._pending.append(text + "\n")
+        if len(self._pending) > 1:
+            return  # a flush is due
         try:
-            self.stream.write(text + "\n")
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # outside an event loop: at once
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what has been printed. In an event loop this runs once the loop has handed
+        over what is ready: one write for the lines of many requests under load."""
+        text, self._pending = "".join(self._pending), []
+        if self.stream is None or not text:
+            return
+        try:
+            self.stream.write(text)
             self.stream.flush()
         except (BrokenPipeError, ValueError):  # `dynosim up | head`: the reader left
             self.stream = None
+
+
+def gather(transport: asyncio.BaseTransport, seconds: float = BATCH) -> None:
+    """Stop reading from `transport` (asyncio's or uvloop's, which is no ReadTransport) for
+    `seconds`, letting output gather: under load one wake-up then brings the lines of many
+    requests instead of one."""
+    if transport.is_closing():
+        return
+    transport.pause_reading()  # type: ignore[attr-defined]
+
+    def resume() -> None:
+        if not transport.is_closing():
+            transport.resume_reading()  # type: ignore[attr-defined]
+
+    asyncio.get_running_loop().call_later(seconds, resume)
 
 
 class LogHub:

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..logs import gather
 from . import Router, RouterError, WebStatus, _origin, wire
 from .wire import (
     BACKLOG_PER_DYNO,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["HAProxyRouter", "config", "executable", "heroku_line"]
 
 SLOTS = 256  # server slots: 100 web dynos, twice over while a release rolls out, and spare
-LOG_BATCH = 0.02  # s between reads of HAProxy's log (its pipe holds ~250 lines meanwhile)
 MARK = "dynosim"  # first field of HAProxy's log lines for requests
 # Fields HAProxy logs per request, in order (see heroku_line).
 LOG_FORMAT = "\\t".join(
@@ -242,7 +242,7 @@ class HAProxyRouter:
         self._fallback.set_status(WebStatus.STARTING)
         self._directory: Path | None = None
         self._process: asyncio.subprocess.Process | None = None
-        self._readers: list[asyncio.Task[None]] = []
+        self._readers: list[asyncio.Future[None]] = []
         self._sockets: list[socket.socket] = []  # the listeners HAProxy inherits
         self._owned: list[socket.socket] = []  # those of them this router opened
         self._binary = ""
@@ -317,19 +317,28 @@ class HAProxyRouter:
     async def _spawn(self) -> None:
         """Run HAProxy on the listening sockets and wait until its admin socket answers."""
         assert self._directory is not None
-        process = self._process = await asyncio.create_subprocess_exec(
-            self._binary, "-db", "-f", str(self._directory / "haproxy.cfg"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            pass_fds=[sock.fileno() for sock in self._sockets],
-            start_new_session=True,  # Ctrl-C reaches dynosim, which stops HAProxy gently
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        self._readers = [
-            asyncio.ensure_future(self._read_log(process.stdout)),
-            asyncio.ensure_future(self._read_errors(process.stderr)),
-        ]
+        log_out, log_in = os.pipe()  # HAProxy's log, read as lines gather (see _Log)
+        try:
+            process = self._process = await asyncio.create_subprocess_exec(
+                self._binary, "-db", "-f", str(self._directory / "haproxy.cfg"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_in,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=[sock.fileno() for sock in self._sockets],
+                start_new_session=True,  # Ctrl-C reaches dynosim, which stops HAProxy gently
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        except BaseException:
+            os.close(log_out)
+            raise
+        finally:
+            os.close(log_in)
+        log = _Log(self._on_log)
+        await asyncio.get_running_loop().connect_read_pipe(
+            lambda: log,
+            open(log_out, "rb", buffering=0),  # noqa: SIM115 (the transport closes it)
+        )
+        self._readers = [log.closed, asyncio.ensure_future(self._read_errors(process.stderr))]
         deadline = time.monotonic() + 10
         while True:
             if process.returncode is not None or time.monotonic() > deadline:
@@ -500,29 +509,44 @@ class HAProxyRouter:
             answer = b"".join(iter(lambda: admin.recv(65536), b""))
         return answer.decode(errors="replace")
 
-    async def _read_log(self, stream: asyncio.StreamReader | None) -> None:
-        """HAProxy's request lines as Heroku's, read in chunks: under load one read brings
-        the lines of many requests."""
-        assert stream is not None
+    def _on_log(self, lines: list[bytes]) -> None:
+        """HAProxy's request lines as Heroku's; they count as requests for the idle clock."""
+        for raw in lines:
+            message = heroku_line(raw.decode("utf-8", "replace"), self._label)
+            if message is not None:
+                self._log(message)
+        self._fallback.on_request()
 
-        def label(slot: str) -> str:
-            return self._labels.get(slot, slot)
-
-        rest = b""
-        while chunk := await stream.read(65536):
-            *lines, rest = (rest + chunk).split(b"\n")
-            for raw in lines:
-                message = heroku_line(raw.decode("utf-8", "replace"), label)
-                if message is not None:
-                    self._log(message)
-            if lines:
-                self._fallback.on_request()
-            await asyncio.sleep(LOG_BATCH)  # let lines gather: one wake-up for many requests
+    def _label(self, slot: str) -> str:
+        return self._labels.get(slot, slot)
 
     async def _read_errors(self, stream: asyncio.StreamReader | None) -> None:
         assert stream is not None
         async for raw in stream:
             self._errors.append(raw.decode("utf-8", "replace").strip())
+
+
+class _Log(asyncio.Protocol):
+    """HAProxy's log pipe, handed on a batch of whole lines at a time: under load it is read
+    once per :data:`~dynosim.logs.BATCH` (one wake-up for the lines of many requests)."""
+
+    def __init__(self, lines: Callable[[list[bytes]], None]) -> None:
+        self.lines = lines
+        self.rest = b""  # the start of a line whose newline has not arrived
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        if lines:
+            self.lines(lines)
+        gather(self.transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
 
 
 def executable() -> str | None:

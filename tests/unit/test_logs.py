@@ -1,7 +1,12 @@
+import asyncio
 import datetime as dt
 import io
+import socket
 
-from dynosim.logs import LogHub, LogLine, Printer, split_long
+import pytest
+import uvloop
+
+from dynosim.logs import LogHub, LogLine, Printer, gather, split_long
 
 WHEN = dt.datetime(2026, 11, 23, 19, 44, 53, 123456, tzinfo=dt.UTC)
 
@@ -39,9 +44,59 @@ def test_printer_is_plain_when_piped_and_coloured_on_request():
     assert "\x1b[" in coloured.getvalue() and "app[web.1]: hi" in coloured.getvalue()
 
 
-def test_logs_request_gives_the_last_n_matching_lines():
-    import asyncio
+class CountingWrites(io.StringIO):
+    writes = 0
 
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_printer_in_an_event_loop_writes_the_lines_of_one_loop_turn_at_once():
+    stream = CountingWrites()
+    printer = Printer(stream)
+
+    async def print_lines() -> str:
+        for n in range(50):
+            printer(LogLine("app", "web.1", f"line {n}", WHEN))
+        before = stream.getvalue()
+        await asyncio.sleep(0)
+        return before
+
+    assert asyncio.run(print_lines()) == ""
+    assert stream.getvalue().splitlines()[-1].endswith("app[web.1]: line 49")
+    assert len(stream.getvalue().splitlines()) == 50 and stream.writes == 1
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_gathered_output_arrives_in_few_reads_however_often_it_is_written(run):
+    """A line per request must not wake the loop per request, on uvloop's transports too."""
+    reads: list[bytes] = []
+
+    class Reader(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            reads.append(data)
+            gather(self.transport)
+
+    async def write_lines() -> None:
+        ours, theirs = socket.socketpair()
+        transport, _ = await asyncio.get_running_loop().connect_accepted_socket(Reader, ours)
+        for n in range(100):
+            theirs.send(b"line %d\n" % n)
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(0.1)
+        transport.close()
+        theirs.close()
+
+    run(write_lines())
+    assert b"".join(reads) == b"".join(b"line %d\n" % n for n in range(100))
+    assert len(reads) < 30  # 100 without gathering (at least 0.2 s of writes, 20 ms batches)
+
+
+def test_logs_request_gives_the_last_n_matching_lines():
     from dynosim import up
 
     hub = LogHub()
