@@ -26,7 +26,7 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
-from . import dyno, engine, releases, stack
+from . import dyno, engine, names, releases, stack
 from .errors import EngineError, UsageError
 from .store import Addon, Release, Store, data_dir
 
@@ -174,9 +174,9 @@ def create(
 
 
 def _config_var(store: Store, app: str, chosen: Service, attach_as: str | None) -> str:
+    var = names.check_attachment(attach_as) if attach_as else None
     taken = set(releases.latest(store, app).config)
-    if attach_as:
-        var = attach_as.upper().removesuffix("_URL") + "_URL"
+    if var:
         if var in taken:
             raise UsageError(f"{var} is already set on {app}; choose another name with --as")
         return var

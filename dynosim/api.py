@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import control, dotenv, logs, releases
+from . import control, dotenv, logs, names, releases
 from . import formation as formations
 from .clock import Clock
 from .errors import DynosimError, ReleaseError, UsageError
@@ -80,12 +80,12 @@ class App:
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:
         """The app of a folder with a Procfile (or heroku.yml); named after the folder unless
         `name` is given. Nothing is built until :meth:`build` / :meth:`deploy` / :meth:`start`."""
-        from .up import app_name
-
         folder = Path(path)
         if not folder.is_dir():
             raise UsageError(f"{folder} is not a folder")
-        return cls(name or app_name(folder), folder.resolve())
+        if name is not None:
+            return cls(names.check_app_name(name), folder.resolve())
+        return cls(names.app_name_from_folder(folder), folder.resolve())
 
     @classmethod
     def named(cls, name: str | None = None, *, here: Path | None = None) -> App:
@@ -248,13 +248,13 @@ class App:
     def restart(self, target: str | None = None) -> list[str]:
         """`ps:restart` all dynos, a type (web) or a dyno (web.2); returns the restarted names
         once the web dynos are up again. NotRunning without a running app."""
-        restarted = control.call(self.name, {"command": "restart", "target": target})
+        restarted = control.call(self.name, {"command": "restart", "target": target}, "restarted")
         self._settle()
-        return restarted["restarted"]
+        return restarted
 
     def stop_dyno(self, dyno: str) -> None:
         """`ps:stop`: a formation dyno stops and comes back, a one-off just stops."""
-        control.call(self.name, {"command": "stop", "dyno": dyno})
+        control.call(self.name, {"command": "stop", "dyno": dyno}, "stopped")
 
     def kill(self, dyno: str) -> None:
         """Crash a dyno (SIGKILL, as an out-of-memory kill or a segfault would), returning once
@@ -315,17 +315,17 @@ class App:
             "env": dict(env or {}),
             "size": formations.size(size).name,
         }
-        return control.call(self.name, request)["dyno"]
+        return control.call(self.name, request, "dyno")
 
     # -- sleep -----------------------------------------------------------------------------------
 
     def sleep(self) -> bool:
         """`ps:sleep`: free/eco dynos sleep now; False when the app has none to sleep."""
-        return control.call(self.name, {"command": "sleep"})["asleep"]
+        return control.call(self.name, {"command": "sleep"}, "asleep")
 
     def wake(self) -> None:
         """`ps:wake`: start the sleeping dynos; returns once they are up."""
-        control.call(self.name, {"command": "wake"})
+        control.call(self.name, {"command": "wake"}, "asleep")
 
     def idling(
         self,

@@ -124,17 +124,25 @@ def dependency_files(app_dir: Path, manager: str | None) -> list[str]:
     if manager != "pip":
         return []
     found: list[str] = []
-    pending = ["requirements.txt"]
+    pending: list[tuple[str, str]] = [("requirements.txt", "")]  # (file, where it was named)
+    root = app_dir.resolve()
     while pending:
-        name = os.path.normpath(pending.pop())
-        if name in found or name.startswith(".."):
+        name, where = pending.pop()
+        name = os.path.normpath(name)
+        if name in found:
             continue
         path = app_dir / name
+        if os.path.isabs(name) or not path.resolve().is_relative_to(root):
+            raise RuntimeSelectionError(
+                f"{where}: includes {name}, outside the app; only the app's own files are built"
+            )
         if not path.is_file():
-            raise RuntimeSelectionError(f"{app_dir / 'requirements.txt'}: includes missing {name}")
+            raise RuntimeSelectionError(f"{where or path}: includes missing {name}")
         found.append(name)
         base = os.path.dirname(name)
-        pending += [os.path.join(base, ref) for ref in INCLUDE.findall(path.read_text())]
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for ref in INCLUDE.findall(line):
+                pending.append((os.path.join(base, ref), f"{path}:{number}"))
     return sorted(found)
 
 

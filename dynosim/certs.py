@@ -35,6 +35,16 @@ LEAF_DAYS = 397  # browsers refuse server certificates valid for longer than 398
 RENEW_DAYS = 30
 # TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3's are all of that already).
 CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+#: Trusted system-wide, the CA can vouch only for loopback names: `localhost` (which covers
+#: every `*.localhost`), 127.0.0.1 and ::1.
+NAME_CONSTRAINTS = x509.NameConstraints(
+    permitted_subtrees=[
+        x509.DNSName("localhost"),
+        x509.IPAddress(ipaddress.ip_network("127.0.0.1/32")),
+        x509.IPAddress(ipaddress.ip_network("::1/128")),
+    ],
+    excluded_subtrees=None,
+)
 
 
 class CertError(DynosimError):
@@ -140,7 +150,11 @@ def _ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = serialization.load_pem_private_key(key_file.read_bytes(), None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise CertError(f"{key_file} is not an EC key; remove {folder} to start over")
-        return x509.load_pem_x509_certificate(cert_file.read_bytes()), key
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        if _constrained(cert):
+            return cert, key
+        # A CA from before name constraints could vouch for any site once trusted: replace it
+        # (its certificates are reissued, as for any replaced CA).
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name("dynosim local CA")
     now = _now()
@@ -167,12 +181,21 @@ def _ca(folder: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
             ),
             critical=True,
         )
+        .add_extension(NAME_CONSTRAINTS, critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     _write_private(key_file, _pem_key(key))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
+
+
+def _constrained(cert: x509.Certificate) -> bool:
+    try:
+        found = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+    except x509.ExtensionNotFound:
+        return False
+    return found == NAME_CONSTRAINTS
 
 
 def _fresh(cert_file: Path, ca_cert: x509.Certificate) -> bool:

@@ -17,22 +17,30 @@ import click
 from . import config as config_vars
 from . import dotenv, formation
 from .api import App
-from .errors import DynosimError, UsageError
+from .errors import DynosimError, UsageError, as_dynosim_error, is_engine_error
 from .logs import Printer
 from .store import Store
 
 
 class Group(click.Group):
-    """Turns DynosimError into `error: <message>` and its exit code (tracebacks with --debug)."""
+    """Turns any failure into `error: <message>` and its exit code: DynosimError as it says,
+    a Docker engine error in one line (exit 3), anything else with its type. Tracebacks only
+    with --debug; click's own usage errors, aborts and exits pass through."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except DynosimError as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
             if ctx.params.get("debug"):
                 raise
-            click.secho(f"error: {exc.format_message()}", fg="red", err=True)
-            sys.exit(exc.exit_code)
+            error = as_dynosim_error(exc)
+            message = error.format_message()
+            if error is not exc and not is_engine_error(exc):
+                message += " (a dynosim bug: rerun with --debug for the traceback)"
+            click.secho(f"error: {message}", fg="red", err=True)
+            sys.exit(error.exit_code)
 
 
 def progress(line: str) -> None:

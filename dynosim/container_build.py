@@ -12,6 +12,7 @@ import hashlib
 import io
 import posixpath
 import re
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +144,31 @@ def _build(
 
 
 def image_user(image_id: str) -> str | None:
-    """The USER an image is configured to run as; None when unset or root (root, 0, root:x)."""
+    """The USER an image is configured to run as; None when unset or uid 0 by any name (a
+    numeric uid, or a name the image's /etc/passwd maps to 0)."""
     user = engine.client().api.inspect_image(image_id)["Config"].get("User") or ""
-    if user.split(":")[0] in ("", "root", "0"):
+    name = user.split(":")[0]
+    if not name:
         return None
-    return user
+    uid = name if name.isdigit() else _passwd_uids(image_id).get(name)
+    if uid is not None and int(uid) == 0:
+        return None
+    return user  # an unknown name is the engine's to refuse, as on Heroku
+
+
+def _passwd_uids(image_id: str) -> dict[str, str]:
+    """User name -> uid from the image's /etc/passwd, read from a created (never started)
+    container."""
+    api = engine.client().api
+    container = api.create_container(image_id, ["true"], labels={engine.LABEL: "probe"})["Id"]
+    try:
+        stream, _ = api.get_archive(container, "/etc/passwd")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.extractfile("passwd")
+            text = member.read().decode(errors="replace") if member else ""
+    except docker.errors.NotFound:
+        text = ""
+    finally:
+        api.remove_container(container, force=True)
+    fields = (line.split(":") for line in text.splitlines())
+    return {f[0]: f[2] for f in fields if len(f) > 2 and f[2].isdigit()}

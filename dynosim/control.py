@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import DynosimError, UsageError
+from .errors import DynosimError, RemoteError, UsageError, as_dynosim_error
 from .store import data_dir
 
 if TYPE_CHECKING:
     import asyncio
 
 Handler = Callable[[dict], AsyncIterator[dict]]
+log = logging.getLogger(__name__)
 
 
 class NotRunning(DynosimError):
@@ -91,12 +93,20 @@ class Server:
             async for reply in self.handler(request):
                 writer.write(json.dumps(reply).encode() + b"\n")
                 await writer.drain()
-        except DynosimError as exc:
-            error = {"error": exc.format_message(), "exit_code": exc.exit_code}
-            with contextlib.suppress(ConnectionError):
-                writer.write(json.dumps(error).encode() + b"\n")
         except ConnectionError:
             pass
+        except Exception as exc:  # every failure gets a reply, never a silently closed socket
+            if not isinstance(exc, DynosimError):
+                log.debug("control request failed", exc_info=True)
+            error = as_dynosim_error(exc)
+            reply = {
+                "error": error.format_message(),
+                "type": type(exc).__name__,
+                "exit_code": error.exit_code,
+            }
+            with contextlib.suppress(ConnectionError):
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
@@ -113,14 +123,21 @@ def request(app: str, payload: dict) -> Iterator[dict]:
         for line in stream:
             reply = json.loads(line)
             if "error" in reply:
-                error = DynosimError(reply["error"])
-                error.exit_code = reply.get("exit_code", 1)
-                raise error
+                raise RemoteError(
+                    reply["error"], reply.get("type", "DynosimError"), reply.get("exit_code", 1)
+                )
             yield reply
 
 
-def call(app: str, payload: dict) -> dict:
-    """A request with a single reply."""
+def call(app: str, payload: dict, key: str | None = None) -> Any:
+    """A request with a single reply; with `key`, that field of it, which must be there."""
     for reply in request(app, payload):
-        return reply
-    return {}
+        if key is None:
+            return reply
+        if key in reply:
+            return reply[key]
+        break
+    raise RemoteError(
+        f"dynosim up for app {app} gave no {key or 'reply'} to {payload.get('command')!r};"
+        " see its terminal"
+    )

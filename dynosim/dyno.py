@@ -76,12 +76,16 @@ def ensure_network(app: str) -> None:
     """The app's own bridge network: dynos of different apps cannot reach each other."""
     client, name = engine.client(), network_name(app)
     if name not in {n.name for n in client.networks.list(names=[name])}:  # a prefix filter
-        with contextlib.suppress(docker.errors.APIError):  # created meanwhile by another run
+        try:
             client.networks.create(
                 name,
                 driver="bridge",
+                check_duplicate=True,
                 labels={engine.LABEL: "network", engine.LABEL_APP: app},
             )
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: created meanwhile by another run
+                raise
 
 
 def remove_network(app: str, wait: float = 0.0) -> bool:

@@ -90,3 +90,33 @@ class StateError(DynosimError):
     """The state database is unreadable or from an unknown future version."""
 
     exit_code = 5
+
+
+class RemoteError(DynosimError):
+    """A failure inside a running `up`, as its control socket reported it."""
+
+    def __init__(self, message: str, kind: str = "DynosimError", exit_code: int = 1) -> None:
+        self.kind, self.exit_code = kind, exit_code
+        super().__init__(message)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def is_engine_error(exc: BaseException) -> bool:
+    """A docker SDK (or requests-to-the-engine) exception, told without importing docker."""
+    modules = [cls.__module__ for cls in type(exc).__mro__]
+    return any(m.split(".")[0] in ("docker", "requests", "urllib3") for m in modules)
+
+
+def as_dynosim_error(exc: BaseException) -> DynosimError:
+    """Any exception as the one-line error a user sees: DynosimError as it is, an engine error
+    as EngineError with the engine's explanation, anything else with its type."""
+    if isinstance(exc, DynosimError):
+        return exc
+    if is_engine_error(exc):
+        explanation = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+        return EngineError(f"Docker engine: {one_line(str(explanation))}")
+    detail = one_line(str(exc))
+    return DynosimError(f"{type(exc).__name__}{': ' + detail if detail else ''}")

@@ -30,7 +30,7 @@ def current_release(store: Store, app: str) -> Release:
 def dynos(store: Store, app: str) -> list[dict[str, Any]]:
     """The app's dynos: from the running supervisor, else as Docker sees them."""
     try:
-        tracked = control.call(app, {"command": "ps"})["dynos"]
+        tracked = control.call(app, {"command": "ps"}, "dynos")
     except control.NotRunning:
         tracked = []
     names = {d["name"] for d in tracked}
@@ -113,7 +113,7 @@ def change_formation(
     result = change({t: e for t, e in current.items() if t in types}, types, args)
     store.set_formation(app, result)
     with contextlib.suppress(control.NotRunning):  # without a running up, the next one applies it
-        control.call(app, {"command": "reconcile"})
+        control.call(app, {"command": "reconcile"}, "dynos")
     return result
 
 

@@ -38,7 +38,8 @@ READY_POLL, READY_POLL_LATER, READY_FAST_FOR = 0.01, 0.05, 2.0
 CYCLE_BASE, CYCLE_JITTER = 24 * 3600.0, 216 * 60.0
 #: Memory is sampled this often; R14 is logged at most every 20 s per dyno while over quota.
 MEMORY_SAMPLE, R14_EVERY = 2.0, 20.0
-EVENTS_RETRY = 1.0
+EVENTS_RETRY = 1.0  # seconds, doubled after each failure in a row, at most 30
+EVENTS_FAILURES_REPORTED = 3  # an engine restart fails once or twice; more is reported
 #: Heroku kills a release phase after an hour.
 RELEASE_TIMEOUT = 3600.0
 #: Free and eco apps sleep after 30 minutes without a request to their web dynos.
@@ -240,14 +241,15 @@ class Supervisor:
             try:
                 result = await asyncio.to_thread(container.wait, timeout=self.release_timeout)
                 code = int(result["StatusCode"])
-            except Exception:  # the timeout (requests raises its own exception types)
+            except Exception as exc:  # requests raises its own types for the timeout
                 self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
                 code = await asyncio.to_thread(_kill, container)
                 self.hub.heroku(tracked.name, f"Process exited with status {code}")
-                raise ReleaseError(
-                    f"{phase} command timed out after {self.release_timeout:g} seconds",
-                    self._tail(tracked.name),
-                ) from None
+                if _timed_out(exc):
+                    message = f"{phase} command timed out after {self.release_timeout:g} seconds"
+                else:
+                    message = f"{phase} dyno could not be watched: {_reason(exc)}"
+                raise ReleaseError(message, self._tail(tracked.name)) from None
             await asyncio.wait({follower}, timeout=5)
             self.hub.heroku(tracked.name, f"Process exited with status {code}")
             self._set_state(tracked, "complete")
@@ -900,7 +902,7 @@ class Supervisor:
         assert loop is not None
 
         def read() -> None:
-            broken = False
+            broken, failures = False, 0
             while not self._closing:
                 try:
                     self._events = engine.client().events(
@@ -911,15 +913,19 @@ class Supervisor:
                             "label": [f"{engine.LABEL_APP}={self.app}"],
                         },
                     )
+                    failures = 0
                     if broken:
                         loop.call_soon_threadsafe(self._after_engine_restart)
                     for event in self._events:
                         loop.call_soon_threadsafe(self._on_event, event)
-                except Exception:
-                    pass
+                except Exception as exc:  # the engine went away, or refuses the stream
+                    failures += 1
+                    if failures == EVENTS_FAILURES_REPORTED and not self._closing:
+                        line = f"Docker events unavailable ({_reason(exc)}); retrying"
+                        loop.call_soon_threadsafe(self.hub.heroku, "api", line)
                 broken = True
                 if not self._closing:
-                    threading.Event().wait(EVENTS_RETRY)
+                    threading.Event().wait(min(EVENTS_RETRY * 2 ** max(failures - 1, 0), 30.0))
 
         threading.Thread(target=read, name="docker-events", daemon=True).start()
 
@@ -1007,6 +1013,16 @@ class Supervisor:
 
 def _order(tracked: Tracked) -> tuple[int, str, int]:
     return (tracked.role != dyno.FORMATION, tracked.type, tracked.index)
+
+
+def _timed_out(exc: Exception) -> bool:
+    """A `container.wait(timeout=…)` that ran out: requests' ReadTimeout, or the
+    ConnectionError urllib3's read timeout becomes on a unix socket."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
 
 
 def _reason(exc: Exception) -> str:

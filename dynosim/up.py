@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import re
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -37,14 +36,6 @@ if TYPE_CHECKING:
     from .router import Router
 
 Progress = Callable[[str], None]
-
-
-def app_name(app_dir: Path) -> str:
-    """A Heroku-style app name from a folder name: lowercase letters, digits and dashes."""
-    name = re.sub(r"[^a-z0-9]+", "-", app_dir.resolve().name.lower()).strip("-")
-    if not name or not name[0].isalpha():
-        name = f"app-{name}".rstrip("-")
-    return name[:30].rstrip("-")
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:

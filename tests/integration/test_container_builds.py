@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
 import uuid
 from pathlib import Path
@@ -149,3 +150,20 @@ def test_a_dockerfile_that_a_push_would_not_send_is_an_error(app_name, tmp_path)
     )
     with pytest.raises(BuildError, match="Dockerfile: not among the files a git push would send"):
         build(app_name, app_dir)
+
+
+@pytest.mark.parametrize(
+    ("user_lines", "expected"),
+    [
+        ("RUN useradd -o -u 0 -g 0 -M admin\nUSER admin", None),  # root by another name
+        ("USER 0:0", None),
+        ("USER 1000", "1000"),
+        ("USER dyno:dyno", "dyno:dyno"),
+    ],
+)
+def test_runs_as_root_is_judged_by_uid(docker_client, app_name, user_lines, expected):
+    dockerfile = f"FROM {RUN_IMAGE}\n{user_lines}\n"
+    image, _ = docker_client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), labels={"dynosim.image.app": app_name}, rm=True
+    )
+    assert container_build.image_user(image.id) == expected

@@ -101,6 +101,24 @@ def test_missing_included_requirements_file_is_an_error(app):
         plan(app)
 
 
+@pytest.mark.parametrize("include", ["-r /etc/passwd", "-c ../outside.txt", "--requirement=../x"])
+def test_an_include_outside_the_app_is_refused_with_file_and_line(app, include):
+    (app / "requirements.txt").write_text(f"flask\n{include}\n")
+    with pytest.raises(RuntimeSelectionError) as caught:
+        build.dependency_files(app, "pip")
+    assert str(caught.value).startswith(f"{app / 'requirements.txt'}:2: includes ")
+    assert str(caught.value).endswith(", outside the app; only the app's own files are built")
+
+
+def test_an_include_through_a_symlink_out_of_the_app_is_refused(app, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("host") / "secrets.txt"
+    outside.write_text("requests\n")
+    (app / "linked.txt").symlink_to(outside)
+    (app / "requirements.txt").write_text("-r linked.txt\n")
+    with pytest.raises(RuntimeSelectionError, match=r"requirements.txt:1: includes linked.txt"):
+        build.dependency_files(app, "pip")
+
+
 def test_runtime_files_ship_with_the_package():
     folder = build.runtime_dir()
     assert {"Dockerfile.template", "dyno-launch", "uwsgi-defaults.ini"} <= {

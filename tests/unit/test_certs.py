@@ -1,12 +1,19 @@
 """Automatic HTTPS: the local CA, the app certificate, and the router serving TLS with it."""
 
 import asyncio
+import datetime as dt
 import re
 import ssl
 import stat
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import DNSName
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from test_router import Dyno
 
 from dynosim import certs
@@ -37,6 +44,76 @@ def test_certificate_of_a_replaced_ca_is_reissued(tmp_path):
     assert renewed.cert.read_bytes() != old
     context = certs.server_context(renewed)  # the new key matches the new certificate
     assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def _signed_by_ca(home, name: x509.GeneralName) -> x509.Certificate:
+    """A server certificate for `name` signed with the local CA's key, as a thief of the key
+    (or a bug) could make one."""
+    folder = home / "certs"
+    ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([name]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _verify(home, leaf: x509.Certificate, host: str) -> None:
+    ca_cert = x509.load_pem_x509_certificate(certs.ca_path(home).read_bytes())
+    verifier = PolicyBuilder().store(Store([ca_cert])).build_server_verifier(DNSName(host))
+    verifier.verify(leaf, [])
+
+
+@pytest.mark.parametrize("host", ["example.com", "localhost.example.com", "github.com"])
+def test_the_ca_cannot_vouch_for_other_sites(tmp_path, host):
+    certs.ensure_ca(tmp_path)
+    with pytest.raises(VerificationError, match="name constraint"):
+        _verify(tmp_path, _signed_by_ca(tmp_path, x509.DNSName(host)), host)
+
+
+@pytest.mark.parametrize("host", ["localhost", "demo.localhost"])
+def test_the_ca_vouches_for_loopback_names(tmp_path, host):
+    certs.ensure_ca(tmp_path)
+    _verify(tmp_path, _signed_by_ca(tmp_path, x509.DNSName(host)), host)
+    issued = x509.load_pem_x509_certificates(certs.issue("demo", tmp_path).cert.read_bytes())[0]
+    _verify(tmp_path, issued, host)
+
+
+def test_a_ca_without_name_constraints_is_replaced(tmp_path):
+    certs.ensure_ca(tmp_path)
+    folder = tmp_path / "certs"
+    key = serialization.load_pem_private_key((folder / "ca-key.pem").read_bytes(), None)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dynosim local CA")])
+    now = dt.datetime.now(dt.UTC)
+    unconstrained = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "ca.pem").write_bytes(unconstrained.public_bytes(serialization.Encoding.PEM))
+    certs.issue("demo", tmp_path)
+    renewed = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    assert renewed.extensions.get_extension_for_class(x509.NameConstraints).critical
 
 
 @pytest.fixture(params=["python", "haproxy"])

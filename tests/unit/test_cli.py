@@ -108,3 +108,57 @@ def test_certs_makes_the_ca_once_and_says_how_to_trust_it(tmp_path):
     made = ca.read_bytes()
     assert run("certs").exit_code == 0 and ca.read_bytes() == made
     assert (tmp_path / "home" / "certs" / "ca-key.pem").stat().st_mode & 0o077 == 0
+
+
+def test_a_docker_error_is_one_line_with_the_engines_exit_code(monkeypatch):
+    import docker.errors
+
+    from dynosim import cli
+
+    def refuse(name):
+        raise docker.errors.APIError("500 Server Error", explanation="mkdir /x: read-only\n")
+
+    monkeypatch.setattr(cli.App, "named", staticmethod(refuse))
+    result = run("ps", "-a", "demo")
+    assert (result.exit_code, result.output) == (3, "error: Docker engine: mkdir /x: read-only\n")
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_only_with_debug(monkeypatch):
+    from dynosim import cli
+
+    def broken(name):
+        raise KeyError("dyno")
+
+    monkeypatch.setattr(cli.App, "named", staticmethod(broken))
+    result = run("ps", "-a", "demo")
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: KeyError: 'dyno' (a dynosim bug: rerun with --debug for the traceback)\n"
+    )
+    debug = CliRunner().invoke(main, ["--debug", "ps", "-a", "demo"])
+    assert isinstance(debug.exception, KeyError)
+
+
+def test_a_bad_app_name_is_refused_before_anything_is_written(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Procfile").write_text("web: x\n")
+    result = run("up", str(app), "--app", "Bad_Name..", "--port", "0", "--https-port", "0")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --app 'Bad_Name..': an app name must start")
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_bad_attachment_name_provisions_nothing(tmp_path, monkeypatch):
+    from dynosim import addons
+
+    monkeypatch.setattr(addons, "ensure_image", lambda *a: pytest.fail("provisioned"))
+    (tmp_path / "Procfile").write_text("web: x\n")
+    from dynosim.store import Store
+
+    store = Store()
+    store.ensure_app("demo", tmp_path)
+    store.close()
+    result = run("addons:create", "heroku-redis", "-a", "demo", "--as", "my-cache")
+    assert result.exit_code == 2
+    assert "--as 'my-cache': an attachment name must start with a letter" in result.output

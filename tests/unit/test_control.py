@@ -4,10 +4,12 @@ import asyncio
 import os
 import threading
 
+import docker.errors
 import pytest
+import requests
 
 from dynosim import control
-from dynosim.errors import DynosimError, UsageError
+from dynosim.errors import DynosimError, EngineError, RemoteError, UsageError
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +20,14 @@ def home(tmp_path, monkeypatch):
 async def echo(request):
     if request.get("fail"):
         raise UsageError("Couldn't find that process type (api).")
+    if request.get("crash"):
+        raise KeyError("web.9")
+    if request.get("engine"):
+        response = requests.Response()
+        response.status_code = 409
+        raise docker.errors.APIError("409 Client Error", response, "Conflict.\n container is dead")
+    if request.get("silent"):
+        return
     for n in range(request.get("times", 1)):
         yield {"n": n, "got": request}
 
@@ -68,6 +78,29 @@ def test_errors_arrive_as_dynosim_errors_with_their_exit_code():
         return caught.value.exit_code
 
     assert serving(echo, body) == 2
+
+
+def test_any_failure_in_up_comes_back_as_an_error_reply_with_its_type():
+    def body():
+        with pytest.raises(RemoteError) as crash:
+            control.call("demo", {"crash": True}, "dyno")
+        with pytest.raises(RemoteError) as engine:
+            control.call("demo", {"engine": True}, "dyno")
+        return crash.value, engine.value
+
+    crash, engine = serving(echo, body)
+    assert (crash.kind, str(crash), crash.exit_code) == ("KeyError", "KeyError: 'web.9'", 1)
+    assert engine.kind == "APIError"
+    assert str(engine) == "Docker engine: Conflict. container is dead"
+    assert engine.exit_code == EngineError.exit_code
+
+
+def test_a_reply_without_the_field_asked_for_is_an_error_not_a_key_error():
+    def body():
+        with pytest.raises(RemoteError, match="gave no dyno to None; see its terminal"):
+            control.call("demo", {"silent": True}, "dyno")
+
+    serving(echo, body)
 
 
 def test_socket_is_owner_only_and_gone_after_close():
