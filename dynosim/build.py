@@ -9,10 +9,12 @@ bin/pre_compile and bin/post_compile hooks and Django's collectstatic with its c
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import os
 import re
+import secrets as random
 import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from typing import Any
 
 import docker.errors
 
-from . import engine, runtime, source, stack
+from . import buildkit, engine, runtime, source, stack, store
 from .errors import BuildError, RuntimeSelectionError
 
 Progress = Callable[[str], None]
@@ -76,7 +78,8 @@ def runtime_dir() -> Path:
 
 @dataclass
 class HostSettings:
-    """The host's pip and CA settings that a build behind a TLS-intercepting proxy needs."""
+    """The host's pip and CA settings that a build behind a TLS-intercepting proxy needs.
+    `buildargs` (the pip settings) reach the build as the secret `pip`, never as build args."""
 
     buildargs: dict[str, str] = field(default_factory=dict)
     ca_bundle: Path | None = None
@@ -189,18 +192,30 @@ def recipe(
     manager: str = "pip",
     hooks: tuple[str, ...] = (),
     collectstatic: bool = False,
-    config_names: tuple[str, ...] = (),
+    secrets: Mapping[str, str] | None = None,
 ) -> Recipe:
     """The Dockerfile for an app: `hooks` (bin/pre_compile, bin/post_compile) and `collectstatic`
-    need the app in the build stage, with `config_names` declared there as build args."""
+    need the app in the build stage. `secrets`: secret id (`pip`: the host's pip settings,
+    `config`: the config vars) -> a keyed digest of its values. The steps that run pip mount
+    `pip`, the hooks and collectstatic `config` too; the digest in their text keys their layer
+    cache by the values, which BuildKit's cache does not see."""
     pip = "/opt/venv/bin/pip install"
     headlines: dict[str, str] = {}
+    digests = secrets or {}
 
-    def run(command: str, headline: str) -> str:
+    def run(command: str, headline: str, uses: tuple[str, ...] = ("pip",)) -> str:
         headlines[f"RUN {command}"] = headline
-        return command
+        ids = [i for i in uses if i in digests]
+        if not ids:
+            return command
+        mounts = "".join(f"--mount=type=secret,id={i} " for i in ids)
+        sources = "".join(f". {buildkit.SECRETS_DIR}/{i} && " for i in ids)
+        keys = ",".join(f"{i}={digests[i]}" for i in ids)
+        return f"{mounts}{sources}{command}  # secrets: {keys}"
 
-    run(
+    step = ("pip", "config")  # the hooks and collectstatic see both
+
+    install_pip = run(
         'python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --upgrade "pip>=23"',
         "Installing pip",
     )
@@ -212,7 +227,7 @@ def recipe(
             f" REQUESTS_CA_BUNDLE={CA_IN_BUILD}"
         )
     install_uwsgi = (
-        run("true  # the app brings its own uWSGI", "")
+        run("true  # the app brings its own uWSGI", "", ())
         if has_uwsgi
         else run(f"{pip} pyuwsgi --quiet", "Installing uWSGI (pyuwsgi)")
     )
@@ -226,8 +241,6 @@ def recipe(
     early = "pre_compile" in hooks  # Heroku runs it before installing: it may change them
     app_setup = "\n".join(
         [
-            "# The app's config vars, for the hooks and collectstatic (build stage only).",
-            *(f"ARG {name}" for name in config_names),
             f"COPY runtime/build-step {BUILD_STEP}",
             "COPY app/ /app/",
             "WORKDIR /app",
@@ -244,8 +257,12 @@ def recipe(
             else ""
         )
     late = [
-        *([f"RUN {run(f'{BUILD_STEP} collectstatic', '')}"] if collectstatic else []),
-        *([f"RUN {run(f'{BUILD_STEP} hook post_compile', '')}"] if "post_compile" in hooks else []),
+        *([f"RUN {run(f'{BUILD_STEP} collectstatic', '', step)}"] if collectstatic else []),
+        *(
+            [f"RUN {run(f'{BUILD_STEP} hook post_compile', '', step)}"]
+            if "post_compile" in hooks
+            else []
+        ),
     ]
     template = (runtime_dir() / "Dockerfile.template").read_text()
     text = render(
@@ -256,10 +273,13 @@ def recipe(
             "labels": f'dynosim.image="app" dynosim.image.app="{app}"',
             "run_image": run_image,
             "ca_setup": ca_setup,
+            "install_pip": install_pip,
             "install_uwsgi": install_uwsgi,
             "install_tool": tool,
             "early_app": "\n".join(
-                [app_setup, f"RUN {run(f'{BUILD_STEP} hook pre_compile', '')}"] if early else []
+                [app_setup, f"RUN {run(f'{BUILD_STEP} hook pre_compile', '', step)}"]
+                if early
+                else []
             ),
             "dependencies": dependencies,
             "late_app": "\n".join(([] if early or not app_in_build else [app_setup]) + late),
@@ -341,7 +361,8 @@ class Plan:
     app: str
     context: bytes = field(repr=False)
     source_hash: str
-    buildargs: dict[str, str] = field(repr=False)  # may hold config vars: never print them
+    # secret id -> its variables (pip settings, config vars): never print them
+    secrets: dict[str, dict[str, str]] = field(repr=False)
     build_image: str
     run_image: str
     files: list[str]
@@ -379,6 +400,12 @@ def plan(
     # Heroku looks for manage.py up to three levels down (and runs it if Django is installed)
     collectstatic = any(f.endswith("manage.py") and len(Path(f).parts) <= 3 for f in files)
     config_args = build_config(config) if hooks or collectstatic else {}
+    secrets = {
+        name: values
+        for name, values in (("pip", dict(settings.buildargs)), ("config", config_args))
+        if values
+    }
+    key = build_key() if secrets else b""
     steps = recipe(
         build_image,
         run_image,
@@ -389,7 +416,7 @@ def plan(
         manager=manager,
         hooks=hooks,
         collectstatic=collectstatic,
-        config_names=tuple(config_args),
+        secrets={name: secret_digest(key, values) for name, values in secrets.items()},
     )
     context = _Context()
     context.add_bytes("Dockerfile", steps.text.encode())
@@ -407,20 +434,43 @@ def plan(
     digest = hashlib.sha256(data)
     for image in (build_image, run_image):
         digest.update(image.encode())
-    digest.update(repr(sorted(settings.buildargs.items())).encode())
-    if config_args:
-        digest.update(repr(sorted(config_args.items())).encode())
     return Plan(
         app,
         data,
         digest.hexdigest(),
-        {**settings.buildargs, **config_args},
+        secrets,
         build_image,
         run_image,
         files,
         manager,
         steps.headlines,
     )
+
+
+def build_key() -> bytes:
+    """The user's key for the digests of build secrets: 32 random bytes, made once, owner-only
+    in the state folder. A plain hash of a short value (a config var) would give it away to a
+    guess; an HMAC cannot be checked without this key."""
+    path = store.data_dir() / "build.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = random.token_bytes(32)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another build made it meanwhile
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key.hex() + "\n")
+    return key
+
+
+def secret_digest(key: bytes, values: Mapping[str, str]) -> str:
+    """A keyed digest of a secret's values, for the layer cache and the image tag."""
+    message = json.dumps(sorted(values.items())).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -447,83 +497,17 @@ def build(plan: Plan, progress: Progress, *, cache: bool = True) -> Image:
         progress,
         f"build of {plan.app} failed",
         headlines=plan.headlines,
-        fileobj=io.BytesIO(plan.context),
+        context=plan.context,
         tag=plan.tag,
-        buildargs=plan.buildargs,
+        secrets=plan.secrets,
         nocache=not cache,
     )
     progress(f"Built {plan.tag}")
     return Image(plan.tag, image_id, plan.source_hash, cached=False)
 
 
-def stream_build(
-    progress: Progress, failed: str, headlines: Mapping[str, str] | None = None, **options: Any
-) -> str:
-    """Run a classic build of a custom context, streaming its output the Heroku way; the image
-    id. BuildError (`failed: reason`) names the failing step and the tail of its output.
-
-    With `headlines` (instruction -> Heroku's line for it), only those steps are announced, as
-    Heroku's buildpack announces its own; otherwise every step is, numbered."""
-    client = engine.client()
-    step, tail, image_id, partial = "", [], None, ""
-    try:
-        stream = client.api.build(
-            custom_context=True, rm=True, forcerm=True, pull=False, decode=True, **options
-        )
-        for event in stream:
-            # a step's output arrives in chunks (stderr ones wrapped in colour codes): whole
-            # lines only, the last state of a line a progress bar redrew with \r
-            *lines, partial = (partial + ANSI.sub("", event.get("stream", ""))).split("\n")
-            if "error" in event:
-                lines.append(partial)
-            for line in lines:
-                step, tail = _show(
-                    line.rstrip("\r").rsplit("\r", 1)[-1], step, tail, progress, headlines
-                )
-            if "error" in event:
-                raise BuildError(f"{failed}: {event['error'].strip()}", step, tail[-25:])
-            if "aux" in event and "ID" in event["aux"]:
-                image_id = event["aux"]["ID"]
-    except docker.errors.APIError as exc:
-        raise BuildError(f"{failed}: {exc.explanation}", step, tail[-25:]) from None
-    return image_id or client.images.get(options["tag"]).id
-
-
-STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-#: Lines a build step prints in Heroku's own layout: a step arrow, or an error block.
-HEROKU_LINE = re.compile(r"^(-----> | !     | !$)")
-
-
-def _show(
-    line: str,
-    step: str,
-    tail: list[str],
-    progress: Progress,
-    headlines: Mapping[str, str] | None = None,
-) -> tuple[str, list[str]]:
-    """Print one line of builder output the Heroku way: steps as arrows, output indented."""
-    match = STEP.match(line)
-    if match:
-        instruction = match.group(2)
-        if headlines is not None:
-            if headlines.get(instruction):
-                progress(f"-----> {headlines[instruction]}")
-            return instruction, []
-        if instruction.startswith(("ARG", "ENV", "LABEL", "WORKDIR", "USER", "ENTRYPOINT")):
-            return instruction, []
-        progress(f"-----> [{match.group(1)}] {instruction[:110]}")
-        return instruction, []
-    stripped = line.strip()
-    if not stripped or stripped.startswith(
-        ("--->", "Removing intermediate", "Successfully built", "Successfully tagged")
-    ):
-        if stripped == "---> Using cache" and (headlines is None or headlines.get(step)):
-            progress("       (cached)")
-        return step, tail
-    progress(line.rstrip() if HEROKU_LINE.match(line) else f"       {line.rstrip()}")
-    tail.append(line.rstrip())
-    return step, tail[-200:]
+#: Builds go through BuildKit (buildkit.build), which keeps no secret in the engine.
+stream_build = buildkit.build
 
 
 def stack_images(

@@ -94,15 +94,18 @@ def build_images(
 ) -> dict[str, Image]:
     """Build (or reuse) the image of every build.docker key; keys sharing a Dockerfile share one.
 
-    Build args: the host's pip settings, overridden by heroku.yml's build.config. Without
-    `cache`, every layer is built again.
+    Build args: heroku.yml's build.config, as Heroku passes them (they are no secrets: they
+    are in heroku.yml). The host's pip settings are the BuildKit secret `pip` (`RUN
+    --mount=type=secret,id=pip . /run/secrets/pip && pip install …`), never build args, which
+    the image's history would keep. Without `cache`, every layer is built again.
     """
     settings = settings or HostSettings.from_environ()
-    buildargs = {**settings.buildargs, **manifest.build_config}
+    buildargs = dict(manifest.build_config)
+    secrets = {"pip": dict(settings.buildargs)}  # always there, so such a RUN always works
     images: dict[str, Image] = {}
     for plan in plans(Path(app_dir), manifest, buildargs):
         image = (cache and _reuse(app, plan, progress)) or _build(
-            app, plan, buildargs, progress, cache
+            app, plan, buildargs, secrets, progress, cache
         )
         images |= dict.fromkeys(plan.keys, image)
     return {key: images[key] for key in manifest.dockerfiles}
@@ -122,7 +125,12 @@ def _reuse(app: str, plan: Plan, progress: Progress) -> Image | None:
 
 
 def _build(
-    app: str, plan: Plan, buildargs: dict[str, str], progress: Progress, cache: bool
+    app: str,
+    plan: Plan,
+    buildargs: dict[str, str],
+    secrets: dict[str, dict[str, str]],
+    progress: Progress,
+    cache: bool,
 ) -> Image:
     tag = plan.tag(app, plan.keys[0])
     progress(
@@ -131,11 +139,12 @@ def _build(
     image_id = stream_build(
         progress,
         f"build of {app} ({plan.dockerfile}) failed",
-        fileobj=io.BytesIO(plan.context),
+        context=plan.context,
         dockerfile=posixpath.basename(plan.dockerfile),
         target=plan.target,
         tag=tag,
         buildargs=buildargs,
+        secrets=secrets,
         nocache=not cache,
         labels={"dynosim.image": "app", "dynosim.image.app": app},
     )

@@ -4,6 +4,13 @@ from dynosim import build
 from dynosim.errors import BuildError, RuntimeSelectionError
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory, monkeypatch):
+    folder = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("DYNOSIM_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def app(tmp_path):
     (tmp_path / "Procfile").write_text("web: uwsgi uwsgi.ini\n")
@@ -56,10 +63,13 @@ def test_render_fills_placeholders_and_refuses_unknown_ones():
 
 
 def test_build_settings_and_compilers_stay_in_the_build_stage():
-    text = build.dockerfile("b:1", "r:1", deps=["requirements.txt"], has_uwsgi=False, ca=True)
+    text = build.dockerfile(
+        "b:1", "r:1", deps=["requirements.txt"], has_uwsgi=False, ca=True, secrets={"pip": "d1"}
+    )
     build_stage, run_stage = text.split("\nFROM r:1\n")
     assert "FROM b:1 AS build" in build_stage
-    for secret in ("ARG PIP_INDEX_URL", "ca-bundle.crt", "PIP_CERT"):
+    assert "ARG" not in text  # build args stay in image metadata: the settings are secrets
+    for secret in ("--mount=type=secret,id=pip", "ca-bundle.crt", "PIP_CERT"):
         assert secret in build_stage
         assert secret not in run_stage
     assert "pip install pyuwsgi" in build_stage
@@ -88,6 +98,33 @@ def test_code_change_and_build_settings_change_the_hash(app):
     after = plan(app).source_hash
     assert after != before
     assert plan(app, buildargs={"PIP_INDEX_URL": "https://x"}).source_hash != after
+
+
+def test_pip_settings_are_a_secret_of_the_pip_steps_keyed_by_their_hmac(app, home):
+    token = "https://user:t0ken@pypi.corp/simple"
+    first = plan(app, buildargs={"PIP_INDEX_URL": token})
+    assert first.secrets == {"pip": {"PIP_INDEX_URL": token}}
+    text = first.context.decode(errors="replace")
+    assert "t0ken" not in text and "t0ken" not in repr(first)
+    build_stage = text.split("\nFROM r:1\n")[0]
+    pip_steps = [line for line in build_stage.splitlines() if "pip install" in line]
+    assert len(pip_steps) == 3  # pip itself, uWSGI, the requirements
+    digest = build.secret_digest(build.build_key(), {"PIP_INDEX_URL": token})
+    for line in pip_steps:
+        assert line.startswith("RUN --mount=type=secret,id=pip . /run/secrets/pip && ")
+        assert line.endswith(f"  # secrets: pip={digest}")
+    # a new token: new digests, so the pip steps run again, as with build args before
+    other = plan(app, buildargs={"PIP_INDEX_URL": token + "2"})
+    assert other.source_hash != first.source_hash
+    key = home / "build.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert plan(app, buildargs={"PIP_INDEX_URL": token}).source_hash == first.source_hash
+
+
+def test_secret_files_are_shell_sourced_exports():
+    assert build.buildkit.env_file({"A": "it's $x", "B": "two\nlines"}) == (
+        "export A='it'\"'\"'s $x'\nexport B='two\nlines'\n"
+    )
 
 
 def test_uwsgi_in_requirements_is_detected(app):

@@ -36,6 +36,11 @@ def app(folder, manager, **files):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def home(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 def plan(folder, config=None):
     return build.plan(
         "demo",
@@ -139,7 +144,7 @@ def test_uwsgi_in_pipfile_lock_is_the_apps_own(tmp_path):
     assert "pyuwsgi" not in dockerfile(plan(tmp_path))
 
 
-def test_django_and_hooks_run_in_the_build_stage_with_config_vars_as_build_args(tmp_path):
+def test_django_and_hooks_run_in_the_build_stage_with_config_vars_as_a_secret(tmp_path):
     folder = app(
         tmp_path,
         "pip",
@@ -148,19 +153,21 @@ def test_django_and_hooks_run_in_the_build_stage_with_config_vars_as_build_args(
     config = {"SECRET_KEY": "s3cr3t", "PATH": "/evil", "PYTHONHOME": "/x", "PIP_INDEX_URL": "u"}
     result = plan(folder, config)
     build_stage, run_stage = stages(dockerfile(result))
-    assert result.buildargs == {"SECRET_KEY": "s3cr3t"}  # Heroku hides PATH, PYTHONHOME, ...
-    assert "ARG SECRET_KEY" in build_stage
-    for hidden in ("ARG PATH", "ARG PYTHONHOME", "SECRET_KEY"):
-        assert hidden not in run_stage
-    assert "s3cr3t" not in build_stage  # values are build args, never in the Dockerfile
+    # Heroku hides PATH, PYTHONHOME, ...
+    assert result.secrets == {"config": {"SECRET_KEY": "s3cr3t"}}
+    assert "ARG" not in build_stage + run_stage  # build args stay in image metadata
+    assert "SECRET_KEY" not in build_stage + run_stage
+    assert "s3cr3t" not in build_stage  # values are a secret, never in the Dockerfile
+    mounted = "RUN --mount=type=secret,id=config . /run/secrets/config && /opt/dynosim/build-step"
     order = [
         "COPY dependencies/",
         "pip install -r /tmp/dependencies/requirements.txt",
-        "ARG SECRET_KEY",
         "COPY app/ /app/",
-        "RUN /opt/dynosim/build-step collectstatic",
-        "RUN /opt/dynosim/build-step hook post_compile",
+        f"{mounted} collectstatic  # secrets: config=",
+        f"{mounted} hook post_compile  # secrets: config=",
     ]
+    dependency_step = next(line for line in build_stage.splitlines() if "pip install -r" in line)
+    assert "secret" not in dependency_step  # only the steps that read config vars see them
     assert [build_stage.index(step) for step in order] == sorted(
         build_stage.index(step) for step in order
     )
@@ -173,8 +180,8 @@ def test_django_and_hooks_run_in_the_build_stage_with_config_vars_as_build_args(
 def test_pre_compile_runs_before_the_dependencies_are_installed(tmp_path):
     folder = app(tmp_path, "uv", **{"bin/pre_compile": "echo hi\n"})
     build_stage, _ = stages(dockerfile(plan(folder, {"TOKEN": "t"})))
-    hook = build_stage.index("RUN /opt/dynosim/build-step hook pre_compile")
-    assert build_stage.index("ARG TOKEN") < build_stage.index("COPY app/ /app/") < hook
+    hook = build_stage.index("/run/secrets/config && /opt/dynosim/build-step hook pre_compile")
+    assert build_stage.index("COPY app/ /app/") < hook
     assert hook < build_stage.index("cd /app && /opt/uv/bin/uv sync")
     assert "COPY dependencies/" not in build_stage  # the hook may change them
 
@@ -182,7 +189,7 @@ def test_pre_compile_runs_before_the_dependencies_are_installed(tmp_path):
 def test_config_vars_change_the_hash_only_when_a_build_step_can_read_them(tmp_path):
     plain = app(tmp_path / "plain", "pip")
     assert plan(plain, {"A": "1"}).source_hash == plan(plain, {"A": "2"}).source_hash
-    assert plan(plain, {"A": "1"}).buildargs == {}
+    assert plan(plain, {"A": "1"}).secrets == {}
     django = app(tmp_path / "django", "pip", **{"manage.py": ""})
     assert plan(django, {"A": "1"}).source_hash != plan(django, {"A": "2"}).source_hash
     # a manage.py deeper than Heroku looks (three levels) is not Django's
@@ -191,24 +198,43 @@ def test_config_vars_change_the_hash_only_when_a_build_step_can_read_them(tmp_pa
 
 
 def show(lines, headlines=None):
-    shown, step, tail = [], "", []
+    shown = []
+    printer = build.buildkit.Printer(shown.append, headlines)
     for line in lines:
-        step, tail = build._show(line, step, tail, shown.append, headlines)
-    return shown, step, tail
+        printer.line(line + "\n")
+    printer.finish()
+    return shown, printer
+
+
+PIP_STEP = (
+    "RUN --mount=type=secret,id=pip . /run/secrets/pip && pip install -r r.txt  # secrets: pip=ab"
+)
+COLLECTSTATIC = (
+    "RUN --mount=type=secret,id=pip --mount=type=secret,id=config . /run/secrets/pip"
+    " && . /run/secrets/config && /opt/dynosim/build-step collectstatic  # secrets: pip=ab,config=cd"
+)
 
 
 def test_build_output_uses_herokus_step_lines_and_hides_the_docker_steps():
     headlines = {"RUN pip install -r r.txt": "Installing dependencies using 'pip install'"}
-    shown, step, tail = show(
+    shown, printer = show(
         [
-            "Step 1/4 : FROM b:1 AS build",
-            "Step 2/4 : RUN pip install -r r.txt",
-            " ---> Using cache",
-            "Step 3/4 : RUN /opt/dynosim/build-step collectstatic",
-            "-----> $ python manage.py collectstatic --noinput",
-            "Traceback (most recent call last):",
-            " !     Error: Unable to generate Django static files.",
-            "Successfully installed Django-5.2",
+            "#1 [internal] load remote build context",
+            "#1 DONE 0.0s",
+            "#4 [build 1/4] FROM docker.io/dynosim/stack-bookworm:build-3",
+            "#4 CACHED",
+            f"#5 [build 2/4] {PIP_STEP}",
+            "#5 sha256:e0c8aa003d9e029104f88950d789850a863b56a97e059c9127ebb7051e8d0609",
+            "#5 CACHED",
+            f"#6 [build 3/4] {COLLECTSTATIC}",
+            "#6 0.215 -----> $ python manage.py collectstatic --noinput",
+            "#6 0.216 Traceback (most recent call last):",
+            "#6 0.300  !     Error: Unable to generate Django static files.",
+            "#6 0.301 Downloading 10%\r Downloading 100%",
+            "#6 ERROR: executor failed running [/bin/sh -c . /run/secrets/pip]: exit code: 1",
+            "------",
+            " > [build 3/4] RUN ...:",
+            "------",
         ],
         headlines,
     )
@@ -218,15 +244,68 @@ def test_build_output_uses_herokus_step_lines_and_hides_the_docker_steps():
         "-----> $ python manage.py collectstatic --noinput",
         "       Traceback (most recent call last):",
         " !     Error: Unable to generate Django static files.",
-        "       Successfully installed Django-5.2",
+        "        Downloading 100%",
     ]
-    assert step == "RUN /opt/dynosim/build-step collectstatic"
-    assert tail[0] == "-----> $ python manage.py collectstatic --noinput"
+    error = printer.error("build of demo failed")
+    assert str(error) == "build of demo failed: the step returned a non-zero code: 1"
+    assert error.step == "RUN /opt/dynosim/build-step collectstatic"
+    assert error.tail[0] == "-----> $ python manage.py collectstatic --noinput"
 
 
-def test_without_headlines_every_step_is_numbered_as_before():
-    shown, _, _ = show(["Step 2/9 : COPY app/ /app/", "Step 3/9 : ENV A=1"])
-    assert shown == ["-----> [2/9] COPY app/ /app/"]
+def test_interleaved_steps_are_printed_one_after_the_other():
+    shown, _ = show(
+        [
+            "#5 [build 2/3] RUN echo one",
+            "#6 [stage-1 2/3] RUN echo run stage",
+            "#6 0.1 run stage",
+            "#5 0.1 one",
+            "#5 [build 2/3] RUN echo one",
+            "#5 0.2 more",
+            "#5 DONE 0.3s",
+            "#6 DONE 0.2s",
+            "#7 [stage-1 3/3] COPY --from=build /x /y",
+            "#7 CACHED",
+        ]
+    )
+    assert shown == [
+        "-----> [build 2/3] RUN echo one",
+        "       one",
+        "       more",
+        "-----> [stage-1 2/3] RUN echo run stage",
+        "       run stage",
+        "-----> [stage-1 3/3] COPY --from=build /x /y",
+        "       (cached)",
+    ]
+
+
+def test_without_headlines_every_step_is_numbered_and_metadata_steps_hidden():
+    shown, printer = show(
+        [
+            "#2 [1/3] FROM docker.io/library/python:3.12",
+            "#3 [2/3] COPY app/ /app/",
+            "#4 [3/3] WORKDIR /app",
+            "#5 exporting to image",
+            "#5 DONE 0.1s",
+        ]
+    )
+    assert shown == [
+        "-----> [1/3] FROM python:3.12",
+        "-----> [2/3] COPY app/ /app/",
+    ]
+    assert str(printer.error("failed")) == "failed: the build did not finish"
+
+
+def test_an_error_outside_a_step_is_the_reason():
+    _, printer = show(
+        [
+            "#1 [internal] load remote build context",
+            "failed to solve with frontend dockerfile.v0: failed to create LLB definition:"
+            " dockerfile parse error line 2: unknown instruction: NOPE",
+        ]
+    )
+    error = printer.error("build of demo failed")
+    assert str(error).endswith("dockerfile parse error line 2: unknown instruction: NOPE")
+    assert error.step is None
 
 
 RELEASE = Release(
