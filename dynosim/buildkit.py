@@ -155,7 +155,7 @@ def _feed(process: subprocess.Popen, context: bytes) -> None:
 # `#5 [build 2/9] RUN …` (a step; [internal] and other vertices are not), `#5 0.215 output`,
 # `#5 CACHED`, `#5 DONE 0.2s`, `#5 ERROR: …`
 VERTEX = re.compile(r"^#(\d+) (.*)$")
-STEP = re.compile(r"^\[(?:(\S+) )?(\d+/\d+)\] (.*)$")
+STEP = re.compile(r"^\[(?:(\S+) +)? *(\d+/\d+)\] (.*)$")  # "[build  2/10]", "[ 2/10]"
 OUTPUT = re.compile(r"^(\d+\.\d+) ?(.*)$")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: Lines a build step prints in Heroku's own layout: a step arrow, or an error block.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -152,3 +154,53 @@ def test_base_image_replaces_the_stacks(up, tmp_path):
     process.wait_for(rf"based: Python app on base image {re.escape(base)}")
     process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
     assert requests.get(process.url, timeout=10).text == "web.1"
+
+
+def test_no_image_layer_or_build_cache_entry_keeps_a_config_var_or_pip_setting(
+    tmp_path, docker_client
+):
+    """A bin/post_compile hook really reads PROBE; afterwards no image on the engine (all of
+    them, intermediate ones too), nor the build cache, shows its value or the pip token."""
+    probe, token = f"probe-{uuid.uuid4().hex}", f"t0ken-{uuid.uuid4().hex}"
+    app_dir = tiny_app(tmp_path / "probed", WEB)
+    (app_dir / "app.json").write_text(json.dumps({"env": {"PROBE": probe}}))
+    (app_dir / "bin").mkdir()
+    (app_dir / "bin" / "post_compile").write_text(
+        'echo "post_compile: PROBE has ${#PROBE} characters, extra index ${#PIP_EXTRA_INDEX_URL}"\n'
+    )
+    extra = f"https://dynosim:{token}@127.0.0.1:9/simple"  # never reached: pip installs nothing
+    listing = tmp_path / "ps.txt"  # every process's argv, 10 times a second
+    watching = subprocess.Popen(
+        ["sh", "-c", f"while :; do ps -eww -o args >>{listing}; sleep 0.1; done"]
+    )
+    try:
+        result = dynosim("deploy", str(app_dir), env={**os.environ, "PIP_EXTRA_INDEX_URL": extra})
+    finally:
+        watching.terminate()
+        watching.wait()
+    processes = listing.read_text()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"post_compile: PROBE has {len(probe)} characters" in result.stdout
+    assert f"extra index {len(extra)}" in result.stdout
+    assert "--secret id=config,src=" in processes  # the watch saw the build's docker CLI
+    for value in (probe, token):
+        assert value not in processes  # no argv held it
+        assert value not in result.stdout + result.stderr
+    api = docker_client.api
+    images = api.images(all=True, quiet=True)
+    assert images
+    for image in images:
+        history = json.dumps(api.history(image))
+        config = json.dumps(api.inspect_image(image))
+        for value in (probe, token):
+            assert value not in history, image
+            assert value not in config, image
+    cache = json.dumps(api.df().get("BuildCache") or [])
+    assert cache != "[]"
+    for value in (probe, token):
+        assert value not in cache
+    listed = subprocess.run(
+        ["docker", "system", "df", "-v"], capture_output=True, text=True, check=False
+    ).stdout
+    for value in (probe, token):
+        assert value not in listed

@@ -211,7 +211,8 @@ PIP_STEP = (
 )
 COLLECTSTATIC = (
     "RUN --mount=type=secret,id=pip --mount=type=secret,id=config . /run/secrets/pip"
-    " && . /run/secrets/config && /opt/dynosim/build-step collectstatic  # secrets: pip=ab,config=cd"
+    " && . /run/secrets/config && /opt/dynosim/build-step collectstatic"
+    "  # secrets: pip=ab,config=cd"
 )
 
 
@@ -283,7 +284,8 @@ def test_without_headlines_every_step_is_numbered_and_metadata_steps_hidden():
         [
             "#2 [1/3] FROM docker.io/library/python:3.12",
             "#3 [2/3] COPY app/ /app/",
-            "#4 [3/3] WORKDIR /app",
+            "#4 [ 3/10] WORKDIR /app",
+            "#6 [ 4/10] RUN make",
             "#5 exporting to image",
             "#5 DONE 0.1s",
         ]
@@ -291,6 +293,7 @@ def test_without_headlines_every_step_is_numbered_and_metadata_steps_hidden():
     assert shown == [
         "-----> [1/3] FROM python:3.12",
         "-----> [2/3] COPY app/ /app/",
+        "-----> [4/10] RUN make",
     ]
     assert str(printer.error("failed")) == "failed: the build did not finish"
 
