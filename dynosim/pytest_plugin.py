@@ -44,6 +44,9 @@ _used_images: set[str] = set()  # image names (the apps' own names) this session
 #: In every app name this process starts: pytest-xdist workers, and test runs of other
 #: checkouts sharing the Docker engine, never meet on a container, network or app name.
 RUN = secrets.token_hex(2)
+#: One key for the digests of build secrets (config vars the build reads) in every test's
+#: DYNOSIM_HOME, so the tests of a session share such an app's image, as they share the others.
+_BUILD_KEY = secrets.token_hex(32)
 _images_before: set[str] | None = None
 
 
@@ -103,6 +106,9 @@ def dyno_app(
         _images_before = _app_images(dynosim_engine)
     options = request.config.option
     home = tempfile.mkdtemp(prefix="dynosim-")  # short: unix socket paths are short
+    descriptor = os.open(Path(home, "build.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as key:
+        key.write(_BUILD_KEY + "\n")
     patch = pytest.MonkeyPatch()
     patch.setenv("DYNOSIM_HOME", home)
     started: list[App] = []
