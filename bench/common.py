@@ -58,4 +58,6 @@ def compose_context(
     )
     with tarfile.open(fileobj=io.BytesIO(plan.context)) as tar:
         tar.extractall(target, filter="tar")
-    return plan.buildargs
+    # The values now reach the build as BuildKit secrets (RUN --mount=type=secret), which the
+    # rendered Dockerfile needs a BuildKit peer for; docker-compose 1.x builds classically.
+    return {name: value for values in plan.secrets.values() for name, value in values.items()}

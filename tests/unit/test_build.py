@@ -1,7 +1,7 @@
 import pytest
 
 from dynosim import build
-from dynosim.errors import BuildError, RuntimeSelectionError
+from dynosim.errors import BuildError, EngineError, RuntimeSelectionError
 
 
 @pytest.fixture(autouse=True)
@@ -161,3 +161,50 @@ def test_runtime_files_ship_with_the_package():
     assert {"Dockerfile.template", "dyno-launch", "uwsgi-defaults.ini"} <= {
         p.name for p in folder.iterdir()
     }
+
+
+def fake_docker(folder, version, buildx):
+    folder.mkdir()
+    script = folder / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = buildx ] && exit {0 if buildx else 1}\n'
+        f'[ "$1" = --version ] && echo "Docker version {version}, build x"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize(
+    ("clients", "expected"),
+    [
+        ([("28.2.2", True)], (("{0}", "buildx", "build", "--load"), ())),
+        ([("28.2.2", False), ("20.10.24+dfsg1", False)], (("{1}", "build"), ("1",))),
+        ([("20.10.24", False), ("28.2.2", True)], (("{1}", "buildx", "build", "--load"), ())),
+    ],
+)
+def test_the_build_cli_is_buildx_else_a_client_that_speaks_buildkit(
+    tmp_path, monkeypatch, clients, expected
+):
+    paths = [fake_docker(tmp_path / str(i), *client) for i, client in enumerate(clients)]
+    monkeypatch.setattr(build.buildkit.shutil, "which", lambda name: paths[0])
+    monkeypatch.setattr(build.buildkit, "CANDIDATES", tuple(paths[1:]))
+    build.buildkit.command.cache_clear()
+    try:
+        argv, env = build.buildkit.command()
+    finally:
+        build.buildkit.command.cache_clear()
+    assert argv == tuple(part.format(*paths) for part in expected[0])
+    assert [value for _, value in env] == list(expected[1])
+
+
+def test_without_a_buildkit_client_the_error_says_what_to_install(tmp_path, monkeypatch):
+    path = fake_docker(tmp_path / "new", "28.2.2", False)
+    monkeypatch.setattr(build.buildkit.shutil, "which", lambda name: path)
+    monkeypatch.setattr(build.buildkit, "CANDIDATES", ())
+    build.buildkit.command.cache_clear()
+    try:
+        with pytest.raises(EngineError, match="install the buildx plugin .*docker-buildx"):
+            build.buildkit.command()
+    finally:
+        build.buildkit.command.cache_clear()
