@@ -397,15 +397,15 @@ class App:
     ) -> None:
         """Fail before a long build, not after it: one server per app, free router ports, the
         router engine asked for at hand."""
-        from . import up
+        from . import listeners, up
 
         if self.running:
             raise UsageError(f"dynosim up is already running for app {self.name}")
         up.check_router_engine(router_engine)
         if port:
-            up.check_port_free(HOST, port)
+            listeners.check_port_free(HOST, port)
         if https_port:
-            up.check_port_free(HOST, https_port, "--https-port")
+            listeners.check_port_free(HOST, https_port, "--https-port")
 
     def local_env(self, env_file: bool = True) -> dict[str, str]:
         """The folder's .env, which dynos get under their config vars (foreman's habit)."""

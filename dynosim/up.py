@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import signal
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ from . import (
     dotenv,
     dyno,
     herokuyml,
+    listeners,
     logs,
     procfile,
     releases,
@@ -36,26 +36,6 @@ if TYPE_CHECKING:
     from .router import Router
 
 Progress = Callable[[str], None]
-
-
-def check_port_free(host: str, port: int, option: str = "--port") -> None:
-    """Fail before a long build, not after it, when a router port is taken."""
-    listen(host, port, option).close()
-
-
-def listen(host: str, port: int, option: str = "--port") -> socket.socket:
-    """A router listening socket, opened before the router itself is loaded."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-        listener.listen(1024)
-    except OSError:
-        listener.close()
-        raise UsageError(
-            f"{host}:{port} is already in use; choose another port with {option}"
-        ) from None
-    return listener
 
 
 def deploy(
@@ -255,11 +235,11 @@ async def serve(
     channel = control.Server(app, lambda request: _control(supervisor, hub, request))
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    listener = listen(host, port)  # clients may connect at once; they wait in the backlog
+    listener = listeners.listen(host, port)  # clients may connect at once; they wait in the backlog
     tls_listener = None
     try:
         if https_port is not None:
-            tls_listener = listen(host, https_port, "--https-port")
+            tls_listener = listeners.listen(host, https_port, "--https-port")
         await channel.start()
     except BaseException:
         listener.close()

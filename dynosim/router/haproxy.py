@@ -286,7 +286,7 @@ class HAProxyRouter:
                 "haproxy is not installed (apt-get install haproxy), "
                 "or use the Python router: --router python"
             )
-        from ..up import listen
+        from ..listeners import listen
 
         try:
             if sock is None:
