@@ -16,7 +16,6 @@ from . import (
     build,
     container_build,
     control,
-    dotenv,
     dyno,
     herokuyml,
     listeners,
@@ -51,12 +50,14 @@ def deploy(
     config: Mapping[str, str] | None = None,
     prune: bool = True,
     image_name: str | None = None,
+    local_env: Mapping[str, str] | None = None,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
     `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
     picks; `config` vars are set on the release (and seen by the build) on top of the app's;
     `prune` removes images no kept release uses (the pytest plugin manages its own);
-    `image_name` names the images instead of the app (apps of one folder can share them).
+    `image_name` names the images instead of the app (apps of one folder can share them);
+    app.json's vars take their values from `config`, then `local_env` (the .env asked for).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -64,7 +65,8 @@ def deploy(
     manifest = herokuyml.load(app_dir)
     types = _process_types(app_dir, manifest)
     first = store.latest_release(app) is None
-    setup = _first_release_setup(app_dir, types) if first else None
+    provided = {**(local_env or {}), **(config or {})}
+    setup = _first_release_setup(app_dir, types, provided) if first else None
     with ThreadPoolExecutor(max_workers=1) as side:
         network = side.submit(dyno.ensure_network, app)
         try:
@@ -121,13 +123,14 @@ def _process_types(app_dir: Path, manifest: herokuyml.HerokuYml | None) -> dict[
 
 
 def _first_release_setup(
-    app_dir: Path, types: dict[str, str]
+    app_dir: Path, types: dict[str, str], provided: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, Entry], str]:
-    """What app.json gives an app's first release: config vars, formation, postdeploy."""
+    """What app.json gives an app's first release: config vars (`provided` values first),
+    formation, postdeploy."""
     spec = appjson.load(app_dir)
     if spec is None:
         return {}, {}, ""
-    config_vars = appjson.initial_config(spec, dotenv.load(app_dir / ".env"))
+    config_vars = appjson.initial_config(spec, provided)
     entries = {}
     for name, (quantity, size_name) in spec.formation.items():
         if name not in types:
