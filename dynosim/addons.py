@@ -5,6 +5,11 @@ network only (never published), with its data in a named volume that outlives th
 It is attached to the app as a config var (DATABASE_URL, REDIS_URL), which makes a release, as
 on Heroku. A running `up` starts the app's add-ons before its formation and stops them after;
 a killed `up` leaves them running for the next one to adopt.
+
+As on Heroku, both speak TLS only (1.2+), each with a self-signed certificate of its own that
+the server makes in its volume at first start; clients do not verify it (`sslmode=require`,
+`ssl_cert_reqs=None`). No password is ever a process argument: the servers read theirs from the
+environment or an owner-only file, the clients from PGPASSWORD / REDISCLI_AUTH.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import random
 import secrets
 import tarfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +30,14 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
-from . import dyno, engine, names, releases, stack
+from . import dyno, engine, formation, names, releases, stack
 from .errors import EngineError, UsageError
 from .store import Addon, Release, Store, data_dir
 
 Progress = Callable[[str], None]
-#: Bump when an add-on image's packages or script change, so old images are not reused.
-IMAGE_VERSION = 1
+#: Bump when an add-on image's packages or script change, so old images are not reused
+#: (an adopted server of an older image is replaced by one of this; its volume stays).
+IMAGE_VERSION = 2
 ROLE = "addon"
 L_ADDON = "dynosim.addon"
 READY_TIMEOUT = 60.0
@@ -63,13 +68,13 @@ class Service:
     def url(self, addon: Addon) -> str:
         s = addon.settings
         if self.prefix == "redis":
-            return f"redis://:{s['password']}@{addon.name}:{self.port}"
+            return f"rediss://:{s['password']}@{addon.name}:{self.port}"
         return f"postgres://{s['user']}:{s['password']}@{addon.name}:{self.port}/{s['database']}"
 
     def environment(self, addon: Addon) -> dict[str, str]:
         s = addon.settings
         if self.prefix == "redis":
-            return {"REDIS_PASSWORD": s["password"]}
+            return {"REDISCLI_AUTH": s["password"]}
         return {"DB_USER": s["user"], "DB_PASSWORD": s["password"], "DB_NAME": s["database"]}
 
     def new_settings(self) -> dict[str, str]:
@@ -83,14 +88,15 @@ class Service:
 
 
 POSTGRESQL = Service(
-    "heroku-postgresql", "postgresql", "essential-0", ("postgresql", "postgresql-client"),
+    "heroku-postgresql", "postgresql", "essential-0",
+    ("postgresql", "postgresql-client", "openssl"),
     "postgresql", "postgres", "/var/lib/postgresql/data", 5432, "DATABASE_URL",
     "HEROKU_POSTGRESQL_{}_URL", ("pg_isready", "-q", "-h", "127.0.0.1"),
 )  # fmt: skip
 REDIS = Service(
-    "heroku-redis", "redis", "mini", ("redis-server", "redis-tools"), "redis", "redis",
-    "/data", 6379, "REDIS_URL", "HEROKU_REDIS_{}_URL",
-    ("bash", "-c", 'redis-cli --no-auth-warning -a "$REDIS_PASSWORD" ping | grep -q PONG'),
+    "heroku-redis", "redis", "mini", ("redis-server", "redis-tools", "openssl"), "redis",
+    "redis", "/data", 6379, "REDIS_URL", "HEROKU_REDIS_{}_URL",
+    ("bash", "-c", "redis-cli --tls --insecure ping | grep -q PONG"),  # REDISCLI_AUTH: env
 )  # fmt: skip
 SERVICES = {s.name: s for s in (POSTGRESQL, REDIS)}
 
@@ -173,6 +179,28 @@ def create(
     return created, release
 
 
+def update_urls(store: Store, app: str) -> list[Release]:
+    """Attachments handed out before the add-ons spoke TLS (`redis://`) get today's URL, each
+    in a release as Heroku makes when it changes an add-on's URL (`Update REDIS by
+    heroku-redis`), without a release phase. A URL the app set itself is left alone."""
+    made = []
+    for found in store.addons(app):
+        base = store.latest_release(app)
+        wanted = SERVICES[found.service].url(found)
+        current = base.config.get(found.config_var) if base else None
+        if base is None or current == wanted or current != _plain_url(wanted):
+            continue
+        attachment = found.config_var.removesuffix("_URL")
+        changed = {**base.config, found.config_var: wanted}
+        description = f"Update {attachment} by {found.service}"
+        made.append(releases.with_config(store, base, changed, description, release_phase=False))
+    return made
+
+
+def _plain_url(url: str) -> str:
+    return url.replace("rediss://", "redis://", 1)
+
+
 def _config_var(store: Store, app: str, chosen: Service, attach_as: str | None) -> str:
     var = names.check_attachment(attach_as) if attach_as else None
     taken = set(releases.latest(store, app).config)
@@ -218,13 +246,14 @@ def _container(found: Addon) -> Container | None:
 
 def start(found: Addon) -> bool:
     """Make sure the add-on serves; whether it had to be started (False: adopted)."""
+    chosen = SERVICES[found.service]
     existing = _container(found)
-    if existing is not None and existing.status == "running":
+    current = existing is not None and existing.attrs["Config"]["Image"] == chosen.image
+    if existing is not None and existing.status == "running" and current:
         _wait_ready(found, existing)
         return False
-    if existing is not None:
+    if existing is not None:  # stopped, or of an older image (before TLS): a new server
         existing.remove(force=True)
-    chosen = SERVICES[found.service]
     dyno.ensure_network(found.app)
     client = engine.client()
     network = dyno.network_name(found.app)
@@ -318,34 +347,58 @@ def running(store: Store, found: Addon) -> Iterator[Container]:
 
 
 # pg:* and redis:cli
-def one_off(found: Addon, command: list[str], tty: bool) -> Container:
-    """A one-off container of the add-on's image on the app network (psql, redis-cli)."""
+def one_off(
+    found: Addon,
+    command: list[str],
+    environment: dict[str, str],
+    *,
+    tty: bool = False,
+    stdin: bool = True,
+) -> Container:
+    """A created one-off container of the add-on's image on the app network (psql, redis-cli,
+    pg_dump), locked down like a dyno: no capabilities, a Standard-1X's pids and memory."""
+    size = formation.size(formation.DEFAULT_SIZE)
+    limit = f"{dyno.memory_limit_mb(size)}m"
     return engine.client().containers.create(
         SERVICES[found.service].image,
         command=command,
         entrypoint=[],
+        environment=environment,
         network=dyno.network_name(found.app),
         labels={engine.LABEL: "addon-client", engine.LABEL_APP: found.app},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
+        pids_limit=size.pids,
+        mem_limit=limit,
+        memswap_limit=limit,
+        cpu_shares=size.cpu_shares,
         tty=tty,
-        stdin_open=True,
+        stdin_open=stdin,
         detach=False,
     )
 
 
-def client_command(found: Addon, url: str) -> list[str]:
-    if found.service == REDIS.name:  # redis-cli -u would send the URL's empty user name
-        parts = urllib.parse.urlsplit(url)
-        where = ["-h", parts.hostname or found.name, "-p", str(parts.port or REDIS.port)]
-        return ["redis-cli", "--no-auth-warning", *where, "-a", parts.password or ""]
-    return ["psql", url]
+def client_command(found: Addon) -> tuple[list[str], dict[str, str]]:
+    """The client's command and environment for a session over TLS. The password is in the
+    environment (PGPASSWORD, REDISCLI_AUTH), never an argument: `ps` shows those to everyone."""
+    if found.service == REDIS.name:  # the certificate is self-signed, as on Heroku
+        where = ["-h", found.name, "-p", str(REDIS.port)]
+        return ["redis-cli", "--tls", "--insecure", *where], client_environment(found)
+    return ["psql"], client_environment(found)
 
 
-def _as_owner(found: Addon, *command: str) -> list[str]:
-    """Run as the app's role over the container's own unix socket (trusted locally)."""
+def client_environment(found: Addon) -> dict[str, str]:
     s = found.settings
-    return [*command, "-h", "/tmp", "-U", s["user"], "-d", s["database"]]
+    if found.service == REDIS.name:
+        return {"REDISCLI_AUTH": s["password"]}
+    return {
+        "PGHOST": found.name,
+        "PGPORT": str(POSTGRESQL.port),
+        "PGUSER": s["user"],
+        "PGDATABASE": s["database"],
+        "PGPASSWORD": s["password"],
+        "PGSSLMODE": "require",  # TLS without verification, as Heroku's clients connect
+    }
 
 
 def reset(store: Store, found: Addon) -> None:
@@ -370,39 +423,61 @@ def backups(app: str) -> list[Path]:
 
 
 def capture(store: Store, found: Addon) -> Path:
-    """pg:backups:capture: a pg_dump (custom format) under the app's state folder, b001..."""
+    """pg:backups:capture: a pg_dump (custom format) over TLS, as the app's role, from a
+    one-off client container, under the app's state folder: b001.dump, b002.dump, ..."""
     taken = backups(found.app)
     number = int(taken[-1].stem[1:]) + 1 if taken else 1
     target = backups_dir(found.app) / f"b{number:03d}.dump"
-    with running(store, found) as container:
-        _exec(container, _as_owner(found, "pg_dump", "-Fc", "-f", "/tmp/backup.dump"))
-        stream, _ = container.get_archive("/tmp/backup.dump")
+    command = ["pg_dump", "-Fc", "-f", "/tmp/backup.dump"]
+    with running(store, found), _client(found, command) as client:
+        _finish(client)
+        stream, _ = client.get_archive("/tmp/backup.dump")
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
             member = archive.extractfile("backup.dump")
             assert member is not None
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
                 out.write(member.read())
-        container.exec_run(["rm", "-f", "/tmp/backup.dump"])
     return target
 
 
 def restore(store: Store, found: Addon, backup: Path) -> None:
-    """pg:backups:restore: replace the database's contents with a backup's."""
+    """pg:backups:restore: replace the database's contents with a backup's, over TLS as the
+    app's role from a one-off client container."""
     data = backup.read_bytes()
-    with running(store, found) as container:
-        owner = int(_exec(container, ["id", "-u"]))  # the dump is readable by postgres only
+    database = found.settings["database"]  # without -d, pg_restore would only print the SQL
+    command = ["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", database]
+    with running(store, found) as server, _client(found, [*command, "/tmp/restore.dump"]) as client:
+        owner = int(_exec(server, ["id", "-u"]))  # the image's user; the dump is for it only
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
             info = tarfile.TarInfo("restore.dump")
             info.size, info.mode, info.uid, info.gid = len(data), 0o600, owner, owner
             archive.addfile(info, io.BytesIO(data))
-        container.put_archive("/tmp", buffer.getvalue())
-        command = _as_owner(found, "pg_restore", "--clean", "--if-exists", "--no-owner")
-        try:
-            _exec(container, [*command, "/tmp/restore.dump"])
-        finally:
-            container.exec_run(["rm", "-f", "/tmp/restore.dump"])
+        client.put_archive("/tmp", buffer.getvalue())
+        _finish(client)
+
+
+@contextlib.contextmanager
+def _client(found: Addon, command: list[str]) -> Iterator[Container]:
+    """A created one-off client container with the app's credentials, removed afterwards."""
+    client = one_off(found, command, client_environment(found), stdin=False)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.remove(force=True)
+
+
+def _finish(client: Container) -> None:
+    """Start a one-off client and wait for it; UsageError with its last line when it fails."""
+    client.start()
+    status = int(client.wait()["StatusCode"])
+    if status != 0:
+        output = client.logs().decode(errors="replace").strip().splitlines()
+        command = client.attrs["Config"]["Cmd"][0]
+        last = output[-1:] or [f"exit status {status}"]
+        raise UsageError(f"{command} failed: {last[0]}")
 
 
 def _exec(container: Container, command: list[str]) -> str:

@@ -133,19 +133,37 @@ class App:
         config: Mapping[str, str] | None = None,
         prune: bool = True,
         image_name: str | None = None,
+        local_env: Mapping[str, str] | None = None,
     ) -> tuple[Release, bool]:
         """Build the folder (no build at all when its image exists) and record a pending
         release; (release, whether it is new). A running app rolls it out on :meth:`deploy`.
-        `stack` (bookworm, ...) overrides runtime.txt's; `config` vars go on the release;
-        `prune` removes the app's images that no kept release uses; `image_name` tags the
-        image under another name than the app's (apps of one folder then share it)."""
+        `stack` (forky, ...) overrides the app's stack setting (:meth:`stack_set`) for this
+        build (the app's version files pick the Python, which it must carry); `config` vars
+        go on the release; `prune` removes the app's images that no kept release uses;
+        `image_name` tags the image under another name than the app's (apps of one folder
+        then share it);
+        `local_env` (the .env asked for) may give app.json's required vars their values."""
         from . import up
 
         return up.deploy(
             self.store, self.name, self._folder(), progress=progress, base_image=base_image,
-            strict_runtime=strict_runtime, cache=cache, stack_suite=stack, config=config,
-            prune=prune, image_name=image_name,
+            strict_runtime=strict_runtime, cache=cache, stack_suite=stack or self.stack(),
+            config=config,
+            prune=prune, image_name=image_name, local_env=local_env,
         )  # fmt: skip
+
+    def stack(self) -> str | None:
+        """The app's stack setting (`dynosim stack:set`); None: the stack its Python picks."""
+        return self.store.setting(self.name, "stack", "") or None
+
+    def stack_set(self, suite: str) -> list[str]:
+        """Set the app's stack, used by every build from now on, as on Heroku; the warnings
+        to show (an end-of-life stack, which Heroku would refuse)."""
+        from . import runtime
+
+        chosen = runtime.stack_by_suite(suite)
+        self.store.set_setting(self.name, "stack", chosen.suite)
+        return [runtime.end_of_life_warning(chosen)] if chosen.end_of_life else []
 
     def deploy(self, *, progress: Progress = _quiet, **build_options: Any) -> Deployed:
         """Build and roll the new release out to the running app (like a git push); without
@@ -283,15 +301,20 @@ class App:
         attach: bool = False,
         tty: bool = False,
         announce: Callable[[str], None] | None = None,
+        env_file: bool = False,
     ) -> RunResult:
         """A one-off dyno (run.N) of the current release: its exit status and output, or with
-        `attach` its input and output on this terminal (`dynosim run`)."""
+        `attach` its input and output on this terminal (`dynosim run`). With `env_file`, the
+        app folder's .env sits under its config vars (`dynosim run --env-file`)."""
         from . import operations
 
         size_name = formations.size(size).name
-        with operations.one_off(
-            self.store, self.name, command, dict(env or {}), size_name, tty=tty, attach=attach
-        ) as (dyno_name, container):
+        local_env = self.local_env() if env_file else {}
+        one_off = operations.one_off(
+            self.store, self.name, command, dict(env or {}), size_name, tty=tty, attach=attach,
+            local_env=local_env,
+        )  # fmt: skip
+        with one_off as (dyno_name, container):
             if announce:
                 announce(dyno_name)
             if attach:
@@ -397,18 +420,20 @@ class App:
     ) -> None:
         """Fail before a long build, not after it: one server per app, free router ports, the
         router engine asked for at hand."""
-        from . import up
+        from . import listeners, up
 
         if self.running:
             raise UsageError(f"dynosim up is already running for app {self.name}")
         up.check_router_engine(router_engine)
         if port:
-            up.check_port_free(HOST, port)
+            listeners.check_port_free(HOST, port)
         if https_port:
-            up.check_port_free(HOST, https_port, "--https-port")
+            listeners.check_port_free(HOST, https_port, "--https-port")
 
     def local_env(self, env_file: bool = True) -> dict[str, str]:
-        """The folder's .env, which dynos get under their config vars (foreman's habit)."""
+        """The folder's .env (``{}`` without one, or when not `env_file`), which dynos get
+        under their config vars when asked for (`--env-file`, heroku local's habit); Heroku
+        never reads it. A malformed file is a ConfigError naming file and line."""
         return dotenv.load(self._folder() / ".env") if env_file else {}
 
     def serve(
@@ -451,7 +476,7 @@ class App:
         cycling: bool = False,
         idle_timeout: float | None = None,
         sleep_mode: str | None = None,
-        env_file: bool = True,
+        env_file: bool = False,
         formation: Mapping[str, int | str] | None = None,
         progress: Progress = _quiet,
         echo: Callable[[LogLine], None] | None = None,
@@ -461,14 +486,15 @@ class App:
         named keep theirs), then serve in a background thread on 127.0.0.1:`port` (0: a free
         one; with `https`, HTTPS on another free one) and return once every web dyno is up.
         `time_scale` speeds the schedule clock up (:attr:`clock`), `cycling` cycles dynos
-        daily; `idle_timeout` / `sleep_mode` as :meth:`idling` takes them. Log lines are kept
+        daily; `idle_timeout` / `sleep_mode` as :meth:`idling` takes them; `env_file` gives
+        the dynos the folder's .env under the config vars (off, as on Heroku). Log lines are kept
         for :meth:`logs` / :meth:`wait_for_log` (and passed to `echo`). ReleaseError (with the
         log's tail) when the release fails or a web dyno never comes up."""
         if self._serving is not None:
             raise UsageError(f"app {self.name} is already started")
         self.check_can_serve(port)
         local_env = self.local_env(env_file)
-        self.build(progress=progress, **build_options)
+        self.build(progress=progress, local_env=local_env, **build_options)
         if formation:
             self.scale(**formation)
         self.clock = Clock(speed=time_scale)

@@ -145,9 +145,9 @@ def load(app_dir: Path) -> AppJson | None:
 
 
 def initial_config(spec: AppJson, provided: Mapping[str, str]) -> dict[str, str]:
-    """The config vars app.json gives an app's first release: the ``provided`` value (from the
-    app's .env), else the value, else a generated secret; required vars left without a value are
-    one ConfigError. Only app.json's keys are returned."""
+    """The config vars app.json gives an app's first release: the ``provided`` value (config
+    given to the first build, or the .env asked for), else the value, else a generated secret;
+    required vars left without a value are one ConfigError. Only app.json's keys are returned."""
     config, missing = {}, []
     for key, var in spec.env.items():
         if key in provided:
@@ -162,7 +162,7 @@ def initial_config(spec: AppJson, provided: Mapping[str, str]) -> dict[str, str]
         one = len(missing) == 1
         verbs, them = ("is required and has", "it") if one else ("are required and have", "them")
         raise ConfigError(
-            f"app.json: {', '.join(missing)} {verbs} no value;"
-            f" put {them} in the app's .env or give {them} a value"
+            f'app.json: {", ".join(missing)} {verbs} no value; give {them} a "value" in'
+            f" app.json, or put {them} in the app's .env and run dynosim up --env-file"
         )
     return config

@@ -420,7 +420,7 @@ def plan(
     )
     context = _Context()
     context.add_bytes("Dockerfile", steps.text.encode())
-    for name in ("dyno-launch", "uwsgi-defaults.ini", "build-step"):
+    for name in ("dyno-launch", "build-step"):
         context.add_file(f"runtime/{name}", runtime_dir() / name)
     if settings.ca_bundle:
         context.add_bytes("runtime/ca-bundle.crt", settings.ca_bundle.read_bytes())
@@ -519,18 +519,21 @@ def stack_images(
     suite: str | None = None,
 ) -> tuple[str, str, str]:
     """(build image, run image, description) for the app, making stack images when missing;
-    `suite` (bullseye, bookworm, trixie) overrides the stack the app's runtime picks."""
+    `suite` is the app's stack setting (bookworm, forky, ...), which must carry the Python the
+    app's version files pick (runtime.select_stack)."""
     if base_image:
+        if base_image.startswith("dynosim/stack-"):
+            progress(
+                f" !     {base_image} is a dynosim stack image: `dynosim stack:set NAME` sets the"
+                " app's stack (its version files still pick the Python)"
+            )
         return base_image, base_image, f"base image {base_image}"
-    if suite:
-        chosen = runtime.stack_by_suite(suite)
-        stack.ensure(chosen, progress)
-    else:
-        selection = runtime.select_stack(app_dir, strict=strict)
-        chosen = selection.stack
-        stack.ensure(chosen, progress)
-        progress(f"-----> {selection.announcement}")
-        if selection.warning:
-            progress(f" !     {selection.warning}")
+    selection = runtime.select_stack(app_dir, strict=strict, stack=suite)
+    chosen = selection.stack
+    stack.ensure(chosen, progress)
+    progress(f"-----> {selection.announcement}")
+    for warning in selection.warnings:
+        for line in warning.splitlines():
+            progress(f" !     {line}".rstrip())
     description = f"stack {chosen.suite} (Python {chosen.python_version})"
     return chosen.build_image, chosen.run_image, description

@@ -6,6 +6,7 @@ quick commands (`ps:scale` from a second terminal) start in a fraction of the ti
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -65,6 +66,12 @@ def main(debug: bool) -> None:
     """Heroku on your own machine: Procfile apps as uWSGI images, dynos as containers."""
 
 
+ENV_IGNORED = (
+    ".env is not read (Heroku never reads it); dynosim up --env-file (and run --env-file)"
+    " give its vars to the dynos, as heroku local does"
+)
+
+
 @main.command("up")
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-a", "--app", help="App name (default: from the folder name).")
@@ -79,14 +86,18 @@ def main(debug: bool) -> None:
 @click.option(
     "--boot-timeout", default=60.0, show_default=True, help="Seconds a web dyno has to bind $PORT."
 )
+@click.option(
+    "--stack", "stack_name", help="Set the app's stack (remembered, as dynosim stack:set)."
+)
 @click.option("--base-image", help="Build and run on this image instead of a Debian stack.")
 @click.option("--strict-runtime", is_flag=True, help="Fail when no stack has the exact Python.")
 @click.option("--cycling", is_flag=True, help="Cycle each dyno daily, as Heroku does.")
 @click.option(
     "--env-file/--no-env-file",
-    default=True,
+    default=False,
     show_default=True,
-    help="Give dynos the app's .env under its config vars.",
+    help="Give dynos the app's .env under its config vars, as heroku local does "
+    "(Heroku itself never reads it).",
 )
 @click.option(
     "--idle-timeout",
@@ -141,6 +152,7 @@ def up_command(
     https_port: int,
     grace: float,
     boot_timeout: float,
+    stack_name: str | None,
     base_image: str | None,
     strict_runtime: bool,
     cycling: bool,
@@ -160,8 +172,16 @@ def up_command(
     served = App.open(path, name=app)
     served.check_can_serve(port, https_port, router_engine)
     local_env = served.local_env(env_file)
+    if not env_file and (path / ".env").exists():
+        click.echo(f" !     {ENV_IGNORED}", err=True)
     idling = served.idling(idle_timeout, sleep_mode, quota_hours, verified)
-    served.build(progress=progress, base_image=base_image, strict_runtime=strict_runtime)
+    if stack_name:
+        for warning in served.stack_set(stack_name):
+            click.echo(f" !     {warning}", err=True)
+    served.build(
+        progress=progress, base_image=base_image, strict_runtime=strict_runtime,
+        local_env=local_env,
+    )  # fmt: skip
     if local_env:
         click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
@@ -279,6 +299,12 @@ def with_run_options(function):
 @with_run_options
 @click.option("-x", "--exit-code", is_flag=True, help="Exit with the command's status.")
 @click.option("--no-tty", is_flag=True, help="Do not allocate a terminal.")
+@click.option(
+    "--env-file/--no-env-file",
+    default=False,
+    show_default=True,
+    help="Give the dyno the app's .env under its config vars, as heroku local does.",
+)
 def run(
     app: str | None,
     env: tuple[str, ...],
@@ -286,6 +312,7 @@ def run(
     command: tuple[str, ...],
     exit_code: bool,
     no_tty: bool,
+    env_file: bool,
 ) -> None:
     """Run a command in a one-off dyno (run.N) of the current release, attached."""
     chosen = resolve(app)
@@ -295,7 +322,10 @@ def run(
     def announce(dyno: str) -> None:
         click.echo(f"Running `{line}` on ⬢ {chosen.name}... up, {dyno}", err=True)
 
-    result = chosen.run(line, env=_env(env), size=size, attach=True, tty=tty, announce=announce)
+    result = chosen.run(
+        line, env=_env(env), size=size, attach=True, tty=tty, announce=announce,
+        env_file=env_file,
+    )  # fmt: skip
     if exit_code:
         sys.exit(result.status)
 
@@ -358,7 +388,7 @@ over with a new CA.""")
     "--stack",
     "suites",
     multiple=True,
-    type=click.Choice(["bullseye", "bookworm", "trixie"]),
+    type=click.Choice(["bullseye", "bookworm", "trixie", "forky"]),
     help="Which stack (repeatable; default: all).",
 )
 @click.option("--force", is_flag=True, help="Rebuild even if the images exist.")
@@ -370,6 +400,48 @@ def stack_build(suites: tuple[str, ...], force: bool) -> None:
         chosen = runtime.stack_by_suite(suite)
         stack.ensure(chosen, progress, force=force)
         click.echo(f"{chosen.build_image} and {chosen.run_image}: ready")
+
+
+@main.command("stack")
+@app_option
+def stack_command(app: str | None) -> None:
+    """Show the stacks and the app's: set with stack:set, else the one its Python picks."""
+    from . import runtime
+
+    chosen = resolve(app)
+    current = chosen.stack()
+    if current is None and chosen.path is not None:
+        with contextlib.suppress(DynosimError):  # a refused version shows no stack
+            current = runtime.select_stack(chosen.path).stack.suite
+    click.echo(f"=== ⬢ {chosen.name} Available Stacks")
+    for offered in runtime.STACKS:
+        notes = f"Python {offered.python_version}" + (
+            ", end-of-life: Heroku refuses it" if offered.end_of_life else ""
+        )
+        mark = "*" if offered.suite == current else " "
+        click.echo(f"{mark} {offered.suite} ({notes})")
+    if chosen.stack() is None and current:
+        click.echo(f"(no stack set: {current} carries the app's Python)")
+
+
+@main.command("stack:set")
+@click.argument("stack_name", metavar="STACK")
+@app_option
+def stack_set(stack_name: str, app: str | None) -> None:
+    """Set the app's stack; its next build uses it (like heroku stack:set)."""
+    chosen = resolve(app)
+    click.echo(f"Setting stack to {stack_name}... ", nl=False)
+    try:
+        warnings = chosen.stack_set(stack_name)
+    except DynosimError:
+        click.echo("failed")
+        raise
+    click.echo("done")
+    for warning in warnings:
+        click.echo(f" !     {warning}", err=True)
+    if chosen.current_release() is not None:
+        click.echo(f"You will need to redeploy ⬢ {chosen.name} for the change to take effect.")
+        click.echo(f"Run dynosim deploy to trigger a new build on ⬢ {chosen.name}.")
 
 
 @main.command("ps:sleep")
@@ -642,15 +714,15 @@ def redis_cli(app: str | None, database: str | None) -> None:
 
 
 def _client_session(app: str | None, database: str | None, service: str) -> None:
-    from . import addons, operations, releases
+    from . import addons, operations
 
     chosen = resolve(app)
     store, name = chosen.store, chosen.name
     found = _addon(store, name, database, service)
-    url = releases.latest(store, name).config.get(found.config_var, "")
     tty = sys.stdin.isatty()
     with addons.running(store, found):
-        container = addons.one_off(found, addons.client_command(found, url), tty)
+        command, environment = addons.client_command(found)
+        container = addons.one_off(found, command, environment, tty=tty)
         try:
             status = operations.attach(container, interactive=True)
         finally:

@@ -137,7 +137,8 @@ def environment(
 
     Given the dyno's size, a dyno of the Python runtime also gets what Heroku's Python
     buildpack sets at boot unless the app sets it (vendor/WEB_CONCURRENCY.sh): DYNO_RAM, and
-    WEB_CONCURRENCY (gunicorn's and uvicorn's worker count), the lower of memory / 256 MB and
+    WEB_CONCURRENCY (gunicorn's and uvicorn's worker count; then WEB_CONCURRENCY_SET_BY
+    too), the lower of memory / 256 MB and
     2 x cores + 1: Eco, Basic, Standard-1X 2; Standard-2X 4; Performance-M 5 (2 cores);
     Performance-L 17 (8 cores). Standard dynos share 8 cores; their memory is the limit."""
     defaults: dict[str, str] = {}
@@ -146,6 +147,8 @@ def environment(
         cores = {"Performance-M": 2}.get(chosen.name, 8)
         concurrency = min(max(1, chosen.memory_mb // 256), cores * 2 + 1)
         defaults = {"WEB_CONCURRENCY": str(concurrency), "DYNO_RAM": str(chosen.memory_mb)}
+        if not any("WEB_CONCURRENCY" in (given or {}) for given in (base, release.config, extra)):
+            defaults["WEB_CONCURRENCY_SET_BY"] = "heroku/python"  # the buildpack's mark
     return {
         **defaults,
         **(base or {}),

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import control, dotenv, dyno, dynohours, formation
+from . import control, dyno, dynohours, formation
 from .clock import heroku_time as when
 from .errors import UsageError
 from .formation import Entry
@@ -52,6 +52,7 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
                 if found.role == dyno.FORMATION
                 else " ".join(container.attrs["Config"]["Cmd"] or []),
                 "size": found.size,
+                "release": found.release,
             }
         )
     return tracked
@@ -127,19 +128,20 @@ def one_off(
     *,
     tty: bool = False,
     attach: bool = False,
+    local_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """A created (not started) one-off dyno of the current release: (run.N, its container);
-    removed afterwards, with the app network when it was made for it alone."""
+    removed afterwards, with the app network when it was made for it alone. `local_env` (the
+    app's .env, when asked for) sits under the config vars."""
     release = current_release(store, app)
     own_network = not dyno.listing(app) and not control.is_running(app)
     dyno.ensure_network(app)
     index = dyno.one_off_index(app)
     interactive = attach and (tty or not sys.stdin.isatty())  # a terminal, or piped input
-    local_env = dotenv.load(store.apps()[app] / ".env")
     try:
         container = dyno.create(
             release, "run", index, role=dyno.ONE_OFF, command=command, size_name=size_name,
-            env=env, base_env=local_env, tty=tty, interactive=interactive,
+            env=env, base_env=local_env or {}, tty=tty, interactive=interactive,
         )  # fmt: skip
         try:
             yield f"run.{index}", container

@@ -59,8 +59,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--dynosim-stack",
-        choices=("bullseye", "bookworm", "trixie"),
-        help="Build and run every app on this stack instead of the one runtime.txt picks.",
+        choices=("bullseye", "bookworm", "trixie", "forky"),
+        help="Build and run every app on this stack, as `dynosim stack:set` would.",
     )
     group.addoption(
         "--dynosim-reuse-images",
@@ -100,6 +100,7 @@ def dyno_app(
     Keywords: `name` (default: from the folder), `grace` (seconds from SIGTERM to SIGKILL,
     default 3); the others go to `App.start` (boot_timeout, time_scale, cycling,
     idle_timeout, sleep_mode, env_file). Types not in `formation` keep their default quantity.
+    The folder's .env is not read unless `env_file=True`, as Heroku never reads it.
     """
     global _images_before
     if _images_before is None:

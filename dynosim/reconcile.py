@@ -5,6 +5,7 @@ Pure: no Docker, no clock. The supervisor carries the decisions out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .dyno import Dyno
@@ -15,7 +16,9 @@ LIVE = {"running", "paused", "restarting"}
 @dataclass
 class Actions:
     adopt: list[Dyno] = field(default_factory=list)  # running, current: take them over
-    start: list[tuple[str, int]] = field(default_factory=list)  # (type, index) to start
+    #: (type, index) to start; a tracked dyno among them (cooling off on an older release) is
+    #: started afresh, its crash count reset
+    start: list[tuple[str, int]] = field(default_factory=list)
     stop: list[Dyno] = field(default_factory=list)  # running, not wanted: SIGTERM, grace, KILL
     remove: list[Dyno] = field(default_factory=list)  # stopped leftovers: just delete
 
@@ -27,11 +30,14 @@ def decide(
     *,
     tracked: set[str] = frozenset(),  # type: ignore[assignment]
     sizes: dict[str, str] | None = None,
+    cooling: Mapping[str, int] | None = None,
 ) -> Actions:
     """What to do so that each type runs `desired[type]` dynos of `release` (and `sizes`).
 
     `tracked` names dynos the supervisor already manages (running, or waiting out a crash
-    cool-off): they are neither adopted nor started again.
+    cool-off): they are neither adopted nor started again. `cooling` maps the tracked dynos
+    waiting out a cool-off to the release they crashed on: a newer release starts them at once
+    (Heroku restarts every dyno on a new release, crashed ones included).
     """
     actions = Actions()
     present: dict[str, Dyno] = {}
@@ -51,6 +57,7 @@ def decide(
             if dyno.name not in tracked:
                 actions.adopt.append(dyno)
     replaced = {d.name for d in actions.stop}
+    replaced |= {name for name, crashed_on in (cooling or {}).items() if crashed_on != release}
     for process_type, quantity in desired.items():
         for index in range(1, quantity + 1):
             name = f"{process_type}.{index}"

@@ -1,8 +1,9 @@
 """Pick the stack (Debian suite, and so the Python) and the package manager for an app folder.
 
 Mirrors the Heroku Python buildpack (lib/package_manager.sh, lib/python_version.sh): exactly one
-package manager file; runtime.txt wins over .python-version, which wins over Pipfile.lock; the
-newest Python when the app names none; end-of-life and unknown versions refused in Heroku's words.
+package manager file; runtime.txt (deprecated, with Heroku's warning) wins over .python-version,
+which wins over Pipfile.lock; Heroku's default (3.14) when the app names none; end-of-life and
+unknown versions refused in Heroku's words. The app's stack setting must carry that Python.
 """
 
 from __future__ import annotations
@@ -35,9 +36,19 @@ class Stack:
     def run_image(self) -> str:
         return f"dynosim/stack-{self.suite}:run-{STACK_VERSION}"
 
+    @property
+    def end_of_life(self) -> bool:
+        """Its Python is older than Heroku supports: only set explicitly, to rehearse an old app."""
+        return self.python < OLDEST_SUPPORTED
+
 
 #: Oldest first. Like Heroku's heroku-20/22/24, one stack per OS release, each with its Python.
-STACKS = (Stack("bullseye", (3, 9)), Stack("bookworm", (3, 11)), Stack("trixie", (3, 13)))
+STACKS = (
+    Stack("bullseye", (3, 9)),
+    Stack("bookworm", (3, 11)),
+    Stack("trixie", (3, 13)),
+    Stack("forky", (3, 14)),
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +56,7 @@ class Selection:
     stack: Stack
     requested: str | None  # the version the app asked for, as written
     source: str | None  # the file that asked for it
-    warning: str | None = None
+    warnings: tuple[str, ...] = ()  # each one paragraph or Heroku's multi-line warning
 
     @property
     def announcement(self) -> str:
@@ -54,15 +65,17 @@ class Selection:
         if self.requested is None:
             return (
                 "No Python version was specified."
-                f" Using the default: Python {self.stack.python_version}"
+                f" Using the buildpack default: Python {self.stack.python_version}"
             )
         return f"Using Python {self.requested} specified in {Path(self.source or '').name}"
 
 
 VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
-#: Heroku's supported range: 3.8 and older have reached end-of-life, newer than 3.13 is unknown.
-OLDEST_SUPPORTED = (3, 9)
-NEWEST_SUPPORTED = (3, 13)
+#: Heroku's supported range (heroku-buildpack-python lib/python_version.sh): 3.9 and older have
+#: reached end-of-life, newer than 3.14 is unknown; an app that names no version gets 3.14.
+OLDEST_SUPPORTED = (3, 10)
+NEWEST_SUPPORTED = (3, 14)
+DEFAULT_PYTHON = (3, 14)
 SUPPORTED_VERSIONS = (
     "https://devcenter.heroku.com/articles/python-support#supported-python-versions"
 )
@@ -74,6 +87,15 @@ def stack_by_suite(suite: str) -> Stack:
             return stack
     names = ", ".join(s.suite for s in STACKS)
     raise RuntimeSelectionError(f"unknown stack {suite!r}; known stacks: {names}")
+
+
+def end_of_life_warning(stack: Stack) -> str:
+    """What setting an end-of-life stack explicitly is told (the app builds, Heroku's would not)."""
+    return (
+        f"Stack {stack.suite} has Python {stack.python_version}, which has reached its upstream"
+        " end-of-life: Heroku refuses to build it. dynosim builds it because the stack was set"
+        " explicitly, to rehearse an old app."
+    )
 
 
 def requested_python(app_dir: Path, manager: str | None = None) -> tuple[str, str, int] | None:
@@ -142,42 +164,123 @@ def _pipfile_lock_python(path: Path) -> tuple[str, str, int] | None:
     return None
 
 
-def select_stack(app_dir: Path, *, strict: bool = False, manager: str | None = None) -> Selection:
-    """The stack whose Python matches the app's request, else the nearest newer one.
+def select_stack(
+    app_dir: Path,
+    *,
+    strict: bool = False,
+    manager: str | None = None,
+    stack: str | None = None,
+) -> Selection:
+    """The stack with the Python the app asks for (Heroku's default, 3.14, when it names none),
+    else the nearest newer one, with a warning.
 
-    `manager` defaults to the app's one package manager, when it has exactly one."""
+    `stack` is the app's stack setting (`dynosim stack:set`): it must carry that Python (or be
+    the nearest newer one), else the error names the stacks that do; an end-of-life stack set
+    so builds an end-of-life Python, with a warning that Heroku would refuse it. `manager`
+    defaults to the app's one package manager, when it has exactly one."""
     manager = manager or _single_manager(app_dir)
     request = requested_python(app_dir, manager)
     if manager == "uv":
         _check_uv_version_file(request)
+    chosen = stack_by_suite(stack) if stack else None
+    warnings: list[str] = []
     if request is None:
-        return Selection(STACKS[-1], None, None)
-    text, source, line = request
-    match = VERSION.match(text)
-    assert match
-    wanted = (int(match.group(1)), int(match.group(2)))
-    _check_supported(wanted, source)
-    for stack in STACKS:
-        if stack.python == wanted:
-            return Selection(stack, text, source)
+        text, source, where = None, None, "No Python version was specified, so"
+        wanted = DEFAULT_PYTHON
+    else:
+        text, source, line = request
+        match = VERSION.match(text)
+        assert match
+        wanted = (int(match.group(1)), int(match.group(2)))
+        where = f"{source}:{line}:"
+        if Path(source).name == "runtime.txt":
+            warnings.append(runtime_txt_deprecation(wanted))
+    shown = text or f"{wanted[0]}.{wanted[1]}"
+    if chosen is not None and chosen.end_of_life and chosen.python == wanted:
+        return Selection(chosen, text, source, (*warnings, end_of_life_warning(chosen)))
+    _check_supported(wanted, source or "")
+    exact = [s for s in STACKS if s.python == wanted]
     newer = [s for s in STACKS if s.python > wanted]
-    offered = ", ".join(f"{s.python_version} ({s.suite})" for s in STACKS)
-    if not newer:
+    offered = ", ".join(f"{s.python_version} ({s.suite})" for s in STACKS if not s.end_of_life)
+    if not exact and not newer:
         raise RuntimeSelectionError(
-            f"{source}:{line}: no stack provides Python {text}; available: {offered}"
+            f"{where} no stack provides Python {shown}; available: {offered}"
         )
-    if strict:
+    if not exact and strict:
         raise RuntimeSelectionError(
-            f"{source}:{line}: no stack provides Python {text} exactly (--strict-runtime);"
+            f"{where} no stack provides Python {shown} exactly (--strict-runtime);"
             f" available: {offered}"
         )
-    stack = newer[0]
-    return Selection(
-        stack,
-        text,
-        source,
-        warning=f"{source} asks for Python {text}; using the nearest newer,"
-        f" {stack.python_version} (stack {stack.suite})",
+    fits = exact or newer[:1]
+    if chosen is not None and chosen not in fits:
+        carries = "carries" if exact else "has the nearest newer Python for"
+        names = " or ".join(f"{s.suite} (Python {s.python_version})" for s in fits)
+        asked = f"Heroku's default, Python {shown}" if text is None else f"Python {shown}"
+        pin = " (or name the app's Python in .python-version)" if text is None else ""
+        raise RuntimeSelectionError(
+            f"{where} the app's stack {chosen.suite} has Python {chosen.python_version},"
+            f" not {asked}; the stack that {carries} it: {names}."
+            f" Set it with: dynosim stack:set {fits[0].suite} (or up --stack"
+            f" {fits[0].suite}){pin}"
+        )
+    picked = chosen or fits[0]
+    if wanted in DEPRECATED and source:
+        warnings.append(deprecated_version_warning(wanted, Path(source).name))
+    if not exact:
+        warnings.append(
+            f"{source} asks for Python {text}; no stack carries it, using the nearest newer,"
+            f" {picked.python_version} (stack {picked.suite})"
+        )
+    return Selection(picked, text, source, tuple(warnings))
+
+
+#: Supported versions Heroku has announced the end of: (upstream end-of-life, removal date).
+DEPRECATED = {(3, 10): ("October 2026", "6th January 2027")}
+
+
+def deprecated_version_warning(version: tuple[int, int], origin: str) -> str:
+    """Heroku's warning for a supported version it will soon refuse."""
+    major = f"{version[0]}.{version[1]}"
+    end, removal = DEPRECATED[version]
+    return (
+        f"Warning: Support for Python {major} is deprecated!\n\n"
+        f"Python {major} will reach its upstream end-of-life in {end},\n"
+        "at which point it will no longer receive security updates:\n"
+        "https://devguide.python.org/versions/#supported-versions\n\n"
+        f"As such, support for Python {major} will be removed from this\n"
+        f"buildpack on {removal}.\n\n"
+        "Upgrade to a newer Python version as soon as possible, by\n"
+        f"changing the version in your {origin} file.\n\n"
+        "For more information, see:\n"
+        f"{SUPPORTED_VERSIONS}"
+    )
+
+
+def runtime_txt_deprecation(version: tuple[int, int]) -> str:
+    """Heroku's warning for an app that names its Python in runtime.txt."""
+    major = f"{version[0]}.{version[1]}"
+    return (
+        "Warning: The runtime.txt file is deprecated.\n\n"
+        "The runtime.txt file is deprecated since it has been replaced\n"
+        "by the more widely supported .python-version file:\n"
+        "https://devcenter.heroku.com/changelog-items/3141\n\n"
+        "Please switch to using a .python-version file instead.\n\n"
+        "Delete your runtime.txt file and create a new file in the\n"
+        "root directory of your app named:\n"
+        ".python-version\n\n"
+        "Make sure to include the '.' character at the start of the\n"
+        "filename. Don't add a file extension such as '.txt'.\n\n"
+        "In the new file, specify your app's major Python version number\n"
+        "only. Don't include quotes or a 'python-' prefix.\n\n"
+        f"For example, to request the latest version of Python {major},\n"
+        "update your .python-version file so it contains exactly:\n"
+        f"{major}\n\n"
+        "We strongly recommend that you don't specify the Python patch\n"
+        "version number, since it will pin your app to an exact Python\n"
+        "version and so stop your app from receiving security updates\n"
+        "each time it builds.\n\n"
+        "In the future support for runtime.txt will be removed and\n"
+        "this warning will be made an error."
     )
 
 
@@ -188,6 +291,14 @@ def _check_supported(wanted: tuple[int, int], source: str) -> None:
     oldest = f"{OLDEST_SUPPORTED[0]}.{OLDEST_SUPPORTED[1]}"
     newest = f"{NEWEST_SUPPORTED[0]}.{NEWEST_SUPPORTED[1]}"
     if wanted < OLDEST_SUPPORTED:
+        rehearse = next((s for s in STACKS if s.python == wanted), None)
+        hint = (
+            f"\n\n(dynosim: to rehearse the app on Python {major}.{minor} anyway, which Heroku"
+            f" would not build: dynosim up --stack {rehearse.suite}, or dynosim stack:set"
+            f" {rehearse.suite})"
+            if rehearse
+            else ""
+        )
         raise RuntimeSelectionError(
             f"{source}: The requested Python version has reached end-of-life.\n\n"
             f"Python {major}.{minor} has reached its upstream end-of-life, and is\n"
@@ -198,14 +309,14 @@ def _check_supported(wanted: tuple[int, int], source: str) -> None:
             f"Please upgrade to at least Python {oldest} by changing the\n"
             f"version in your {origin} file.\n\n"
             f"If possible, we recommend upgrading all the way to Python {newest},\n"
-            "since it contains many performance and usability improvements."
+            f"since it contains many performance and usability improvements.{hint}"
         )
     if wanted > NEWEST_SUPPORTED:
         raise RuntimeSelectionError(
             f"{source}: The requested Python version isn't recognised.\n\n"
             f"The requested Python version {major}.{minor} isn't recognised.\n\n"
             "Check that this Python version has been officially released,\n"
-            "and that dynosim has a stack for it (no stack provides it yet):\n"
+            "and that the Python buildpack has added support for it:\n"
             "https://devguide.python.org/versions/#supported-versions\n"
             f"{SUPPORTED_VERSIONS}\n\n"
             f"Otherwise, switch to a supported version (such as Python {newest})\n"

@@ -70,6 +70,7 @@ class Tracked:
     address: str | None = None  # where the router reaches a web dyno that is up
     started: float = 0.0  # clock time it last went up
     crashes: int = 0
+    release: int = 0  # the release it runs, or last ran (a crashed dyno: the one it crashed on)
     stopping: bool = False
     restart: asyncio.Task | None = None
     cycle: asyncio.Task | None = None
@@ -96,6 +97,7 @@ class Tracked:
             "since": self.since.isoformat(),
             "command": self.command,
             "size": self.size,
+            "release": self.release,
         }
 
 
@@ -162,6 +164,7 @@ class Supervisor:
         ]
         attached = self.store.addons(self.app)
         await asyncio.to_thread(addons.start_all, attached)  # before the dynos that use them
+        addons.update_urls(self.store, self.app)  # redis:// from before TLS: rolled out below
         for addon in attached:
             self.hub.heroku(addon.name, f"{addon.service} serving as {addon.config_var}")
         async with self._reconciling:
@@ -349,21 +352,44 @@ class Supervisor:
         listed = await asyncio.to_thread(dyno.listing, self.app)
         actual = [d for d in listed if d.container_id not in self._retiring]
         formation_names = {n for n, t in self.dynos.items() if t.role == dyno.FORMATION}
+        cooling = {  # crashed, waiting out a cool-off: a new release starts them at once
+            n: t.release
+            for n, t in self.dynos.items()
+            if t.role == dyno.FORMATION and t.state == "crashed" and t.container is None
+        }
         actions = reconcile.decide(
-            desired, release.version, actual, tracked=formation_names, sizes=sizes
-        )
+            desired, release.version, actual, tracked=formation_names, sizes=sizes,
+            cooling=cooling,
+        )  # fmt: skip
+        starts = actions.start if start else []
+        moved_on = set()  # a cool-off that ended meanwhile: started already, on this release
+        for name in cooling.keys() & {f"{t}.{i}" for t, i in starts}:
+            revived = self.dynos[name]  # its cool-off ends now, and its crash count with it
+            if revived.state != "crashed" or revived.container is not None:
+                moved_on.add(name)
+                continue
+            await self._cancel_timers(revived)
+            revived.crashes = 0
+        starts = [(t, i) for t, i in starts if f"{t}.{i}" not in moved_on]
         await asyncio.gather(
             *(asyncio.to_thread(self._remove_id, d.container_id) for d in actions.remove),
             *(self._stop_found(d) for d in actions.stop),
         )
         await asyncio.gather(
             *(self._adopt(d) for d in actions.adopt),
-            *(
-                self._start(self._track(t, i, size=sizes.get(t, DEFAULT_SIZE)))
-                for t, i in (actions.start if start else [])
-            ),
+            *(self._start(self._fresh(t, i, sizes.get(t, DEFAULT_SIZE))) for t, i in starts),
         )
         self._update_router()
+
+    def _fresh(self, process_type: str, index: int, size_name: str) -> Tracked:
+        """The dyno to start: a new one, or a crashed one revived by a new release (its
+        cool-off cancelled and its crash count reset above; its state goes on from crashed)."""
+        tracked = self.dynos.get(f"{process_type}.{index}")
+        if tracked is None or tracked.role != dyno.FORMATION:
+            return self._track(process_type, index, size=size_name)
+        tracked.size = size_name
+        tracked.command = self.release.process_types[process_type] if self.release else ""
+        return tracked
 
     async def shutdown(self) -> None:
         """Stop every dyno (SIGTERM, grace, SIGKILL), remove containers and the network."""
@@ -642,6 +668,7 @@ class Supervisor:
     ) -> None:
         release = release or self.release
         assert release is not None
+        tracked.release = release.version
         self._set_state(tracked, "starting")
         chosen = size(tracked.size)
         if dyno.memory_limit_mb(chosen) < chosen.memory_mb * dyno.KILL_FACTOR:
@@ -686,6 +713,7 @@ class Supervisor:
     async def _adopt(self, found: dyno.Dyno) -> None:
         """Take over a dyno left running by an earlier supervisor (no duplicate is started)."""
         tracked = self._track(found.type, found.index, size=found.size)
+        tracked.release = found.release
         container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
         tracked.container, tracked.state = container, "starting"
         self.hub.heroku(tracked.name, "Adopted running dyno from an earlier dynosim up")

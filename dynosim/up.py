@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import signal
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,9 +16,9 @@ from . import (
     build,
     container_build,
     control,
-    dotenv,
     dyno,
     herokuyml,
+    listeners,
     logs,
     procfile,
     releases,
@@ -38,26 +37,6 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-def check_port_free(host: str, port: int, option: str = "--port") -> None:
-    """Fail before a long build, not after it, when a router port is taken."""
-    listen(host, port, option).close()
-
-
-def listen(host: str, port: int, option: str = "--port") -> socket.socket:
-    """A router listening socket, opened before the router itself is loaded."""
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-        listener.listen(1024)
-    except OSError:
-        listener.close()
-        raise UsageError(
-            f"{host}:{port} is already in use; choose another port with {option}"
-        ) from None
-    return listener
-
-
 def deploy(
     store: Store,
     app: str,
@@ -71,12 +50,14 @@ def deploy(
     config: Mapping[str, str] | None = None,
     prune: bool = True,
     image_name: str | None = None,
+    local_env: Mapping[str, str] | None = None,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
     `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
     picks; `config` vars are set on the release (and seen by the build) on top of the app's;
     `prune` removes images no kept release uses (the pytest plugin manages its own);
-    `image_name` names the images instead of the app (apps of one folder can share them).
+    `image_name` names the images instead of the app (apps of one folder can share them);
+    app.json's vars take their values from `config`, then `local_env` (the .env asked for).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -84,7 +65,8 @@ def deploy(
     manifest = herokuyml.load(app_dir)
     types = _process_types(app_dir, manifest)
     first = store.latest_release(app) is None
-    setup = _first_release_setup(app_dir, types) if first else None
+    provided = {**(local_env or {}), **(config or {})}
+    setup = _first_release_setup(app_dir, types, provided) if first else None
     with ThreadPoolExecutor(max_workers=1) as side:
         network = side.submit(dyno.ensure_network, app)
         try:
@@ -141,13 +123,14 @@ def _process_types(app_dir: Path, manifest: herokuyml.HerokuYml | None) -> dict[
 
 
 def _first_release_setup(
-    app_dir: Path, types: dict[str, str]
+    app_dir: Path, types: dict[str, str], provided: Mapping[str, str]
 ) -> tuple[dict[str, str], dict[str, Entry], str]:
-    """What app.json gives an app's first release: config vars, formation, postdeploy."""
+    """What app.json gives an app's first release: config vars (`provided` values first),
+    formation, postdeploy."""
     spec = appjson.load(app_dir)
     if spec is None:
         return {}, {}, ""
-    config_vars = appjson.initial_config(spec, dotenv.load(app_dir / ".env"))
+    config_vars = appjson.initial_config(spec, provided)
     entries = {}
     for name, (quantity, size_name) in spec.formation.items():
         if name not in types:
@@ -255,11 +238,11 @@ async def serve(
     channel = control.Server(app, lambda request: _control(supervisor, hub, request))
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    listener = listen(host, port)  # clients may connect at once; they wait in the backlog
+    listener = listeners.listen(host, port)  # clients may connect at once; they wait in the backlog
     tls_listener = None
     try:
         if https_port is not None:
-            tls_listener = listen(host, https_port, "--https-port")
+            tls_listener = listeners.listen(host, https_port, "--https-port")
         await channel.start()
     except BaseException:
         listener.close()

@@ -21,9 +21,11 @@ How the two share the work:
 Where it differs from the Python router (a table in docs/usage.md, "Router engines"), it is
 HAProxy's way: a connection per request to dynos (``keepalive`` applies to the Python router
 behind only), one timeout for a dyno's silence before and during its answer (30 s), no 5 s
-quarantine of a refusing dyno, no H22, and framing HAProxy reads safely where the Python router
-refuses it (both lengths, codings besides chunked). The tests that pin the Python router's way
-are marked ``python_router``.
+quarantine of a refusing dyno, no H22, a request with both lengths read safely by its chunks
+(HAProxy 2.6's parser deletes the Content-Length before any rule sees it), codings besides
+chunked refused (422, H26), and a client's connection cut when its dyno dies while a body over
+the 64 KB buffer streams in (H13 logged; smaller bodies arrive whole first and get 503 H13). The
+tests that pin the Python router's way are marked ``python_router``.
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ CODES = {
     "sD": ("H15", ""),
     "SD": ("H18", "backend"),
     "cD": ("H28", "client"),
-    "cR": ("H28", ""),
-    "cH": ("H28", ""),
+    "cR": ("H28", "client"),  # Heroku (and the Python router) log every H28 as the client's
+    "cH": ("H28", "client"),
     "CD": ("H27", "client"),
 }
 
@@ -154,10 +156,12 @@ def heroku_line(line: str, labels: Callable[[str], str]) -> str | None:
     sock = ""
     if not code:
         code, sock = CODES.get(state[:2], ("", ""))
+        if state[:2] == "SD" and status_code <= 0:  # the dyno went while the body streamed in
+            code, sock = "H13", ""  # Heroku: closed before its answer began (not H18)
         if not code and state[:1] == "C":
             code = "H27"  # the client went away before its answer began
-        elif not code and state[:1] == "P" and status_code == 400:
-            code = "H26"
+        elif not code and state[:1] == "P" and 400 <= status_code < 500:
+            code = "H26"  # its parser refused the request: 400, or 422 for a coding it lacks
         elif not code and state[:1] in ("K", "D", "I", "R"):  # killed, server down, internal
             code = "H99"
     bad = method == "<BADREQ>"
@@ -286,7 +290,7 @@ class HAProxyRouter:
                 "haproxy is not installed (apt-get install haproxy), "
                 "or use the Python router: --router python"
             )
-        from ..up import listen
+        from ..listeners import listen
 
         try:
             if sock is None:

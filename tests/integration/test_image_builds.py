@@ -116,33 +116,80 @@ def test_build_settings_ca_bundle_and_config_vars_do_not_reach_the_final_image(
     assert found.decode().split() == ["absent", "no-gcc", "clean"]
 
 
-def test_an_end_of_life_python_is_refused_and_the_classic_app_runs_on_3_9(up, tmp_path):
+def test_an_end_of_life_python_is_refused_and_the_classic_app_rehearses_on_its_stack(up, tmp_path):
     """The classic tutorial app pins Python 3.7, which Heroku refuses as end-of-life (before any
-    build); moved to 3.9 it runs on the bullseye stack with the uWSGI its requirements name."""
+    build); moved to 3.9 it is refused too, unless the end-of-life stack that carries 3.9 is set
+    explicitly: then it runs there with the uWSGI its requirements name, and a warning."""
     app_dir = copy_app(APPS / "classic_app", tmp_path / "classic")
     refused = dynosim("up", str(app_dir), "--port", "0", "--https-port", "0")
     assert refused.returncode == 2
     assert "The requested Python version has reached end-of-life." in refused.stderr
     assert "Python 3.7 has reached its upstream end-of-life" in refused.stderr
-    assert "Please upgrade to at least Python 3.9" in refused.stderr
+    assert "Please upgrade to at least Python 3.10" in refused.stderr
+    assert "Traceback" not in refused.stderr
     (app_dir / "runtime.txt").write_text("python-3.9\n")
-    process = up(app_dir, "--grace", "5")
+    refused = dynosim("up", str(app_dir), "--port", "0", "--https-port", "0")
+    assert refused.returncode == 2
+    assert "Python 3.9 has reached its upstream end-of-life" in refused.stderr
+    assert "dynosim stack:set bullseye" in refused.stderr
+    process = up(app_dir, "--grace", "5", "--stack", "bullseye")
+    process.wait_for(r"Stack bullseye has Python 3\.9, which has reached its upstream end-of-life")
     process.wait_for(r"-----> Using Python 3\.9 specified in runtime\.txt")
+    process.wait_for(r" !     Warning: The runtime.txt file is deprecated\.")
     process.wait_for(r"heroku\[web\.1\]: State changed from starting to up", timeout=900)
     assert process.get("/").json() == {"dyno": "web.1", "python": "3.9"}
     assert "pyuwsgi" not in process.output  # the app's own uWSGI was compiled
     assert process.stop() == 0
 
 
-def test_an_app_without_a_version_file_runs_on_the_newest_stack(up, tmp_path):
+def test_an_app_without_a_version_file_gets_herokus_default_3_14(up, tmp_path):
     app_dir = tiny_app(tmp_path / "fresh", WEB)
     (app_dir / "runtime.txt").unlink()
     process = up(app_dir, "--grace", "5")
-    process.wait_for(r"fresh: Python app on stack trixie \(Python 3\.13\)")
+    process.wait_for(r"No Python version was specified\. Using the buildpack default: Python 3\.14")
+    process.wait_for(r"fresh: Python app on stack forky \(Python 3\.14\)")
     process.wait_for(r"heroku\[web\.1\]: State changed from starting to up", timeout=900)
     assert requests.get(process.url, timeout=10).text == "web.1"
     version = dynosim("run", "-a", "fresh", "python3 --version")
-    assert version.stdout.startswith("Python 3.13."), version.stderr
+    assert version.stdout.startswith("Python 3.14."), version.stderr
+
+
+def test_an_app_pinned_to_3_14_runs_it_and_its_stack_setting_is_remembered(up, tmp_path):
+    """The stack is an app setting, as on Heroku: `up --stack` and `stack:set` set it, and every
+    later build (`deploy`, `up`) uses it; a stack without the app's Python is an error naming
+    the stack that has it."""
+    app_dir = tiny_app(tmp_path / "pinned", WEB, **{".python-version": "3.14\n"})
+    (app_dir / "runtime.txt").unlink()
+    process = up(app_dir, "--grace", "5", "--stack", "forky")
+    process.wait_for(r"-----> Using Python 3\.14 specified in \.python-version")
+    process.wait_for(r"pinned: Python app on stack forky \(Python 3\.14\)")
+    process.wait_for(r"heroku\[web\.1\]: State changed from starting to up", timeout=900)
+    version = dynosim("run", "-a", "pinned", "python --version; python3 --version")
+    lines = version.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("Python 3.14.") for line in lines), version
+    assert "* forky (Python 3.14)" in dynosim("stack", "-a", "pinned").stdout
+
+    moved = dynosim("stack:set", "bookworm", "-a", "pinned")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.splitlines() == [
+        "Setting stack to bookworm... done",
+        "You will need to redeploy ⬢ pinned for the change to take effect.",
+        "Run dynosim deploy to trigger a new build on ⬢ pinned.",
+    ]
+    assert "* bookworm (Python 3.11)" in dynosim("stack", "-a", "pinned").stdout
+    refused = dynosim("deploy", str(app_dir))
+    assert refused.returncode != 0
+    lacking = (
+        "the app's stack bookworm has Python 3.11, not Python 3.14; the stack that carries"
+        " it: forky (Python 3.14). Set it with: dynosim stack:set forky (or up --stack forky)"
+    )
+    assert lacking in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert requests.get(process.url, timeout=10).text == "web.1"  # still the forky release
+    assert process.stop() == 0
+    refused = dynosim("up", str(app_dir), "--port", "0", "--https-port", "0")
+    assert refused.returncode != 0
+    assert lacking in refused.stderr
 
 
 def test_base_image_replaces_the_stacks(up, tmp_path):

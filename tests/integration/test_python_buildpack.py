@@ -139,11 +139,14 @@ def test_a_python_dyno_has_herokus_runtime_environment(up, tmp_path):
     shown = dynosim(
         "run", "-a", "pyenv", "-x", "--size", "Standard-2X",
         'echo "$LANG $PYTHONUNBUFFERED ${PYTHONHOME-unset} $WEB_CONCURRENCY";'
-        ' python -c "import sys; print(sys.prefix)"',
+        ' python -c "import sys; print(sys.prefix)";'
+        ' echo "$PYTHONPATH|$FORWARDED_ALLOW_IPS|$GUNICORN_CMD_ARGS|${UWSGI_INI-unset}"',
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     # C.UTF-8, not Heroku's en_US.UTF-8: the stacks carry no locales (docs/usage.md)
-    assert shown.stdout.split("\n")[:2] == [
-        "C.UTF-8 1 unset 4",  # Standard-2X: Heroku's buildpack sets WEB_CONCURRENCY=4
+    assert shown.stdout.split("\n")[:3] == [
+        "C.UTF-8 true unset 4",  # Standard-2X: Heroku's buildpack sets WEB_CONCURRENCY=4
         "/opt/venv",  # the app's virtualenv comes first on PATH
+        # the buildpack's .profile.d exports, and no uWSGI settings of dynosim's own
+        "/app|*|--access-logfile -|unset",
     ]

@@ -211,7 +211,7 @@ def test_app_json_and_dotenv_give_the_first_release_its_config_and_formation(up,
     dotenv = "# local settings\nT_REQUIRED=from .env\nexport T_LOCAL='only local'\n"
     app_dir = echo_app(tmp_path / "manifested", **{"app.json": json.dumps(app_json)})
     (app_dir / ".env").write_text(dotenv)
-    process = up(app_dir)
+    process = up(app_dir, "--env-file")  # heroku local's habit, asked for: Heroku never reads it
     process.wait_for(UP.format(r"web\.2"))
     process.wait_for(r"app\[postdeploy\.\d+\]: postdeploy ran")
     env = state(process)["env"]
@@ -220,6 +220,9 @@ def test_app_json_and_dotenv_give_the_first_release_its_config_and_formation(up,
     assert env["T_LOCAL"] == "only local"  # .env, not a config var
     assert "T_LOCAL" not in dynosim("config", "-a", "manifested", "--json").stdout
     assert "=== web (Standard-2X)" in dynosim("ps", "-a", "manifested").stdout
+    shown = 'echo "${T_LOCAL-unset}"'
+    assert dynosim("run", "-a", "manifested", "-x", shown).stdout == "unset\n"
+    assert dynosim("run", "-a", "manifested", "--env-file", "-x", shown).stdout == "only local\n"
 
     assert dynosim("config:set", "-a", "manifested", "T_LOCAL=config wins").returncode == 0
     assert {state(process)["env"]["T_LOCAL"] for _ in range(6)} == {"config wins"}

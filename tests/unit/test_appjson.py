@@ -187,7 +187,8 @@ def test_missing_required_vars_are_one_error_naming_them_all():
         appjson.initial_config(spec, {"OK": "2"})
     assert str(caught.value) == (
         "app.json: env.SECRET_KEY, env.API_TOKEN are required and have no value;"
-        " put them in the app's .env or give them a value"
+        ' give them a "value" in app.json, or put them in the app\'s .env and run'
+        " dynosim up --env-file"
     )
     with pytest.raises(
         ConfigError, match=r"^app.json: env.API_TOKEN is required and has no value;"

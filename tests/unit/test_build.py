@@ -158,7 +158,7 @@ def test_an_include_through_a_symlink_out_of_the_app_is_refused(app, tmp_path_fa
 
 def test_runtime_files_ship_with_the_package():
     folder = build.runtime_dir()
-    assert {"Dockerfile.template", "dyno-launch", "uwsgi-defaults.ini"} <= {
+    assert {"Dockerfile.template", "dyno-launch", "build-step"} <= {
         p.name for p in folder.iterdir()
     }
 

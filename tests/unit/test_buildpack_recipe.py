@@ -339,11 +339,13 @@ def test_web_concurrency_follows_the_dyno_size_as_herokus_python_buildpack_sets_
 ):
     env = dyno.environment(RELEASE, "web.1", size_name=formation.size(size).name)
     assert (env["WEB_CONCURRENCY"], env["DYNO_RAM"]) == (concurrency, ram)
+    assert env["WEB_CONCURRENCY_SET_BY"] == "heroku/python"
 
 
 def test_the_app_or_a_one_off_may_set_web_concurrency_itself():
     configured = Release(**{**RELEASE.__dict__, "config": {"WEB_CONCURRENCY": "9"}})
-    assert dyno.environment(configured, "web.1", size_name="Standard-1X")["WEB_CONCURRENCY"] == "9"
+    env = dyno.environment(configured, "web.1", size_name="Standard-1X")
+    assert env["WEB_CONCURRENCY"] == "9" and "WEB_CONCURRENCY_SET_BY" not in env
     env = dyno.environment(RELEASE, "run.1234", {"WEB_CONCURRENCY": "1"}, size_name="Standard-2X")
     assert env["WEB_CONCURRENCY"] == "1"
     assert (

@@ -162,3 +162,82 @@ def test_a_bad_attachment_name_provisions_nothing(tmp_path, monkeypatch):
     result = run("addons:create", "heroku-redis", "-a", "demo", "--as", "my-cache")
     assert result.exit_code == 2
     assert "--as 'my-cache': an attachment name must start with a letter" in result.output
+
+
+SHELL_DOTENV = "source venv/bin/activate\nexport DEBUG=1\n"  # a shell script, not a .env
+
+
+def test_up_ignores_a_dotenv_it_was_not_asked_for_and_says_so_once(tmp_path):
+    (tmp_path / "Procfile").write_text("web: x\n")
+    (tmp_path / ".env").write_text(SHELL_DOTENV)
+    (tmp_path / "app.json").write_text('{"env": {"SECRET_KEY": {"description": "Django"}}}')
+    result = run("up", str(tmp_path), "--port", "0", "--https-port", "0")
+    # the .env is never parsed; what stops up (before building) is app.json's missing value
+    assert result.exit_code == 2
+    assert result.output == (
+        " !     .env is not read (Heroku never reads it); dynosim up --env-file (and run"
+        " --env-file) give its vars to the dynos, as heroku local does\n"
+        'error: app.json: env.SECRET_KEY is required and has no value; give it a "value" in'
+        " app.json, or put it in the app's .env and run dynosim up --env-file\n"
+    )
+
+
+def test_an_asked_for_dotenv_that_is_malformed_is_one_line_with_file_and_line(tmp_path):
+    (tmp_path / "Procfile").write_text("web: x\n")
+    (tmp_path / ".env").write_text(SHELL_DOTENV)
+    result = run("up", str(tmp_path), "--port", "0", "--https-port", "0", "--env-file")
+    assert result.exit_code == 2
+    assert result.output == (
+        f'error: {tmp_path}/.env:1: expected KEY=value (no "=" on this line)\n'
+    )
+
+
+def test_app_json_takes_required_values_from_the_asked_for_dotenv_and_config_wins(
+    tmp_path, monkeypatch
+):
+    from dynosim import api, dyno, up
+
+    class Built(Exception):
+        pass
+
+    def build(app, app_dir, manifest, progress, base_image, strict, config, *rest):
+        raise Built(config)
+
+    monkeypatch.setattr(up, "_build", build)
+    monkeypatch.setattr(dyno, "ensure_network", lambda app: None)
+    monkeypatch.setattr(dyno, "remove_network", lambda app: None)
+    (tmp_path / "Procfile").write_text("web: x\n")
+    (tmp_path / ".env").write_text("SECRET_KEY=local\nDEBUG=1\n")
+    (tmp_path / "app.json").write_text('{"env": {"SECRET_KEY": {}, "TOKEN": {}}}')
+    app = api.App.open(tmp_path, name="manifested")
+    with pytest.raises(Built) as built:
+        app.build(local_env=app.local_env(), config={"TOKEN": "given"})
+    # app.json's keys only: the rest of .env stays a layer under the config vars
+    assert built.value.args[0] == {"SECRET_KEY": "local", "TOKEN": "given"}
+    with pytest.raises(Built) as built:
+        app.build(local_env={"SECRET_KEY": "local"}, config={"SECRET_KEY": "config", "TOKEN": "t"})
+    assert built.value.args[0] == {"SECRET_KEY": "config", "TOKEN": "t"}
+
+
+def test_stack_set_is_remembered_and_shown_and_an_unknown_stack_is_one_line(tmp_path):
+    from dynosim.store import Store
+
+    store = Store()
+    store.ensure_app("demo", tmp_path)
+    store.close()
+    unknown = run("stack:set", "heroku-24", "-a", "demo")
+    assert unknown.exit_code != 0
+    assert unknown.output.splitlines()[-1] == (
+        "error: unknown stack 'heroku-24'; known stacks: bullseye, bookworm, trixie, forky"
+    )
+    unset = run("stack", "-a", "demo").output.splitlines()  # no version file: Heroku's 3.14
+    assert unset[-2:] == ["* forky (Python 3.14)", "(no stack set: forky carries the app's Python)"]
+    old = run("stack:set", "bullseye", "-a", "demo")
+    assert old.exit_code == 0, old.output
+    assert old.output.startswith("Setting stack to bullseye... done\n")
+    assert "Heroku refuses to build it" in old.output  # an end-of-life stack
+    assert "redeploy" not in old.output  # nothing deployed yet
+    shown = run("stack", "-a", "demo").output.splitlines()
+    assert shown[0] == "=== ⬢ demo Available Stacks"
+    assert "* bullseye (Python 3.9, end-of-life: Heroku refuses it)" in shown
+    assert "  forky (Python 3.14)" in shown

@@ -16,6 +16,6 @@ def test_the_wheel_ships_the_python_runtime(tmp_path):
     )  # fmt: skip
     (wheel,) = tmp_path.glob("dynosim-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("Dockerfile.template", "dyno-launch", "uwsgi-defaults.ini"):
+    for name in ("Dockerfile.template", "dyno-launch", "build-step"):
         assert f"dynosim/runtimes/python/{name}" in names
     assert "dynosim/cli.py" in names

@@ -52,3 +52,24 @@ def test_tracked_dynos_are_left_to_the_supervisor_and_one_offs_ignored():
     actual = [dyno("web.1"), dyno("run.4821", role="one-off"), dyno("web.2", status="exited")]
     actions = decide({"web": 2}, 1, actual, tracked={"web.1", "web.2"})
     assert actions.adopt == actions.start == actions.stop == actions.remove == []
+
+
+def test_a_new_release_starts_dynos_cooling_off_after_a_crash_on_an_older_one():
+    # worker.1 crashed on v1 and waits out a cool-off (no container); web.1 runs v1
+    actions = decide(
+        {"web": 1, "worker": 1}, 2, [dyno("web.1")], tracked={"web.1", "worker.1"},
+        cooling={"worker.1": 1},
+    )  # fmt: skip
+    assert names(actions.stop) == ["web.1"]
+    assert names(actions.start) == ["web.1", "worker.1"]
+
+
+def test_a_dyno_cooling_off_on_the_current_release_waits_its_cool_off_out():
+    # a scale or another reconcile is no new release: the cool-off goes on
+    actions = decide({"worker": 2}, 2, [], tracked={"worker.1"}, cooling={"worker.1": 2})
+    assert names(actions.start) == ["worker.2"]
+
+
+def test_a_dyno_cooling_off_but_scaled_away_is_not_started():
+    actions = decide({"worker": 0}, 2, [], tracked={"worker.1"}, cooling={"worker.1": 1})
+    assert actions.start == []

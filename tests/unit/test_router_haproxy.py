@@ -54,8 +54,10 @@ def test_a_served_request_becomes_herokus_info_line():
         ("sQ--", "503", 'at=error code=H12 desc="Request timeout"'),
         ("SH--", "502", 'at=error code=H13 desc="Connection closed without response"'),
         ("SD--", "200", 'sock=backend at=error code=H18 desc="Server Request Interrupted"'),
+        ("SD--", "-1", 'at=error code=H13 desc="Connection closed without response"'),
         ("sD--", "200", 'at=error code=H15 desc="Idle connection"'),
         ("cD--", "200", 'sock=client at=warning code=H28 desc="Client Connection Idle"'),
+        ("cR--", "408", 'sock=client at=warning code=H28 desc="Client Connection Idle"'),
         ("CD--", "200", 'sock=client at=warning code=H27 desc="Client Request Interrupted"'),
         ("CH--", "-1", 'at=error code=H27 desc="Client Request Interrupted"'),
         ("PR--", "400", 'at=error code=H26 desc="Request Error"'),
@@ -83,6 +85,13 @@ def test_a_code_a_rule_decided_is_logged_with_its_reason():
         'at=error code=H26 desc="Request Error" error="Unsupported HTTP version" '
     )
     assert " status=505 " in version
+
+
+def test_a_transfer_coding_haproxy_refuses_is_logged_as_h26_with_its_422():
+    # HAProxy 2.6's parser answers 422 to `Transfer-Encoding: gzip, chunked` (haproxy#1301)
+    line = heroku(haproxy_line("PR--", "422", slot="<NOSRV>"))
+    assert line.startswith('at=error code=H26 desc="Request Error" method=GET ')
+    assert " status=422 " in line
 
 
 def test_unparsable_request_is_logged_without_method_or_path():

@@ -1,5 +1,6 @@
 """Shaped like a Heroku app on Postgres and Redis: Flask-SQLAlchemy reads DATABASE_URL, jobs go
-to a Redis list (REDIS_URL) that worker.py consumes."""
+to a Redis list (REDIS_URL) that worker.py consumes. Both servers require TLS with self-signed
+certificates, as Heroku's do: sslmode=require, and ssl_cert_reqs=None for the rediss:// URL."""
 
 import os
 
@@ -11,8 +12,13 @@ app = Flask(__name__)
 app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"].replace(
     "postgres://", "postgresql://", 1
 )
+app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"sslmode": "require"}}
 db = SQLAlchemy(app)
-queue = redis.from_url(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None
+queue = (
+    redis.from_url(os.environ["REDIS_URL"], ssl_cert_reqs=None)
+    if os.environ.get("REDIS_URL")
+    else None
+)
 
 
 class Item(db.Model):
@@ -22,6 +28,9 @@ class Item(db.Model):
 
 with app.app_context():
     db.create_all()
+    # uWSGI forks its workers after this: a TLS connection shared across processes breaks
+    # (SSL error: decryption failed or bad record mac), so each worker opens its own.
+    db.engine.dispose()
 
 
 @app.get("/items")
