@@ -1,18 +1,18 @@
-"""Benchmark building a Django app against `docker-compose build`, in one run.
+"""Benchmark building a Django app against a BuildKit `docker build`, in one run.
 
 The Django app of the integration tests (startproject shape, WhiteNoise manifest storage,
 gunicorn; collectstatic runs in the build with the app's config vars). Each round times
-(cold) `dynosim deploy --no-cache` against `docker-compose build --no-cache` of the very same
-rendered context and build args, and (code) a code-only change (one line of views.py) against
-`docker-compose build` of the same change, both with their layer caches. Rounds alternate which
-side goes first. Prints medians and the dynosim/compose ratios (goal <= 1.0).
+(cold) `dynosim deploy --no-cache` against `docker build --no-cache` (BuildKit) of the very same
+rendered context and secrets, and (code) a code-only change (one line of views.py) against
+`docker build` of the same change, both with their layer caches. Rounds alternate which side
+goes first. Prints medians and the dynosim/docker ratios (goal <= 1.0). (Compose 1.x, the peer
+before builds went through BuildKit, cannot build `RUN --mount=type=secret`.)
 Usage: python bench/bench_django_build.py [--rounds 3] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import compose_context, report  # noqa: E402
+from common import compose_context, peer_build, report  # noqa: E402
 
 from dynosim import dyno, engine  # noqa: E402
 from dynosim.store import Store  # noqa: E402
@@ -35,7 +35,7 @@ from dynosim.store import Store  # noqa: E402
 DJANGO = ROOT / "tests" / "integration" / "apps" / "django_app"
 APP = "djangobench"
 VIEWS = Path("mysite") / "views.py"
-COMPOSED = "dynosim-bench-djangocompose:latest"
+PEER = "dynosim-bench-djangopeer:latest"
 
 
 def timed(command: list[str], cwd: Path | None = None) -> float:
@@ -57,47 +57,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    if not shutil.which("docker-compose"):
-        sys.exit("docker-compose is needed (scripts/setup installs Debian's)")
     work = Path(tempfile.mkdtemp(prefix="dynosim-djbench-"))
     os.environ["DYNOSIM_HOME"] = str(work / "home")
     app_dir = work / APP
     shutil.copytree(DJANGO, app_dir)
     original = (app_dir / VIEWS).read_text()
     deploy = [sys.executable, "-m", "dynosim", "deploy", str(app_dir), "-a", APP]
-    compose_dir = work / "compose"
+    peer_dir = work / "peer"
     try:
         timed(deploy)  # the first release: its config vars (app.json) are what the build sees
         release = Store().latest_release(APP)
         assert release is not None
-        buildargs = compose_context(app_dir, compose_dir, release.config)
-        (compose_dir / "docker-compose.yml").write_text(
-            json.dumps(  # YAML is a superset of JSON
-                {
-                    "version": "2.4",
-                    "services": {
-                        "web": {
-                            "build": {"context": ".", "args": buildargs},
-                            "image": COMPOSED,
-                        }
-                    },
-                }
-            )
-        )
-        compose = ["docker-compose", "-p", "dynosimdjbench", "build"]
-        timed(compose, cwd=compose_dir)  # warm the compose side's cache too (untimed)
+        secrets = compose_context(app_dir, peer_dir, release.config)
+
+        def peer(nocache: bool = False) -> float:
+            start = time.perf_counter()
+            peer_build(peer_dir, PEER, secrets, nocache=nocache)
+            return time.perf_counter() - start
+
+        def peer_code_change() -> float:
+            (peer_dir / "app" / VIEWS).write_text(original + f"\n# {uuid.uuid4().hex}\n")
+            return peer()
+
+        peer()  # warm the peer's cache too (untimed)
 
         sides: dict[str, dict[str, Callable[[], float]]] = {
             "dynosim": {
                 "cold": lambda: timed([*deploy, "--no-cache"]),
                 "code": lambda: timed_code_change(app_dir / VIEWS, original, deploy),
             },
-            "compose": {
-                "cold": lambda: timed([*compose, "--no-cache"], cwd=compose_dir),
-                "code": lambda: timed_code_change(
-                    compose_dir / "app" / VIEWS, original, compose, compose_dir
-                ),
-            },
+            "docker": {"cold": lambda: peer(nocache=True), "code": peer_code_change},
         }
         timings: dict[str, list[float]] = {
             f"{kind}_{side}": [] for kind in ("cold", "code") for side in sides
@@ -114,7 +103,7 @@ def main() -> None:
             )
     finally:
         client = engine.client()
-        for image in client.images.list(f"dynosim/app-{APP}") + client.images.list(COMPOSED):
+        for image in client.images.list(f"dynosim/app-{APP}") + client.images.list(PEER):
             client.images.remove(image.id, force=True)
         dyno.remove_network(APP)
         shutil.rmtree(work, ignore_errors=True)
@@ -123,8 +112,8 @@ def main() -> None:
         {
             "rounds": args.rounds,
             "medians_s": {k: round(v, 2) for k, v in medians.items()},
-            "ratio_cold": round(medians["cold_dynosim"] / medians["cold_compose"], 3),
-            "ratio_code_change": round(medians["code_dynosim"] / medians["code_compose"], 3),
+            "ratio_cold": round(medians["cold_dynosim"] / medians["cold_docker"], 3),
+            "ratio_code_change": round(medians["code_dynosim"] / medians["code_docker"], 3),
             "samples_s": {k: [round(x, 2) for x in v] for k, v in timings.items()},
         },
         args.json,

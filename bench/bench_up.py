@@ -1,7 +1,8 @@
 """Benchmark `dynosim up` against Docker Compose on the same app, in one run.
 
-(a) code-only change -> the new code answering through the router, vs `docker-compose up --build`
-    with the equivalent Dockerfile (the one dynosim renders, same build context);
+(a) code-only change -> the new code answering through the router, vs a BuildKit `docker build`
+    of the equivalent Dockerfile (the one dynosim renders, same context and secrets) then
+    `docker-compose up`;
 (b) warm image -> first 200, vs `docker-compose up` -> first 200.
 
 Both sides run the same formation (web + worker) from a stopped state each round; rounds
@@ -28,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import compose_context, free_port, report, until  # noqa: E402
+from common import compose_context, free_port, peer_build, report, until  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 PROBE = '\n\n@app.route("/__bench")\ndef __bench():\n    return "{marker}"\n'
@@ -74,13 +75,15 @@ class Dynosim:
 
 
 class Compose:
-    def __init__(self, project_dir: Path) -> None:
-        self.dir, self.port = project_dir, free_port()
+    """docker-compose on the image a BuildKit `docker build` of the same context makes
+    (Compose 1.x builds classically, and the rendered Dockerfile needs BuildKit's secrets)."""
+
+    def __init__(self, project_dir: Path, secrets: dict[str, dict[str, str]]) -> None:
+        self.dir, self.port, self.secrets = project_dir, free_port(), secrets
         (project_dir / "docker-compose.yml").write_text(
             f"""version: "2.4"
 services:
   web:
-    build: .
     image: dynosim-bench-compose:latest
     command: ["uwsgi uwsgi.ini"]
     environment: {{PORT: "5000", DYNO: web.1}}
@@ -107,7 +110,9 @@ services:
 
     def up(self, marker: str | None) -> float:
         start = time.perf_counter()
-        self.run("up", "-d", *(["--build"] if marker else []))
+        if marker:
+            peer_build(self.dir, "dynosim-bench-compose:latest", self.secrets)
+        self.run("up", "-d")
         path = "/__bench" if marker else "/"
         wait_for(f"http://127.0.0.1:{self.port}{path}", marker)
         return time.perf_counter() - start
@@ -129,9 +134,9 @@ def main() -> None:
     shutil.copytree(EXAMPLE, app_dir)
     original = (app_dir / "app.py").read_text()
     compose_dir = work / "compose"
-    compose_context(app_dir, compose_dir)
+    secrets = compose_context(app_dir, compose_dir)
     compose_app_py = compose_dir / "app" / "app.py"
-    dynosim, compose = Dynosim(app_dir), Compose(compose_dir)
+    dynosim, compose = Dynosim(app_dir), Compose(compose_dir, secrets)
 
     # warm both image caches once (untimed)
     set_marker(app_dir / "app.py", original)

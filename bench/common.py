@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
+import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
 
-from dynosim import build, runtime
+from dynosim import build, buildkit, runtime
 
 
 def free_port() -> int:
@@ -44,10 +47,10 @@ def report(result: dict, path: Path | None) -> None:
 
 def compose_context(
     app_dir: Path, target: Path, config: dict[str, str] | None = None
-) -> dict[str, str]:
+) -> dict[str, dict[str, str]]:
     """Write the build context dynosim would send (rendered Dockerfile included) into `target`;
-    the build args it would pass (the host's pip settings, and `config` where the build reads
-    config vars), for a peer to build the very same thing."""
+    the BuildKit secrets it would give the build (id -> variables: the host's pip settings, and
+    `config` where the build reads config vars), for a peer to build the very same thing."""
     selection = runtime.select_stack(app_dir)
     plan = build.plan(
         "bench",
@@ -58,6 +61,27 @@ def compose_context(
     )
     with tarfile.open(fileobj=io.BytesIO(plan.context)) as tar:
         tar.extractall(target, filter="tar")
-    # The values now reach the build as BuildKit secrets (RUN --mount=type=secret), which the
-    # rendered Dockerfile needs a BuildKit peer for; docker-compose 1.x builds classically.
-    return {name: value for values in plan.secrets.values() for name, value in values.items()}
+    return {secret: dict(values) for secret, values in plan.secrets.items()}
+
+
+def peer_build(
+    context_dir: Path, tag: str, secrets: dict[str, dict[str, str]], *, nocache: bool = False
+) -> None:
+    """What a user of the docker CLI would run on that context: a BuildKit `docker build`
+    of the folder with the same secrets (Compose 1.x builds classically, and the rendered
+    Dockerfile's `RUN --mount=type=secret` needs BuildKit)."""
+    prefix, extra_env = buildkit.command()
+    with tempfile.TemporaryDirectory(prefix="dynosim-peer-") as folder:
+        argv = [*prefix, "-q", "-t", tag, *(["--no-cache"] if nocache else [])]
+        for secret, values in secrets.items():
+            path = Path(folder, secret)
+            path.write_text(buildkit.env_file(values))
+            path.chmod(0o600)
+            argv += ["--secret", f"id={secret},src={path}"]
+        subprocess.run(
+            [*argv, str(context_dir)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **dict(extra_env)},
+        )
