@@ -22,6 +22,7 @@ from docker.models.containers import Container
 
 from . import addons, backoff, dockerlogs, dyno, dynohours, engine, reconcile
 from .clock import Clock
+from .dynostate import DynoState
 from .errors import ReleaseError, UsageError
 from .formation import DEFAULT_SIZE, size
 from .logs import LogHub, LogLine
@@ -64,7 +65,7 @@ class Tracked:
     role: str = dyno.FORMATION
     command: str = ""
     size: str = DEFAULT_SIZE
-    state: str = "down"  # starting, up, crashed, down, complete (Heroku's dyno states)
+    state: DynoState = DynoState.DOWN
     since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     container: Container | None = None
     address: str | None = None  # where the router reaches a web dyno that is up
@@ -93,7 +94,7 @@ class Tracked:
             "name": self.name,
             "type": self.type,
             "role": self.role,
-            "state": "idle" if self.asleep else self.state,
+            "state": DynoState.IDLE if self.asleep else self.state,
             "since": self.since.isoformat(),
             "command": self.command,
             "size": self.size,
@@ -225,7 +226,7 @@ class Supervisor:
         """Run a release-phase command in a one-off dyno; ReleaseError unless it exits 0."""
         index = await asyncio.to_thread(dyno.one_off_index, self.app)
         tracked = Tracked(phase, index, role=dyno.ONE_OFF, command=command)
-        self._set_state(tracked, "starting")
+        self._set_state(tracked, DynoState.STARTING)
         try:
             container = await asyncio.to_thread(
                 dyno.create, release, phase, index, role=dyno.ONE_OFF, command=command,
@@ -240,7 +241,7 @@ class Supervisor:
             except docker.errors.DockerException as exc:
                 raise ReleaseError(f"{phase} dyno did not start: {_reason(exc)}") from None
             follower = self._follow(tracked, container, since=None)
-            self._set_state(tracked, "up")
+            self._set_state(tracked, DynoState.UP)
             try:
                 result = await asyncio.to_thread(container.wait, timeout=self.release_timeout)
                 code = int(result["StatusCode"])
@@ -255,7 +256,7 @@ class Supervisor:
                 raise ReleaseError(message, self._tail(tracked.name)) from None
             await asyncio.wait({follower}, timeout=5)
             self.hub.heroku(tracked.name, f"Process exited with status {code}")
-            self._set_state(tracked, "complete")
+            self._set_state(tracked, DynoState.COMPLETE)
             if code != 0:
                 raise ReleaseError(
                     f"{phase} command `{command}` exited with status {code}",
@@ -311,15 +312,15 @@ class Supervisor:
         """Wait until every new dyno is up (None) or one of them failed (that one)."""
         deadline = self.clock.now() + self.boot_timeout + 10
         while self.clock.now() < deadline:
-            failed = [t for t in new if t.state in ("crashed", "down")]
+            failed = [t for t in new if t.state in (DynoState.CRASHED, DynoState.DOWN)]
             if failed:
                 return failed[0]
-            if all(t.state == "up" for t in new):
+            if all(t.state == DynoState.UP for t in new):
                 return None
             changed = self._state_changed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), 1.0)
-        return next(t for t in new if t.state != "up")
+        return next(t for t in new if t.state != DynoState.UP)
 
     async def _retire(self, old: Tracked) -> None:
         """Drain a replaced web dyno in the router, then stop it."""
@@ -355,7 +356,7 @@ class Supervisor:
         cooling = {  # crashed, waiting out a cool-off: a new release starts them at once
             n: t.release
             for n, t in self.dynos.items()
-            if t.role == dyno.FORMATION and t.state == "crashed" and t.container is None
+            if t.role == dyno.FORMATION and t.state == DynoState.CRASHED and t.container is None
         }
         actions = reconcile.decide(
             desired, release.version, actual, tracked=formation_names, sizes=sizes,
@@ -365,7 +366,7 @@ class Supervisor:
         moved_on = set()  # a cool-off that ended meanwhile: started already, on this release
         for name in cooling.keys() & {f"{t}.{i}" for t, i in starts}:
             revived = self.dynos[name]  # its cool-off ends now, and its crash count with it
-            if revived.state != "crashed" or revived.container is not None:
+            if revived.state != DynoState.CRASHED or revived.container is not None:
                 moved_on.add(name)
                 continue
             await self._cancel_timers(revived)
@@ -439,13 +440,13 @@ class Supervisor:
         router.on_request = self._touched
         router.on_wake = self._wake_requested
         for tracked in (*self.dynos.values(), *self._preboot):
-            if tracked.is_web and tracked.state == "up" and tracked.address:
+            if tracked.is_web and tracked.state == DynoState.UP and tracked.address:
                 self._route(tracked)
         self._update_router()
 
     async def web_up(self) -> None:
         """Until every web dyno of the formation is up (woken by each state change)."""
-        while not all(t.state == "up" for t in self.dynos.values() if t.is_web):
+        while not all(t.state == DynoState.UP for t in self.dynos.values() if t.is_web):
             await self._state_changed.wait()
 
     # requests from the CLI (through the control channel)
@@ -511,7 +512,9 @@ class Supervisor:
         return bool(web) and all(size(t.size).sleeps for t in web)
 
     def _may_idle(self) -> bool:
-        return self.sleeps() and all(t.state == "up" for t in self.dynos.values() if t.is_web)
+        return self.sleeps() and all(
+            t.state == DynoState.UP for t in self.dynos.values() if t.is_web
+        )
 
     async def _watch_idle(self) -> None:
         while not self._closing:
@@ -530,7 +533,9 @@ class Supervisor:
         """Stop (or freeze, in pause mode) the web dynos and free/eco workers; the next request
         wakes them."""
         async with self._reconciling:
-            sleepers = [t for t in self._sleepers() if t.state in ("up", "starting")]
+            sleepers = [
+                t for t in self._sleepers() if t.state in (DynoState.UP, DynoState.STARTING)
+            ]
             if self.asleep or not sleepers or not self.sleeps():
                 return
             self._flush_hours()
@@ -551,7 +556,7 @@ class Supervisor:
             await asyncio.to_thread(container.pause)
         else:
             await asyncio.to_thread(dyno.stop, container, self.grace)
-        self._set_state(tracked, "down")
+        self._set_state(tracked, DynoState.DOWN)
 
     def _wake_requested(self) -> None:
         """A request reached the sleeping app (the router holds it): wake the app once."""
@@ -578,10 +583,12 @@ class Supervisor:
         for tracked in sleepers:
             self.hub.heroku(tracked.name, "Unidling")
             tracked.asleep = False
-            self._set_state(tracked, "starting")
+            self._set_state(tracked, DynoState.STARTING)
         web = [t for t in sleepers if t.is_web]
         await asyncio.gather(*(self._rouse(t) for t in web))  # first: a request is waiting
-        if self.router and not any(t.is_web and t.state == "up" for t in self.dynos.values()):
+        if self.router and not any(
+            t.is_web and t.state == DynoState.UP for t in self.dynos.values()
+        ):
             self.router.fail_held("H20")
         elif self.router and web:  # workers would compete for the CPU with the answer
             with contextlib.suppress(TimeoutError):
@@ -606,7 +613,7 @@ class Supervisor:
             address = tracked.address if self.sleep_mode == "pause" else None
             await self._wait_until_up(tracked, container, address)
         else:
-            self._set_state(tracked, "up")
+            self._set_state(tracked, DynoState.UP)
 
     async def _count_hours(self) -> None:
         while not self._closing:
@@ -649,13 +656,13 @@ class Supervisor:
         if self.dynos.get(tracked.name) is tracked:
             del self.dynos[tracked.name]
 
-    def _set_state(self, tracked: Tracked, state: str) -> None:
+    def _set_state(self, tracked: Tracked, state: DynoState) -> None:
         if tracked.state != state:
             self.hub.heroku(tracked.name, f"State changed from {tracked.state} to {state}")
             tracked.state, tracked.since = state, dt.datetime.now(dt.UTC)
             changed, self._state_changed = self._state_changed, asyncio.Event()
             changed.set()
-        if state == "up":
+        if state == DynoState.UP:
             tracked.started = self.schedule.now()
             if self.cycling and tracked.role == dyno.FORMATION:
                 if tracked.cycle:
@@ -669,7 +676,7 @@ class Supervisor:
         release = release or self.release
         assert release is not None
         tracked.release = release.version
-        self._set_state(tracked, "starting")
+        self._set_state(tracked, DynoState.STARTING)
         chosen = size(tracked.size)
         if dyno.memory_limit_mb(chosen) < chosen.memory_mb * dyno.KILL_FACTOR:
             self.hub.heroku(
@@ -690,7 +697,7 @@ class Supervisor:
         if tracked.is_web:
             self._spawn(tracked, self._wait_until_up(tracked, container))
         else:
-            self._set_state(tracked, "up")
+            self._set_state(tracked, DynoState.UP)
 
     def _create(self, release: Release, tracked: Tracked, env: dict[str, str] | None) -> Container:
         """dyno.create, in a thread. A container made once shutdown has begun is removed here:
@@ -715,13 +722,13 @@ class Supervisor:
         tracked = self._track(found.type, found.index, size=found.size)
         tracked.release = found.release
         container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
-        tracked.container, tracked.state = container, "starting"
+        tracked.container, tracked.state = container, DynoState.STARTING
         self.hub.heroku(tracked.name, "Adopted running dyno from an earlier dynosim up")
         self._follow(tracked, container, since=dt.datetime.now(dt.UTC))
         if tracked.is_web:
             await self._wait_until_up(tracked, container)
         else:
-            self._set_state(tracked, "up")
+            self._set_state(tracked, DynoState.UP)
 
     async def _wait_until_up(
         self, tracked: Tracked, container: Container, ip: str | None = None
@@ -734,11 +741,11 @@ class Supervisor:
         started = self.clock.now()
         deadline = started + self.boot_timeout
         while self.clock.now() < deadline:
-            if tracked.container is not container or tracked.state != "starting":
+            if tracked.container is not container or tracked.state != DynoState.STARTING:
                 return
             if ip and await _accepts(ip, dyno.PORT):
                 tracked.address = ip
-                self._set_state(tracked, "up")
+                self._set_state(tracked, DynoState.UP)
                 self._route(tracked)
                 return
             fast = self.clock.now() - started < READY_FAST_FOR
@@ -746,7 +753,7 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 poll = READY_POLL if fast else READY_POLL_LATER
                 await asyncio.wait_for(tracked.output.wait(), poll / self.clock.speed)
-        if tracked.container is not container or tracked.state != "starting":
+        if tracked.container is not container or tracked.state != DynoState.STARTING:
             return
         self.hub.heroku(
             tracked.name,
@@ -769,14 +776,16 @@ class Supervisor:
         if tracked.cycle:
             tracked.cycle.cancel()
         if tracked.role == dyno.ONE_OFF:
-            self._set_state(tracked, "complete")
+            self._set_state(tracked, DynoState.COMPLETE)
             self._spawn(tracked, self._remove_and_forget(tracked, container))
             return
-        stable = tracked.state == "up" and (self.schedule.now() - tracked.started >= backoff.STABLE)
+        stable = tracked.state == DynoState.UP and (
+            self.schedule.now() - tracked.started >= backoff.STABLE
+        )
         tracked.crashes = 1 if stable else tracked.crashes + 1
         # the restart is scheduled first, so that the router holds requests for it
         tracked.restart = asyncio.ensure_future(self._restart_later(tracked, container))
-        self._set_state(tracked, "crashed")
+        self._set_state(tracked, DynoState.CRASHED)
 
     async def _remove_and_forget(self, tracked: Tracked, container: Container | None) -> None:
         if container is not None:
@@ -807,14 +816,14 @@ class Supervisor:
         if reason:
             self.hub.heroku(tracked.name, reason)
         if tracked.container is not None:
-            await self._stop(tracked, then="starting" if reason else "down")
+            await self._stop(tracked, then=DynoState.STARTING if reason else DynoState.DOWN)
         if not self._closing and self.dynos.get(tracked.name) is tracked:
             await self._start(tracked)
 
     async def _cycle_later(self, tracked: Tracked) -> None:
         await self.schedule.sleep(CYCLE_BASE + random.uniform(0, CYCLE_JITTER))
         tracked.cycle = None
-        if not self._closing and tracked.state == "up":
+        if not self._closing and tracked.state == DynoState.UP:
             await self._restart(tracked, "Cycling")
 
     async def _cancel_timers(self, tracked: Tracked) -> None:
@@ -825,16 +834,16 @@ class Supervisor:
                     await task
         tracked.restart = tracked.cycle = None
 
-    async def _stop(self, tracked: Tracked, then: str = "down") -> None:
+    async def _stop(self, tracked: Tracked, then: DynoState = DynoState.DOWN) -> None:
         """SIGTERM, grace, SIGKILL with Heroku's log lines; the state becomes `then`."""
         container = tracked.container
         if container is None:
-            if tracked.state not in ("down", "complete"):
-                self._set_state(tracked, "down")
+            if tracked.state not in (DynoState.DOWN, DynoState.COMPLETE):
+                self._set_state(tracked, DynoState.DOWN)
             return
         tracked.stopping = True
         self._unroute(tracked)
-        if then != "down":
+        if then != DynoState.DOWN:
             self._set_state(tracked, then)
         self.hub.heroku(tracked.name, "Stopping all processes with SIGTERM")
         started = self.clock.now()
@@ -848,8 +857,10 @@ class Supervisor:
             self.hub.heroku(tracked.name, "Stopping remaining processes with SIGKILL")
         self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
         tracked.container, tracked.stopping = None, False
-        if then == "down":
-            self._set_state(tracked, "complete" if tracked.role == dyno.ONE_OFF else "down")
+        if then == DynoState.DOWN:
+            self._set_state(
+                tracked, DynoState.COMPLETE if tracked.role == dyno.ONE_OFF else DynoState.DOWN
+            )
         await asyncio.to_thread(dyno.remove, container)
         if tracked.role == dyno.ONE_OFF:
             self._forget(tracked)
@@ -863,7 +874,7 @@ class Supervisor:
             or tracked.container.id != found.container_id
         ):
             container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
-            tracked = Tracked(found.type, found.index, state="up", container=container)
+            tracked = Tracked(found.type, found.index, state=DynoState.UP, container=container)
             await self._stop(tracked)
             return
         await self._cancel_timers(tracked)
@@ -1028,11 +1039,11 @@ class Supervisor:
         states = {t.state for t in web}
         if self.asleep:
             status = WebStatus.EXHAUSTED if self._exhausted else WebStatus.SLEEPING
-        elif "up" in states:
+        elif DynoState.UP in states:
             status = WebStatus.UP
-        elif "starting" in states or any(t.restart and t.crashes <= 1 for t in web):
+        elif DynoState.STARTING in states or any(t.restart and t.crashes <= 1 for t in web):
             status = WebStatus.STARTING
-        elif "crashed" in states:
+        elif DynoState.CRASHED in states:
             status = WebStatus.CRASHED
         else:
             status = WebStatus.NONE
