@@ -12,7 +12,9 @@ NAME` takes them from there): no value is in any process's argv or in the Docker
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import re
 import shlex
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildError, EngineError
+from .store import data_dir
 
 Progress = Callable[[str], None]
 CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker", "/bin/docker")
@@ -38,9 +41,63 @@ SECRETS_DIR = "/run/secrets"
 
 @functools.cache
 def command() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """(argv prefix of a BuildKit build, environment it needs), or EngineError."""
+    """(argv prefix of a BuildKit build, environment it needs), or EngineError. The choice is
+    remembered under the state folder until a client or a buildx plugin changes: finding it
+    runs the clients (0.2 s), which every build would pay."""
     found = [shutil.which("docker"), *CANDIDATES]
     clients = list(dict.fromkeys(os.path.realpath(c) for c in found if c and os.access(c, os.X_OK)))
+    key = _fingerprint(clients)
+    remembered = _remembered(key)
+    if remembered is not None:
+        return remembered
+    chosen = _choose(clients)
+    _remember(key, chosen)
+    return chosen
+
+
+Choice = tuple[tuple[str, ...], tuple[tuple[str, str], ...]]
+PLUGIN_DIRS = (
+    "/usr/libexec/docker/cli-plugins", "/usr/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins", "/usr/local/lib/docker/cli-plugins",
+)  # fmt: skip
+
+
+def _fingerprint(clients: list[str]) -> list[list]:
+    """What the choice depends on: the clients and any buildx plugin, by path, size and mtime."""
+    config = os.environ.get("DOCKER_CONFIG") or os.path.expanduser("~/.docker")
+    plugins = [os.path.join(d, "docker-buildx") for d in (*PLUGIN_DIRS, f"{config}/cli-plugins")]
+    key = []
+    for path in [*clients, *plugins]:
+        with contextlib.suppress(OSError):
+            info = os.stat(path)
+            key.append([path, info.st_size, info.st_mtime_ns])
+    return key
+
+
+def _cache_file() -> Path:
+    return data_dir() / "buildkit-client.json"
+
+
+def _remembered(key: list[list]) -> Choice | None:
+    try:
+        saved = json.loads(_cache_file().read_text())
+        if saved["key"] == key:
+            return tuple(saved["argv"]), tuple(tuple(pair) for pair in saved["env"])  # type: ignore[return-value]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _remember(key: list[list], chosen: Choice) -> None:
+    with contextlib.suppress(OSError):
+        path = _cache_file()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"key": key, "argv": chosen[0], "env": chosen[1]}))
+        temporary.replace(path)
+
+
+def _choose(clients: list[str]) -> Choice:
     for client in clients:
         if _works([client, "buildx", "version"]):
             return (client, "buildx", "build", "--load"), ()

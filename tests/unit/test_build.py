@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 
 from dynosim import build
@@ -196,6 +199,30 @@ def test_the_build_cli_is_buildx_else_a_client_that_speaks_buildkit(
         build.buildkit.command.cache_clear()
     assert argv == tuple(part.format(*paths) for part in expected[0])
     assert [value for _, value in env] == list(expected[1])
+
+
+def test_the_build_cli_choice_is_remembered_until_the_client_changes(tmp_path, monkeypatch):
+    path = fake_docker(tmp_path / "old", "20.10.24", False)
+    runs = tmp_path / "runs"
+    script = Path(path)
+    script.write_text(script.read_text().replace("#!/bin/sh\n", f"#!/bin/sh\necho >> {runs}\n"))
+    monkeypatch.setattr(build.buildkit.shutil, "which", lambda name: path)
+    monkeypatch.setattr(build.buildkit, "CANDIDATES", ())
+
+    def choose():
+        build.buildkit.command.cache_clear()
+        try:
+            return build.buildkit.command()
+        finally:
+            build.buildkit.command.cache_clear()
+
+    first = choose()
+    asked = runs.read_text().count("\n")
+    assert choose() == first and runs.read_text().count("\n") == asked  # not run again
+    script.write_text(script.read_text().replace("20.10.24", "28.2.2"))  # upgraded: no BuildKit
+    os.utime(script, ns=(0, 1))
+    with pytest.raises(EngineError, match="install the buildx plugin"):
+        choose()
 
 
 def test_without_a_buildkit_client_the_error_says_what_to_install(tmp_path, monkeypatch):
