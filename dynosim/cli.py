@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -42,6 +43,17 @@ class Group(click.Group):
                 message += " (a dynosim bug: rerun with --debug for the traceback)"
             click.secho(f"error: {message}", fg="red", err=True)
             sys.exit(error.exit_code)
+
+
+@contextlib.contextmanager
+def doing(what: str) -> Iterator[None]:
+    """Heroku's `Doing it... done` line: `what...` first, `failed` when the step raises."""
+    click.echo(f"{what}... ", nl=False)
+    try:
+        yield
+    except DynosimError:
+        click.echo("failed")
+        raise
 
 
 def progress(line: str) -> None:
@@ -409,7 +421,7 @@ def stack_command(app: str | None) -> None:
     from . import runtime
 
     chosen = resolve(app)
-    current = chosen.stack()
+    current = setting = chosen.stack()
     if current is None and chosen.path is not None:
         with contextlib.suppress(DynosimError):  # a refused version shows no stack
             current = runtime.select_stack(chosen.path).stack.suite
@@ -420,7 +432,7 @@ def stack_command(app: str | None) -> None:
         )
         mark = "*" if offered.suite == current else " "
         click.echo(f"{mark} {offered.suite} ({notes})")
-    if chosen.stack() is None and current:
+    if setting is None and current:
         click.echo(f"(no stack set: {current} carries the app's Python)")
 
 
@@ -430,12 +442,8 @@ def stack_command(app: str | None) -> None:
 def stack_set(stack_name: str, app: str | None) -> None:
     """Set the app's stack; its next build uses it (like heroku stack:set)."""
     chosen = resolve(app)
-    click.echo(f"Setting stack to {stack_name}... ", nl=False)
-    try:
+    with doing(f"Setting stack to {stack_name}"):
         warnings = chosen.stack_set(stack_name)
-    except DynosimError:
-        click.echo("failed")
-        raise
     click.echo("done")
     for warning in warnings:
         click.echo(f" !     {warning}", err=True)
@@ -490,14 +498,10 @@ def deploy_command(
         click.echo(f"{name} will be rolled out by the next `dynosim up` of {chosen.name}")
 
 
-def _roll_out(chosen: App, release, doing: str) -> None:
+def _roll_out(chosen: App, release, what: str) -> None:
     """Have the running up take the new release, reporting as Heroku does."""
-    click.echo(f"{doing}... ", nl=False)
-    try:
+    with doing(what):
         running = chosen.roll_out(release)
-    except DynosimError:
-        click.echo("failed")
-        raise
     click.echo(f"done, {release.name}")
     if not running:
         click.echo(f"{release.name} will be rolled out by the next `dynosim up` of {chosen.name}")

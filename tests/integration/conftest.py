@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,53 @@ class Up:
             return self.process.wait(timeout)
         finally:
             time.sleep(0.2)  # let the reader thread take the last lines
+
+
+class Load:
+    """Requests through the router from 4 threads until stopped (at most 5 minutes): GETs,
+    and with `post` POSTs from half the threads, each with a new row id (`created` holds the
+    rows answered 201)."""
+
+    def __init__(self, url: str, post: bool = False) -> None:
+        self.url, self.sent, self.failures, self.created = url, 0, [], []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(post and n % 2 == 0,), daemon=True)
+            for n in range(4)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, posting: bool) -> None:
+        deadline = time.monotonic() + 300
+        with requests.Session() as session:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                row = uuid.uuid4().hex
+                try:
+                    if posting:
+                        response = session.post(self.url, data=row, timeout=30)
+                        ok = response.status_code == 201 and response.text == row
+                    else:
+                        response = session.get(self.url, timeout=30)
+                        ok = response.status_code == 200
+                    failure = None if ok else f"{response.status_code} {response.text[:200]!r}"
+                except requests.RequestException as exc:
+                    failure = repr(exc)
+                with self._lock:
+                    self.sent += 1
+                    if failure is not None:
+                        self.failures.append(failure)
+                    elif posting:
+                        self.created.append(row)
+
+    def stop(self, at_least: int = 0) -> None:
+        deadline = time.monotonic() + 120
+        while self.sent < at_least and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
 
 
 @pytest.fixture

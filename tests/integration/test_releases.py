@@ -7,14 +7,11 @@ import contextlib
 import io
 import json
 import re
-import threading
-import time
 from pathlib import Path
 
 import docker.errors
 import pytest
-import requests
-from conftest import dynosim, tiny_app
+from conftest import Load, dynosim, tiny_app
 
 from dynosim import engine, releases, runtime, stack
 from dynosim.store import SUCCEEDED, Store
@@ -50,37 +47,6 @@ def echo_app(folder: Path, procfile: str = WEB, code: str = "A", **files: str) -
 
 def state(process) -> dict:
     return process.get("/").json()
-
-
-class Load:
-    """Requests through the router from 4 threads until stopped (at most 5 minutes)."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.sent, self.failures = url, 0, []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(4)]
-        for thread in self._threads:
-            thread.start()
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 300
-        with requests.Session() as session:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    response = session.get(self.url, timeout=30)
-                    failure = None if response.status_code == 200 else response.status_code
-                except requests.RequestException as exc:
-                    failure = repr(exc)
-                with self._lock:
-                    self.sent += 1
-                    if failure is not None:
-                        self.failures.append(failure)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
 
 VALUES = {

@@ -6,14 +6,10 @@ POST that reached a dyno)."""
 from __future__ import annotations
 
 import json
-import threading
-import time
-import uuid
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import dynosim, tiny_app
+from conftest import Load, dynosim, tiny_app
 
 UP = r"heroku\[{}\]: State changed from starting to up"
 WEB = (
@@ -73,50 +69,6 @@ def app(environ, start_response):
 LEAST = 5000  # requests in all, per engine
 
 
-class Load:
-    """GETs and POSTs (each with a new row id) from 4 threads until stopped (at most 5 min)."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.sent, self.failures, self.created = url, 0, [], []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, args=(n % 2 == 0,), daemon=True) for n in range(4)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _run(self, posting: bool) -> None:
-        deadline = time.monotonic() + 300
-        with requests.Session() as session:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                row = uuid.uuid4().hex
-                try:
-                    if posting:
-                        response = session.post(self.url, data=row, timeout=30)
-                        ok = response.status_code == 201 and response.text == row
-                    else:
-                        response = session.get(self.url, timeout=30)
-                        ok = response.status_code == 200
-                    failure = None if ok else f"{response.status_code} {response.text[:200]!r}"
-                except requests.RequestException as exc:
-                    failure = repr(exc)
-                with self._lock:
-                    self.sent += 1
-                    if failure is not None:
-                        self.failures.append(failure)
-                    elif posting:
-                        self.created.append(row)
-
-    def stop(self, at_least: int = 0) -> None:
-        deadline = time.monotonic() + 120
-        while self.sent < at_least and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
-
-
 def ok(result) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
@@ -133,7 +85,7 @@ def test_no_request_fails_and_no_post_runs_twice_through_every_kind_of_release(
     ok(dynosim("addons:create", "heroku-redis", "-a", app))  # v2: REDIS_URL
     ok(dynosim("ps:scale", "-a", app, "web=2"))
     process.wait_for(UP.format(r"web\.2"))
-    load = Load(process.url)
+    load = Load(process.url, post=True)
     try:
         ok(dynosim("config:set", "-a", app, "T_GREETING=hello"))  # v3
         (app_dir / "app.py").write_text(APP.format(code="B"))

@@ -476,6 +476,17 @@ def test_dyno_too_slow_to_answer_gives_h12():
 
 
 @contextlib.asynccontextmanager
+async def serving(serve) -> AsyncIterator[int]:
+    """A stand-in dyno on a free loopback port, running `serve` per connection."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
 async def raw_dyno(reply: bytes) -> AsyncIterator[int]:
     """A dyno that reads the request head, writes `reply` verbatim and hangs up."""
 
@@ -485,12 +496,23 @@ async def raw_dyno(reply: bytes) -> AsyncIterator[int]:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with serving(serve) as port:
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def resetting_dyno() -> AsyncIterator[int]:
+    """A dyno that reads the request head, then resets the connection, as one restarted
+    mid-request does."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()
+
+    async with serving(serve) as port:
+        yield port
 
 
 @contextlib.asynccontextmanager
@@ -637,17 +659,9 @@ def test_dyno_hanging_up_without_response_gives_h13():
 
 
 def test_dyno_dying_before_the_body_arrives_gives_the_client_503_h13():
-    # a restarted dyno: it had read the head when it went, resetting the connection
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.close()
-
     async def scenario():
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        async with server, router_for() as (router, lines):
-            router.add_backend("web.1", "127.0.0.1", server.sockets[0].getsockname()[1])
+        async with resetting_dyno() as port, router_for() as (router, lines):
+            router.add_backend("web.1", "127.0.0.1", port)
             reader, writer = await connect(router)
             writer.write(b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
             await writer.drain()
@@ -663,17 +677,10 @@ def test_dyno_dying_before_the_body_arrives_gives_the_client_503_h13():
 
 
 def test_dyno_dying_while_a_large_body_streams_in_is_logged_h13():
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.close()
-
     async def scenario():
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
         size = 3_000_000  # beyond HAProxy's buffer: it streams the body to the dyno
-        async with server, router_for() as (router, lines):
-            router.add_backend("web.1", "127.0.0.1", server.sockets[0].getsockname()[1])
+        async with resetting_dyno() as port, router_for() as (router, lines):
+            router.add_backend("web.1", "127.0.0.1", port)
             reader, writer = await connect(router)
             head = b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
             with contextlib.suppress(ConnectionError):
