@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import free_port, report, until  # noqa: E402
 
-from dynosim import addons, engine  # noqa: E402
+from dynosim import addons  # noqa: E402
+from dynosim.docker import client as docker_client  # noqa: E402
 
 APP = "addonbench"
 WSGI = """import os
@@ -63,7 +64,7 @@ def answered(url: str) -> bool:
 
 def bare_postgres() -> float:
     """docker run of the add-on image on an empty volume until pg_isready answers."""
-    client = engine.client()
+    client = docker_client.client()
     start = time.perf_counter()
     container = client.containers.run(
         addons.POSTGRESQL.image,

@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import compose_context, peer_build, report  # noqa: E402
 
-from dynosim import dyno, engine  # noqa: E402
+from dynosim.docker import client as docker_client  # noqa: E402
+from dynosim.docker import dynos  # noqa: E402
 from dynosim.store import Store  # noqa: E402
 
 DJANGO = ROOT / "tests" / "integration" / "apps" / "django_app"
@@ -104,10 +105,10 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        client = engine.client()
+        client = docker_client.client()
         for image in client.images.list(f"dynosim/app-{APP}") + client.images.list(PEER):
             client.images.remove(image.id, force=True)
-        dyno.remove_network(APP)
+        dynos.remove_network(APP)
         shutil.rmtree(work, ignore_errors=True)
     medians = {k: statistics.median(v) for k, v in timings.items()}
     report(

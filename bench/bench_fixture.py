@@ -34,7 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from common import free_port, report, until  # noqa: E402
 
-from dynosim import App, dyno, engine  # noqa: E402
+from dynosim import App  # noqa: E402
+from dynosim.docker import client as docker_client  # noqa: E402
+from dynosim.docker import dynos  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 NAME = "bench-fixture"
@@ -92,7 +94,7 @@ class DockerSdk:
         self.spec = spec
 
     def setup(self) -> None:
-        client = engine.client()
+        client = docker_client.client()
         self.network = client.networks.create(f"bench-sdk-{uuid.uuid4().hex[:8]}")
         self.container = client.containers.run(
             self.spec["image"],
@@ -122,8 +124,8 @@ def web_spec() -> dict:
     side = Fixture()
     side.setup()
     try:
-        (web,) = [d for d in dyno.listing(NAME) if d.name == "web.1"]
-        config = engine.client().containers.get(web.container_id).attrs["Config"]
+        (web,) = [d for d in dynos.listing(NAME) if d.name == "web.1"]
+        config = docker_client.client().containers.get(web.container_id).attrs["Config"]
         return {
             "image": config["Image"],
             "command": config["Cmd"],

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import free_port, report, until  # noqa: E402
 
-from dynosim import control, engine  # noqa: E402
+from dynosim import control  # noqa: E402
+from dynosim.docker import client as docker_client  # noqa: E402
 from dynosim.store import Store  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
@@ -69,7 +70,7 @@ def scale_dynosim(app: str, url: str) -> float:
     until(
         lambda: (
             len(
-                engine.client().containers.list(
+                docker_client.client().containers.list(
                     filters={"label": [f"dynosim.app={app}", "dynosim=dyno"]}
                 )
             )
@@ -80,7 +81,7 @@ def scale_dynosim(app: str, url: str) -> float:
 
 
 def compose_ports() -> list[int]:
-    found = engine.client().containers.list(
+    found = docker_client.client().containers.list(
         filters={
             "label": [f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=web"]
         }
@@ -197,7 +198,7 @@ services:
                 + ", ".join(f"{k}={v[-1]:.2f}s" for k, v in results.items()),
                 flush=True,
             )
-        web = engine.client().containers.list(
+        web = docker_client.client().containers.list(
             filters={"label": ["dynosim.app=scaleapp", "dynosim=dyno"]}
         )[0]
         time.sleep(5)

@@ -41,8 +41,9 @@ sys.path.insert(0, str(ROOT))
 from common import free_port, report, until  # noqa: E402
 from cpu import Meter  # noqa: E402
 
-from dynosim import certs, engine  # noqa: E402
-from dynosim.dyno import PORT  # noqa: E402
+from dynosim import certs  # noqa: E402
+from dynosim.docker import client as docker_client  # noqa: E402
+from dynosim.docker.dynos import PORT  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 APP = "routerbench"
@@ -107,7 +108,7 @@ def wrk(url: str, seconds: int, connections: int, cpus: str = "") -> tuple[float
 
 
 def web_addresses() -> list[str]:
-    containers = engine.client().containers.list(
+    containers = docker_client.client().containers.list(
         filters={"label": [f"dynosim.app={APP}", "dynosim=dyno", "dynosim.type=web"]}
     )
     return sorted(
@@ -147,7 +148,9 @@ def start_nginx(
 def pin(up: int, nginx: int) -> None:
     """The proxies (their threads, workers and HAProxy) on CPU 0; the dynos and Docker on
     CPU 1."""
-    for container in engine.client().containers.list(filters={"label": f"dynosim.app={APP}"}):
+    for container in docker_client.client().containers.list(
+        filters={"label": f"dynosim.app={APP}"}
+    ):
         container.update(cpuset_cpus="1")
     children = [
         subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()

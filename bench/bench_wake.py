@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from common import free_port, report, until  # noqa: E402
 
-from dynosim import dyno, engine  # noqa: E402
+from dynosim.docker import client as docker_client  # noqa: E402
+from dynosim.docker import dynos  # noqa: E402
 from dynosim.store import Store  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
@@ -83,8 +84,8 @@ def dynosim_cycles(app_dir: Path, mode: str, cycles: int) -> tuple[list[float], 
 
 def raw_cycles(image: str, cycles: int) -> tuple[list[float], list[float]]:
     """docker start -> first 200 and docker unpause -> first 200, same image and command."""
-    client = engine.client()
-    network = client.networks.create("dynosim-wakebench-raw", labels={engine.LABEL: "bench"})
+    client = docker_client.client()
+    network = client.networks.create("dynosim-wakebench-raw", labels={docker_client.LABEL: "bench"})
     container = client.containers.create(
         image, ["uwsgi uwsgi.ini"], environment={"PORT": "5000"}, network=network.name
     )
@@ -139,7 +140,7 @@ def main() -> None:
         raw_start, raw_unpause = raw_cycles(release.image, args.cycles)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        dyno.remove_network(APP)
+        dynos.remove_network(APP)
 
     def figures(values: list[float]) -> dict[str, float]:
         return {

@@ -30,7 +30,10 @@ import docker.errors
 import docker.types
 from docker.models.containers import Container
 
-from . import dyno, engine, formation, names, releases, stack
+from . import formation, names, releases, stack
+from .container_engine import memory_limit_mb
+from .docker import client as docker_client
+from .docker import dynos
 from .errors import EngineError, UsageError
 from .store import Addon, Release, Store, data_dir
 
@@ -137,7 +140,7 @@ def ensure_image(chosen: Service, progress: Progress) -> None:
         changes=[
             f'ENTRYPOINT ["{target}"]',
             f"USER {chosen.user}",
-            f"LABEL {engine.LABEL}=addon-image",
+            f"LABEL {docker_client.LABEL}=addon-image",
         ],
     )
 
@@ -239,7 +242,7 @@ def container_name(found: Addon) -> str:
 
 def _container(found: Addon) -> Container | None:
     try:
-        return engine.client().containers.get(container_name(found))
+        return docker_client.client().containers.get(container_name(found))
     except docker.errors.NotFound:
         return None
 
@@ -254,10 +257,10 @@ def start(found: Addon) -> bool:
         return False
     if existing is not None:  # stopped, or of an older image (before TLS): a new server
         existing.remove(force=True)
-    dyno.ensure_network(found.app)
-    client = engine.client()
-    network = dyno.network_name(found.app)
-    labels = {engine.LABEL: ROLE, engine.LABEL_APP: found.app, L_ADDON: found.name}
+    dynos.ensure_network(found.app)
+    client = docker_client.client()
+    network = dynos.network_name(found.app)
+    labels = {docker_client.LABEL: ROLE, docker_client.LABEL_APP: found.app, L_ADDON: found.name}
     try:
         client.volumes.get(container_name(found))
     except docker.errors.NotFound:  # the data: labelled, so dynosim can always find its own
@@ -315,7 +318,7 @@ def _remove(found: Addon, volume: bool) -> None:
             existing.remove(force=True)
     if volume:
         with contextlib.suppress(docker.errors.NotFound):
-            engine.client().volumes.get(container_name(found)).remove(force=True)
+            docker_client.client().volumes.get(container_name(found)).remove(force=True)
 
 
 def start_all(found: list[Addon]) -> None:
@@ -342,8 +345,8 @@ def running(store: Store, found: Addon) -> Iterator[Container]:
         if started and not control.is_running(found.app):
             stop(found)
             with contextlib.suppress(docker.errors.APIError):
-                if not dyno.listing(found.app):
-                    dyno.remove_network(found.app)
+                if not dynos.listing(found.app):
+                    dynos.remove_network(found.app)
 
 
 # pg:* and redis:cli
@@ -358,14 +361,14 @@ def one_off(
     """A created one-off container of the add-on's image on the app network (psql, redis-cli,
     pg_dump), locked down like a dyno: no capabilities, a Standard-1X's pids and memory."""
     size = formation.size(formation.DEFAULT_SIZE)
-    limit = f"{dyno.memory_limit_mb(size)}m"
-    return engine.client().containers.create(
+    limit = f"{memory_limit_mb(size)}m"
+    return docker_client.client().containers.create(
         SERVICES[found.service].image,
         command=command,
         entrypoint=[],
         environment=environment,
-        network=dyno.network_name(found.app),
-        labels={engine.LABEL: "addon-client", engine.LABEL_APP: found.app},
+        network=dynos.network_name(found.app),
+        labels={docker_client.LABEL: "addon-client", docker_client.LABEL_APP: found.app},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         pids_limit=size.pids,

@@ -171,10 +171,10 @@ class App:
         release, is_new = self.build(progress=progress, **build_options)
         rolled_out = is_new and self.roll_out(release, progress)
         if not self.running:  # the build made the app network; nothing uses it yet
-            from . import dyno
+            from .docker import dynos
 
-            if not dyno.listing(self.name):
-                dyno.remove_network(self.name)
+            if not dynos.listing(self.name):
+                dynos.remove_network(self.name)
         return Deployed(release, is_new, rolled_out)
 
     def roll_out(self, release: Release, progress: Progress = _quiet) -> bool:
@@ -277,20 +277,20 @@ class App:
     def kill(self, dyno: str) -> None:
         """Crash a dyno (SIGKILL, as an out-of-memory kill or a segfault would), returning once
         the platform saw it crash: the router no longer sends it requests."""
-        from . import engine
+        from .docker import client as docker_client
 
         found = [d for d in self._live_dynos() if d.name == dyno]
         if not found:
             raise UsageError(f"Couldn't find that dyno ({dyno}).")
         mark = self.mark()
-        engine.client().api.kill(found[0].container_id)
+        docker_client.client().api.kill(found[0].container_id)
         escaped = re.escape(dyno)
         self.wait_for_log(rf"heroku\[{escaped}\]: State changed from \w+ to crashed", after=mark)
 
     def _live_dynos(self):
-        from . import dyno
+        from .docker import dynos
 
-        return [d for d in dyno.listing(self.name) if d.status == "running"]
+        return [d for d in dynos.listing(self.name) if d.status == "running"]
 
     def run(
         self,
@@ -682,9 +682,10 @@ def _sweep(app: str) -> None:
     such call is left, so this one is final."""
     import docker.errors
 
-    from . import dyno, engine
+    from .docker import client as docker_client
+    from .docker import dynos
 
-    for found in dyno.listing(app):
+    for found in dynos.listing(app):
         with contextlib.suppress(docker.errors.APIError):  # gone meanwhile
-            engine.client().api.remove_container(found.container_id, force=True)
-    dyno.remove_network(app, wait=2.0)
+            docker_client.client().api.remove_container(found.container_id, force=True)
+    dynos.remove_network(app, wait=2.0)

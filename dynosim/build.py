@@ -23,7 +23,8 @@ from typing import Any
 
 import docker.errors
 
-from . import buildkit, engine, runtime, source, stack, store
+from . import buildkit, runtime, source, stack, store
+from .docker import client as docker_client
 from .errors import BuildError, RuntimeSelectionError
 
 Progress = Callable[[str], None]
@@ -484,7 +485,7 @@ class Image:
 def build(plan: Plan, progress: Progress, *, cache: bool = True) -> Image:
     """Build the plan's image, streaming steps; reuse it when the same inputs were built before.
     Without `cache`, every layer is built again (Heroku's build cache purged)."""
-    client = engine.client()
+    client = docker_client.client()
     try:
         if cache:
             existing = client.images.get(plan.tag)

@@ -9,10 +9,8 @@ image, so the same inputs are never built twice. Keys sharing a Dockerfile share
 from __future__ import annotations
 
 import hashlib
-import io
 import posixpath
 import re
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +18,9 @@ from pathlib import Path
 import docker.errors
 from docker.utils.build import PatternMatcher
 
-from . import engine, source
+from . import source
 from .build import HostSettings, Image, _Context, stream_build
+from .docker import client as docker_client
 from .errors import BuildError
 from .herokuyml import HerokuYml
 
@@ -116,7 +115,7 @@ def _reuse(app: str, plan: Plan, progress: Progress) -> Image | None:
     for key in plan.keys:
         tag = plan.tag(app, key)
         try:
-            existing = engine.client().images.get(tag)
+            existing = docker_client.client().images.get(tag)
         except docker.errors.ImageNotFound:
             continue
         progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {tag}")
@@ -150,34 +149,3 @@ def _build(
     )
     progress(f"Built {tag}")
     return Image(tag, image_id, plan.source_hash, cached=False)
-
-
-def image_user(image_id: str) -> str | None:
-    """The USER an image is configured to run as; None when unset or uid 0 by any name (a
-    numeric uid, or a name the image's /etc/passwd maps to 0)."""
-    user = engine.client().api.inspect_image(image_id)["Config"].get("User") or ""
-    name = user.split(":")[0]
-    if not name:
-        return None
-    uid = name if name.isdigit() else _passwd_uids(image_id).get(name)
-    if uid is not None and int(uid) == 0:
-        return None
-    return user  # an unknown name is the engine's to refuse, as on Heroku
-
-
-def _passwd_uids(image_id: str) -> dict[str, str]:
-    """User name -> uid from the image's /etc/passwd, read from a created (never started)
-    container."""
-    api = engine.client().api
-    container = api.create_container(image_id, ["true"], labels={engine.LABEL: "probe"})["Id"]
-    try:
-        stream, _ = api.get_archive(container, "/etc/passwd")
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-            member = archive.extractfile("passwd")
-            text = member.read().decode(errors="replace") if member else ""
-    except docker.errors.NotFound:
-        text = ""
-    finally:
-        api.remove_container(container, force=True)
-    fields = (line.split(":") for line in text.splitlines())
-    return {f[0]: f[2] for f in fields if len(f) > 2 and f[2].isdigit()}

@@ -11,8 +11,10 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import control, dyno, dynohours, formation
+from . import control, dynohours, formation
 from .clock import heroku_time as when
+from .container_engine import FORMATION, ONE_OFF
+from .docker import dynos as docker_dynos
 from .errors import UsageError
 from .formation import Entry
 from .store import Release, Store
@@ -36,8 +38,10 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
     names = {d["name"] for d in tracked}
     release = store.latest_release(app)
     commands = release.process_types if release else {}
-    for container in dyno.containers(app):  # one-offs from `run`, dynos left by a killed `up`
-        found = dyno.Dyno.from_container(container)
+    for container in docker_dynos.containers(
+        app
+    ):  # one-offs from `run`, dynos left by a killed `up`
+        found = docker_dynos.found(container)
         if found.name in names:
             continue
         started = container.attrs["State"].get("StartedAt") or container.attrs["Created"]
@@ -49,7 +53,7 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
                 "state": DOCKER_STATES.get(found.status, "crashed"),
                 "since": _docker_time(started).isoformat(),
                 "command": commands.get(found.type, "")
-                if found.role == dyno.FORMATION
+                if found.role == FORMATION
                 else " ".join(container.attrs["Config"]["Cmd"] or []),
                 "size": found.size,
                 "release": found.release,
@@ -60,7 +64,7 @@ def dynos(store: Store, app: str) -> list[dict[str, Any]]:
 
 def quota_line(store: Store, entries: list[dict[str, Any]]) -> str | None:
     """Heroku's last `ps` line for apps on free or eco dynos: what is left of the pool."""
-    tiers = {formation.size(e["size"]).tier for e in entries if e["role"] == dyno.FORMATION}
+    tiers = {formation.size(e["size"]).tier for e in entries if e["role"] == FORMATION}
     if not tiers & set(formation.SLEEPING_TIERS):
         return None
     charged = store.setting("", dynohours.CHARGED_MONTH, "")
@@ -74,7 +78,7 @@ def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
     if not entries:
         return f"No dynos on ⬢ {app}"
     blocks = []
-    one_offs = [e for e in entries if e["role"] == dyno.ONE_OFF]
+    one_offs = [e for e in entries if e["role"] == ONE_OFF]
     if one_offs:
         lines = [f"=== run: one-off processes ({len(one_offs)})"]
         lines += [
@@ -82,7 +86,7 @@ def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
             for e in one_offs
         ]
         blocks.append("\n".join(lines))
-    formation = [e for e in entries if e["role"] != dyno.ONE_OFF]
+    formation = [e for e in entries if e["role"] != ONE_OFF]
     for process_type in sorted({e["type"] for e in formation}):
         group = sorted(
             (e for e in formation if e["type"] == process_type),
@@ -134,23 +138,23 @@ def one_off(
     removed afterwards, with the app network when it was made for it alone. `local_env` (the
     app's .env, when asked for) sits under the config vars."""
     release = current_release(store, app)
-    own_network = not dyno.listing(app) and not control.is_running(app)
-    dyno.ensure_network(app)
-    index = dyno.one_off_index(app)
+    own_network = not docker_dynos.listing(app) and not control.is_running(app)
+    docker_dynos.ensure_network(app)
+    index = docker_dynos.one_off_index(app)
     interactive = attach and (tty or not sys.stdin.isatty())  # a terminal, or piped input
     try:
-        container = dyno.create(
-            release, "run", index, role=dyno.ONE_OFF, command=command, size_name=size_name,
+        container = docker_dynos.create(
+            release, "run", index, role=ONE_OFF, command=command, size_name=size_name,
             env=env, base_env=local_env or {}, tty=tty, interactive=interactive,
         )  # fmt: skip
         try:
             yield f"run.{index}", container
         finally:
-            dyno.remove(container)
+            docker_dynos.remove(container)
     finally:
         if own_network:
             with contextlib.suppress(Exception):
-                dyno.remove_network(app)
+                docker_dynos.remove_network(app)
 
 
 def attach(container, interactive: bool) -> int:

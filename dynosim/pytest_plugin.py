@@ -80,10 +80,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 @pytest.fixture(scope="session")
 def dynosim_engine():
     """The Docker engine, or a failure in CI (CI=true) / a skip elsewhere without one."""
-    from . import engine
+    from .docker import client as docker_client
 
     try:
-        return engine.client()
+        return docker_client.client()
     except EngineError as exc:
         message = f"dynosim needs a Docker engine: {exc.format_message()}"
         if IN_CI:
@@ -184,7 +184,7 @@ def dynosim_leak_check(request: pytest.FixtureRequest, dynosim_engine) -> Iterat
 
 def _ours(client, apps: set[str] | None = None) -> tuple[set[str], set[str], set[str]]:
     """dynosim's containers, networks and volumes; only those of `apps` when given."""
-    from .engine import LABEL_APP
+    from .docker.client import LABEL_APP
 
     def mine(labels: Mapping[str, str] | None) -> bool:
         return apps is None or (labels or {}).get(LABEL_APP) in apps
@@ -238,9 +238,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def _remove_new_images(before: set[str]) -> None:
     import docker.errors
 
-    from . import engine
+    from .docker import client as docker_client
 
-    client = engine.client()
+    client = docker_client.client()
     for image in client.images.list(filters={"label": "dynosim.image.app"}):
         name = image.labels.get("dynosim.image.app")
         if image.id not in before and name in _used_images:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .dyno import Dyno
+from .container_engine import Dyno
 
 LIVE = {"running", "paused", "restarting"}
 

@@ -209,11 +209,11 @@ def check_images(release: Release) -> None:
     """Rolling back needs the release's images to still exist."""
     import docker.errors
 
-    from . import engine
+    from .docker import client as docker_client
 
     for image in release.all_images:
         try:
-            engine.client().images.get(image)
+            docker_client.client().images.get(image)
         except docker.errors.ImageNotFound:
             raise UsageError(
                 f"the image of {release.name} is gone (dynosim keeps the images of the newest"
@@ -225,12 +225,12 @@ def prune_images(store: Store, app: str) -> None:
     """Remove the app's images that no kept release uses (images in use by a container stay)."""
     import docker.errors
 
-    from . import engine
+    from .docker import client as docker_client
 
     kept = store.releases(app, KEEP_IMAGES)
     current = store.current_release(app)
     wanted = {i for r in [*kept, *([current] if current else [])] for i in r.all_images}
-    client = engine.client()
+    client = docker_client.client()
     for image in client.images.list(filters={"label": f"dynosim.image.app={app}"}):
         if image.id not in wanted:
             with contextlib.suppress(docker.errors.APIError):  # in use: next time

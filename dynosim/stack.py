@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import docker.errors
 
-from . import engine
+from .docker import client as docker_client
 from .errors import BuildError
 from .runtime import STACK_VERSION, Stack
 
@@ -62,7 +62,7 @@ Progress = Callable[[str], None]
 
 def image_exists(name: str) -> bool:
     try:
-        engine.client().images.get(name)
+        docker_client.client().images.get(name)
     except docker.errors.ImageNotFound:
         return False
     return True
@@ -157,7 +157,7 @@ def debootstrap(
     assert process.stdout and process.stderr
     repository, tag = name.rsplit(":", 1)
     try:
-        engine.client().api.import_image_from_stream(
+        docker_client.client().api.import_image_from_stream(
             process.stdout, repository=repository, tag=tag, changes=["ENV LANG=C.UTF-8", *changes]
         )
     finally:
@@ -176,7 +176,7 @@ def debootstrap(
 
 def _remove_quietly(name: str) -> None:
     with contextlib.suppress(docker.errors.DockerException):
-        engine.client().images.remove(name, force=True)
+        docker_client.client().images.remove(name, force=True)
 
 
 MISSING = re.compile(

@@ -17,13 +17,26 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import docker.errors
-from docker.models.containers import Container
-
-from . import addons, backoff, dockerlogs, dyno, dynohours, engine, reconcile
+from . import addons, backoff, dynohours, reconcile
 from .clock import Clock
+from .container_engine import (
+    FORMATION,
+    KILL_FACTOR,
+    ONE_OFF,
+    PORT,
+    Container,
+    ContainerEngine,
+    Dyno,
+    DynoSpec,
+    Event,
+    EventStream,
+    WaitTimedOut,
+    machine_memory_mb,
+    memory_limit_mb,
+    one_off_index,
+)
 from .dynostate import DynoState
-from .errors import ReleaseError, UsageError
+from .errors import EngineError, ReleaseError, UsageError
 from .formation import DEFAULT_SIZE, size
 from .logs import LogHub, LogLine
 from .procfile import RELEASE, WEB
@@ -62,7 +75,7 @@ class Tracked:
 
     type: str
     index: int
-    role: str = dyno.FORMATION
+    role: str = FORMATION
     command: str = ""
     size: str = DEFAULT_SIZE
     state: DynoState = DynoState.DOWN
@@ -87,7 +100,7 @@ class Tracked:
 
     @property
     def is_web(self) -> bool:
-        return self.type == WEB and self.role == dyno.FORMATION
+        return self.type == WEB and self.role == FORMATION
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -110,6 +123,7 @@ class Supervisor:
         hub: LogHub,
         router: Router | None = None,
         *,
+        engine: ContainerEngine,
         grace: float = 30.0,
         boot_timeout: float = 60.0,
         clock: Clock | None = None,
@@ -124,6 +138,7 @@ class Supervisor:
         """`clock` times boots and stops; `schedule` (fast-forwardable) times crash cool-offs,
         stability and daily cycling. `local_env` (the app's .env) sits under the config vars."""
         self.store, self.app, self.hub, self.router = store, app, hub, router
+        self.engine = engine
         self.grace, self.boot_timeout, self.cycling = grace, boot_timeout, cycling
         self.local_env, self.release_timeout = local_env or {}, release_timeout
         self.idle_timeout, self.sleep_mode, self.quota_hours = idle_timeout, sleep_mode, quota_hours
@@ -139,7 +154,7 @@ class Supervisor:
         self.dynos: dict[str, Tracked] = {}
         self.release: Release | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: Any = None
+        self._events: EventStream | None = None
         self._closing = False
         self._reconciling = asyncio.Lock()
         self._repair: asyncio.Future | None = None
@@ -155,7 +170,7 @@ class Supervisor:
         """Create the network, watch Docker's events, adopt what runs, roll out pending
         releases, bring the formation up."""
         self._loop = asyncio.get_running_loop()
-        await asyncio.to_thread(dyno.ensure_network, self.app)
+        await asyncio.to_thread(self.engine.ensure_network, self.app)
         self._watch_events()
         self._memory = asyncio.ensure_future(self._watch_memory())
         self._last_request, self._counted_at = self.schedule.now(), self.schedule.wall()
@@ -224,32 +239,29 @@ class Supervisor:
 
     async def _phase(self, release: Release, phase: str, command: str) -> None:
         """Run a release-phase command in a one-off dyno; ReleaseError unless it exits 0."""
-        index = await asyncio.to_thread(dyno.one_off_index, self.app)
-        tracked = Tracked(phase, index, role=dyno.ONE_OFF, command=command)
+        index = one_off_index(await asyncio.to_thread(self.engine.list, self.app))
+        tracked = Tracked(phase, index, role=ONE_OFF, command=command)
         self._set_state(tracked, DynoState.STARTING)
+        spec = DynoSpec(release, phase, index, ONE_OFF, command, base_env=self.local_env)
         try:
-            container = await asyncio.to_thread(
-                dyno.create, release, phase, index, role=dyno.ONE_OFF, command=command,
-                base_env=self.local_env,
-            )  # fmt: skip
-        except docker.errors.DockerException as exc:
+            container = await asyncio.to_thread(self.engine.create, spec)
+        except EngineError as exc:
             raise ReleaseError(f"{phase} dyno could not be created: {_reason(exc)}") from None
         try:
             self.hub.heroku(tracked.name, f"Starting process with command `{command}`")
             try:
-                await asyncio.to_thread(container.start)
-            except docker.errors.DockerException as exc:
+                await asyncio.to_thread(self.engine.start, container)
+            except EngineError as exc:
                 raise ReleaseError(f"{phase} dyno did not start: {_reason(exc)}") from None
             follower = self._follow(tracked, container, since=None)
             self._set_state(tracked, DynoState.UP)
             try:
-                result = await asyncio.to_thread(container.wait, timeout=self.release_timeout)
-                code = int(result["StatusCode"])
-            except Exception as exc:  # requests raises its own types for the timeout
+                code = await asyncio.to_thread(self.engine.wait, container, self.release_timeout)
+            except EngineError as exc:
                 self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
-                code = await asyncio.to_thread(_kill, container)
+                code = await asyncio.to_thread(self.engine.kill, container)
                 self.hub.heroku(tracked.name, f"Process exited with status {code}")
-                if _timed_out(exc):
+                if isinstance(exc, WaitTimedOut):
                     message = f"{phase} command timed out after {self.release_timeout:g} seconds"
                 else:
                     message = f"{phase} dyno could not be watched: {_reason(exc)}"
@@ -263,7 +275,7 @@ class Supervisor:
                     self._tail(tracked.name),
                 )
         finally:
-            await asyncio.to_thread(dyno.remove, container)
+            await asyncio.to_thread(self.engine.remove, container)
 
     def _tail(self, dyno_name: str, lines: int = 20) -> list[str]:
         output = [line.message for line in self.hub.recent if line.dyno == dyno_name]
@@ -348,15 +360,15 @@ class Supervisor:
         sizes = {n: formation[n].size for n in types if n in formation}
         for tracked in list(self.dynos.values()):  # waiting out a cool-off, no longer wanted
             unwanted = tracked.index > desired.get(tracked.type, 0)
-            if tracked.role == dyno.FORMATION and tracked.container is None and unwanted:
+            if tracked.role == FORMATION and tracked.container is None and unwanted:
                 self._forget(tracked)
-        listed = await asyncio.to_thread(dyno.listing, self.app)
+        listed = await asyncio.to_thread(self.engine.list, self.app)
         actual = [d for d in listed if d.container_id not in self._retiring]
-        formation_names = {n for n, t in self.dynos.items() if t.role == dyno.FORMATION}
+        formation_names = {n for n, t in self.dynos.items() if t.role == FORMATION}
         cooling = {  # crashed, waiting out a cool-off: a new release starts them at once
             n: t.release
             for n, t in self.dynos.items()
-            if t.role == dyno.FORMATION and t.state == DynoState.CRASHED and t.container is None
+            if t.role == FORMATION and t.state == DynoState.CRASHED and t.container is None
         }
         actions = reconcile.decide(
             desired, release.version, actual, tracked=formation_names, sizes=sizes,
@@ -373,7 +385,7 @@ class Supervisor:
             revived.crashes = 0
         starts = [(t, i) for t, i in starts if f"{t}.{i}" not in moved_on]
         await asyncio.gather(
-            *(asyncio.to_thread(self._remove_id, d.container_id) for d in actions.remove),
+            *(asyncio.to_thread(self.engine.remove, d.container_id) for d in actions.remove),
             *(self._stop_found(d) for d in actions.stop),
         )
         await asyncio.gather(
@@ -386,7 +398,7 @@ class Supervisor:
         """The dyno to start: a new one, or a crashed one revived by a new release (its
         cool-off cancelled and its crash count reset above; its state goes on from crashed)."""
         tracked = self.dynos.get(f"{process_type}.{index}")
-        if tracked is None or tracked.role != dyno.FORMATION:
+        if tracked is None or tracked.role != FORMATION:
             return self._track(process_type, index, size=size_name)
         tracked.size = size_name
         tracked.command = self.release.process_types[process_type] if self.release else ""
@@ -402,8 +414,8 @@ class Supervisor:
             task.cancel()
         for tracked in self.dynos.values():
             if tracked.asleep and self.sleep_mode == "pause" and tracked.container is not None:
-                with contextlib.suppress(docker.errors.DockerException):
-                    await asyncio.to_thread(tracked.container.unpause)
+                with contextlib.suppress(EngineError):
+                    await asyncio.to_thread(self.engine.unpause, tracked.container)
         for tracked in self.dynos.values():
             await self._cancel_timers(tracked)
         await asyncio.gather(
@@ -415,19 +427,18 @@ class Supervisor:
             for task in unended:
                 task.cancel()
         if self._events is not None:
-            with contextlib.suppress(Exception):
-                self._events.close()
+            self._events.close()
         await asyncio.to_thread(addons.stop_all, self.store.addons(self.app))  # after the dynos
         # Docker calls of cancelled restarts may still be finishing in their threads (a removal,
         # a create): sweep the app's containers until the network can go too (30 s at most).
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SWEEP_SECONDS
         while loop.time() < deadline:
-            leftovers = await asyncio.to_thread(dyno.listing, self.app)
+            leftovers = await asyncio.to_thread(self.engine.list, self.app)
             await asyncio.gather(
-                *(asyncio.to_thread(self._remove_id, d.container_id) for d in leftovers)
+                *(asyncio.to_thread(self.engine.remove, d.container_id) for d in leftovers)
             )
-            if await asyncio.to_thread(dyno.remove_network, self.app, 2.0):
+            if await asyncio.to_thread(self.engine.remove_network, self.app, 2.0):
                 break
 
     def attach_router(self, router: Router) -> None:
@@ -456,7 +467,7 @@ class Supervisor:
     def select(self, target: str | None) -> list[Tracked]:
         """Dynos named by `web.2`, a type `web`, or all formation dynos (None)."""
         if target is None:
-            chosen = [t for t in self.dynos.values() if t.role == dyno.FORMATION]
+            chosen = [t for t in self.dynos.values() if t.role == FORMATION]
         elif "." in target:
             chosen = [self.dynos[target]] if target in self.dynos else []
         else:
@@ -467,7 +478,7 @@ class Supervisor:
 
     async def restart(self, target: str | None) -> list[str]:
         """Heroku's ps:restart: each dyno stopped and started again, crash count reset."""
-        chosen = [t for t in self.select(target) if t.role == dyno.FORMATION]
+        chosen = [t for t in self.select(target) if t.role == FORMATION]
         await asyncio.gather(*(self._restart(t, "Restarting") for t in chosen))
         return [t.name for t in chosen]
 
@@ -476,7 +487,7 @@ class Supervisor:
         just stop."""
 
         async def stop(tracked: Tracked) -> None:
-            if tracked.role == dyno.FORMATION:
+            if tracked.role == FORMATION:
                 await self._restart(tracked, None)
             else:
                 await self._stop(tracked)
@@ -488,8 +499,8 @@ class Supervisor:
         release = self.release
         if release is None:
             raise UsageError(f"app {self.app} has no release yet")
-        index = await asyncio.to_thread(dyno.one_off_index, self.app)
-        tracked = self._track("run", index, role=dyno.ONE_OFF, size=size(size_name).name)
+        index = one_off_index(await asyncio.to_thread(self.engine.list, self.app))
+        tracked = self._track("run", index, role=ONE_OFF, size=size(size_name).name)
         tracked.command = command
         await self._start(tracked, env=env)
         return tracked.name
@@ -503,7 +514,7 @@ class Supervisor:
         return [
             t
             for t in self.dynos.values()
-            if t.role == dyno.FORMATION and size(t.size).sleeps and t.container is not None
+            if t.role == FORMATION and size(t.size).sleeps and t.container is not None
         ]
 
     def sleeps(self) -> bool:
@@ -553,9 +564,9 @@ class Supervisor:
         container = tracked.container
         assert container is not None
         if self.sleep_mode == "pause":
-            await asyncio.to_thread(container.pause)
+            await asyncio.to_thread(self.engine.pause, container)
         else:
-            await asyncio.to_thread(dyno.stop, container, self.grace)
+            await asyncio.to_thread(self.engine.stop, container, self.grace)
         self._set_state(tracked, DynoState.DOWN)
 
     def _wake_requested(self) -> None:
@@ -601,11 +612,11 @@ class Supervisor:
         assert container is not None
         try:
             if self.sleep_mode == "pause":
-                await asyncio.to_thread(container.unpause)
+                await asyncio.to_thread(self.engine.unpause, container)
             else:
-                await asyncio.to_thread(container.start)
+                await asyncio.to_thread(self.engine.start, container)
                 self._follow(tracked, container, since=dt.datetime.now(dt.UTC))
-        except docker.errors.DockerException as exc:
+        except EngineError as exc:
             self.hub.heroku(tracked.name, f"Error starting dyno: {_reason(exc)}")
             self._crashed(tracked, exit_code=None)
             return
@@ -664,7 +675,7 @@ class Supervisor:
             changed.set()
         if state == DynoState.UP:
             tracked.started = self.schedule.now()
-            if self.cycling and tracked.role == dyno.FORMATION:
+            if self.cycling and tracked.role == FORMATION:
                 if tracked.cycle:
                     tracked.cycle.cancel()
                 tracked.cycle = asyncio.ensure_future(self._cycle_later(tracked))
@@ -678,19 +689,19 @@ class Supervisor:
         tracked.release = release.version
         self._set_state(tracked, DynoState.STARTING)
         chosen = size(tracked.size)
-        if dyno.memory_limit_mb(chosen) < chosen.memory_mb * dyno.KILL_FACTOR:
+        if memory_limit_mb(chosen) < chosen.memory_mb * KILL_FACTOR:
             self.hub.heroku(
                 tracked.name,
-                f"Warning: {chosen.name} is killed at {chosen.memory_mb * dyno.KILL_FACTOR} MB;"
-                f" this machine has {dyno.machine_memory_mb()} MB, so that is the limit",
+                f"Warning: {chosen.name} is killed at {chosen.memory_mb * KILL_FACTOR} MB;"
+                f" this machine has {machine_memory_mb()} MB, so that is the limit",
             )
         try:
             container = await asyncio.to_thread(self._create, release, tracked, env)
             tracked.container = container
             self.hub.heroku(tracked.name, f"Starting process with command `{tracked.command}`")
-            await asyncio.to_thread(container.start)
+            await asyncio.to_thread(self.engine.start, container)
             tracked.follower = self._follow(tracked, container, since=None)
-        except docker.errors.DockerException as exc:
+        except EngineError as exc:
             self.hub.heroku(tracked.name, f"Error starting dyno: {_reason(exc)}")
             self._crashed(tracked, exit_code=None)
             return
@@ -700,28 +711,23 @@ class Supervisor:
             self._set_state(tracked, DynoState.UP)
 
     def _create(self, release: Release, tracked: Tracked, env: dict[str, str] | None) -> Container:
-        """dyno.create, in a thread. A container made once shutdown has begun is removed here:
-        its caller was cancelled, and the shutdown's sweep for leftovers may be over already."""
-        container = dyno.create(
-            release,
-            tracked.type,
-            tracked.index,
-            role=tracked.role,
-            command=tracked.command,
-            size_name=tracked.size,
-            env=env,
-            base_env=self.local_env,
-        )
+        """The engine's create, in a thread. A container made once shutdown has begun is removed
+        here: its caller was cancelled, and the shutdown's sweep for leftovers may be over."""
+        spec = DynoSpec(
+            release, tracked.type, tracked.index, tracked.role, tracked.command, tracked.size,
+            env=env, base_env=self.local_env,
+        )  # fmt: skip
+        container = self.engine.create(spec)
         if self._closing:
-            dyno.remove(container)
+            self.engine.remove(container)
             raise asyncio.CancelledError
         return container
 
-    async def _adopt(self, found: dyno.Dyno) -> None:
+    async def _adopt(self, found: Dyno) -> None:
         """Take over a dyno left running by an earlier supervisor (no duplicate is started)."""
         tracked = self._track(found.type, found.index, size=found.size)
         tracked.release = found.release
-        container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
+        container = await asyncio.to_thread(self.engine.get, found.container_id)
         tracked.container, tracked.state = container, DynoState.STARTING
         self.hub.heroku(tracked.name, "Adopted running dyno from an earlier dynosim up")
         self._follow(tracked, container, since=dt.datetime.now(dt.UTC))
@@ -737,13 +743,13 @@ class Supervisor:
 
         A connection is tried at once, again whenever the dyno prints something (servers log
         as they bind), and at the latest after a short poll interval."""
-        ip = ip or await asyncio.to_thread(dyno.address, container, self.app)
+        ip = ip or await asyncio.to_thread(self.engine.address, container, self.app)
         started = self.clock.now()
         deadline = started + self.boot_timeout
         while self.clock.now() < deadline:
             if tracked.container is not container or tracked.state != DynoState.STARTING:
                 return
-            if ip and await _accepts(ip, dyno.PORT):
+            if ip and await self.engine.accepts(ip, PORT):
                 tracked.address = ip
                 self._set_state(tracked, DynoState.UP)
                 self._route(tracked)
@@ -762,7 +768,7 @@ class Supervisor:
         )
         self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
         tracked.stopping = True  # the kill is ours: logged here, not again by the die event
-        exit_code = await asyncio.to_thread(_kill, container)
+        exit_code = await asyncio.to_thread(self.engine.kill, container)
         tracked.stopping = False
         self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
         self._crashed(tracked, exit_code=None)
@@ -775,7 +781,7 @@ class Supervisor:
         container, tracked.container = tracked.container, None
         if tracked.cycle:
             tracked.cycle.cancel()
-        if tracked.role == dyno.ONE_OFF:
+        if tracked.role == ONE_OFF:
             self._set_state(tracked, DynoState.COMPLETE)
             self._spawn(tracked, self._remove_and_forget(tracked, container))
             return
@@ -789,13 +795,13 @@ class Supervisor:
 
     async def _remove_and_forget(self, tracked: Tracked, container: Container | None) -> None:
         if container is not None:
-            await asyncio.to_thread(dyno.remove, container)
+            await asyncio.to_thread(self.engine.remove, container)
         self._forget(tracked)
 
     async def _restart_later(self, tracked: Tracked, old: Container | None) -> None:
         """Remove the dead container, wait out the cool-off, start the dyno again."""
         if old is not None:
-            await asyncio.to_thread(dyno.remove, old)
+            await asyncio.to_thread(self.engine.remove, old)
         wait = backoff.delay(tracked.crashes)
         if self._closing:
             return
@@ -847,7 +853,7 @@ class Supervisor:
             self._set_state(tracked, then)
         self.hub.heroku(tracked.name, "Stopping all processes with SIGTERM")
         started = self.clock.now()
-        exit_code = await asyncio.to_thread(_stop_and_wait, container, self.grace)
+        exit_code = await asyncio.to_thread(self.engine.stop, container, self.grace)
         if exit_code == 137 and self.clock.now() - started >= self.grace:
             self.hub.heroku(
                 tracked.name,
@@ -859,13 +865,13 @@ class Supervisor:
         tracked.container, tracked.stopping = None, False
         if then == DynoState.DOWN:
             self._set_state(
-                tracked, DynoState.COMPLETE if tracked.role == dyno.ONE_OFF else DynoState.DOWN
+                tracked, DynoState.COMPLETE if tracked.role == ONE_OFF else DynoState.DOWN
             )
-        await asyncio.to_thread(dyno.remove, container)
-        if tracked.role == dyno.ONE_OFF:
+        await asyncio.to_thread(self.engine.remove, container)
+        if tracked.role == ONE_OFF:
             self._forget(tracked)
 
-    async def _stop_found(self, found: dyno.Dyno) -> None:
+    async def _stop_found(self, found: Dyno) -> None:
         """Stop a dyno that is no longer wanted (scaled down, old release, other size)."""
         tracked = self.dynos.get(found.name)
         if (
@@ -873,7 +879,7 @@ class Supervisor:
             or tracked.container is None
             or tracked.container.id != found.container_id
         ):
-            container = await asyncio.to_thread(engine.client().containers.get, found.container_id)
+            container = await asyncio.to_thread(self.engine.get, found.container_id)
             tracked = Tracked(found.type, found.index, state=DynoState.UP, container=container)
             await self._stop(tracked)
             return
@@ -892,7 +898,8 @@ class Supervisor:
                 if t.container is not None and not t.asleep
             ]
             samples = await asyncio.gather(
-                *(asyncio.to_thread(_memory_of, c) for _, c in running), return_exceptions=True
+                *(asyncio.to_thread(self.engine.memory, c) for _, c in running),
+                return_exceptions=True,
             )
             for (tracked, container), used in zip(running, samples, strict=True):
                 if isinstance(used, int):
@@ -909,12 +916,16 @@ class Supervisor:
             self.hub.heroku(tracked.name, "Error R14 (Memory quota exceeded)")
 
     async def _died(self, tracked: Tracked, container: Container, exit_code: int) -> None:
-        oom = await asyncio.to_thread(_oom_killed, container)
+        try:
+            ended = await asyncio.to_thread(self.engine.exited, container)
+        except EngineError:
+            ended = None
+        oom = ended is not None and ended.oom_killed
         if tracked.container is not container or tracked.stopping:
             return
         if oom:
             quota = size(tracked.size).memory_mb * 1024 * 1024
-            used = dyno.memory_limit_mb(size(tracked.size)) * 1024 * 1024
+            used = memory_limit_mb(size(tracked.size)) * 1024 * 1024
             self.hub.heroku(tracked.name, _memory_line(used, quota))
             self.hub.heroku(tracked.name, "Error R15 (Memory quota vastly exceeded)")
             self.hub.heroku(tracked.name, "Stopping process with SIGKILL")
@@ -925,11 +936,6 @@ class Supervisor:
         task = asyncio.ensure_future(coroutine)
         tracked.tasks.add(task)
         task.add_done_callback(tracked.tasks.discard)
-
-    @staticmethod
-    def _remove_id(container_id: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            engine.client().api.remove_container(container_id, force=True)
 
     def _watch_events(self) -> None:
         """Docker's event stream, read in a thread: deaths are seen at once, not polled.
@@ -944,14 +950,7 @@ class Supervisor:
             broken, failures = False, 0
             while not self._closing:
                 try:
-                    self._events = engine.client().events(
-                        decode=True,
-                        filters={
-                            "type": "container",
-                            "event": ["die", "destroy"],
-                            "label": [f"{engine.LABEL_APP}={self.app}"],
-                        },
-                    )
+                    self._events = self.engine.events(self.app)
                     failures = 0
                     if broken:
                         loop.call_soon_threadsafe(self._after_engine_restart)
@@ -976,31 +975,24 @@ class Supervisor:
         self._repair = asyncio.ensure_future(self.reconcile())
 
     async def _check_alive(self, tracked: Tracked, container: Container) -> None:
-        try:
-            await asyncio.to_thread(container.reload)
-            running = container.status == "running"
-        except docker.errors.NotFound:
-            running = False
-        if not running and tracked.container is container and not tracked.stopping:
-            code = container.attrs.get("State", {}).get("ExitCode", 255)
-            self._crashed(tracked, exit_code=code)
+        ended = await asyncio.to_thread(self.engine.exited, container)
+        if ended is not None and tracked.container is container and not tracked.stopping:
+            self._crashed(tracked, exit_code=ended.exit_code)
 
-    def _on_event(self, event: dict) -> None:
-        attributes = event.get("Actor", {}).get("Attributes", {})
+    def _on_event(self, event: Event) -> None:
         tracked = next(
             (
                 t
                 for t in (*self.dynos.values(), *self._preboot)
-                if t.container is not None and t.container.id == event.get("id")
+                if t.container is not None and t.container.id == event.container_id
             ),
             None,
         )
         if tracked is None or tracked.container is None or tracked.stopping or tracked.asleep:
             return
-        if event.get("status") == "die":
-            code = int(attributes.get("exitCode", -1))
-            self._spawn(tracked, self._died(tracked, tracked.container, code))
-        elif event.get("status") == "destroy":  # removed by hand without dying first
+        if event.kind == "die":
+            self._spawn(tracked, self._died(tracked, tracked.container, event.exit_code))
+        elif event.kind == "destroy":  # removed by hand without dying first
             self._crashed(tracked, exit_code=255)
 
     def _follow(
@@ -1015,7 +1007,7 @@ class Supervisor:
 
         async def follow() -> None:
             with contextlib.suppress(Exception):  # the engine went away: nothing more to read
-                await dockerlogs.follow(container, since, line, tracked.output.set)
+                await self.engine.follow(container, since, line, tracked.output.set)
 
         task = asyncio.ensure_future(follow())
         self._followers.add(task)
@@ -1024,7 +1016,7 @@ class Supervisor:
 
     def _route(self, tracked: Tracked) -> None:
         if self.router and tracked.container is not None and tracked.address:
-            self.router.add_backend(tracked.container.id, tracked.address, dyno.PORT, tracked.name)
+            self.router.add_backend(tracked.container.id, tracked.address, PORT, tracked.name)
 
     def _unroute(self, tracked: Tracked) -> None:
         if self.router and tracked.container is not None:
@@ -1051,70 +1043,12 @@ class Supervisor:
 
 
 def _order(tracked: Tracked) -> tuple[int, str, int]:
-    return (tracked.role != dyno.FORMATION, tracked.type, tracked.index)
-
-
-def _timed_out(exc: Exception) -> bool:
-    """A `container.wait(timeout=…)` that ran out: requests' ReadTimeout, or the
-    ConnectionError urllib3's read timeout becomes on a unix socket."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc)
+    return (tracked.role != FORMATION, tracked.type, tracked.index)
 
 
 def _reason(exc: Exception) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).splitlines()[0][:300]
+    return str(exc).splitlines()[0][:300]
 
 
 def _memory_line(used: int, quota: int) -> str:
     return f"Process running mem={used // (1024 * 1024)}MB({100 * used / quota:.1f}%)"
-
-
-def _memory_of(container: Container) -> int | None:
-    """Memory as `docker stats` reports it: usage minus the inactive page cache."""
-    sample = container.stats(stream=False, one_shot=True)
-    stats = sample.get("memory_stats") or {}
-    if "usage" not in stats:
-        return None
-    detail = stats.get("stats", {})
-    inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
-    return max(0, stats["usage"] - inactive)
-
-
-async def _accepts(ip: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout=1.0)
-    except (TimeoutError, OSError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-def _stop_and_wait(container: Container, grace: float) -> int:
-    dyno.stop(container, grace)
-    try:
-        return int(container.wait(timeout=10)["StatusCode"])
-    except Exception:
-        return -1
-
-
-def _kill(container: Container) -> int:
-    with contextlib.suppress(docker.errors.APIError):
-        container.kill()
-    try:
-        return int(container.wait(timeout=10)["StatusCode"])
-    except Exception:
-        return -1
-
-
-def _oom_killed(container: Container) -> bool:
-    try:
-        container.reload()
-    except docker.errors.DockerException:
-        return False
-    return bool(container.attrs.get("State", {}).get("OOMKilled"))

@@ -16,7 +16,6 @@ from . import (
     build,
     container_build,
     control,
-    dyno,
     herokuyml,
     listeners,
     logs,
@@ -25,6 +24,7 @@ from . import (
     source,
 )
 from .clock import Clock
+from .docker import DockerEngine, dynos
 from .errors import ManifestError, UsageError
 from .formation import DEFAULT_SIZE, Entry, check_limits, size
 from .logs import LogHub, LogLine
@@ -68,7 +68,7 @@ def deploy(
     provided = {**(local_env or {}), **(config or {})}
     setup = _first_release_setup(app_dir, types, provided) if first else None
     with ThreadPoolExecutor(max_workers=1) as side:
-        network = side.submit(dyno.ensure_network, app)
+        network = side.submit(dynos.ensure_network, app)
         try:
             # the build sees the config vars of the release it builds on (Heroku's build does)
             base = setup[0] if setup else getattr(store.latest_release(app), "config", {})
@@ -81,7 +81,7 @@ def deploy(
             with contextlib.suppress(Exception):
                 network.result()
                 if not control.is_running(app):
-                    dyno.remove_network(app)
+                    dynos.remove_network(app)
             raise
     image, images = built
     store.ensure_app(app, app_dir.resolve())
@@ -227,6 +227,7 @@ async def serve(
         store,
         app,
         hub,
+        engine=DockerEngine(),
         grace=grace,
         boot_timeout=boot_timeout,
         schedule=schedule or Clock(speed=time_scale),

@@ -15,7 +15,8 @@ import pytest
 import requests
 from conftest import ROOT, copy_app, dynosim
 
-from dynosim import addons, dyno, engine, formation, releases
+from dynosim import addons, container_engine, formation, releases
+from dynosim.docker import client as docker_client
 from dynosim.store import Store
 
 APPS = ROOT / "tests" / "integration" / "apps"
@@ -42,12 +43,12 @@ print("rediss:", redis.from_url(os.environ["REDIS_URL"], ssl_cert_reqs=None).pin
 
 
 def volumes(app: str) -> set[str]:
-    listed = engine.client().volumes.list(filters={"label": f"dynosim.app={app}"})
+    listed = docker_client.client().volumes.list(filters={"label": f"dynosim.app={app}"})
     return {v.name for v in listed}
 
 
 def addon_servers(app: str) -> list[str]:
-    listed = engine.client().containers.list(
+    listed = docker_client.client().containers.list(
         filters={"label": ["dynosim=addon", f"dynosim.app={app}"], "status": "running"}
     )
     return sorted(c.id for c in listed)
@@ -119,12 +120,12 @@ def forget_certificates(app: str) -> None:
     store = Store()
     for found in store.addons(app):
         chosen = addons.SERVICES[found.service]
-        engine.client().containers.run(
+        docker_client.client().containers.run(
             chosen.image,
             ["sh", "-c", "rm -rf /data/tls /var/lib/postgresql/data/server.*"],
             entrypoint=[],
             mounts=[docker.types.Mount(chosen.data, addons.container_name(found), type="volume")],
-            labels={engine.LABEL: "test", engine.LABEL_APP: app},
+            labels={docker_client.LABEL: "test", docker_client.LABEL_APP: app},
             remove=True,
         )
         if found.service == addons.REDIS.name:
@@ -176,7 +177,7 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_over_tls_and_keep_its_data(
     assert eventually(lambda: adopted.get("/items").json() == ["apple", "pear", "plum"])
     assert addon_servers(APP) == servers  # the same containers, not new ones
     assert adopted.stop() == 0
-    assert engine.client().containers.list(filters={"label": f"dynosim.app={APP}"}) == []
+    assert docker_client.client().containers.list(filters={"label": f"dynosim.app={APP}"}) == []
     assert len(volumes(APP)) == 2  # the data outlives the servers
 
     forget_certificates(APP)  # add-ons provisioned before TLS: the next up brings them along
@@ -202,12 +203,14 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_over_tls_and_keep_its_data(
     psql = session("pg:psql", "select string_agg(name, ',' order by name) from item, pg_sleep(1);")
     assert wait_for_process("psql")  # the client in its one-off container, on this host
     assert shown_password(APP) == []
-    (client,) = engine.client().containers.list(
+    (client,) = docker_client.client().containers.list(
         filters={"label": ["dynosim=addon-client", f"dynosim.app={APP}"]}
     )
     standard = formation.size(formation.DEFAULT_SIZE)  # locked down like a dyno
     assert client.attrs["HostConfig"]["PidsLimit"] == standard.pids
-    assert client.attrs["HostConfig"]["Memory"] == dyno.memory_limit_mb(standard) * 2**20
+    assert (
+        client.attrs["HostConfig"]["Memory"] == container_engine.memory_limit_mb(standard) * 2**20
+    )
     assert "apple,pear,plum" in output(psql)
     redis_cli = session("redis:cli", "BLPOP nothing 1\nLRANGE results 0 -1\n")
     assert "--tls" in wait_for_process("redis-cli")

@@ -9,13 +9,13 @@ import time
 import requests
 from conftest import WEB, dynosim, tiny_app
 
-from dynosim import engine
+from dynosim.docker import client as docker_client
 
 UP = r"heroku\[{}\]: State changed from starting to up"
 
 
 def containers(app: str, role: str = "formation"):
-    return engine.client().containers.list(
+    return docker_client.client().containers.list(
         all=True, filters={"label": [f"dynosim.app={app}", f"dynosim.role={role}"]}
     )
 

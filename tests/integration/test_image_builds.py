@@ -12,7 +12,8 @@ from pathlib import Path
 import requests
 from conftest import WEB, copy_app, dynosim, tiny_app
 
-from dynosim import engine, runtime
+from dynosim import runtime
+from dynosim.docker import client as docker_client
 from dynosim.store import Store
 
 APPS = Path(__file__).parent / "apps"
@@ -77,7 +78,10 @@ def test_failing_build_shows_the_step_and_output_tail_and_records_nothing(tmp_pa
     )
     assert "No matching distribution found for dynosim-no-such-package-anywhere" in result.stderr
     assert Store().current_release("broken") is None
-    assert engine.client().containers.list(all=True, filters={"label": "dynosim.app=broken"}) == []
+    assert (
+        docker_client.client().containers.list(all=True, filters={"label": "dynosim.app=broken"})
+        == []
+    )
 
 
 def test_build_settings_ca_bundle_and_config_vars_do_not_reach_the_final_image(
@@ -98,13 +102,13 @@ def test_build_settings_ca_bundle_and_config_vars_do_not_reach_the_final_image(
     assert "-----> Running bin/post_compile hook" in process.output
     assert f"post_compile sees BUILD_SECRET of {len(secret)} characters" in process.output
     release = Store().current_release("secretive")
-    image = engine.client().images.get(release.image)
+    image = docker_client.client().images.get(release.image)
     history = " ".join(str(layer.get("CreatedBy", "")) for layer in image.history())
     for trace in ("PIP_INDEX_URL", "PIP_CERT", "ca-bundle.crt", "SSL_CERT_FILE", "BUILD_SECRET"):
         assert trace not in history
         assert trace not in " ".join(image.attrs["Config"]["Env"])
     assert secret not in history
-    found = engine.client().containers.run(
+    found = docker_client.client().containers.run(
         release.image,
         [
             "test -e /etc/dynosim/ca-bundle.crt && echo present || echo absent;"

@@ -11,7 +11,7 @@ import pytest
 import requests
 from conftest import WEB, tiny_app
 
-from dynosim import engine
+from dynosim.docker import client as docker_client
 
 pytest_plugins = ["pytester"]
 
@@ -23,7 +23,7 @@ def run_session(pytester: pytest.Pytester, test_code: str) -> pytest.RunResult:
 
 
 def app_objects(app: str) -> tuple[list, list]:
-    client, labelled = engine.client(), {"label": f"dynosim.app={app}"}
+    client, labelled = docker_client.client(), {"label": f"dynosim.app={app}"}
     return client.containers.list(all=True, filters=labelled), client.networks.list(
         filters=labelled
     )
@@ -57,17 +57,17 @@ def test_the_leak_check_fails_the_test_that_left_something_behind(pytester, tmp_
     result = run_session(
         pytester,
         f"""
-from dynosim import engine
+from dynosim.docker import client as docker_client
 
 def test_leaves_a_network_behind(dyno_app):
     app = dyno_app({str(app_dir)!r})
     labels = {{"dynosim": "network", "dynosim.app": app.name}}
-    engine.client().networks.create("dynosim-leaky-extra", labels=labels)
+    docker_client.client().networks.create("dynosim-leaky-extra", labels=labels)
 """,
     )
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test left 0 containers, 1 networks and 0 volumes behind*"])
-    assert engine.client().networks.list(names=["dynosim-leaky-extra"]) == []
+    assert docker_client.client().networks.list(names=["dynosim-leaky-extra"]) == []
 
 
 def test_keep_leaves_a_failed_tests_app_serving_until_ctrl_c(tmp_path):

@@ -13,7 +13,8 @@ import docker.errors
 import pytest
 from conftest import Load, dynosim, tiny_app
 
-from dynosim import engine, releases, runtime, stack
+from dynosim import releases, runtime, stack
+from dynosim.docker import client as docker_client
 from dynosim.store import SUCCEEDED, Store
 
 UP = r"heroku\[{}\]: State changed from starting to up"
@@ -229,7 +230,7 @@ IMAGE_APP = "dynosim.image.app"  # the label every app image carries
 
 
 def test_only_the_images_of_the_newest_releases_and_the_current_one_are_kept(tmp_path):
-    client = engine.client()
+    client = docker_client.client()
     app = "keeper"
     images = [  # empty images, labelled as the app's builds are
         client.images.build(

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 from conftest import dynosim, tiny_app
 
-from dynosim import engine
+from dynosim.docker import client as docker_client
 
 UP = r"heroku\[{}\]: State changed from starting to up"
 WEB = "web: uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
@@ -19,7 +19,7 @@ WORKER = "worker: sleep infinity\n"
 
 
 def status(app: str, dyno: str) -> str:
-    (container,) = engine.client().containers.list(
+    (container,) = docker_client.client().containers.list(
         all=True, filters={"label": [f"dynosim.app={app}", f"dynosim.type={dyno}"]}
     )
     return container.status

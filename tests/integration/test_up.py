@@ -10,20 +10,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from dynosim import engine
+from dynosim.docker import client as docker_client
 
 LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 "
 
 
 def containers(app: str):
-    return engine.client().containers.list(all=True, filters={"label": f"dynosim.app={app}"})
+    return docker_client.client().containers.list(all=True, filters={"label": f"dynosim.app={app}"})
 
 
 def dyno_container(app: str, name: str):
     """The running container of a dyno (its Docker name also carries the release)."""
     (found,) = [
         c
-        for c in engine.client().containers.list(filters={"label": f"dynosim.app={app}"})
+        for c in docker_client.client().containers.list(filters={"label": f"dynosim.app={app}"})
         if f"{c.labels['dynosim.type']}.{c.labels['dynosim.index']}" == name
     ]
     return found
@@ -117,7 +117,7 @@ def test_ctrl_c_stops_every_dyno_and_leaves_nothing_behind(up, example_app, rout
         assert f"heroku[{dyno}]: Stopping all processes with SIGTERM" in running.output
         assert f"heroku[{dyno}]: State changed from up to down" in running.output
     assert containers(app) == []
-    networks = engine.client().networks.list(names=[f"dynosim-{app}"])  # a prefix filter
+    networks = docker_client.client().networks.list(names=[f"dynosim-{app}"])  # a prefix filter
     assert [n.name for n in networks if n.name == f"dynosim-{app}"] == []
     assert haproxy_processes_of(app) == []
 

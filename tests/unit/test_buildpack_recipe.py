@@ -8,7 +8,8 @@ import tarfile
 
 import pytest
 
-from dynosim import build, dyno, formation
+from dynosim import build, formation
+from dynosim.docker import dynos
 from dynosim.store import Release
 
 PIPFILE_LOCK = {
@@ -337,19 +338,19 @@ RELEASE = Release(
 def test_web_concurrency_follows_the_dyno_size_as_herokus_python_buildpack_sets_it(
     size, concurrency, ram
 ):
-    env = dyno.environment(RELEASE, "web.1", size_name=formation.size(size).name)
+    env = dynos.environment(RELEASE, "web.1", size_name=formation.size(size).name)
     assert (env["WEB_CONCURRENCY"], env["DYNO_RAM"]) == (concurrency, ram)
     assert env["WEB_CONCURRENCY_SET_BY"] == "heroku/python"
 
 
 def test_the_app_or_a_one_off_may_set_web_concurrency_itself():
     configured = Release(**{**RELEASE.__dict__, "config": {"WEB_CONCURRENCY": "9"}})
-    env = dyno.environment(configured, "web.1", size_name="Standard-1X")
+    env = dynos.environment(configured, "web.1", size_name="Standard-1X")
     assert env["WEB_CONCURRENCY"] == "9" and "WEB_CONCURRENCY_SET_BY" not in env
-    env = dyno.environment(RELEASE, "run.1234", {"WEB_CONCURRENCY": "1"}, size_name="Standard-2X")
+    env = dynos.environment(RELEASE, "run.1234", {"WEB_CONCURRENCY": "1"}, size_name="Standard-2X")
     assert env["WEB_CONCURRENCY"] == "1"
     assert (
-        dyno.environment(RELEASE, "web.1", base={"WEB_CONCURRENCY": "3"}, size_name="Basic")[
+        dynos.environment(RELEASE, "web.1", base={"WEB_CONCURRENCY": "3"}, size_name="Basic")[
             "WEB_CONCURRENCY"
         ]
         == "3"
@@ -358,4 +359,4 @@ def test_the_app_or_a_one_off_may_set_web_concurrency_itself():
 
 def test_images_of_the_apps_own_dockerfiles_get_no_buildpack_defaults():
     container = Release(**{**RELEASE.__dict__, "images": {"web": "sha256:own"}})
-    assert "WEB_CONCURRENCY" not in dyno.environment(container, "web.1", size_name="Standard-1X")
+    assert "WEB_CONCURRENCY" not in dynos.environment(container, "web.1", size_name="Standard-1X")

@@ -60,16 +60,16 @@ def test_router_engine_that_cannot_run_is_reported_before_building(tmp_path, mon
 
 
 def test_unreachable_docker_engine_is_a_clear_error(tmp_path, monkeypatch):
-    from dynosim import engine
+    from dynosim.docker import client as docker_client
 
-    engine.client.cache_clear()
+    docker_client.client.cache_clear()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
     (tmp_path / "Procfile").write_text("web: x\n")
     (tmp_path / "runtime.txt").write_text("python-3.11\n")
     try:
         result = run("up", str(tmp_path), "--port", "0", "--https-port", "0")
     finally:
-        engine.client.cache_clear()
+        docker_client.client.cache_clear()
     assert result.exit_code == 3
     assert result.output.startswith("error: no Docker engine reachable")
     assert result.output.count("\n") == 1
@@ -195,7 +195,8 @@ def test_an_asked_for_dotenv_that_is_malformed_is_one_line_with_file_and_line(tm
 def test_app_json_takes_required_values_from_the_asked_for_dotenv_and_config_wins(
     tmp_path, monkeypatch
 ):
-    from dynosim import api, dyno, up
+    from dynosim import api, up
+    from dynosim.docker import dynos
 
     class Built(Exception):
         pass
@@ -204,8 +205,8 @@ def test_app_json_takes_required_values_from_the_asked_for_dotenv_and_config_win
         raise Built(config)
 
     monkeypatch.setattr(up, "_build", build)
-    monkeypatch.setattr(dyno, "ensure_network", lambda app: None)
-    monkeypatch.setattr(dyno, "remove_network", lambda app: None)
+    monkeypatch.setattr(dynos, "ensure_network", lambda app: None)
+    monkeypatch.setattr(dynos, "remove_network", lambda app: None)
     (tmp_path / "Procfile").write_text("web: x\n")
     (tmp_path / ".env").write_text("SECRET_KEY=local\nDEBUG=1\n")
     (tmp_path / "app.json").write_text('{"env": {"SECRET_KEY": {}, "TOKEN": {}}}')

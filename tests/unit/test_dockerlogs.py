@@ -4,8 +4,9 @@ tests: every dyno's output reaches the log through it)."""
 import asyncio
 import datetime as dt
 
-from dynosim import dockerlogs, engine
-from dynosim.dockerlogs import _Stream, split_timestamp
+from dynosim.docker import client as docker_client
+from dynosim.docker import logs as docker_logs
+from dynosim.docker.logs import _Stream, split_timestamp
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -80,11 +81,11 @@ def test_engines_only_docker_py_reaches_are_read_in_a_thread(monkeypatch):
             yield STAMP + b"one\n" + STAMP + b"tw"
             yield b"o\n" + STAMP + b"bye"
 
-    monkeypatch.setattr(engine, "socket_address", lambda: None)  # a TLS or SSH engine
+    monkeypatch.setattr(docker_client, "socket_address", lambda: None)  # a TLS or SSH engine
     lines: list[tuple[dt.datetime | None, str]] = []
 
     async def scenario() -> None:
-        await dockerlogs.follow(Container(), None, lambda *line: lines.append(line))
+        await docker_logs.follow(Container(), None, lambda *line: lines.append(line))
 
     asyncio.run(scenario())
     assert lines == [(WHEN, "one"), (WHEN, "two"), (WHEN, "bye")]
@@ -102,6 +103,6 @@ def test_the_engine_is_reached_on_its_unix_socket_or_plain_tcp_only(monkeypatch)
             monkeypatch.delenv("DOCKER_HOST", raising=False)
         else:
             monkeypatch.setenv("DOCKER_HOST", host)
-        assert engine.socket_address() == address
+        assert docker_client.socket_address() == address
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
-    assert engine.socket_address() is None  # tcp:// with TLS
+    assert docker_client.socket_address() is None  # tcp:// with TLS

@@ -2,7 +2,8 @@
 
 import datetime as dt
 
-from dynosim import dyno, formation
+from dynosim import container_engine, formation
+from dynosim.docker import dynos
 from dynosim.store import Release
 
 RELEASE = Release(
@@ -18,12 +19,12 @@ RELEASE = Release(
 
 
 def test_dynos_get_the_release_config_and_the_platform_sets_port_and_dyno():
-    env = dyno.environment(RELEASE, "web.2", {"EXTRA": "1", "DATABASE_URL": "override"})
+    env = dynos.environment(RELEASE, "web.2", {"EXTRA": "1", "DATABASE_URL": "override"})
     assert env == {"DATABASE_URL": "override", "EXTRA": "1", "PORT": "5000", "DYNO": "web.2"}
 
 
 def test_memory_limit_is_twice_the_quota_clamped_to_the_machine(monkeypatch):
-    assert dyno.memory_limit_mb(formation.size("Standard-1X")) == 1024
-    monkeypatch.setattr(dyno, "machine_memory_mb", lambda: 4096)
-    assert dyno.memory_limit_mb(formation.size("Performance-L")) == 4096
-    assert dyno.memory_limit_mb(formation.size("Standard-2X")) == 2048
+    assert container_engine.memory_limit_mb(formation.size("Standard-1X")) == 1024
+    monkeypatch.setattr(container_engine, "machine_memory_mb", lambda: 4096)
+    assert container_engine.memory_limit_mb(formation.size("Performance-L")) == 4096
+    assert container_engine.memory_limit_mb(formation.size("Standard-2X")) == 2048

@@ -1,4 +1,4 @@
-from dynosim.dyno import Dyno
+from dynosim.container_engine import Dyno
 from dynosim.reconcile import decide
 
 

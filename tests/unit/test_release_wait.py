@@ -4,7 +4,7 @@ import docker.errors
 import pytest
 import requests
 
-from dynosim.supervisor import _timed_out
+from dynosim.docker.engine import _timed_out
 
 
 @pytest.mark.parametrize(

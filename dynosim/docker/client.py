@@ -9,7 +9,7 @@ import urllib.parse
 import docker
 import docker.errors
 
-from .errors import EngineError
+from ..errors import EngineError
 
 #: Every object dynosim creates carries these labels, so it can find (and clean) its own.
 LABEL = "dynosim"

@@ -6,21 +6,17 @@ Everything needed to re-adopt a dyno after a supervisor restart is in its labels
 from __future__ import annotations
 
 import contextlib
-import os
-import random
 import time
-from dataclasses import dataclass
 
 import docker.errors
 from docker.models.containers import Container
 
-from . import container_build, engine
-from .formation import DEFAULT_SIZE, Size, size
-from .store import Release
+from .. import container_engine
+from ..container_engine import FORMATION, PORT, Dyno, memory_limit_mb
+from ..formation import DEFAULT_SIZE, size
+from ..store import Release
+from . import client, images
 
-PORT = 5000
-#: Heroku kills a dyno at twice its memory quota (R15); below that it only warns (R14).
-KILL_FACTOR = 2
 L_RELEASE, L_TYPE, L_INDEX, L_ROLE, L_SIZE = (
     "dynosim.release",
     "dynosim.type",
@@ -28,7 +24,6 @@ L_RELEASE, L_TYPE, L_INDEX, L_ROLE, L_SIZE = (
     "dynosim.role",
     "dynosim.size",
 )
-FORMATION, ONE_OFF = "formation", "one-off"
 
 
 def network_name(app: str) -> str:
@@ -40,48 +35,31 @@ def container_name(app: str, dyno: str, release: int) -> str:
     return f"dynosim-{app}-{dyno}-v{release}"
 
 
-@dataclass(frozen=True)
-class Dyno:
-    """A dyno as Docker reports it."""
-
-    app: str
-    type: str
-    index: int
-    release: int
-    role: str  # FORMATION or ONE_OFF
-    status: str  # Docker's: created, running, paused, exited, dead
-    container_id: str
-    size: str = DEFAULT_SIZE
-
-    @property
-    def name(self) -> str:
-        return f"{self.type}.{self.index}"
-
-    @classmethod
-    def from_container(cls, container: Container) -> Dyno:
-        labels = container.labels
-        return cls(
-            app=labels[engine.LABEL_APP],
-            type=labels[L_TYPE],
-            index=int(labels[L_INDEX]),
-            release=int(labels[L_RELEASE]),
-            role=labels[L_ROLE],
-            status=container.status,
-            container_id=container.id,
-            size=labels.get(L_SIZE, DEFAULT_SIZE),
-        )
+def found(container: Container) -> Dyno:
+    """The dyno a container is, from its labels."""
+    labels = container.labels
+    return Dyno(
+        app=labels[client.LABEL_APP],
+        type=labels[L_TYPE],
+        index=int(labels[L_INDEX]),
+        release=int(labels[L_RELEASE]),
+        role=labels[L_ROLE],
+        status=container.status,
+        container_id=container.id,
+        size=labels.get(L_SIZE, DEFAULT_SIZE),
+    )
 
 
 def ensure_network(app: str) -> None:
     """The app's own bridge network: dynos of different apps cannot reach each other."""
-    client, name = engine.client(), network_name(app)
-    if name not in {n.name for n in client.networks.list(names=[name])}:  # a prefix filter
+    engine, name = client.client(), network_name(app)
+    if name not in {n.name for n in engine.networks.list(names=[name])}:  # a prefix filter
         try:
-            client.networks.create(
+            engine.networks.create(
                 name,
                 driver="bridge",
                 check_duplicate=True,
-                labels={engine.LABEL: "network", engine.LABEL_APP: app},
+                labels={client.LABEL: "network", client.LABEL_APP: app},
             )
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: created meanwhile by another run
@@ -93,7 +71,7 @@ def remove_network(app: str, wait: float = 0.0) -> bool:
     right now), retry for up to `wait` seconds. Whether it is gone."""
     deadline = time.monotonic() + wait
     name = network_name(app)
-    for network in engine.client().networks.list(names=[name]):
+    for network in client.client().networks.list(names=[name]):
         if network.name != name:  # Docker's name filter also matches longer names
             continue
         while True:
@@ -111,18 +89,16 @@ def remove_network(app: str, wait: float = 0.0) -> bool:
 
 def containers(app: str) -> list[Container]:
     """Every dyno container of the app, running or not (one removed while listed is not)."""
-    labels = [f"{engine.LABEL_APP}={app}", f"{engine.LABEL}=dyno"]
-    return engine.client().containers.list(all=True, ignore_removed=True, filters={"label": labels})
+    labels = [f"{client.LABEL_APP}={app}", f"{client.LABEL}=dyno"]
+    return client.client().containers.list(all=True, ignore_removed=True, filters={"label": labels})
 
 
 def listing(app: str) -> list[Dyno]:
-    return [Dyno.from_container(c) for c in containers(app)]
+    return [found(c) for c in containers(app)]
 
 
 def one_off_index(app: str) -> int:
-    """Heroku's one-off numbers look random (run.9157): a free four-digit one."""
-    taken = {d.index for d in listing(app) if d.role == ONE_OFF}
-    return random.choice([n for n in range(1000, 10000) if n not in taken])
+    return container_engine.one_off_index(listing(app))
 
 
 def environment(
@@ -159,15 +135,6 @@ def environment(
     }
 
 
-def machine_memory_mb() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
-
-
-def memory_limit_mb(chosen: Size) -> int:
-    """The hard limit of a dyno: the R15 kill point, clamped to the machine."""
-    return min(chosen.memory_mb * KILL_FACTOR, machine_memory_mb())
-
-
 def create(
     release: Release,
     process_type: str,
@@ -187,11 +154,11 @@ def create(
     image = release.image_for(process_type)
     chosen = size(size_name)
     limit = f"{memory_limit_mb(chosen)}m"
-    client = engine.client()
+    engine = client.client()
     name = container_name(release.app, dyno, release.version)
     labels = {
-        engine.LABEL: "dyno",
-        engine.LABEL_APP: release.app,
+        client.LABEL: "dyno",
+        client.LABEL_APP: release.app,
         L_RELEASE: str(release.version),
         L_TYPE: process_type,
         L_INDEX: str(index),
@@ -218,13 +185,13 @@ def create(
     )
     for attempt in range(20):
         try:
-            return client.containers.create(image, **spec)
+            return engine.containers.create(image, **spec)
         except docker.errors.APIError as exc:
             if exc.status_code != 409 or attempt == 19:
                 raise
         # 409: the name is held by a leftover (a killed run) or one being removed right now
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.containers.get(name).remove(force=True)
+            engine.containers.get(name).remove(force=True)
         time.sleep(0.05)
     raise AssertionError("unreachable")
 
@@ -235,7 +202,7 @@ def _process(release: Release, process_type: str, image: str, command: str) -> d
     it with `/bin/sh -c`, or its own CMD when there is none, as a non-root user (Heroku)."""
     if process_type not in release.images:
         return {"command": [command]}
-    user = container_build.image_user(image) or CONTAINER_USER
+    user = images.image_user(image) or CONTAINER_USER
     if command:
         return {"entrypoint": ["/bin/sh", "-c"], "command": [command], "user": user}
     return {"user": user}

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import httptools
 from docker.models.containers import Container
 
-from . import engine
-from .logs import gather
+from ..logs import gather
+from . import client
 
 Line = Callable[[dt.datetime | None, str], None]
 _FRAME_HEAD = 8  # Docker's multiplexed stream: stream (1 byte), 3 zero bytes, size (4, big-endian)
@@ -45,7 +45,7 @@ async def follow(
     """Call `line(time, message)` for every line `container` prints (from `since`, else from
     its start) and `printed()` whenever output arrives, until the container's output ends."""
     loop = asyncio.get_running_loop()
-    address = engine.socket_address()
+    address = client.socket_address()
     if address is None:
         ended = loop.create_future()
         threading.Thread(

@@ -1,0 +1,488 @@
+"""The dyno manager on a fake engine and injectable clocks: Heroku's dyno life cycle (crash
+cool-offs, R10, R14/R15, scaling, preboot, release phase, sleep and wake, dyno hours, adoption,
+repair after an engine restart) in seconds, without Docker."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from fake_engine import FakeEngine, Program
+
+from dynosim import supervisor as manager
+from dynosim.clock import Clock
+from dynosim.container_engine import DynoSpec
+from dynosim.errors import ReleaseError
+from dynosim.formation import Entry
+from dynosim.logs import LogHub
+from dynosim.router import WebStatus
+from dynosim.store import FAILED, SUCCEEDED, Store
+from dynosim.supervisor import Supervisor
+
+APP = "demo"
+PROCFILE = {"web": "serve", "worker": "work"}
+
+
+class FakeRouter:
+    """What the manager tells a router: backends and the web status."""
+
+    def __init__(self) -> None:
+        self.backends: dict[str, str] = {}  # container id -> dyno name
+        self.statuses: list[WebStatus] = []
+        self.failed: list[str] = []
+        self.drained: list[str] = []
+        self.on_request: Callable[[], None] = lambda: None
+        self.on_wake: Callable[[], None] = lambda: None
+
+    def add_backend(self, key: str, host: str, port: int, name: str | None = None) -> None:
+        self.backends[key] = name or key
+
+    def remove_backend(self, key: str) -> None:
+        self.backends.pop(key, None)
+
+    async def drain(self, key: str, timeout: float) -> None:
+        self.drained.append(key)
+        self.remove_backend(key)
+
+    def set_status(self, status: WebStatus) -> None:
+        if not self.statuses or self.statuses[-1] != status:
+            self.statuses.append(status)
+
+    def fail_held(self, code: str) -> None:
+        self.failed.append(code)
+
+    async def quiet(self) -> None:
+        return None
+
+
+class Harness:
+    """A store with an app, a fake engine, a log hub and a manager over them."""
+
+    def __init__(self, tmp_path: Path, programs=None, **options) -> None:
+        self.store = Store(tmp_path / "state.db")
+        self.store.ensure_app(APP, tmp_path)
+        self.engine = FakeEngine(programs)
+        self.hub = LogHub(keep=10_000)
+        self.router = FakeRouter()
+        self.schedule = Clock()  # cool-offs, cycling, idling, hours: advanced by the tests
+        self.options = {"grace": 5.0, "boot_timeout": 60.0, **options}
+        self.manager = self.new_manager()
+
+    def new_manager(self) -> Supervisor:
+        return Supervisor(
+            self.store,
+            APP,
+            self.hub,
+            engine=self.engine,
+            clock=Clock(speed=1000),  # boots and stops: 60 s of boot timeout is 60 ms
+            schedule=self.schedule,
+            **self.options,
+        )
+
+    def release(self, process_types=PROCFILE, pending=False, **fields):
+        release = self.store.create_release(
+            APP,
+            image="dynosim/demo:1",
+            source_hash="h",
+            description="Deploy 1",
+            process_types=process_types,
+            status="pending" if pending else SUCCEEDED,
+            **fields,
+        )
+        return release
+
+    def scale(self, size: str = "Standard-1X", **quantities: int) -> None:
+        self.store.set_formation(
+            APP, {name: Entry(name, count, size) for name, count in quantities.items()}
+        )
+
+    def lines(self, dyno: str | None = None) -> list[str]:
+        return [
+            f"{line.source}[{line.dyno}]: {line.message}"
+            for line in self.hub.recent
+            if dyno is None or line.dyno == dyno
+        ]
+
+    def messages(self, dyno: str) -> list[str]:
+        return [line.message for line in self.hub.recent if line.dyno == dyno]
+
+    async def until(self, predicate: Callable[[], bool], what: str, timeout: float = 5) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"never {what}:\n" + "\n".join(self.lines()))
+            await asyncio.sleep(0.005)
+
+    async def logged(self, dyno: str, pattern: str, count: int = 1) -> None:
+        regex = re.compile(pattern)
+        await self.until(
+            lambda: sum(bool(regex.search(m)) for m in self.messages(dyno)) >= count,
+            f"{count} x {pattern!r} from {dyno}",
+        )
+
+    def state(self, dyno: str) -> str:
+        tracked = self.manager.dynos.get(dyno)
+        return str(tracked.state) if tracked else "gone"
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 30))
+
+
+@pytest.fixture
+def harness(tmp_path):
+    made: list[Harness] = []
+
+    def make(programs=None, **options) -> Harness:
+        made.append(Harness(tmp_path, programs, **options))
+        return made[-1]
+
+    return make
+
+
+def by_type(**programs: Program) -> Callable[[DynoSpec], Program]:
+    return lambda spec: programs.get(spec.process_type, Program())
+
+
+# scaling
+def test_scaling_up_starts_the_next_numbers_and_down_stops_the_highest_first(harness):
+    h = harness()
+    h.release()
+    h.scale(web=1, worker=0)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("web.1") == "up", "web.1 up")
+        h.scale(web=3, worker=0)
+        await h.manager.reconcile()
+        await h.until(lambda: len(h.engine.live("web")) == 3, "3 web dynos")
+        h.scale(web=1, worker=0)
+        await h.manager.reconcile()
+        assert [c.name for c in h.engine.live()] == ["web.1"]
+        stops = [name for call, name, _ in h.engine.calls if call == "stop"]
+        assert stops == ["web.3", "web.2"]
+        await h.manager.shutdown()
+        assert h.engine.live() == [] and h.engine.networks == set()
+
+    run(test)
+
+
+# crashes
+def test_crashes_restart_at_once_then_after_heroku_cool_offs_of_20_and_40_minutes(harness):
+    h = harness()
+    h.release()
+    h.scale(web=0, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        for crash, wait in ((1, 0), (2, 20), (3, 40)):
+            h.engine.die(h.engine.live("worker")[0], 1)
+            await h.logged("worker.1", "^Process exited with status 1$", crash)
+            if wait:
+                await h.logged(
+                    "worker.1", f"Crashed {crash} times in a row; restarting in {wait} min"
+                )
+                await asyncio.sleep(0.05)
+                assert h.engine.live("worker") == []  # still cooling off
+                h.schedule.advance(wait * 60)
+            await h.until(lambda: h.engine.live("worker"), f"restart after crash {crash}")
+            await h.until(lambda: h.state("worker.1") == "up", f"up after crash {crash}")
+        assert h.messages("worker.1").count("Process exited with status 1") == 3
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
+    h = harness()
+    h.release()
+    h.scale(web=0, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
+        await h.until(lambda: h.state("worker.1") == "up", "worker up again")
+        h.schedule.advance(manager.backoff.STABLE)
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
+        assert not any("times in a row" in m for m in h.messages("worker.1"))
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_web_dyno_that_never_binds_gets_r10_is_killed_and_restarted(harness):
+    h = harness(by_type(web=Program(binds=False)))
+    h.release()
+    h.scale(web=1, worker=0)
+
+    async def test():
+        await h.manager.start()
+        await h.logged("web.1", "Crashed 2 times in a row; restarting in 20 min")
+        r10 = (
+            "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds"
+            " of launch"
+        )
+        messages = h.messages("web.1")
+        assert messages.count(r10) == 2
+        after = messages[messages.index(r10) :]
+        assert after[1:3] == ["Stopping process with SIGKILL", "Process exited with status 137"]
+        assert h.router.backends == {}
+        await h.manager.shutdown()
+
+    run(test)
+
+
+# memory
+def test_over_its_quota_a_dyno_logs_r14_and_killed_at_twice_it_r15(harness):
+    h = harness(by_type(worker=Program(memory_mb=600)))
+    h.release()
+    h.scale(web=0, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.logged("worker.1", r"^Error R14 \(Memory quota exceeded\)$")
+        assert "Process running mem=600MB(117.2%)" in h.messages("worker.1")
+        h.engine.die(h.engine.live("worker")[0], 137, oom=True)
+        await h.logged("worker.1", r"^Error R15 \(Memory quota vastly exceeded\)$")
+        messages = h.messages("worker.1")
+        r15 = messages.index("Error R15 (Memory quota vastly exceeded)")
+        assert messages[r15 - 1] == "Process running mem=1024MB(200.0%)"
+        assert messages[r15 + 1 : r15 + 3] == [
+            "Stopping process with SIGKILL",
+            "Process exited with status 137",
+        ]
+        await h.until(lambda: h.state("worker.1") == "up", "restarted after R15")
+        await h.manager.shutdown()
+
+    run(test)
+
+
+# releases
+def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
+    h = harness()
+    h.release()
+    h.scale(web=2, worker=0)
+
+    async def test():
+        await h.manager.start()
+        h.manager.attach_router(h.router)
+        await h.until(lambda: len(h.router.backends) == 2, "2 backends")
+        old = set(h.router.backends)
+        h.release(pending=True, config={"GREETING": "hi"})
+        await h.manager.deploy(2, lambda _: None)
+        await h.until(lambda: len(h.engine.live("web")) == 2, "old dynos retired")
+        assert set(h.router.drained) == old
+        assert {c.release for c in h.engine.live("web")} == {2}
+        assert set(h.router.backends) == {c.id for c in h.engine.live("web")}
+        calls = [
+            (call, release) for call, name, release in h.engine.calls if name.startswith("web")
+        ]
+        last_new_start = max(i for i, c in enumerate(calls) if c == ("start", 2))
+        first_old_stop = min(i for i, c in enumerate(calls) if c == ("stop", 1))
+        assert last_new_start < first_old_stop
+        assert h.store.release(APP, 2).status == SUCCEEDED
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_failing_release_phase_fails_the_release_and_the_old_one_keeps_serving(harness):
+    h = harness(by_type(release=Program(exits=1, lines=("migrating", "boom"))))
+    h.release()
+    h.scale(web=1, worker=0)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("web.1") == "up", "web.1 up")
+        h.release({**PROCFILE, "release": "migrate"}, pending=True)
+        with pytest.raises(ReleaseError) as failed:
+            await h.manager.deploy(2, lambda _: None)
+        assert str(failed.value) == (
+            "release v2 failed: release command `migrate` exited with status 1"
+        )
+        assert [line for line in failed.value.tail if line in ("migrating", "boom")] == [
+            "migrating",
+            "boom",
+        ]
+        assert h.store.release(APP, 2).status == FAILED
+        assert [(c.name, c.release) for c in h.engine.live()] == [("web.1", 1)]
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_release_phase_that_outlasts_its_timeout_is_killed(harness):
+    h = harness(by_type(release=Program(hangs=True)), release_timeout=3600)
+    h.release()
+    h.scale(web=0, worker=0)
+
+    async def test():
+        await h.manager.start()
+        h.release({**PROCFILE, "release": "migrate"}, pending=True)
+        with pytest.raises(ReleaseError, match="release command timed out after 3600 seconds"):
+            await h.manager.deploy(2, lambda _: None)
+        assert ("kill", next(n for _, n, _ in h.engine.calls if n.startswith("release")), 2) in (
+            h.engine.calls
+        )
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_new_release_starts_a_cooling_off_dyno_at_once_and_resets_its_count(harness):
+    h = harness()
+    h.release()
+    h.scale(web=0, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.until(lambda: h.engine.live("worker"), "restarted at once")
+        await h.until(lambda: h.state("worker.1") == "up", "up again")
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.logged("worker.1", "Crashed 2 times in a row; restarting in 20 min")
+        h.release(pending=True, config={"FIXED": "1"})
+        await h.manager.deploy(2, lambda _: None)
+        await h.until(lambda: [c.release for c in h.engine.live("worker")] == [2], "worker on v2")
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.until(lambda: [c.release for c in h.engine.live("worker")] == [2], "restarted")
+        assert h.messages("worker.1").count("Crashed 2 times in a row; restarting in 20 min") == 1
+        await h.manager.shutdown()
+
+    run(test)
+
+
+# sleep, wake, dyno hours
+def test_an_eco_app_sleeps_after_30_idle_minutes_and_a_request_wakes_it(harness):
+    h = harness()
+    h.release()
+    h.scale("Eco", web=1, worker=1)
+
+    async def test():
+        await h.manager.start()
+        h.manager.attach_router(h.router)
+        await h.until(lambda: len(h.engine.live()) == 2 and h.router.backends, "up and routed")
+        h.schedule.advance(30 * 60)
+        await h.until(lambda: h.manager.asleep and not h.engine.live(), "asleep")
+        assert h.router.statuses[-1] == WebStatus.SLEEPING and h.router.backends == {}
+        assert "Idling" in h.messages("web.1") and "Idling" in h.messages("worker.1")
+        h.router.on_wake()  # a request arrived: the router holds it and asks for a wake
+        await h.until(lambda: h.router.backends and len(h.engine.live()) == 2, "awake")
+        assert h.router.statuses[-1] == WebStatus.UP and h.router.failed == []
+        assert "Unidling" in h.messages("web.1")
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_wake_whose_web_dyno_cannot_bind_answers_the_held_requests_h20(harness):
+    h = harness(sleep_mode="stop")
+    h.release()
+    h.scale("Eco", web=1, worker=0)
+
+    async def test():
+        await h.manager.start()
+        h.manager.attach_router(h.router)
+        await h.until(lambda: h.router.backends, "routed")
+        await h.manager.sleep()
+        for container in h.engine.containers.values():
+            container.program = Program(binds=False)
+        await h.manager.wake()
+        assert h.router.failed == ["H20"]
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_pause_mode_freezes_and_thaws_the_same_containers(harness):
+    h = harness(sleep_mode="pause")
+    h.release()
+    h.scale("Eco", web=1, worker=0)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("web.1") == "up", "up")
+        await h.manager.sleep()
+        await h.manager.wake()
+        await h.until(lambda: h.state("web.1") == "up", "up again")
+        assert [c for c, _, _ in h.engine.calls if c in ("create", "pause", "unpause")] == [
+            "create",
+            "pause",
+            "unpause",
+        ]
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_eco_dyno_hours_are_counted_per_running_dyno_until_the_app_sleeps(harness):
+    h = harness()
+    h.release()
+    h.scale("Eco", web=1, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
+        month = manager.dynohours.month(h.schedule.wall())
+        h.schedule.advance(600)  # 10 minutes, 2 dynos
+        await asyncio.sleep(0.01)  # the jump happens on the loop's next turn
+        await h.manager.sleep()
+        used = h.store.dyno_seconds(month)
+        assert 1200 <= used < 1210
+        h.schedule.advance(3600)  # asleep: nothing is counted
+        await asyncio.sleep(0.01)
+        await h.manager.shutdown()
+        assert h.store.dyno_seconds(month) == used
+
+    run(test)
+
+
+# a new supervisor, a restarted engine
+def test_a_new_manager_adopts_running_dynos_instead_of_starting_duplicates(harness):
+    h = harness()
+    h.release()
+    h.scale(web=1, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: len(h.engine.live()) == 2, "2 dynos")
+        running = [c.id for c in h.engine.live()]
+        h.manager = h.new_manager()  # the first `up` was killed: its dynos run on
+        await h.manager.start()
+        await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
+        assert [c.id for c in h.engine.live()] == running
+        assert "Adopted running dyno from an earlier dynosim up" in h.messages("web.1")
+        assert [c for c, _, _ in h.engine.calls].count("create") == 2
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_after_an_engine_restart_the_formation_is_repaired(harness, monkeypatch):
+    monkeypatch.setattr(manager, "EVENTS_RETRY", 0.01)
+    h = harness()
+    h.release()
+    h.scale(web=1, worker=1)
+
+    async def test():
+        await h.manager.start()
+        await h.until(lambda: len(h.engine.live()) == 2, "2 dynos")
+        before = {c.id for c in h.engine.live()}
+        h.engine.restart_engine()
+        await h.logged("api", "Docker engine connection restored; repairing the formation")
+        await h.until(
+            lambda: len(h.engine.live()) == 2 and not before & {c.id for c in h.engine.live()},
+            "2 new dynos",
+        )
+        assert "Process exited with status 255" in h.messages("worker.1")
+        await h.manager.shutdown()
+
+    run(test)
