@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from test_cli import isolated_state, run  # noqa: F401  (isolated_state: DYNOSIM_HOME, autouse)
 from test_operations import deployed  # noqa: F401  (the demo app, used by every test)
 
-from dynosim import dyno, engine
 from dynosim.cli import main
+from dynosim.docker import client as docker_client
 from dynosim.store import FAILED, Addon, Store
 
 pytestmark = pytest.mark.usefixtures("deployed")
@@ -35,9 +35,9 @@ def no_docker_engine(tmp_path, monkeypatch):
     """No engine reachable (and none cached from an earlier test); a fixed user for releases."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     monkeypatch.setenv("LOGNAME", "dev")  # getpass.getuser(): who made a release
-    engine.client.cache_clear()
+    docker_client.client.cache_clear()
     yield
-    engine.client.cache_clear()
+    docker_client.client.cache_clear()
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def store():
 @pytest.fixture
 def no_containers(monkeypatch):
     """Docker's view for `ps` without an engine: no dyno containers of the app."""
-    monkeypatch.setattr(dyno, "containers", lambda app: [])
+    monkeypatch.setattr(dynos, "containers", lambda app: [])
 
 
 @pytest.fixture
