@@ -18,6 +18,7 @@ from test_operations import deployed  # noqa: F401  (the demo app, used by every
 
 from dynosim.cli import main
 from dynosim.docker import client as docker_client
+from dynosim.docker import dynos
 from dynosim.store import FAILED, Addon, Store
 
 pytestmark = pytest.mark.usefixtures("deployed")
