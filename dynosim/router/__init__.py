@@ -103,7 +103,8 @@ def _connection_limit() -> int:
 
 
 class Router:
-    """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos."""
+    """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos
+    (a :class:`~.engine.RouterEngine`; to its data path, :class:`~.proxy.Routing`)."""
 
     engine = "python"  # what moves the bytes (see .haproxy for the other)
 

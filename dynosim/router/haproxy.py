@@ -202,7 +202,8 @@ def _seconds(ms: str) -> float | None:
 
 
 class HAProxyRouter:
-    """The router for one app with HAProxy moving the bytes (see the module docstring)."""
+    """The router for one app, a :class:`~.engine.RouterEngine` with HAProxy moving the bytes
+    (see the module docstring)."""
 
     engine = "haproxy"
 
