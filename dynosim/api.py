@@ -32,7 +32,7 @@ from .logs import LogLine
 from .store import Release, Store
 
 if TYPE_CHECKING:
-    from .router import Router
+    from .router import RouterEngine
     from .supervisor import Supervisor
 
 Progress = Callable[[str], None]
@@ -440,7 +440,7 @@ class App:
         self,
         *,
         printer: Callable[[LogLine], None] | None = None,
-        ready: Callable[[Router, Supervisor], None] | None = None,
+        ready: Callable[[RouterEngine, Supervisor], None] | None = None,
         stop: asyncio.Event | None = None,
         schedule: Clock | None = None,
         **options: Any,
@@ -576,7 +576,7 @@ class _Background:
         self.cancelled = False  # stop() came before the loop was ready
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()  # bound to the serving loop when it first waits on it
-        self.router: Router | None = None
+        self.router: RouterEngine | None = None
         self.supervisor: Supervisor | None = None
         self.thread = threading.Thread(target=self._run, name=f"dynosim-{app.name}", daemon=True)
 
@@ -599,7 +599,7 @@ class _Background:
             with self.changed:
                 self.changed.notify_all()
 
-    def _ready(self, router: Router, supervisor: Supervisor) -> None:
+    def _ready(self, router: RouterEngine, supervisor: Supervisor) -> None:
         self.loop = asyncio.get_running_loop()
         self.router, self.supervisor = router, supervisor
         if self.cancelled:

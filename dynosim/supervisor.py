@@ -43,7 +43,7 @@ from .procfile import RELEASE, WEB
 from .store import FAILED, SUCCEEDED, Release, Store
 
 if TYPE_CHECKING:
-    from .router import Router
+    from .router import RouterEngine
 
 #: Readiness polls every 10 ms for the first 2 s (most apps bind by then), then every 50 ms,
 #: so a slow boot of many dynos at once does not spend a core on connection attempts.
@@ -121,7 +121,7 @@ class Supervisor:
         store: Store,
         app: str,
         hub: LogHub,
-        router: Router | None = None,
+        router: RouterEngine | None = None,
         *,
         engine: ContainerEngine,
         grace: float = 30.0,
@@ -441,7 +441,7 @@ class Supervisor:
             if await asyncio.to_thread(self.engine.remove_network, self.app, 2.0):
                 break
 
-    def attach_router(self, router: Router) -> None:
+    def attach_router(self, router: RouterEngine) -> None:
         """Route to the web dynos: those already up at once, the others as they come up.
 
         `up` attaches the router after the dynos started booting, so that loading the router

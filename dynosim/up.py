@@ -32,7 +32,7 @@ from .store import Release, Store
 from .supervisor import Supervisor
 
 if TYPE_CHECKING:
-    from .router import Router
+    from .router import RouterEngine
 
 Progress = Callable[[str], None]
 
@@ -201,7 +201,7 @@ async def serve(
     local_env: dict[str, str] | None = None,
     release_timeout: float = 3600.0,
     idling: dict[str, Any] | None = None,
-    ready: Callable[[Router, Supervisor], None] | None = None,
+    ready: Callable[[RouterEngine, Supervisor], None] | None = None,
     schedule: Clock | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -251,7 +251,7 @@ async def serve(
             tls_listener.close()
         raise
     starting = asyncio.ensure_future(supervisor.start())
-    router: Router | None = None
+    router: RouterEngine | None = None
     try:
         # the router loads (and its certificate is made) while the dynos' containers start
         router = await _router(
@@ -302,7 +302,7 @@ def check_router_engine(engine: str) -> None:
 
 async def _router(
     engine: str, app: str, log: Callable[[str], None], *, https_port: int | None, **options: Any
-) -> Router:
+) -> RouterEngine:
     """The router `engine` names; its module and the app's certificate load in a thread (the
     dynos' containers start meanwhile)."""
     from . import certs

@@ -3,7 +3,10 @@
 An HTTP/1.1 reverse proxy on asyncio protocols with httptools (llhttp) parsing both ways
 (:mod:`.proxy`); the :class:`Router` here decides where each request goes, among the web dynos
 the supervisor registered with :meth:`Router.add_backend`. It serves HTTP and, given a TLS
-context, HTTPS. What it mimics (heroku-behaviour.md §4):
+context, HTTPS. It is one of the two engines of :class:`~.engine.RouterEngine`, the interface
+the rest of dynosim uses (the other: :mod:`.haproxy`); the data path asks it only what
+:class:`.proxy.Routing` lists, and the heads it rewrites are :mod:`.wire`'s. What it mimics
+(heroku-behaviour.md §4):
 
 * random dyno selection among dynos with fewer than 50 requests in flight; beyond that a request
   waits in a backlog of at most 50 x dynos (H11 beyond it, H12 if the wait outlasts the request
@@ -53,7 +56,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import enum
 import errno
 import functools
 import random
@@ -63,9 +65,9 @@ import ssl
 import time
 from collections.abc import Callable
 
-from ..errors import DynosimError
 from . import wire
-from .proxy import Client, Exchange, Request, Upstream, target
+from .engine import RouterEngine, RouterError, WebStatus
+from .proxy import Client, Exchange, Request, Upstream
 from .wire import (
     BACKLOG_PER_DYNO,
     CLOSES_AFTER_ANSWER,
@@ -79,28 +81,16 @@ from .wire import (
     Fields,
 )
 
-__all__ = ["Router", "RouterError", "WebStatus"]
+__all__ = ["Router", "RouterEngine", "RouterError", "WebStatus"]
 
 
-class RouterError(DynosimError):
-    """The router cannot listen where it was asked to."""
+class _Change(asyncio.Event):
+    """Set (and replaced) whenever a held request may proceed; `code`, when set with it, is
+    the answer for the requests it wakes (a wake that failed: H20)."""
 
-    exit_code = 3
-
-
-class WebStatus(enum.Enum):
-    """What the web formation looks like when no backend is available to take a request."""
-
-    NONE = "none"  # no web dynos in the formation -> H14
-    STARTING = "starting"  # web dynos are booting or waking -> hold the request, else H20
-    CRASHED = "crashed"  # every web dyno crashed -> H10
-    SLEEPING = "sleeping"  # the app idled: a request wakes it (on_wake) and waits for it
-    EXHAUSTED = "exhausted"  # the free dyno-hours pool is used up -> H82
-    UP = "up"
-
-
-def _origin(host: str, port: int, scheme: str = "http") -> str:
-    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+    def __init__(self) -> None:
+        super().__init__()
+        self.code: str | None = None
 
 
 def _connection_limit() -> int:
@@ -113,7 +103,8 @@ def _connection_limit() -> int:
 
 
 class Router:
-    """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos."""
+    """Heroku's routing layer for one app: a reverse proxy spreading requests over web dynos
+    (a :class:`~.engine.RouterEngine`; to its data path, :class:`~.proxy.Routing`)."""
 
     engine = "python"  # what moves the bytes (see .haproxy for the other)
 
@@ -149,7 +140,7 @@ class Router:
         socket, and takes the client's address and scheme from the headers HAProxy sets.
         """
         self.app = app
-        self._log = log
+        self.log = log
         self._host = host
         self._port = port
         self._https_port = https_port
@@ -157,7 +148,7 @@ class Router:
         self._hold_timeout = hold_timeout
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
-        self._idle_timeout = idle_timeout
+        self.idle_timeout = idle_timeout
         self._max_connections = max_connections or _connection_limit()
         self._keepalive = keepalive
         self._fronted = fronted
@@ -171,7 +162,7 @@ class Router:
         self._names: tuple[str, ...] = ()
         self._quarantine: dict[str, float] = {}  # dyno -> monotonic time it may be tried again
         self._status = WebStatus.NONE
-        self._changed = asyncio.Event()  # set (and replaced) whenever a held request may proceed
+        self._changed = _Change()
         self._handling = 0  # requests received and not yet answered (held ones included)
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -266,14 +257,14 @@ class Router:
     @property
     def url(self) -> str:
         """Where clients reach the router (the bound port once started with port=0)."""
-        return _origin(self._host, self._port)
+        return wire.origin(self._host, self._port)
 
     @property
     def https_url(self) -> str | None:
         """Where clients reach the router over HTTPS (None without an ssl_context)."""
         if self._https_port is None or self._ssl_context is None:
             return None
-        return _origin(self._host, self._https_port, "https")
+        return wire.origin(self._host, self._https_port, "https")
 
     # -- what the supervisor tells -----------------------------------------------------------
 
@@ -337,22 +328,35 @@ class Router:
         self._wake(code)
 
     def _wake(self, code: str | None = None) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.code = code  # type: ignore[attr-defined]
+        changed, self._changed = self._changed, _Change()
+        changed.code = code
         changed.set()
 
-    # -- routing one request (called by proxy.Exchange) --------------------------------------
+    # -- what the data path asks (proxy.Routing) ---------------------------------------------
 
-    def _begin(self) -> None:
+    def admit(self, client: Client) -> bool:
+        """A client connected: count it, or False beyond ``max_connections`` (H22)."""
+        if len(self._clients) >= self._max_connections:
+            return False
+        self._clients.add(client)
+        return True
+
+    def client_closed(self, client: Client) -> None:
+        """A client connection is gone."""
+        self._clients.discard(client)
+
+    def request_began(self) -> None:
+        """A request arrived: :meth:`quiet` waits for it."""
         self._handling += 1
         self._quiet.clear()
 
-    def _end(self) -> None:
+    def request_answered(self) -> None:
+        """A request that began was answered."""
         self._handling -= 1
         if not self._handling:
             self._quiet.set()
 
-    async def _route(self, x: Exchange) -> None:
+    async def route(self, x: Exchange) -> None:
         """Find a dyno for the request and connect to it; the relaying is callback-driven."""
         request = x.request
         self.on_request()
@@ -400,7 +404,7 @@ class Router:
                     x.connect = time.monotonic() - began
                     self._quarantine[picked] = time.monotonic() + QUARANTINE_SECONDS
                     x.slot = ""
-                    self._done(picked)
+                    self.free_slot(picked)
                     continue
             connected = time.monotonic()
             x.start_upstream(upstream, connected - began, connected)
@@ -446,7 +450,7 @@ class Router:
         upstream.reused = True
         return upstream
 
-    def _release(self, upstream: Upstream, reusable: bool) -> None:
+    def release_upstream(self, upstream: Upstream, reusable: bool) -> None:
         """A request is done with its connection: keep it for the next one, or close it."""
         key = upstream.key
         keep = reusable and self._keepalive and upstream.transport is not None
@@ -461,7 +465,7 @@ class Router:
                 return
         upstream.close()
 
-    def _forget(self, upstream: Upstream) -> None:
+    def upstream_closed(self, upstream: Upstream) -> None:
         """The dyno closed an idle connection. If it did so right after its first answer, it
         closes every connection (uWSGI's http-socket does): stop keeping them for it."""
         with contextlib.suppress(ValueError):
@@ -487,7 +491,7 @@ class Router:
         if not x.status:
             x.fail("H12", nbytes=0)
 
-    def _done(self, key: str) -> None:
+    def free_slot(self, key: str) -> None:
         """A request to a backend ended: its slot goes to the longest waiting request; a
         removed backend is forgotten once it serves none."""
         left = self._active[key] - 1
@@ -546,8 +550,8 @@ class Router:
                     await changed.wait()
             except TimeoutError:
                 return "H20"
-            if getattr(changed, "code", None):
-                return changed.code  # type: ignore[attr-defined]
+            if changed.code:
+                return changed.code
         return None
 
     def _pick(self, tried: set[str]) -> str | None:
@@ -571,75 +575,21 @@ class Router:
         free = [n for n in names if active.get(n, 0) < CONNECTIONS_PER_DYNO]
         return random.choice(free) if free else None
 
-    def _label(self, key: str) -> str:
+    def dyno_name(self, key: str) -> str:
+        """The dyno name logged for the backend `key` (the key itself once forgotten)."""
         return self._labels.get(key, key)
 
-    def _fields(self, client: Client, request: Request) -> Fields:
-        """The log line's description of a request, from its head."""
-        host = b""
-        forwarded = []
-        remote, scheme = client.remote, client.scheme
-        for name, value in request.headers:
-            lowered = name.lower()
-            if lowered == b"host":
-                host = value
-            elif lowered == b"x-forwarded-for":
-                forwarded.append(value.decode("latin-1"))
-            elif lowered in wire.FRONT_HEADERS and self._fronted:
-                if lowered == wire.FRONT_CLIENT:
-                    remote = value.decode("latin-1")
-                else:
-                    scheme = "https" if value == b"https" else "http"
-        if remote:
-            forwarded.append(remote)
-        return Fields(
-            request.method.decode("latin-1"),
-            request.url.decode("latin-1").replace('"', "%22"),
-            host.decode("latin-1"),
-            wire.request_id(request.headers),
-            ", ".join(forwarded),
-            scheme,
-        )
+    def describe(self, client: Client, request: Request) -> Fields:
+        """The log line's description of a request, from its head (behind HAProxy, the client
+        address and scheme are the ones HAProxy passes on)."""
+        return wire.describe(request, client.remote, client.scheme, self._fronted)
 
-    def _request_head(self, x: Exchange, request: Request, key: str) -> bytes:
+    def request_head(self, x: Exchange, key: str) -> bytes:
         """The head sent to the dyno `key`: the client's end-to-end headers plus Heroku's."""
-        named = wire.connection_tokens(request.headers)
-        lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target(request))]
-        via = []
-        upgrade = b""
-        for name, value in request.headers:
-            lowered = name.lower()
-            if lowered in wire.REQUEST_DROP or lowered in named:
-                if lowered == b"via":
-                    via.append(value)
-                elif lowered == b"upgrade":
-                    upgrade = value
-                continue
-            lines.append(b"%s: %s\r\n" % (name, value))
-        fields = x.fields
-        port = self._port_headers[fields.protocol]
-        if not fields.host:  # HTTP/1.0 clients may omit it; HTTP/1.1 dynos need it
-            lines.append(b"Host: %s:%s\r\n" % (self._host.encode(), port))
-        via.append(b"1.1 vegur")
-        lines.append(
-            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Port: %s\r\n"
-            b"X-Request-Start: %d\r\nX-Request-Id: %s\r\nVia: %s\r\n"
-            % (
-                fields.fwd.encode("latin-1"),
-                fields.protocol.encode(),
-                port,
-                request.start_ms,
-                fields.request_id.encode(),
-                b", ".join(via),
-            )
+        return wire.request_head(
+            x.request,
+            x.fields,
+            self._host.encode(),
+            self._port_headers[x.fields.protocol],
+            not self._keepalive or key in self._closes,
         )
-        if request.upgrade and upgrade:
-            lines.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade)
-        elif not self._keepalive or key in self._closes:
-            lines.append(b"Connection: close\r\n")
-        if request.chunked:
-            lines.append(b"Transfer-Encoding: %s\r\n" % request.transfer_encoding)
-        elif request.content_length is not None:
-            lines.append(b"Content-Length: %d\r\n" % request.content_length)
-        lines.append(b"\r\n")
-        return b"".join(lines)

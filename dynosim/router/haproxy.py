@@ -1,9 +1,10 @@
 """Heroku's router with HAProxy as the data plane: dynosim decides, HAProxy forwards.
 
-`dynosim up --router haproxy`. The same contract as :class:`~dynosim.router.Router` (what the
-supervisor calls, the ``heroku[router]`` lines it logs), with the bytes of every request to an
-up dyno moved by an HAProxy child process (Debian's 2.6) instead of Python: about half the
-CPU per request and half the added latency (docs/benchmarks.md).
+`dynosim up --router haproxy`. The same :class:`~.engine.RouterEngine` as
+:class:`~dynosim.router.Router` (what the supervisor calls, the ``heroku[router]`` lines it
+logs), with the bytes of every request to an up dyno moved by an HAProxy child process
+(Debian's 2.6) instead of Python: about half the CPU per request and half the added latency
+(docs/benchmarks.md).
 
 How the two share the work:
 
@@ -48,7 +49,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..logs import gather
-from . import Router, RouterError, WebStatus, _origin, wire
+from . import Router, wire
+from .engine import RouterError, WebStatus
 from .wire import (
     BACKLOG_PER_DYNO,
     CONNECTIONS_PER_DYNO,
@@ -200,7 +202,8 @@ def _seconds(ms: str) -> float | None:
 
 
 class HAProxyRouter:
-    """The router for one app with HAProxy moving the bytes (see the module docstring)."""
+    """The router for one app, a :class:`~.engine.RouterEngine` with HAProxy moving the bytes
+    (see the module docstring)."""
 
     engine = "haproxy"
 
@@ -421,13 +424,13 @@ class HAProxyRouter:
 
     @property
     def url(self) -> str:
-        return _origin(self._host, self._port)
+        return wire.origin(self._host, self._port)
 
     @property
     def https_url(self) -> str | None:
         if self._https_port is None:
             return None
-        return _origin(self._host, self._https_port, "https")
+        return wire.origin(self._host, self._https_port, "https")
 
     # -- what the supervisor tells -----------------------------------------------------------
 

@@ -3,7 +3,8 @@ connection and a new connection to the chosen dyno, without buffering whole bodi
 
 One :class:`Client` per client connection parses requests and runs them one at a time (pipelined
 ones wait their turn); one :class:`Exchange` per request decides where it goes (through the
-Router) and relays; one :class:`Upstream` per attempt to reach a dyno parses its response.
+Router) and relays; one :class:`Upstream` per attempt to reach a dyno parses its response. What
+they ask of the Router is :class:`Routing`, nothing else.
 """
 
 from __future__ import annotations
@@ -11,18 +12,66 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-import urllib.parse
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import Protocol, cast
 
 import httptools
 
 from . import wire
 from .wire import Fields
 
-if TYPE_CHECKING:
-    from . import Router
 
-_NO_BODY = frozenset({204, 304})
+class Routing(Protocol):
+    """What the data path asks of the router that owns it (:class:`~dynosim.router.Router`)."""
+
+    #: Receives each ``heroku[router]`` line's message.
+    log: Callable[[str], None]
+    #: Seconds after which a silent dyno (H15), client (H28) or idle connection is cut off.
+    idle_timeout: float
+
+    def admit(self, client: Client) -> bool:
+        """A client connected: count it, or False beyond the connection limit (H22)."""
+        ...
+
+    def client_closed(self, client: Client) -> None:
+        """A client connection is gone."""
+        ...
+
+    def describe(self, client: Client, request: Request) -> Fields:
+        """The log line's description of a request, from its head."""
+        ...
+
+    def request_began(self) -> None:
+        """A request arrived (it counts until answered, see the router's ``quiet``)."""
+        ...
+
+    def request_answered(self) -> None:
+        """A request that began was answered."""
+        ...
+
+    async def route(self, x: Exchange) -> None:
+        """Find a dyno for the request and start relaying to it (or answer it with an error)."""
+        ...
+
+    def request_head(self, x: Exchange, key: str) -> bytes:
+        """The head of `x`'s request as the dyno `key` gets it."""
+        ...
+
+    def release_upstream(self, upstream: Upstream, reusable: bool) -> None:
+        """A request is done with its connection to a dyno: keep it for the next, or close it."""
+        ...
+
+    def upstream_closed(self, upstream: Upstream) -> None:
+        """The dyno closed a connection waiting in the pool of idle ones."""
+        ...
+
+    def free_slot(self, key: str) -> None:
+        """A request no longer holds one of the dyno `key`'s in-flight slots."""
+        ...
+
+    def dyno_name(self, key: str) -> str:
+        """The dyno name logged for the backend `key`."""
+        ...
 
 
 class _Refused(Exception):
@@ -81,7 +130,7 @@ class Request:
 class Client(asyncio.Protocol):
     """A client connection: HTTP/1.x keep-alive, pipelining, half-close, idle cut-off."""
 
-    def __init__(self, router: Router, scheme: str) -> None:
+    def __init__(self, router: Routing, scheme: str) -> None:
         self.router = router
         self.scheme = scheme
         self.loop = asyncio.get_running_loop()
@@ -108,18 +157,17 @@ class Client(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
         router = self.router
-        if len(router._clients) >= router._max_connections:
+        if not router.admit(self):
             fields = Fields("", "", "", wire.request_id([]), self.remote, self.scheme)
-            router._log(wire.log_line(fields, "error", "H22"))
+            router.log(wire.log_line(fields, "error", "H22"))
             self.write(wire.error_response(503, close=True))
             self._close()
             return
-        router._clients.add(self)
-        self.timer = self.loop.call_later(router._idle_timeout, self._check_idle)
+        self.timer = self.loop.call_later(router.idle_timeout, self._check_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.router._clients.discard(self)
+        self.router.client_closed(self)
         if self.timer is not None:
             self.timer.cancel()
         if self.tunnel is not None:
@@ -297,9 +345,9 @@ class Client(asyncio.Protocol):
         request = self.parsing
         fields = Fields("", "", "", wire.request_id([]), self.remote, self.scheme)
         if request is not None and request.method:
-            fields = self.router._fields(self, request)
+            fields = self.router.describe(self, request)
         extra = f'error="{reason}"' if reason else ""
-        self.router._log(wire.log_line(fields, "error", "H26", status=status, extra=extra))
+        self.router.log(wire.log_line(fields, "error", "H26", status=status, extra=extra))
         self.write(wire.error_response(status, close=True))
         self._close()
 
@@ -316,7 +364,7 @@ class Client(asyncio.Protocol):
     def _check_idle(self) -> None:
         """Every idle period: close an idle keep-alive connection (or a client that stopped
         mid-head); let the exchange in progress look for its own idle sides."""
-        idle = self.router._idle_timeout
+        idle = self.router.idle_timeout
         now = self.loop.time()
         if self.exchange is not None:
             self.exchange.check_idle(now, idle)
@@ -377,7 +425,7 @@ class Upstream(asyncio.Protocol):
             self.tunnel_to.abort()
         elif self.exchange is None:
             if not self.done:
-                self.router._forget(self)
+                self.router.upstream_closed(self)
         elif not self.done:
             self.exchange.upstream_lost()
 
@@ -481,7 +529,7 @@ class Exchange:
         self.request = request
         self.router = client.router
         self.loop = client.loop
-        self.fields = self.router._fields(client, request)
+        self.fields = self.router.describe(client, request)
         self.dyno = ""  # the dyno tried last (for the log line)
         self.slot = ""  # the dyno whose in-flight slot this request holds
         self.until_close = False  # the dyno's body ends when its connection does
@@ -497,12 +545,12 @@ class Exchange:
         self.status = 0
         self.over = False
         self.deadline: asyncio.TimerHandle | None = None
-        self.router._begin()
+        self.router.request_began()
         self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
         try:
-            await self.router._route(self)
+            await self.router.route(self)
         except Exception as exc:  # a bug in the router, not a network event: say so
             self.fail("H99", extra=f'error="{type(exc).__name__}"')
 
@@ -518,12 +566,12 @@ class Exchange:
         if self.upstream is not None:
             upstream, self.upstream = self.upstream, None
             reusable = upstream.reusable and self.request.body_done and not self.request.upgrade
-            self.router._release(upstream, reusable)
+            self.router.release_upstream(upstream, reusable)
         if self.slot:
-            self.router._done(self.slot)
+            self.router.free_slot(self.slot)
             self.slot = ""
-        self.router._log(line)
-        self.router._end()
+        self.router.log(line)
+        self.router.request_answered()
         if not self.request.body_done and self.request.sink is None:
             keep_alive = False  # an unread body stands between us and the next request
         self.client.finished(self.keep_alive if keep_alive is None else keep_alive)
@@ -578,7 +626,7 @@ class Exchange:
         extra: str = "",
     ) -> str:
         """This request's log line (dyno, connect time and service time filled in)."""
-        dyno = self.router._label(self.dyno)
+        dyno = self.router.dyno_name(self.dyno)
         service = self._service() if service is None else service
         return wire.log_line(
             self.fields,
@@ -608,7 +656,7 @@ class Exchange:
         self.connect = connect
         self.connected = connected
         request = self.request
-        upstream.write(self.router._request_head(self, request, upstream.key))
+        upstream.write(self.router.request_head(self, upstream.key))
         if request.expect is not None:
             self.client.write(wire.CONTINUE)
         for piece in request.pending:
@@ -630,44 +678,11 @@ class Exchange:
             self.deadline.cancel()
         request = self.request
         status = self.status = upstream.status
-        named = wire.connection_tokens(upstream.headers)
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, upstream.reason or b"")]
-        length = None
-        coding = b""
-        via = []
-        for name, value in upstream.headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
-                length = value
-            elif lowered == b"transfer-encoding":
-                coding = value
-            elif lowered == b"via":
-                via.append(value)
-            upgrading = status == 101 and lowered in (b"connection", b"upgrade")
-            if upgrading or (lowered not in wire.RESPONSE_DROP and lowered not in named):
-                lines.append(b"%s: %s\r\n" % (name, value))
-        via.append(b"1.1 vegur")
-        lines.append(b"Via: %s\r\n" % b", ".join(via))
-        no_body = request.method == b"HEAD" or status in _NO_BODY or status == 101
-        chunked = b"chunked" in coding.lower()
-        self.until_close = length is None and not chunked and not no_body
-        if length is not None and (status not in _NO_BODY):
-            lines.append(b"Content-Length: %s\r\n" % length)
-        elif not no_body:
-            if request.version == "1.1":
-                self.chunked = True  # other codings (gzip) stay on the body: keep saying so
-                coding = coding if chunked else b", ".join(filter(None, [coding, b"chunked"]))
-                lines.append(b"Transfer-Encoding: %s\r\n" % coding)
-            else:
-                self.keep_alive = False  # the end of the body is the end of the connection
-        if status != 101:
-            if not self.keep_alive:
-                lines.append(b"Connection: close\r\n")
-            elif request.version == "1.0":
-                lines.append(b"Connection: keep-alive\r\n")
-        lines.append(b"\r\n")
-        self.head = b"".join(lines)
-        self.nbytes = len(self.head)
+        head, self.chunked, self.until_close, self.keep_alive = wire.response_head(
+            request, status, upstream.reason, upstream.headers, self.keep_alive
+        )
+        self.head = head
+        self.nbytes = len(head)
         if request.method == b"HEAD":
             self.flush()
             self.response_complete()
@@ -727,7 +742,7 @@ class Exchange:
         if self.deadline is not None:
             self.deadline.cancel()
         if self.slot:
-            self.router._done(self.slot)
+            self.router.free_slot(self.slot)
             self.slot = ""
         self.task = asyncio.ensure_future(self._run())
 
@@ -770,15 +785,3 @@ class Exchange:
             self._cut("warning", "H28", 499, "client")
         elif self.status and self.upstream is not None and now - self.upstream.last_seen >= idle:
             self.fail("H15", nbytes=self.nbytes)
-
-
-def target(request: Request) -> bytes:
-    """The request target for the dyno: origin-form (an absolute URL loses its scheme and host)."""
-    url = request.url
-    if url.startswith(b"/"):
-        return url
-    if url == b"*":
-        return url
-    split = urllib.parse.urlsplit(url)
-    path = split.path or b"/"
-    return path + (b"?" + split.query if split.query else b"")

@@ -1,11 +1,13 @@
-"""What the router puts on the wire besides the dyno's bytes: limits, headers, error pages, the
-log line. Pure functions and constants; no I/O."""
+"""What the router puts on the wire besides the dyno's bytes: limits, the heads it rewrites both
+ways, error pages, the log line. Pure functions and constants; no I/O."""
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 import uuid
 from dataclasses import dataclass
+from typing import Protocol
 
 MAX_ATTEMPTS = 10  # connection attempts per request before H19/H21
 QUARANTINE_SECONDS = 5.0  # how long a dyno that refused (or timed out) gets no new requests
@@ -51,6 +53,7 @@ REQUEST_DROP = HOP_BY_HOP | {
     *FRONT_HEADERS,
 }
 RESPONSE_DROP = HOP_BY_HOP | {b"content-length", b"via"}
+NO_BODY = frozenset({204, 304})  # statuses whose responses have no body
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9+/=-]{20,200}")
 ERROR_STATUS = {"H27": 499, "H28": 499}
 INFO_CODES = {"H82"}  # Heroku logs these at=info
@@ -138,6 +141,161 @@ class Fields:
     request_id: str
     fwd: str
     protocol: str  # "http" or "https"
+
+
+class RequestHead(Protocol):
+    """What the head rewrites read of a parsed request (:class:`.proxy.Request` has it)."""
+
+    method: bytes
+    url: bytes
+    version: str
+    headers: list[tuple[bytes, bytes]]
+    upgrade: bool
+    chunked: bool
+    transfer_encoding: bytes
+    content_length: int | None
+    start_ms: int
+
+
+def origin(host: str, port: int, scheme: str = "http") -> str:
+    """The URL of host:port (an IPv6 host in brackets)."""
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def target(url: bytes) -> bytes:
+    """The request target for the dyno: origin-form (an absolute URL loses its scheme and host)."""
+    if url.startswith(b"/"):
+        return url
+    if url == b"*":
+        return url
+    split = urllib.parse.urlsplit(url)
+    path = split.path or b"/"
+    return path + (b"?" + split.query if split.query else b"")
+
+
+def describe(request: RequestHead, remote: str, scheme: str, fronted: bool) -> Fields:
+    """The log line's description of a request, from its head. `remote` and `scheme` are the
+    client connection's; `fronted` (behind dynosim's HAProxy) takes them from its headers."""
+    host = b""
+    forwarded = []
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered == b"host":
+            host = value
+        elif lowered == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+        elif lowered in FRONT_HEADERS and fronted:
+            if lowered == FRONT_CLIENT:
+                remote = value.decode("latin-1")
+            else:
+                scheme = "https" if value == b"https" else "http"
+    if remote:
+        forwarded.append(remote)
+    return Fields(
+        request.method.decode("latin-1"),
+        request.url.decode("latin-1").replace('"', "%22"),
+        host.decode("latin-1"),
+        request_id(request.headers),
+        ", ".join(forwarded),
+        scheme,
+    )
+
+
+def request_head(
+    request: RequestHead, fields: Fields, host: bytes, port: bytes, close: bool
+) -> bytes:
+    """The head sent to a dyno: the client's end-to-end headers plus Heroku's. `host` and
+    `port` are the router's (a missing Host, X-Forwarded-Port); `close` asks the dyno to close
+    the connection after answering."""
+    named = connection_tokens(request.headers)
+    lines = [b"%s %s HTTP/1.1\r\n" % (request.method, target(request.url))]
+    via = []
+    upgrade = b""
+    for name, value in request.headers:
+        lowered = name.lower()
+        if lowered in REQUEST_DROP or lowered in named:
+            if lowered == b"via":
+                via.append(value)
+            elif lowered == b"upgrade":
+                upgrade = value
+            continue
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if not fields.host:  # HTTP/1.0 clients may omit it; HTTP/1.1 dynos need it
+        lines.append(b"Host: %s:%s\r\n" % (host, port))
+    via.append(b"1.1 vegur")
+    lines.append(
+        b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Port: %s\r\n"
+        b"X-Request-Start: %d\r\nX-Request-Id: %s\r\nVia: %s\r\n"
+        % (
+            fields.fwd.encode("latin-1"),
+            fields.protocol.encode(),
+            port,
+            request.start_ms,
+            fields.request_id.encode(),
+            b", ".join(via),
+        )
+    )
+    if request.upgrade and upgrade:
+        lines.append(b"Connection: Upgrade\r\nUpgrade: %s\r\n" % upgrade)
+    elif close:
+        lines.append(b"Connection: close\r\n")
+    if request.chunked:
+        lines.append(b"Transfer-Encoding: %s\r\n" % request.transfer_encoding)
+    elif request.content_length is not None:
+        lines.append(b"Content-Length: %d\r\n" % request.content_length)
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def response_head(
+    request: RequestHead,
+    status: int,
+    reason: bytes,
+    headers: list[tuple[bytes, bytes]],
+    keep_alive: bool,
+) -> tuple[bytes, bool, bool, bool]:
+    """The head sent to the client for a dyno's response to `request` (hop-by-hop headers
+    dropped, Via added, the framing the client gets), and how the body goes on:
+    (head, chunked: re-chunk the body for the client, until_close: the dyno's body ends when
+    its connection does, keep_alive: the client connection stays open after it)."""
+    named = connection_tokens(headers)
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"")]
+    length = None
+    coding = b""
+    via = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length":
+            length = value
+        elif lowered == b"transfer-encoding":
+            coding = value
+        elif lowered == b"via":
+            via.append(value)
+        upgrading = status == 101 and lowered in (b"connection", b"upgrade")
+        if upgrading or (lowered not in RESPONSE_DROP and lowered not in named):
+            lines.append(b"%s: %s\r\n" % (name, value))
+    via.append(b"1.1 vegur")
+    lines.append(b"Via: %s\r\n" % b", ".join(via))
+    no_body = request.method == b"HEAD" or status in NO_BODY or status == 101
+    chunked = b"chunked" in coding.lower()
+    until_close = length is None and not chunked and not no_body
+    rechunk = False
+    if length is not None and (status not in NO_BODY):
+        lines.append(b"Content-Length: %s\r\n" % length)
+    elif not no_body:
+        if request.version == "1.1":
+            rechunk = True  # other codings (gzip) stay on the body: keep saying so
+            coding = coding if chunked else b", ".join(filter(None, [coding, b"chunked"]))
+            lines.append(b"Transfer-Encoding: %s\r\n" % coding)
+        else:
+            keep_alive = False  # the end of the body is the end of the connection
+    if status != 101:
+        if not keep_alive:
+            lines.append(b"Connection: close\r\n")
+        elif request.version == "1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines), rechunk, until_close, keep_alive
 
 
 def ms(seconds: float | None) -> str:
