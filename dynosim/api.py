@@ -32,8 +32,8 @@ from .logs import LogLine
 from .store import Release, Store
 
 if TYPE_CHECKING:
+    from .manager import DynoManager
     from .router import RouterEngine
-    from .supervisor import Supervisor
 
 Progress = Callable[[str], None]
 HOST = "127.0.0.1"
@@ -440,7 +440,7 @@ class App:
         self,
         *,
         printer: Callable[[LogLine], None] | None = None,
-        ready: Callable[[RouterEngine, Supervisor], None] | None = None,
+        ready: Callable[[RouterEngine, DynoManager], None] | None = None,
         stop: asyncio.Event | None = None,
         schedule: Clock | None = None,
         **options: Any,
@@ -577,7 +577,7 @@ class _Background:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()  # bound to the serving loop when it first waits on it
         self.router: RouterEngine | None = None
-        self.supervisor: Supervisor | None = None
+        self.supervisor: DynoManager | None = None
         self.thread = threading.Thread(target=self._run, name=f"dynosim-{app.name}", daemon=True)
 
     def start(self, **options: Any) -> None:
@@ -599,7 +599,7 @@ class _Background:
             with self.changed:
                 self.changed.notify_all()
 
-    def _ready(self, router: RouterEngine, supervisor: Supervisor) -> None:
+    def _ready(self, router: RouterEngine, supervisor: DynoManager) -> None:
         self.loop = asyncio.get_running_loop()
         self.router, self.supervisor = router, supervisor
         if self.cancelled:

@@ -28,8 +28,9 @@ from .docker import DockerEngine, dynos
 from .errors import ManifestError, UsageError
 from .formation import DEFAULT_SIZE, Entry, check_limits, size
 from .logs import LogHub, LogLine
+from .manager import DynoManager, ManagerOptions
+from .manager.options import BOOT_TIMEOUT, GRACE, RELEASE_TIMEOUT
 from .store import Release, Store
-from .supervisor import Supervisor
 
 if TYPE_CHECKING:
     from .router import RouterEngine
@@ -194,14 +195,14 @@ async def serve(
     https_port: int | None = None,
     dyno_keepalive: bool = True,
     router_engine: str = "auto",
-    grace: float = 30.0,
-    boot_timeout: float = 60.0,
+    grace: float = GRACE,
+    boot_timeout: float = BOOT_TIMEOUT,
     cycling: bool = False,
     time_scale: float = 1.0,
     local_env: dict[str, str] | None = None,
-    release_timeout: float = 3600.0,
+    release_timeout: float = RELEASE_TIMEOUT,
     idling: dict[str, Any] | None = None,
-    ready: Callable[[RouterEngine, Supervisor], None] | None = None,
+    ready: Callable[[RouterEngine, DynoManager], None] | None = None,
     schedule: Clock | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -223,18 +224,21 @@ async def serve(
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
     hub = LogHub()
     hub.subscribe(printer)
-    supervisor = Supervisor(
+    options = ManagerOptions(
+        grace=grace,
+        boot_timeout=boot_timeout,
+        cycling=cycling,
+        release_timeout=release_timeout,
+        **(idling or {}),
+    )
+    supervisor = DynoManager(
         store,
         app,
         hub,
         engine=DockerEngine(),
-        grace=grace,
-        boot_timeout=boot_timeout,
+        options=options,
         schedule=schedule or Clock(speed=time_scale),
-        cycling=cycling,
         local_env=local_env,
-        release_timeout=release_timeout,
-        **(idling or {}),
     )
     channel = control.Server(app, lambda request: _control(supervisor, hub, request))
     for sig in signals:
@@ -320,7 +324,7 @@ async def _router(
     return Router(app, log, https_port=https_port, ssl_context=context, **options)
 
 
-async def _control(supervisor: Supervisor, hub: LogHub, request: dict) -> AsyncIterator[dict]:
+async def _control(supervisor: DynoManager, hub: LogHub, request: dict) -> AsyncIterator[dict]:
     """Answer one request from a CLI command in another terminal."""
     command = request.get("command")
     if command == "ps":

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine, Program
 
-from dynosim import supervisor as manager
+from dynosim import backoff, dynohours
 from dynosim.clock import Clock
 from dynosim.container_engine import DynoSpec
 from dynosim.errors import ReleaseError
 from dynosim.formation import Entry
 from dynosim.logs import LogHub
+from dynosim.manager import DynoManager, ManagerOptions, monitor
 from dynosim.router import WebStatus
 from dynosim.store import FAILED, SUCCEEDED, Store
-from dynosim.supervisor import Supervisor
 
 APP = "demo"
 PROCFILE = {"web": "serve", "worker": "work"}
@@ -68,18 +68,18 @@ class Harness:
         self.hub = LogHub(keep=10_000)
         self.router = FakeRouter()
         self.schedule = Clock()  # cool-offs, cycling, idling, hours: advanced by the tests
-        self.options = {"grace": 5.0, "boot_timeout": 60.0, **options}
+        self.options = ManagerOptions(**{"grace": 5.0, **options})
         self.manager = self.new_manager()
 
-    def new_manager(self) -> Supervisor:
-        return Supervisor(
+    def new_manager(self) -> DynoManager:
+        return DynoManager(
             self.store,
             APP,
             self.hub,
             engine=self.engine,
             clock=Clock(speed=1000),  # boots and stops: 60 s of boot timeout is 60 ms
             schedule=self.schedule,
-            **self.options,
+            options=self.options,
         )
 
     def release(self, process_types=PROCFILE, pending=False, **fields):
@@ -208,7 +208,7 @@ def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
         h.engine.die(h.engine.live("worker")[0], 1)
         await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
         await h.until(lambda: h.state("worker.1") == "up", "worker up again")
-        h.schedule.advance(manager.backoff.STABLE)
+        h.schedule.advance(backoff.STABLE)
         h.engine.die(h.engine.live("worker")[0], 1)
         await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
         assert not any("times in a row" in m for m in h.messages("worker.1"))
@@ -431,7 +431,7 @@ def test_eco_dyno_hours_are_counted_per_running_dyno_until_the_app_sleeps(harnes
     async def test():
         await h.manager.start()
         await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
-        month = manager.dynohours.month(h.schedule.wall())
+        month = dynohours.month(h.schedule.wall())
         h.schedule.advance(600)  # 10 minutes, 2 dynos
         await asyncio.sleep(0.01)  # the jump happens on the loop's next turn
         await h.manager.sleep()
@@ -467,7 +467,7 @@ def test_a_new_manager_adopts_running_dynos_instead_of_starting_duplicates(harne
 
 
 def test_after_an_engine_restart_the_formation_is_repaired(harness, monkeypatch):
-    monkeypatch.setattr(manager, "EVENTS_RETRY", 0.01)
+    monkeypatch.setattr(monitor, "EVENTS_RETRY", 0.01)
     h = harness()
     h.release()
     h.scale(web=1, worker=1)
