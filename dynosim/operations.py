@@ -13,6 +13,7 @@ from typing import Any
 
 from . import control, dyno, dynohours, formation
 from .clock import heroku_time as when
+from .control_commands import DynoRow
 from .errors import UsageError
 from .formation import Entry
 from .store import Release, Store
@@ -27,10 +28,10 @@ def current_release(store: Store, app: str) -> Release:
     return release
 
 
-def dynos(store: Store, app: str) -> list[dict[str, Any]]:
+def dynos(store: Store, app: str) -> list[DynoRow]:
     """The app's dynos: from the running supervisor, else as Docker sees them."""
     try:
-        tracked = control.call(app, {"command": "ps"}, "dynos")
+        tracked = control.ControlClient(app).ps()
     except control.NotRunning:
         tracked = []
     names = {d["name"] for d in tracked}
@@ -114,7 +115,7 @@ def change_formation(
     result = change({t: e for t, e in current.items() if t in types}, types, args)
     store.set_formation(app, result)
     with contextlib.suppress(control.NotRunning):  # without a running up, the next one applies it
-        control.call(app, {"command": "reconcile"}, "dynos")
+        control.ControlClient(app).reconcile()
     return result
 
 
