@@ -266,13 +266,13 @@ class App:
     def restart(self, target: str | None = None) -> list[str]:
         """`ps:restart` all dynos, a type (web) or a dyno (web.2); returns the restarted names
         once the web dynos are up again. NotRunning without a running app."""
-        restarted = control.call(self.name, {"command": "restart", "target": target}, "restarted")
+        restarted = control.ControlClient(self.name).restart(target)
         self._settle()
         return restarted
 
     def stop_dyno(self, dyno: str) -> None:
         """`ps:stop`: a formation dyno stops and comes back, a one-off just stops."""
-        control.call(self.name, {"command": "stop", "dyno": dyno}, "stopped")
+        control.ControlClient(self.name).stop(dyno)
 
     def kill(self, dyno: str) -> None:
         """Crash a dyno (SIGKILL, as an out-of-memory kill or a segfault would), returning once
@@ -332,23 +332,19 @@ class App:
         size: str = formations.DEFAULT_SIZE,
     ) -> str:
         """A one-off dyno whose output goes to the log stream; its name (run.N)."""
-        request = {
-            "command": "run_detached",
-            "command_line": command,
-            "env": dict(env or {}),
-            "size": formations.size(size).name,
-        }
-        return control.call(self.name, request, "dyno")
+        return control.ControlClient(self.name).run_detached(
+            command, env, formations.size(size).name
+        )
 
     # -- sleep -----------------------------------------------------------------------------------
 
     def sleep(self) -> bool:
         """`ps:sleep`: free/eco dynos sleep now; False when the app has none to sleep."""
-        return control.call(self.name, {"command": "sleep"}, "asleep")
+        return control.ControlClient(self.name).sleep()
 
     def wake(self) -> None:
         """`ps:wake`: start the sleeping dynos; returns once they are up."""
-        control.call(self.name, {"command": "wake"}, "asleep")
+        control.ControlClient(self.name).wake()
 
     def idling(
         self,
@@ -388,9 +384,7 @@ class App:
     ) -> Iterator[LogLine]:
         """The running app's recent lines (its last 1500), then with `tail` new ones as they
         come; `ps` a dyno (web.1) or type (web), `source` app or heroku."""
-        request = {"command": "logs", "num": num, "tail": tail, "ps": ps, "source": source}
-        for reply in control.request(self.name, request):
-            yield LogLine.from_json(reply)
+        yield from control.ControlClient(self.name).logs(num, tail=tail, ps=ps, source=source)
 
     def logs(self, ps: str | None = None, source: str | None = None) -> list[LogLine]:
         """Every line since this object started the app (else the running app's last 1500)."""

@@ -1,4 +1,5 @@
-"""The local control channel between CLI commands and a running `dynosim up`.
+"""The local control channel between CLI commands and a running `dynosim up`: one server,
+one client (`ControlClient`), the typed commands of `control_commands` between them.
 
 A unix socket per app under the state folder, owner-only (0600 in a 0700 folder): newline-
 delimited JSON, one request per connection, one or more replies. Requests only nudge the
@@ -12,17 +13,23 @@ import json
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import control_commands as commands
+from .control_commands import Command, DynoRow, Reply
 from .errors import DynosimError, RemoteError, UsageError, as_dynosim_error
+from .formation import DEFAULT_SIZE
+from .logs import LogLine
 from .store import data_dir
 
 if TYPE_CHECKING:
     import asyncio
 
-Handler = Callable[[dict], AsyncIterator[dict]]
+#: Answers one command: the replies to send back, in order (an exception becomes an error reply).
+Handler = Callable[[Command], AsyncIterator[Reply]]
+R = TypeVar("R", bound=Reply)
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +62,7 @@ def is_running(app: str) -> bool:
 
 
 class Server:
-    """Serves requests to a handler; refuses to start while another `up` serves the app."""
+    """Serves commands to a handler; refuses to start while another `up` serves the app."""
 
     def __init__(self, app: str, handler: Handler) -> None:
         self.app, self.handler, self.path = app, handler, socket_path(app)
@@ -89,9 +96,9 @@ class Server:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = json.loads(await reader.readline() or b"{}")
-            async for reply in self.handler(request):
-                writer.write(json.dumps(reply).encode() + b"\n")
+            command = commands.decode(json.loads(await reader.readline() or b"{}"))
+            async for reply in self.handler(command):
+                writer.write(json.dumps(reply.to_wire()).encode() + b"\n")
                 await writer.drain()
         except ConnectionError:
             pass
@@ -112,7 +119,7 @@ class Server:
                 writer.close()
 
 
-def request(app: str, payload: dict) -> Iterator[dict]:
+def _request(app: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Send one request to the app's running `up`; yield its replies. NotRunning if none."""
     client = _connect(socket_path(app))
     if client is None:
@@ -129,15 +136,79 @@ def request(app: str, payload: dict) -> Iterator[dict]:
             yield reply
 
 
-def call(app: str, payload: dict, key: str | None = None) -> Any:
-    """A request with a single reply; with `key`, that field of it, which must be there."""
-    for reply in request(app, payload):
-        if key is None:
-            return reply
-        if key in reply:
-            return reply[key]
-        break
-    raise RemoteError(
-        f"dynosim up for app {app} gave no {key or 'reply'} to {payload.get('command')!r};"
-        " see its terminal"
-    )
+class ControlClient:
+    """The commands a running `up` of `app` answers, one method each. NotRunning without one;
+    a failure inside it raises as RemoteError with the failure's type and exit code."""
+
+    def __init__(self, app: str) -> None:
+        self.app = app
+
+    def ps(self) -> list[DynoRow]:
+        """The supervisor's dynos (formation and one-offs it runs)."""
+        return self._call(commands.Ps(), commands.Dynos).rows
+
+    def reconcile(self) -> list[DynoRow]:
+        """Apply the store's formation now; the dynos after."""
+        return self._call(commands.Reconcile(), commands.Dynos).rows
+
+    def deploy(self, version: int, progress: Callable[[str], None]) -> None:
+        """Roll pending releases out up to vN, relaying the roll-out's progress lines."""
+        replies = (commands.Progress, commands.Released)
+        for reply in self._replies(commands.Deploy(version), replies):
+            if isinstance(reply, commands.Progress):
+                progress(reply.line)
+
+    def sleep(self) -> bool:
+        """`ps:sleep`; whether the app sleeps now."""
+        return self._call(commands.Sleep(), commands.Asleep).asleep
+
+    def wake(self) -> bool:
+        """`ps:wake`, once the dynos are up; whether the app still sleeps."""
+        return self._call(commands.Wake(), commands.Asleep).asleep
+
+    def restart(self, target: str | None = None) -> list[str]:
+        """`ps:restart` all formation dynos, a type or a dyno; the restarted names."""
+        return self._call(commands.Restart(target), commands.Restarted).names
+
+    def stop(self, dyno: str) -> None:
+        """`ps:stop` a dyno or a type."""
+        self._call(commands.Stop(dyno), commands.Stopped)
+
+    def run_detached(
+        self, command_line: str, env: Mapping[str, str] | None = None, size: str = DEFAULT_SIZE
+    ) -> str:
+        """A one-off dyno whose output goes to the log stream; its name (run.N)."""
+        command = commands.RunDetached(command_line, dict(env or {}), size)
+        return self._call(command, commands.Started).dyno
+
+    def logs(
+        self,
+        num: int = 100,
+        *,
+        tail: bool = False,
+        ps: str | None = None,
+        source: str | None = None,
+    ) -> Iterator[LogLine]:
+        """The last `num` matching lines, then with `tail` new ones as they come."""
+        command = commands.Logs(num, tail, ps, source)
+        for reply in self._replies(command, (commands.LogEntry,)):
+            yield reply.line
+
+    def _replies(self, command: Command, kinds: tuple[type[R], ...]) -> Iterator[R]:
+        """The command's replies of these kinds (others are skipped)."""
+        for data in _request(self.app, commands.encode(command)):
+            reply = commands.decode_reply(data, kinds)
+            if reply is not None:
+                yield reply
+
+    def _call(self, command: Command, kind: type[R]) -> R:
+        """A command with a single reply, which must be of `kind`."""
+        for data in _request(self.app, commands.encode(command)):
+            reply = commands.decode_reply(data, (kind,))
+            if reply is not None:
+                return reply
+            break
+        raise RemoteError(
+            f"dynosim up for app {self.app} gave no {kind.key} to {command.name!r};"
+            " see its terminal"
+        )

@@ -14,6 +14,7 @@ from typing import Any
 from . import control, dynohours, formation
 from .clock import heroku_time as when
 from .container_engine import FORMATION, ONE_OFF
+from .control_commands import DynoRow
 from .docker import dynos as docker_dynos
 from .errors import UsageError
 from .formation import Entry
@@ -29,10 +30,10 @@ def current_release(store: Store, app: str) -> Release:
     return release
 
 
-def dynos(store: Store, app: str) -> list[dict[str, Any]]:
+def dynos(store: Store, app: str) -> list[DynoRow]:
     """The app's dynos: from the running supervisor, else as Docker sees them."""
     try:
-        tracked = control.call(app, {"command": "ps"}, "dynos")
+        tracked = control.ControlClient(app).ps()
     except control.NotRunning:
         tracked = []
     names = {d["name"] for d in tracked}
@@ -118,7 +119,7 @@ def change_formation(
     result = change({t: e for t, e in current.items() if t in types}, types, args)
     store.set_formation(app, result)
     with contextlib.suppress(control.NotRunning):  # without a running up, the next one applies it
-        control.call(app, {"command": "reconcile"}, "dynos")
+        control.ControlClient(app).reconcile()
     return result
 
 

@@ -197,9 +197,7 @@ def roll_out(app: str, release: Release, progress: Callable[[str], None]) -> boo
     """Have the running `up` roll the release out, relaying its progress; False when no `up`
     runs (the next one will). ReleaseError when the release fails."""
     try:
-        for reply in control.request(app, {"command": "deploy", "version": release.version}):
-            if "progress" in reply:
-                progress(reply["progress"])
+        control.ControlClient(app).deploy(release.version, progress)
     except control.NotRunning:
         return False
     return True

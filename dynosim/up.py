@@ -23,7 +23,9 @@ from . import (
     releases,
     source,
 )
+from . import control_commands as commands
 from .clock import Clock
+from .control_commands import Command, Reply
 from .docker import DockerEngine, dynos
 from .errors import ManifestError, UsageError
 from .formation import DEFAULT_SIZE, Entry, check_limits, size
@@ -240,7 +242,7 @@ async def serve(
         schedule=schedule or Clock(speed=time_scale),
         local_env=local_env,
     )
-    channel = control.Server(app, lambda request: _control(supervisor, hub, request))
+    channel = control.Server(app, ControlHandler(supervisor, hub))
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     listener = listeners.listen(host, port)  # clients may connect at once; they wait in the backlog
@@ -324,57 +326,81 @@ async def _router(
     return Router(app, log, https_port=https_port, ssl_context=context, **options)
 
 
-async def _control(supervisor: DynoManager, hub: LogHub, request: dict) -> AsyncIterator[dict]:
-    """Answer one request from a CLI command in another terminal."""
-    command = request.get("command")
-    if command == "ps":
-        yield {"dynos": supervisor.snapshot()}
-    elif command == "deploy":
+class ControlHandler:
+    """Answers the commands CLI commands in other terminals send: a method per command type,
+    each calling the supervisor (or reading the log hub)."""
+
+    def __init__(self, supervisor: DynoManager, hub: LogHub) -> None:
+        self.supervisor, self.hub = supervisor, hub
+        self.methods: dict[type[Command], Callable[[Any], AsyncIterator[Reply]]] = {
+            commands.Ps: self.ps,
+            commands.Deploy: self.deploy,
+            commands.Sleep: self.sleep,
+            commands.Wake: self.wake,
+            commands.Reconcile: self.reconcile,
+            commands.Restart: self.restart,
+            commands.Stop: self.stop,
+            commands.RunDetached: self.run_detached,
+            commands.Logs: self.logs,
+        }
+
+    def __call__(self, command: Command) -> AsyncIterator[Reply]:
+        return self.methods[type(command)](command)
+
+    async def ps(self, _: commands.Ps) -> AsyncIterator[Reply]:
+        yield commands.Dynos(self.supervisor.snapshot())
+
+    async def deploy(self, command: commands.Deploy) -> AsyncIterator[Reply]:
         progress: asyncio.Queue[str] = asyncio.Queue()
-        rolling = asyncio.ensure_future(supervisor.deploy(request["version"], progress.put_nowait))
+        rolling = asyncio.ensure_future(
+            self.supervisor.deploy(command.version, progress.put_nowait)
+        )
         while not (rolling.done() and progress.empty()):
             waiting = asyncio.ensure_future(progress.get())
             await asyncio.wait({waiting, rolling}, return_when=asyncio.FIRST_COMPLETED)
             if waiting.done():
-                yield {"progress": waiting.result()}
+                yield commands.Progress(waiting.result())
             else:
                 waiting.cancel()
         rolling.result()  # a ReleaseError goes back to the CLI
-        yield {"release": request["version"]}
-    elif command == "sleep":
-        await supervisor.sleep()
-        yield {"asleep": supervisor.asleep}
-    elif command == "wake":
-        await supervisor.wake()
-        yield {"asleep": supervisor.asleep}
-    elif command == "reconcile":
-        await supervisor.reconcile()
-        yield {"dynos": supervisor.snapshot()}
-    elif command == "restart":
-        yield {"restarted": await supervisor.restart(request.get("target"))}
-    elif command == "stop":
-        await supervisor.stop_dyno(request["dyno"])
-        yield {"stopped": request["dyno"]}
-    elif command == "run_detached":
-        name = await supervisor.run_detached(
-            request["command_line"], request.get("env", {}), request.get("size", DEFAULT_SIZE)
-        )
-        yield {"dyno": name}
-    elif command == "logs":
-        wanted = logs.Filter(request.get("ps"), request.get("source"))
+        yield commands.Released(command.version)
+
+    async def sleep(self, _: commands.Sleep) -> AsyncIterator[Reply]:
+        await self.supervisor.sleep()
+        yield commands.Asleep(self.supervisor.asleep)
+
+    async def wake(self, _: commands.Wake) -> AsyncIterator[Reply]:
+        await self.supervisor.wake()
+        yield commands.Asleep(self.supervisor.asleep)
+
+    async def reconcile(self, _: commands.Reconcile) -> AsyncIterator[Reply]:
+        await self.supervisor.reconcile()
+        yield commands.Dynos(self.supervisor.snapshot())
+
+    async def restart(self, command: commands.Restart) -> AsyncIterator[Reply]:
+        yield commands.Restarted(await self.supervisor.restart(command.target))
+
+    async def stop(self, command: commands.Stop) -> AsyncIterator[Reply]:
+        await self.supervisor.stop_dyno(command.dyno)
+        yield commands.Stopped(command.dyno)
+
+    async def run_detached(self, command: commands.RunDetached) -> AsyncIterator[Reply]:
+        name = await self.supervisor.run_detached(command.command_line, command.env, command.size)
+        yield commands.Started(name)
+
+    async def logs(self, command: commands.Logs) -> AsyncIterator[Reply]:
+        wanted = logs.Filter(command.ps, command.source)
         queue: asyncio.Queue[LogLine] = asyncio.Queue()
-        unsubscribe = hub.subscribe(queue.put_nowait) if request.get("tail") else None
+        unsubscribe = self.hub.subscribe(queue.put_nowait) if command.tail else None
         try:
-            recent = [line for line in hub.recent if wanted(line)]
-            num = int(request.get("num", 100))
+            recent = [line for line in self.hub.recent if wanted(line)]
+            num = command.num
             for line in recent[len(recent) - num :] if num < len(recent) else recent:
-                yield line.to_json()
+                yield commands.LogEntry(line)
             while unsubscribe:
                 line = await queue.get()
                 if wanted(line):
-                    yield line.to_json()
+                    yield commands.LogEntry(line)
         finally:
             if unsubscribe:
                 unsubscribe()
-    else:
-        raise UsageError(f"unknown control request {command!r}")

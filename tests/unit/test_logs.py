@@ -98,6 +98,7 @@ def test_gathered_output_arrives_in_few_reads_however_often_it_is_written(run):
 
 def test_logs_request_gives_the_last_n_matching_lines():
     from dynosim import up
+    from dynosim.control_commands import Logs
 
     hub = LogHub()
     for n in range(4):
@@ -106,7 +107,7 @@ def test_logs_request_gives_the_last_n_matching_lines():
     hub.heroku("web.2", "State changed from starting to up")
 
     async def collect(**request):
-        return [r["message"] async for r in up._control(None, hub, {"command": "logs", **request})]
+        return [r.line.message async for r in up.ControlHandler(None, hub)(Logs(**request))]
 
     assert asyncio.run(collect(num=2, ps="web", source="app")) == ["web 2", "web 3"]
     assert asyncio.run(collect(num=0)) == []
