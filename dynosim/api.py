@@ -29,6 +29,7 @@ from . import formation as formations
 from .clock import Clock
 from .errors import DynosimError, ReleaseError, UsageError
 from .logs import LogLine
+from .options import BOOT_TIMEOUT, GRACE, IDLE_TIMEOUT, SLEEP_MODES, ManagerOptions, ServeOptions
 from .store import Release, Store
 
 if TYPE_CHECKING:
@@ -367,8 +368,8 @@ class App:
             if value is not None:
                 self.store.set_setting(owner, key, str(value))
         return {
-            "idle_timeout": float(self.store.setting(self.name, "idle_timeout", "1800")),
-            "sleep_mode": self.store.setting(self.name, "sleep_mode", "stop"),
+            "idle_timeout": float(self.store.setting(self.name, "idle_timeout", str(IDLE_TIMEOUT))),
+            "sleep_mode": self.store.setting(self.name, "sleep_mode", SLEEP_MODES[0]),
             "quota_hours": float(self.store.setting("", "quota_hours", str(BASE_HOURS))),
         }
 
@@ -432,18 +433,16 @@ class App:
 
     def serve(
         self,
+        options: ServeOptions | None = None,
         *,
         printer: Callable[[LogLine], None] | None = None,
         ready: Callable[[RouterEngine, DynoManager], None] | None = None,
         stop: asyncio.Event | None = None,
         schedule: Clock | None = None,
-        **options: Any,
     ) -> None:
         """Serve the app in this thread until SIGINT/SIGTERM (or `stop`): roll out pending
         releases, run the formation behind the router, stream logs to `printer`, then stop
-        every dyno. `options` are those of `dynosim up` (port, https_port, dyno_keepalive,
-        router_engine, grace, boot_timeout, cycling, time_scale, local_env, idling,
-        release_timeout)."""
+        every dyno. `options` are those of `dynosim up`."""
         import uvloop
 
         from . import up
@@ -452,8 +451,8 @@ class App:
         try:
             printer = printer or logs.Printer()
             serving = up.serve(
-                store, self.name, printer=printer, ready=ready, stop=stop, schedule=schedule,
-                **options,
+                store, self.name, options or ServeOptions(), printer=printer, ready=ready,
+                stop=stop, schedule=schedule,
             )  # fmt: skip
             uvloop.run(serving)  # the router's data path is ~1.5x faster on libuv
         finally:
@@ -464,8 +463,8 @@ class App:
         *,
         port: int = 0,
         https: bool = True,
-        grace: float = 30.0,
-        boot_timeout: float = 60.0,
+        grace: float = GRACE,
+        boot_timeout: float = BOOT_TIMEOUT,
         time_scale: float = 1.0,
         cycling: bool = False,
         idle_timeout: float | None = None,
@@ -492,18 +491,17 @@ class App:
         if formation:
             self.scale(**formation)
         self.clock = Clock(speed=time_scale)
-        options = dict(
-            port=port,
-            https_port=0 if https else None,
-            grace=grace,
-            boot_timeout=boot_timeout,
-            cycling=cycling,
-            local_env=local_env,
-        )
-        idling = self.idling(idle_timeout, sleep_mode)
+        manager = ManagerOptions(
+            grace=grace, boot_timeout=boot_timeout, cycling=cycling,
+            **self.idling(idle_timeout, sleep_mode),
+        )  # fmt: skip
+        options = ServeOptions(
+            port=port, https_port=0 if https else None, time_scale=time_scale,
+            local_env=local_env, manager=manager,
+        )  # fmt: skip
         self._serving = serving = _Background(self, echo)  # stop() reaches it from now on
         try:
-            serving.start(schedule=self.clock, idling=idling, **options)
+            serving.start(options, self.clock)
             if self.current_release() is None:
                 raise ReleaseError(f"the first release of {self.name} failed", serving.tail())
             self._settle(boot_timeout + 5)
@@ -574,8 +572,8 @@ class _Background:
         self.supervisor: DynoManager | None = None
         self.thread = threading.Thread(target=self._run, name=f"dynosim-{app.name}", daemon=True)
 
-    def start(self, **options: Any) -> None:
-        self.options = options
+    def start(self, options: ServeOptions, schedule: Clock) -> None:
+        self.options, self.schedule = options, schedule
         self.thread.start()
         self.ready.wait()
         if self.error is not None:
@@ -584,8 +582,9 @@ class _Background:
     def _run(self) -> None:
         try:
             self.app.serve(
-                printer=self._keep, ready=self._ready, stop=self.stopping, **self.options
-            )
+                self.options, printer=self._keep, ready=self._ready, stop=self.stopping,
+                schedule=self.schedule,
+            )  # fmt: skip
         except BaseException as exc:  # handed to the thread that called start()
             self.error = exc
         finally:

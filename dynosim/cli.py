@@ -21,6 +21,17 @@ from . import dotenv, formation
 from .api import App
 from .errors import DynosimError, UsageError, as_dynosim_error, is_engine_error
 from .logs import Printer
+from .options import (
+    BOOT_TIMEOUT,
+    GRACE,
+    HTTPS_PORT,
+    PORT,
+    RELEASE_TIMEOUT,
+    ROUTER_ENGINES,
+    SLEEP_MODES,
+    ManagerOptions,
+    ServeOptions,
+)
 from .store import Store
 
 
@@ -87,16 +98,19 @@ ENV_IGNORED = (
 @main.command("up")
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-a", "--app", help="App name (default: from the folder name).")
-@click.option("-p", "--port", default=5000, show_default=True, help="Router port on 127.0.0.1.")
+@click.option("-p", "--port", default=PORT, show_default=True, help="Router port on 127.0.0.1.")
 @click.option(
     "--https-port",
-    default=5443,
+    default=HTTPS_PORT,
     show_default=True,
     help="Router HTTPS port on 127.0.0.1 (0: no HTTPS); see dynosim certs.",
 )
-@click.option("--grace", default=30.0, show_default=True, help="Seconds from SIGTERM to SIGKILL.")
+@click.option("--grace", default=GRACE, show_default=True, help="Seconds from SIGTERM to SIGKILL.")
 @click.option(
-    "--boot-timeout", default=60.0, show_default=True, help="Seconds a web dyno has to bind $PORT."
+    "--boot-timeout",
+    default=BOOT_TIMEOUT,
+    show_default=True,
+    help="Seconds a web dyno has to bind $PORT.",
 )
 @click.option(
     "--stack", "stack_name", help="Set the app's stack (remembered, as dynosim stack:set)."
@@ -118,7 +132,7 @@ ENV_IGNORED = (
 )
 @click.option(
     "--sleep-mode",
-    type=click.Choice(["stop", "pause"]),
+    type=click.Choice(SLEEP_MODES),
     help="Sleep by stopping dynos (Heroku's cold boot) or freezing them (remembered).",
 )
 @click.option(
@@ -130,7 +144,7 @@ ENV_IGNORED = (
 @click.option("--verified", is_flag=True, help="A verified account: a 1000-hour pool.")
 @click.option(
     "--release-timeout",
-    default=3600.0,
+    default=RELEASE_TIMEOUT,
     show_default=True,
     help="Seconds the release phase may take.",
 )
@@ -145,8 +159,8 @@ ENV_IGNORED = (
 @click.option(
     "--router",
     "router_engine",
-    type=click.Choice(["auto", "haproxy", "python"]),
-    default=lambda: os.environ.get("DYNOSIM_ROUTER", "auto"),
+    type=click.Choice(ROUTER_ENGINES),
+    default=lambda: os.environ.get("DYNOSIM_ROUTER", ROUTER_ENGINES[0]),
     show_default="auto",
     help="What moves requests to the dynos: HAProxy, with dynosim's router behind it for "
     "held requests, or dynosim's own Python router; auto: HAProxy when it is installed.",
@@ -207,20 +221,18 @@ def up_command(
             err=True,
         )
 
+    manager = ManagerOptions(
+        grace=grace, boot_timeout=boot_timeout, cycling=cycling, release_timeout=release_timeout,
+        **idling,
+    )  # fmt: skip
     served.serve(
-        local_env=local_env,
-        release_timeout=release_timeout,
-        idling=idling,
-        port=port,
-        https_port=https_port or None,
-        dyno_keepalive=dyno_keepalive,
-        router_engine=router_engine,
-        grace=grace,
-        boot_timeout=boot_timeout,
-        cycling=cycling,
-        time_scale=time_scale,
+        ServeOptions(
+            port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
+            router_engine=router_engine, time_scale=time_scale, local_env=local_env,
+            manager=manager,
+        ),
         ready=ready,
-    )
+    )  # fmt: skip
 
 
 @main.command("ps")

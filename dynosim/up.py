@@ -30,8 +30,8 @@ from .docker import DockerEngine, dynos
 from .errors import ManifestError, UsageError
 from .formation import DEFAULT_SIZE, Entry, check_limits, size
 from .logs import LogHub, LogLine
-from .manager import DynoManager, ManagerOptions
-from .manager.options import BOOT_TIMEOUT, GRACE, RELEASE_TIMEOUT
+from .manager import DynoManager
+from .options import ROUTER_ENGINES, ServeOptions
 from .store import Release, Store
 
 if TYPE_CHECKING:
@@ -190,20 +190,9 @@ def _build(
 async def serve(
     store: Store,
     app: str,
+    options: ServeOptions,
     *,
     printer: Callable[[LogLine], None],
-    host: str = "127.0.0.1",
-    port: int = 5000,
-    https_port: int | None = None,
-    dyno_keepalive: bool = True,
-    router_engine: str = "auto",
-    grace: float = GRACE,
-    boot_timeout: float = BOOT_TIMEOUT,
-    cycling: bool = False,
-    time_scale: float = 1.0,
-    local_env: dict[str, str] | None = None,
-    release_timeout: float = RELEASE_TIMEOUT,
-    idling: dict[str, Any] | None = None,
     ready: Callable[[RouterEngine, DynoManager], None] | None = None,
     schedule: Clock | None = None,
     stop: asyncio.Event | None = None,
@@ -211,14 +200,11 @@ async def serve(
     """Roll out pending releases and run the formation behind the router until SIGINT/SIGTERM
     (or `stop` is set, for a loop that is not in the main thread), then stop every dyno.
 
-    `time_scale` > 1 fast-forwards the platform's schedules (crash cool-offs, daily cycling)
-    for fidelity runs and tests; boots, requests and stops keep real time. `schedule` is that
-    clock, when the caller wants to hold it (the Python API's `App.clock`). `port` 0 picks a
-    free one. With `https_port` the router also serves HTTPS there, with a certificate from
-    dynosim's local CA. `dyno_keepalive` False makes the router open a connection per request
-    to the dyno (Heroku's legacy router, or Router 2.0 with http-disable-keepalive-to-dyno).
-    `router_engine` "haproxy" moves requests with HAProxy, "python" with dynosim's own proxy,
-    "auto" with HAProxy when it is installed (docs/usage.md, "Router engines").
+    `schedule` is the clock of the platform's schedules (cool-offs, cycling, idling), when
+    the caller wants to hold it (the Python API's `App.clock`); else one running
+    `options.time_scale` times fast. `options.router_engine` "haproxy" moves requests with
+    HAProxy, "python" with dynosim's own proxy, "auto" with HAProxy when it is installed
+    (docs/usage.md, "Router engines").
     """
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
@@ -226,25 +212,19 @@ async def serve(
     loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
     hub = LogHub()
     hub.subscribe(printer)
-    options = ManagerOptions(
-        grace=grace,
-        boot_timeout=boot_timeout,
-        cycling=cycling,
-        release_timeout=release_timeout,
-        **(idling or {}),
-    )
     supervisor = DynoManager(
         store,
         app,
         hub,
         engine=DockerEngine(),
-        options=options,
-        schedule=schedule or Clock(speed=time_scale),
-        local_env=local_env,
+        options=options.manager,
+        schedule=schedule or Clock(speed=options.time_scale),
+        local_env=options.local_env,
     )
     channel = control.Server(app, ControlHandler(supervisor, hub))
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
+    host, port, https_port = options.host, options.port, options.https_port
     listener = listeners.listen(host, port)  # clients may connect at once; they wait in the backlog
     tls_listener = None
     try:
@@ -261,13 +241,13 @@ async def serve(
     try:
         # the router loads (and its certificate is made) while the dynos' containers start
         router = await _router(
-            router_engine,
+            options.router_engine,
             app,
             lambda message: hub.heroku("router", message),
             host=host,
             port=port,
             https_port=https_port if tls_listener is not None else None,
-            keepalive=dyno_keepalive,
+            keepalive=options.dyno_keepalive,
         )
         await router.start(sock=listener, tls_sock=tls_listener)
         supervisor.attach_router(router)
@@ -288,9 +268,6 @@ async def serve(
         if tls_listener is not None:
             tls_listener.close()
         await supervisor.shutdown()
-
-
-ROUTER_ENGINES = ("auto", "haproxy", "python")
 
 
 def check_router_engine(engine: str) -> None:

@@ -2,6 +2,5 @@
 
 from .core import DynoManager
 from .fleet import Tracked
-from .options import ManagerOptions
 
-__all__ = ["DynoManager", "ManagerOptions", "Tracked"]
+__all__ = ["DynoManager", "Tracked"]

@@ -19,12 +19,12 @@ from ..dynostate import DynoState
 from ..errors import EngineError, ReleaseError, UsageError
 from ..formation import DEFAULT_SIZE, size
 from ..logs import LogHub
+from ..options import ManagerOptions
 from ..procfile import RELEASE
 from ..store import FAILED, Store
 from .fleet import Fleet, Tracked, order
 from .idling import Idling
 from .monitor import Monitor
-from .options import ManagerOptions
 from .rollout import Progress, Rollout
 
 if TYPE_CHECKING:

@@ -29,9 +29,9 @@ from ..dynostate import DynoState
 from ..errors import EngineError
 from ..formation import DEFAULT_SIZE, size
 from ..logs import LogHub
+from ..options import ManagerOptions
 from ..procfile import WEB
 from ..store import Release
-from .options import ManagerOptions
 from .routes import Routes
 
 #: Readiness polls every 10 ms for the first 2 s (most apps bind by then), then every 50 ms,

@@ -18,7 +18,8 @@ from dynosim.container_engine import DynoSpec
 from dynosim.errors import ReleaseError
 from dynosim.formation import Entry
 from dynosim.logs import LogHub
-from dynosim.manager import DynoManager, ManagerOptions, monitor
+from dynosim.manager import DynoManager, monitor
+from dynosim.options import ManagerOptions
 from dynosim.router import WebStatus
 from dynosim.store import FAILED, SUCCEEDED, Store
 

@@ -1,0 +1,46 @@
+"""How `up` serves an app: one typed object for the router's side and one for the dyno
+manager's, each default defined here once (the CLI, the Python API and the pytest plugin take
+theirs from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import dynohours
+
+#: Heroku's SIGTERM-to-SIGKILL grace and web boot timeout (R10), in seconds.
+GRACE, BOOT_TIMEOUT = 30.0, 60.0
+#: Heroku kills a release phase after an hour.
+RELEASE_TIMEOUT = 3600.0
+#: Free and eco apps sleep after 30 minutes without a request to their web dynos.
+IDLE_TIMEOUT = 30 * 60.0
+SLEEP_MODES = ("stop", "pause")
+HOST, PORT, HTTPS_PORT = "127.0.0.1", 5000, 5443
+ROUTER_ENGINES = ("auto", "haproxy", "python")
+
+
+@dataclass(frozen=True)
+class ManagerOptions:
+    """The dyno manager's: Heroku's timings, cycling, and the free tier's sleep."""
+
+    grace: float = GRACE
+    boot_timeout: float = BOOT_TIMEOUT
+    cycling: bool = False  # Heroku's daily restart of every dyno
+    release_timeout: float = RELEASE_TIMEOUT
+    idle_timeout: float = IDLE_TIMEOUT
+    sleep_mode: str = SLEEP_MODES[0]  # or "pause": frozen instead of stopped while asleep
+    quota_hours: float = dynohours.BASE_HOURS  # the free dyno-hours pool per month
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """`up`'s: where the router listens and how, how fast schedules run, the dynos' .env."""
+
+    host: str = HOST
+    port: int = PORT  # 0: a free one
+    https_port: int | None = HTTPS_PORT  # None: no HTTPS; 0: a free one
+    dyno_keepalive: bool = True  # Router 2.0's kept connections to dynos
+    router_engine: str = ROUTER_ENGINES[0]
+    time_scale: float = 1.0  # > 1 fast-forwards cool-offs, cycling, idling, dyno hours
+    local_env: dict[str, str] = field(default_factory=dict)  # the app's .env, when asked for
+    manager: ManagerOptions = field(default_factory=ManagerOptions)
