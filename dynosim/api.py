@@ -144,9 +144,9 @@ class App:
         `image_name` tags the image under another name than the app's (apps of one folder
         then share it);
         `local_env` (the .env asked for) may give app.json's required vars their values."""
-        from . import up
+        from . import deployment
 
-        return up.deploy(
+        return deployment.deploy(
             self.store, self.name, self._folder(), progress=progress, base_image=base_image,
             strict_runtime=strict_runtime, cache=cache, stack_suite=stack or self.stack(),
             config=config,

@@ -195,7 +195,7 @@ def test_an_asked_for_dotenv_that_is_malformed_is_one_line_with_file_and_line(tm
 def test_app_json_takes_required_values_from_the_asked_for_dotenv_and_config_wins(
     tmp_path, monkeypatch
 ):
-    from dynosim import api, up
+    from dynosim import api, deployment
     from dynosim.docker import dynos
 
     class Built(Exception):
@@ -204,7 +204,7 @@ def test_app_json_takes_required_values_from_the_asked_for_dotenv_and_config_win
     def build(app, app_dir, manifest, progress, base_image, strict, config, *rest):
         raise Built(config)
 
-    monkeypatch.setattr(up, "_build", build)
+    monkeypatch.setattr(deployment, "_build", build)
     monkeypatch.setattr(dynos, "ensure_network", lambda app: None)
     monkeypatch.setattr(dynos, "remove_network", lambda app: None)
     (tmp_path / "Procfile").write_text("web: x\n")

@@ -11,9 +11,10 @@ import docker.errors
 import pytest
 import requests
 
-from dynosim import control, up
+from dynosim import control
 from dynosim import control_commands as commands
 from dynosim.control import ControlClient
+from dynosim.control_handler import ControlHandler
 from dynosim.errors import DynosimError, EngineError, RemoteError, UsageError
 from dynosim.logs import LogLine
 
@@ -176,7 +177,7 @@ class FakeSupervisor:
 
 
 def test_the_handler_answers_every_command():
-    assert set(up.ControlHandler(None, None).methods) == set(commands.COMMANDS.values())
+    assert set(ControlHandler(None, None).methods) == set(commands.COMMANDS.values())
 
 
 @pytest.mark.parametrize(
@@ -205,7 +206,7 @@ def test_the_handler_calls_the_supervisor_with_the_commands_fields(command, call
     supervisor = FakeSupervisor()
 
     async def answer():
-        return [reply async for reply in up.ControlHandler(supervisor, None)(command)]
+        return [reply async for reply in ControlHandler(supervisor, None)(command)]
 
     assert asyncio.run(answer()) == replies
     assert supervisor.calls == calls

@@ -97,8 +97,8 @@ def test_gathered_output_arrives_in_few_reads_however_often_it_is_written(run):
 
 
 def test_logs_request_gives_the_last_n_matching_lines():
-    from dynosim import up
     from dynosim.control_commands import Logs
+    from dynosim.control_handler import ControlHandler
 
     hub = LogHub()
     for n in range(4):
@@ -107,7 +107,7 @@ def test_logs_request_gives_the_last_n_matching_lines():
     hub.heroku("web.2", "State changed from starting to up")
 
     async def collect(**request):
-        return [r.line.message async for r in up.ControlHandler(None, hub)(Logs(**request))]
+        return [r.line.message async for r in ControlHandler(None, hub)(Logs(**request))]
 
     assert asyncio.run(collect(num=2, ps="web", source="app")) == ["web 2", "web 3"]
     assert asyncio.run(collect(num=0)) == []
