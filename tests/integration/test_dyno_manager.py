@@ -1,4 +1,6 @@
-"""The dyno manager against real Docker: scaling, restarts, crashes, limits, adoption, one-offs."""
+"""The dyno manager against real Docker: scaling, restarts, memory limits and the kernel's OOM
+kill, adoption by labels, a dyno removed by hand, one-offs, logs. Crash cool-offs, R10 and
+cycling are unit-tested on a fake engine (tests/unit/test_manager.py)."""
 
 from __future__ import annotations
 
@@ -66,42 +68,6 @@ def test_a_stopped_or_restarted_formation_dyno_comes_back(dyno_app, tmp_path):
     app.wait_for_log(r"heroku\[web\.1\]: State changed from up to starting", after=mark)
     assert containers(app.name)[0].id not in (first, second)
     assert requests.get(app.url, timeout=10).text == "web.1"
-
-
-def test_crash_loop_backs_off_on_herokus_schedule_fast_forwarded(dyno_app, tmp_path):
-    app = dyno_app(tiny_app(tmp_path / "crashy", "worker: echo crashing; exit 3\n"))
-    for crashes, minutes in ((2, 20), (3, 40), (4, 60)):
-        app.wait_for_log(
-            rf"heroku\[worker\.1\]: Crashed {crashes} times in a row; restarting in {minutes} min"
-        )
-        app.clock.advance(minutes * 60)  # the cool-off ends now
-    worker_lines = [line.message for line in app.logs(ps="worker.1", source="heroku")]
-    first_crash = worker_lines.index("Process exited with status 3")
-    assert worker_lines[first_crash + 1 : first_crash + 3] == [
-        "State changed from up to crashed",
-        "State changed from crashed to starting",  # the first crash restarts at once
-    ]
-
-    mark = app.mark()
-    app.restart()  # resets the count
-    app.wait_for_log(r"heroku\[worker\.1\]: Restarting", after=mark)
-    app.wait_for_log(r"Crashed 2 times in a row; restarting in 20 min", after=mark)
-
-
-def test_a_web_dyno_that_never_binds_port_is_killed_with_r10(up, tmp_path):
-    app_dir = tiny_app(tmp_path / "sleepy", "web: sleep 600\n")
-    process = up(app_dir, "--grace", "2", "--boot-timeout", "2")
-    process.wait_for(
-        r"heroku\[web\.1\]: Error R10 \(Boot timeout\) -> Web process failed to bind to \$PORT"
-        r" within 2 seconds of launch",
-        unless=None,
-    )
-    mark = process.mark() - 1
-    process.wait_for(r"heroku\[web\.1\]: Stopping process with SIGKILL", after=mark, unless=None)
-    process.wait_for(r"heroku\[web\.1\]: Process exited with status 137", after=mark, unless=None)
-    process.wait_for(
-        r"heroku\[web\.1\]: State changed from starting to crashed", after=mark, unless=None
-    )
 
 
 HOG = """\
@@ -229,14 +195,6 @@ def test_logs_filter_and_follow(up, tmp_path):
     finally:
         tail.terminate()
         tail.wait(10)
-
-
-def test_daily_cycling_on_a_fast_forwarded_clock(dyno_app, tmp_path):
-    app = dyno_app(tiny_app(tmp_path / "cycler", WEB), time_scale=200000, cycling=True)
-    mark = app.mark()
-    app.wait_for_log(r"heroku\[web\.1\]: Cycling", after=mark)
-    app.wait_for_log(r"heroku\[web\.1\]: State changed from up to starting", after=mark)
-    app.wait_for_log(UP.format(r"web\.1"), after=mark)
 
 
 def test_ps_type_replaces_dynos_with_the_new_size(up, tmp_path):

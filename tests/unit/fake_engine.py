@@ -116,6 +116,11 @@ class FakeEngine:
             stream.put(EngineError("connection to the engine lost"))
         self._streams.clear()
 
+    @property
+    def watched(self) -> bool:
+        """Whether an event stream is open."""
+        return bool(self._streams)
+
     # the protocol
     def ensure_network(self, app: str) -> None:
         self._check()

@@ -83,6 +83,12 @@ class Harness:
             options=self.options,
         )
 
+    async def start(self) -> None:
+        """Start the manager, and wait until it watches the engine's events (as Docker's
+        stream, the fake's only reports what happens once it is open)."""
+        await self.manager.start()
+        await self.until(lambda: self.engine.watched, "events watched")
+
     def release(self, process_types=PROCFILE, pending=False, **fields):
         release = self.store.create_release(
             APP,
@@ -155,7 +161,7 @@ def test_scaling_up_starts_the_next_numbers_and_down_stops_the_highest_first(har
     h.scale(web=1, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("web.1") == "up", "web.1 up")
         h.scale(web=3, worker=0)
         await h.manager.reconcile()
@@ -178,7 +184,7 @@ def test_crashes_restart_at_once_then_after_heroku_cool_offs_of_20_and_40_minute
     h.scale(web=0, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("worker.1") == "up", "worker up")
         for crash, wait in ((1, 0), (2, 20), (3, 40)):
             h.engine.die(h.engine.live("worker")[0], 1)
@@ -204,7 +210,7 @@ def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
     h.scale(web=0, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("worker.1") == "up", "worker up")
         h.engine.die(h.engine.live("worker")[0], 1)
         await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
@@ -224,7 +230,7 @@ def test_a_web_dyno_that_never_binds_gets_r10_is_killed_and_restarted(harness):
     h.scale(web=1, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.logged("web.1", "Crashed 2 times in a row; restarting in 20 min")
         r10 = (
             "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds"
@@ -247,7 +253,7 @@ def test_over_its_quota_a_dyno_logs_r14_and_killed_at_twice_it_r15(harness):
     h.scale(web=0, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.logged("worker.1", r"^Error R14 \(Memory quota exceeded\)$")
         assert "Process running mem=600MB(117.2%)" in h.messages("worker.1")
         h.engine.die(h.engine.live("worker")[0], 137, oom=True)
@@ -272,7 +278,7 @@ def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
     h.scale(web=2, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         h.manager.attach_router(h.router)
         await h.until(lambda: len(h.router.backends) == 2, "2 backends")
         old = set(h.router.backends)
@@ -300,7 +306,7 @@ def test_a_failing_release_phase_fails_the_release_and_the_old_one_keeps_serving
     h.scale(web=1, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("web.1") == "up", "web.1 up")
         h.release({**PROCFILE, "release": "migrate"}, pending=True)
         with pytest.raises(ReleaseError) as failed:
@@ -325,7 +331,7 @@ def test_a_release_phase_that_outlasts_its_timeout_is_killed(harness):
     h.scale(web=0, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         h.release({**PROCFILE, "release": "migrate"}, pending=True)
         with pytest.raises(ReleaseError, match="release command timed out after 3600 seconds"):
             await h.manager.deploy(2, lambda _: None)
@@ -343,7 +349,7 @@ def test_a_new_release_starts_a_cooling_off_dyno_at_once_and_resets_its_count(ha
     h.scale(web=0, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("worker.1") == "up", "worker up")
         h.engine.die(h.engine.live("worker")[0], 1)
         await h.until(lambda: h.engine.live("worker"), "restarted at once")
@@ -368,7 +374,7 @@ def test_an_eco_app_sleeps_after_30_idle_minutes_and_a_request_wakes_it(harness)
     h.scale("Eco", web=1, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         h.manager.attach_router(h.router)
         await h.until(lambda: len(h.engine.live()) == 2 and h.router.backends, "up and routed")
         h.schedule.advance(30 * 60)
@@ -390,7 +396,7 @@ def test_a_wake_whose_web_dyno_cannot_bind_answers_the_held_requests_h20(harness
     h.scale("Eco", web=1, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         h.manager.attach_router(h.router)
         await h.until(lambda: h.router.backends, "routed")
         await h.manager.sleep()
@@ -409,7 +415,7 @@ def test_pause_mode_freezes_and_thaws_the_same_containers(harness):
     h.scale("Eco", web=1, worker=0)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("web.1") == "up", "up")
         await h.manager.sleep()
         await h.manager.wake()
@@ -430,7 +436,7 @@ def test_eco_dyno_hours_are_counted_per_running_dyno_until_the_app_sleeps(harnes
     h.scale("Eco", web=1, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
         month = dynohours.month(h.schedule.wall())
         h.schedule.advance(600)  # 10 minutes, 2 dynos
@@ -453,11 +459,11 @@ def test_a_new_manager_adopts_running_dynos_instead_of_starting_duplicates(harne
     h.scale(web=1, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: len(h.engine.live()) == 2, "2 dynos")
         running = [c.id for c in h.engine.live()]
         h.manager = h.new_manager()  # the first `up` was killed: its dynos run on
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
         assert [c.id for c in h.engine.live()] == running
         assert "Adopted running dyno from an earlier dynosim up" in h.messages("web.1")
@@ -474,7 +480,7 @@ def test_after_an_engine_restart_the_formation_is_repaired(harness, monkeypatch)
     h.scale(web=1, worker=1)
 
     async def test():
-        await h.manager.start()
+        await h.start()
         await h.until(lambda: len(h.engine.live()) == 2, "2 dynos")
         before = {c.id for c in h.engine.live()}
         h.engine.restart_engine()
@@ -484,6 +490,86 @@ def test_after_an_engine_restart_the_formation_is_repaired(harness, monkeypatch)
             "2 new dynos",
         )
         assert "Process exited with status 255" in h.messages("worker.1")
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_restart_resets_the_crash_count(harness):
+    h = harness()
+    h.release()
+    h.scale(web=0, worker=1)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.until(lambda: h.engine.live("worker"), "restarted at once")
+        assert await h.manager.restart("worker") == ["worker.1"]
+        await h.until(lambda: h.state("worker.1") == "up", "up after ps:restart")
+        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.until(lambda: h.engine.live("worker"), "a first crash again: at once")
+        assert "Restarting" in h.messages("worker.1")
+        assert not any("times in a row" in m for m in h.messages("worker.1"))
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_with_cycling_each_dyno_restarts_within_a_day_and_216_minutes(harness):
+    h = harness(cycling=True)
+    h.release()
+    h.scale(web=1, worker=0)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("web.1") == "up", "up")
+        first = h.engine.live("web")[0]
+        h.schedule.advance(24 * 3600 + 216 * 60)
+        await h.logged("web.1", "^Cycling$")
+        await h.until(lambda: h.engine.live("web") and h.engine.live("web")[0] is not first, "new")
+        await h.until(lambda: h.state("web.1") == "up", "up after cycling")
+        assert "State changed from up to starting" in h.messages("web.1")
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_an_app_of_eco_workers_only_never_sleeps_but_its_hours_count(harness):
+    h = harness()
+    h.release()
+    h.scale("Eco", web=0, worker=1)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("worker.1") == "up", "up")
+        month = dynohours.month(h.schedule.wall())
+        h.schedule.advance(40 * 60)
+        await asyncio.sleep(0.05)
+        await h.manager.sleep()
+        assert not h.manager.asleep and len(h.engine.live()) == 1
+        assert "Idling" not in h.messages("worker.1")
+        assert h.store.dyno_seconds(month) >= 40 * 60
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_an_exhausted_pool_sleeps_the_app_and_held_requests_get_h82(harness):
+    h = harness(quota_hours=0.5, idle_timeout=24 * 3600.0)
+    h.release()
+    h.scale("Eco", web=1, worker=0)
+
+    async def test():
+        await h.start()
+        h.manager.attach_router(h.router)
+        await h.until(lambda: h.router.backends, "routed")
+        h.schedule.advance(3600)  # an hour of one eco dyno: the half-hour pool is spent
+        await h.logged("web.1", "^Dyno hours quota exhausted; sleeping until next month$")
+        await h.until(lambda: h.router.statuses[-1] == WebStatus.EXHAUSTED, "exhausted")
+        h.router.on_wake()
+        await h.until(lambda: h.router.failed == ["H82"], "H82")
+        assert h.engine.live() == []
         await h.manager.shutdown()
 
     run(test)
