@@ -7,7 +7,6 @@ rolls it out. Images of the newest KEEP_IMAGES releases are kept for rollbacks.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -205,14 +204,10 @@ def roll_out(app: str, release: Release, progress: Callable[[str], None]) -> boo
 
 def check_images(release: Release) -> None:
     """Rolling back needs the release's images to still exist."""
-    import docker.errors
-
-    from .docker import client as docker_client
+    from .docker import images
 
     for image in release.all_images:
-        try:
-            docker_client.client().images.get(image)
-        except docker.errors.ImageNotFound:
+        if not images.exists(image):
             raise UsageError(
                 f"the image of {release.name} is gone (dynosim keeps the images of the newest"
                 f" {KEEP_IMAGES} releases); deploy that code again instead"
@@ -221,15 +216,11 @@ def check_images(release: Release) -> None:
 
 def prune_images(store: Store, app: str) -> None:
     """Remove the app's images that no kept release uses (images in use by a container stay)."""
-    import docker.errors
-
-    from .docker import client as docker_client
+    from .docker import images
 
     kept = store.releases(app, KEEP_IMAGES)
     current = store.current_release(app)
     wanted = {i for r in [*kept, *([current] if current else [])] for i in r.all_images}
-    client = docker_client.client()
-    for image in client.images.list(filters={"label": f"dynosim.image.app={app}"}):
-        if image.id not in wanted:
-            with contextlib.suppress(docker.errors.APIError):  # in use: next time
-                client.images.remove(image.id)
+    for image in images.labelled("dynosim.image.app", app):
+        if image not in wanted:
+            images.remove(image)  # in use: next time

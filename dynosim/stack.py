@@ -6,16 +6,13 @@ Like Heroku's heroku-24-build / heroku-24 pair. Built with mmdebstrap straight i
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 
-import docker.errors
-
-from .docker import client as docker_client
+from .docker import images
 from .errors import BuildError
 from .runtime import STACK_VERSION, Stack
 
@@ -61,11 +58,7 @@ Progress = Callable[[str], None]
 
 
 def image_exists(name: str) -> bool:
-    try:
-        docker_client.client().images.get(name)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+    return images.exists(name)
 
 
 def missing(stack: Stack) -> list[str]:
@@ -155,11 +148,8 @@ def debootstrap(
     progress(f"  {name}: debootstrapping {suite} with {len(packages)} packages")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout and process.stderr
-    repository, tag = name.rsplit(":", 1)
     try:
-        docker_client.client().api.import_image_from_stream(
-            process.stdout, repository=repository, tag=tag, changes=["ENV LANG=C.UTF-8", *changes]
-        )
+        images.import_root(process.stdout, name, ["ENV LANG=C.UTF-8", *changes])
     finally:
         stderr = process.stderr.read().decode(errors="replace").splitlines()
         status = process.wait()
@@ -175,8 +165,7 @@ def debootstrap(
 
 
 def _remove_quietly(name: str) -> None:
-    with contextlib.suppress(docker.errors.DockerException):
-        docker_client.client().images.remove(name, force=True)
+    images.remove(name, force=True)
 
 
 MISSING = re.compile(

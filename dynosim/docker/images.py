@@ -1,13 +1,56 @@
-"""What an image says about itself: the user its processes run as."""
+"""Images on the engine: whether one exists, the app's by label, removal, import from a root
+filesystem stream, and the user an image runs as."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+from typing import IO
 
 import docker.errors
 
+from ..errors import EngineError
 from . import client as docker_client
+
+
+def exists(name: str) -> bool:
+    try:
+        docker_client.client().images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def labelled(label: str, value: str | None = None) -> dict[str, str]:
+    """Image id -> the `label`'s value, for the images that carry it (with `value`, only
+    those whose value it is)."""
+    wanted = f"{label}={value}" if value is not None else label
+    found = docker_client.client().images.list(filters={"label": wanted})
+    return {image.id: image.labels.get(label, "") for image in found}
+
+
+def remove(name: str, force: bool = False) -> bool:
+    """Remove an image unless a container uses it (then it stays, for next time); whether it
+    is gone."""
+    try:
+        docker_client.client().images.remove(name, force=force)
+    except docker.errors.ImageNotFound:
+        return True
+    except docker.errors.DockerException:
+        return False
+    return True
+
+
+def import_root(stream: IO[bytes], name: str, changes: list[str]) -> None:
+    """An image from a root filesystem tar (`mmdebstrap … -`), as `docker import` makes."""
+    repository, tag = name.rsplit(":", 1)
+    try:
+        docker_client.client().api.import_image_from_stream(
+            stream, repository=repository, tag=tag, changes=changes
+        )
+    except docker.errors.DockerException as exc:
+        explanation = getattr(exc, "explanation", None) or exc
+        raise EngineError(f"importing {name}: {explanation}") from exc
 
 
 def image_user(image_id: str) -> str | None:
