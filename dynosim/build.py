@@ -200,103 +200,124 @@ def recipe(
     `config`: the config vars) -> a keyed digest of its values. The steps that run pip mount
     `pip`, the hooks and collectstatic `config` too; the digest in their text keys their layer
     cache by the values, which BuildKit's cache does not see."""
-    pip = "/opt/venv/bin/pip install"
-    headlines: dict[str, str] = {}
-    digests = secrets or {}
-
-    def run(command: str, headline: str, uses: tuple[str, ...] = ("pip",)) -> str:
-        headlines[f"RUN {command}"] = headline
-        ids = [i for i in uses if i in digests]
-        if not ids:
-            return command
-        mounts = "".join(f"--mount=type=secret,id={i} " for i in ids)
-        sources = "".join(f". {buildkit.SECRETS_DIR}/{i} && " for i in ids)
-        keys = ",".join(f"{i}={digests[i]}" for i in ids)
-        return f"{mounts}{sources}{command}  # secrets: {keys}"
-
-    step = ("pip", "config")  # the hooks and collectstatic see both
-
-    install_pip = run(
+    steps = _Steps(secrets or {})
+    install_pip = steps.run(
         'python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --upgrade "pip>=23"',
         "Installing pip",
     )
-    ca_setup = ""
-    if ca:
-        ca_setup = (
-            f"COPY runtime/ca-bundle.crt {CA_IN_BUILD}\n"
-            f"ENV PIP_CERT={CA_IN_BUILD} SSL_CERT_FILE={CA_IN_BUILD}"
-            f" REQUESTS_CA_BUNDLE={CA_IN_BUILD}"
-        )
-    install_uwsgi = (
-        run("true  # the app brings its own uWSGI", "", ())
-        if has_uwsgi
-        else run(f"{pip} pyuwsgi --quiet", "Installing uWSGI (pyuwsgi)")
-    )
-    tool, run_tool = _tool(manager, run), ""
-    if manager == "pipenv":  # Heroku keeps Pipenv in the slug: Procfiles use `pipenv run`
-        run_tool = (
-            "COPY --from=build /opt/pipenv /opt/pipenv\n"
-            "ENV PIPENV_SYSTEM=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1"
-        )
-    app_in_build = bool(hooks or collectstatic)
+    install_uwsgi = _install_uwsgi(steps, has_uwsgi)
+    tool = _tool(manager, steps.run)
     early = "pre_compile" in hooks  # Heroku runs it before installing: it may change them
-    app_setup = "\n".join(
-        [
-            f"COPY runtime/build-step {BUILD_STEP}",
-            "COPY app/ /app/",
-            "WORKDIR /app",
-        ]
-    )
-    if early:
-        dependencies = f"RUN {run(INSTALL[manager][0].format(dir='/app'), _installing(manager))}"
-    else:
-        dependencies = (
-            "# Dependencies are their own layer, keyed only by the dependency files: code changes"
-            " reuse it.\nCOPY dependencies/ /tmp/dependencies/\n"
-            f"RUN {run(INSTALL[manager][0].format(dir='/tmp/dependencies'), _installing(manager))}"
-            if deps
-            else ""
-        )
-    late = [
-        *([f"RUN {run(f'{BUILD_STEP} collectstatic', '', step)}"] if collectstatic else []),
-        *(
-            [f"RUN {run(f'{BUILD_STEP} hook post_compile', '', step)}"]
-            if "post_compile" in hooks
-            else []
-        ),
-    ]
-    template = (runtime_dir() / "Dockerfile.template").read_text()
-    text = render(
-        template,
-        {
-            "build_image": build_image,
-            # not dynosim's container labels: every container of the image would inherit them
-            "labels": f'dynosim.image="app" dynosim.image.app="{app}"',
-            "run_image": run_image,
-            "ca_setup": ca_setup,
-            "install_pip": install_pip,
-            "install_uwsgi": install_uwsgi,
-            "install_tool": tool,
-            "early_app": "\n".join(
-                [app_setup, f"RUN {run(f'{BUILD_STEP} hook pre_compile', '', step)}"]
-                if early
-                else []
-            ),
-            "dependencies": dependencies,
-            "late_app": "\n".join(([] if early or not app_in_build else [app_setup]) + late),
-            "run_tool": run_tool,
-            "path": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
-            + (":/opt/pipenv/bin" if run_tool else ""),
-            "copy_app": "COPY --from=build --chown=dyno:dyno /app/ /app/"
-            if app_in_build
-            else "COPY --chown=dyno:dyno app/ /app/",
-        },
-    )
-    return Recipe(re.sub(r"\n{3,}", "\n\n", text), headlines)
+    dependencies = _dependencies(steps, manager, deps, early)
+    early_app, late_app = _app_in_build(steps, hooks, collectstatic)
+    run_tool = _run_tool(manager)
+    app_in_build = bool(hooks or collectstatic)
+    values = {
+        "build_image": build_image,
+        # not dynosim's container labels: every container of the image would inherit them
+        "labels": f'dynosim.image="app" dynosim.image.app="{app}"',
+        "run_image": run_image,
+        "ca_setup": _ca_setup(ca),
+        "install_pip": install_pip,
+        "install_uwsgi": install_uwsgi,
+        "install_tool": tool,
+        "early_app": early_app,
+        "dependencies": dependencies,
+        "late_app": late_app,
+        "run_tool": run_tool,
+        "path": "/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"
+        + (":/opt/pipenv/bin" if run_tool else ""),
+        "copy_app": "COPY --from=build --chown=dyno:dyno /app/ /app/"
+        if app_in_build
+        else "COPY --chown=dyno:dyno app/ /app/",
+    }
+    text = render((runtime_dir() / "Dockerfile.template").read_text(), values)
+    return Recipe(re.sub(r"\n{3,}", "\n\n", text), steps.headlines)
 
 
 def dockerfile(build_image: str, run_image: str, **options: Any) -> str:
     return recipe(build_image, run_image, **options).text
+
+
+@dataclass
+class _Steps:
+    """Writes a recipe's RUN commands with the secrets they mount, noting Heroku's line for each.
+    `digests`: secret id -> the keyed digest of its values (see `recipe`)."""
+
+    digests: Mapping[str, str]
+    headlines: dict[str, str] = field(default_factory=dict)
+
+    def run(self, command: str, headline: str, uses: tuple[str, ...] = ("pip",)) -> str:
+        """The text after RUN: `command` with the secrets of `uses` that the build has."""
+        self.headlines[f"RUN {command}"] = headline
+        ids = [i for i in uses if i in self.digests]
+        if not ids:
+            return command
+        mounts = "".join(f"--mount=type=secret,id={i} " for i in ids)
+        sources = "".join(f". {buildkit.SECRETS_DIR}/{i} && " for i in ids)
+        keys = ",".join(f"{i}={self.digests[i]}" for i in ids)
+        return f"{mounts}{sources}{command}  # secrets: {keys}"
+
+    def app_step(self, command: str) -> str:
+        """A RUN of the app's own code (a hook, collectstatic): it sees the config vars too."""
+        return f"RUN {self.run(f'{BUILD_STEP} {command}', '', ('pip', 'config'))}"
+
+
+def _ca_setup(ca: bool) -> str:
+    """The host's CA bundle, for the build stage's pip and requests."""
+    if not ca:
+        return ""
+    return (
+        f"COPY runtime/ca-bundle.crt {CA_IN_BUILD}\n"
+        f"ENV PIP_CERT={CA_IN_BUILD} SSL_CERT_FILE={CA_IN_BUILD}"
+        f" REQUESTS_CA_BUNDLE={CA_IN_BUILD}"
+    )
+
+
+def _install_uwsgi(steps: _Steps, has_uwsgi: bool) -> str:
+    """dynosim's pyuwsgi, unless the app's dependencies bring a uWSGI of their own."""
+    if has_uwsgi:
+        return steps.run("true  # the app brings its own uWSGI", "", ())
+    return steps.run("/opt/venv/bin/pip install pyuwsgi --quiet", "Installing uWSGI (pyuwsgi)")
+
+
+def _dependencies(steps: _Steps, manager: str, deps: list[str], early: bool) -> str:
+    """The dependency step: from the app itself after bin/pre_compile (`early`), else from the
+    dependency files alone, in a layer of their own."""
+    if early:
+        return f"RUN {steps.run(INSTALL[manager][0].format(dir='/app'), _installing(manager))}"
+    if not deps:
+        return ""
+    install = steps.run(INSTALL[manager][0].format(dir="/tmp/dependencies"), _installing(manager))
+    return (
+        "# Dependencies are their own layer, keyed only by the dependency files: code changes"
+        f" reuse it.\nCOPY dependencies/ /tmp/dependencies/\nRUN {install}"
+    )
+
+
+def _app_in_build(steps: _Steps, hooks: tuple[str, ...], collectstatic: bool) -> tuple[str, str]:
+    """The build stage's app steps, (early_app, late_app). With bin/pre_compile the app is
+    copied in first and the hook runs before the dependencies are installed (it may change
+    them); otherwise the app comes after them, if collectstatic or bin/post_compile needs it.
+    Those two run last."""
+    app_setup = f"COPY runtime/build-step {BUILD_STEP}\nCOPY app/ /app/\nWORKDIR /app"
+    late = [
+        *([steps.app_step("collectstatic")] if collectstatic else []),
+        *([steps.app_step("hook post_compile")] if "post_compile" in hooks else []),
+    ]
+    if "pre_compile" in hooks:
+        return f"{app_setup}\n{steps.app_step('hook pre_compile')}", "\n".join(late)
+    return "", "\n".join(([app_setup] if hooks or collectstatic else []) + late)
+
+
+def _run_tool(manager: str) -> str:
+    """The run stage's package manager: Heroku keeps Pipenv in the slug (`pipenv run`)."""
+    if manager != "pipenv":
+        return ""
+    return (
+        "COPY --from=build /opt/pipenv /opt/pipenv\n"
+        "ENV PIPENV_SYSTEM=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1"
+    )
 
 
 def _installing(manager: str) -> str:
@@ -385,21 +406,15 @@ def plan(
     config: Mapping[str, str] | None = None,
 ) -> Plan:
     """The build of `app_dir`. `config` is the app's config vars: the build stage gets them as
-    build args when a step can read them (bin/pre_compile, bin/post_compile, collectstatic),
-    and only then are they part of the image's hash (a config change rebuilds only such apps)."""
+    the secret `config` when a step can read them (bin/pre_compile, bin/post_compile,
+    collectstatic), and only then do they key the image (a config change rebuilds only such
+    apps)."""
     settings = settings or HostSettings.from_environ()
     manager = runtime.package_manager(app_dir)
     deps = dependency_files(app_dir, manager)
     has_uwsgi = brings_uwsgi(app_dir, manager, deps)
-    files = source.select(app_dir)
-    if not files:
-        raise BuildError(
-            f"{app_dir}: no files to deploy (in a git repository only tracked files are deployed;"
-            " git add them)"
-        )
-    hooks = tuple(name for name in HOOKS if f"bin/{name}" in files)
-    # Heroku looks for manage.py up to three levels down (and runs it if Django is installed)
-    collectstatic = any(f.endswith("manage.py") and len(Path(f).parts) <= 3 for f in files)
+    files = _deployed(app_dir)
+    hooks, collectstatic = compile_steps(files)
     config_args = build_config(config) if hooks or collectstatic else {}
     secrets = {
         name: values
@@ -419,33 +434,59 @@ def plan(
         collectstatic=collectstatic,
         secrets={name: secret_digest(key, values) for name, values in secrets.items()},
     )
+    data = _context(app_dir, steps.text, settings.ca_bundle, deps, files)
+    source_hash = _source_hash(data, build_image, run_image)
+    return Plan(
+        app, data, source_hash, secrets, build_image, run_image, files, manager, steps.headlines
+    )
+
+
+def _deployed(app_dir: Path) -> list[str]:
+    """The files a git push would send (source.select); none is an error."""
+    files = source.select(app_dir)
+    if not files:
+        raise BuildError(
+            f"{app_dir}: no files to deploy (in a git repository only tracked files are deployed;"
+            " git add them)"
+        )
+    return files
+
+
+def compile_steps(files: list[str]) -> tuple[tuple[str, ...], bool]:
+    """(hooks, collectstatic): the app's bin/pre_compile and bin/post_compile among `files`, and
+    whether it is a Django app whose static files Heroku collects."""
+    hooks = tuple(name for name in HOOKS if f"bin/{name}" in files)
+    # Heroku looks for manage.py up to three levels down (and runs it if Django is installed)
+    collectstatic = any(f.endswith("manage.py") and len(Path(f).parts) <= 3 for f in files)
+    return hooks, collectstatic
+
+
+def _context(
+    app_dir: Path, dockerfile: str, ca_bundle: Path | None, deps: list[str], files: list[str]
+) -> bytes:
+    """The build context: the Dockerfile, dynosim's runtime files (and the host's CA bundle),
+    the dependency files and the app's files."""
     context = _Context()
-    context.add_bytes("Dockerfile", steps.text.encode())
+    context.add_bytes("Dockerfile", dockerfile.encode())
     for name in ("dyno-launch", "build-step"):
         context.add_file(f"runtime/{name}", runtime_dir() / name)
-    if settings.ca_bundle:
-        context.add_bytes("runtime/ca-bundle.crt", settings.ca_bundle.read_bytes())
+    if ca_bundle:
+        context.add_bytes("runtime/ca-bundle.crt", ca_bundle.read_bytes())
     context.add_dir("dependencies")
     for name in deps:
         context.add_file(f"dependencies/{name}", app_dir / name)
     context.add_dir("app")
     for name in files:
         context.add_file(f"app/{name}", app_dir / name)
-    data = context.close()
-    digest = hashlib.sha256(data)
+    return context.close()
+
+
+def _source_hash(context: bytes, build_image: str, run_image: str) -> str:
+    """What names the image: the context and the stack images it is built on."""
+    digest = hashlib.sha256(context)
     for image in (build_image, run_image):
         digest.update(image.encode())
-    return Plan(
-        app,
-        data,
-        digest.hexdigest(),
-        secrets,
-        build_image,
-        run_image,
-        files,
-        manager,
-        steps.headlines,
-    )
+    return digest.hexdigest()
 
 
 def build_key() -> bytes:

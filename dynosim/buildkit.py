@@ -150,54 +150,84 @@ def build(
     the variables a step gets with `RUN --mount=type=secret,id=ID . /run/secrets/ID && …`."""
     prefix, extra_env = command()
     with tempfile.TemporaryDirectory(prefix="dynosim-build-") as folder:  # mode 0700
-        argv = [*prefix, "--progress=plain", "--iidfile", f"{folder}/iid", "-t", tag]
-        for secret_id, values in (secrets or {}).items():
-            path = Path(folder, f"secret-{secret_id}")
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "w") as file:
-                file.write(env_file(values))
-            argv += ["--secret", f"id={secret_id},src={path}"]
-        env = {**os.environ, **dict(extra_env)}
-        for name, value in (buildargs or {}).items():
-            env[name] = value  # `--build-arg NAME` reads the value from the environment
-            argv += ["--build-arg", name]
-        for name, value in (labels or {}).items():
-            argv += ["--label", f"{name}={value}"]
-        if dockerfile:
-            argv += ["-f", dockerfile]
-        if target:
-            argv += ["--target", target]
-        if nocache:
-            argv.append("--no-cache")
-        argv.append("-")
+        argv = [
+            *prefix,
+            *("--progress=plain", "--iidfile", f"{folder}/iid", "-t", tag),
+            *_secret_options(folder, secrets or {}),
+            *_options(buildargs or {}, labels or {}, dockerfile, target, nocache),
+            "-",
+        ]
+        # `--build-arg NAME` reads the value from the environment
+        env = {**os.environ, **dict(extra_env), **(buildargs or {})}
         printer = Printer(progress, headlines)
-        try:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        except OSError as exc:
-            raise EngineError(f"cannot run {prefix[0]}: {exc.strerror}") from None
-        feeder = threading.Thread(target=_feed, args=(process, context), daemon=True)
-        feeder.start()
-        try:
-            assert process.stdout
-            for raw in process.stdout:
-                printer.line(raw.decode(errors="replace"))
-            status = process.wait()
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            feeder.join(timeout=5)
+        status = _run(argv, env, context, printer)
         printer.finish()
         iid = Path(folder, "iid")
         if status != 0 or not iid.is_file():
             raise printer.error(failed)
         return iid.read_text().strip()
+
+
+def _secret_options(folder: str, secrets: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Each secret in an owner-only file of `folder` (removed with it), and the CLI's options
+    naming those files."""
+    options = []
+    for secret_id, values in secrets.items():
+        path = Path(folder, f"secret-{secret_id}")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(env_file(values))
+        options += ["--secret", f"id={secret_id},src={path}"]
+    return options
+
+
+def _options(
+    buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
+    dockerfile: str | None,
+    target: str | None,
+    nocache: bool,
+) -> list[str]:
+    """The CLI's options for the rest of a build's settings; build args by name only."""
+    options = []
+    for name in buildargs:
+        options += ["--build-arg", name]
+    for name, value in labels.items():
+        options += ["--label", f"{name}={value}"]
+    if dockerfile:
+        options += ["-f", dockerfile]
+    if target:
+        options += ["--target", target]
+    if nocache:
+        options.append("--no-cache")
+    return options
+
+
+def _run(argv: list[str], env: Mapping[str, str], context: bytes, printer: Printer) -> int:
+    """Run the build CLI with the context on its stdin and its output into `printer`; its exit
+    status. It is killed if reading its output fails (e.g. on Ctrl-C)."""
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    except OSError as exc:
+        raise EngineError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    feeder = threading.Thread(target=_feed, args=(process, context), daemon=True)
+    feeder.start()
+    try:
+        assert process.stdout
+        for raw in process.stdout:
+            printer.line(raw.decode(errors="replace"))
+        return process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        feeder.join(timeout=5)
 
 
 def _feed(process: subprocess.Popen, context: bytes) -> None:

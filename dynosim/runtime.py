@@ -183,22 +183,45 @@ def select_stack(
     if manager == "uv":
         _check_uv_version_file(request)
     chosen = stack_by_suite(stack) if stack else None
+    text, source = (request[0], request[1]) if request else (None, None)
+    wanted, where = _wanted(request)
     warnings: list[str] = []
-    if request is None:
-        text, source, where = None, None, "No Python version was specified, so"
-        wanted = DEFAULT_PYTHON
-    else:
-        text, source, line = request
-        match = VERSION.match(text)
-        assert match
-        wanted = (int(match.group(1)), int(match.group(2)))
-        where = f"{source}:{line}:"
-        if Path(source).name == "runtime.txt":
-            warnings.append(runtime_txt_deprecation(wanted))
-    shown = text or f"{wanted[0]}.{wanted[1]}"
+    if source and Path(source).name == "runtime.txt":
+        warnings.append(runtime_txt_deprecation(wanted))
     if chosen is not None and chosen.end_of_life and chosen.python == wanted:
         return Selection(chosen, text, source, (*warnings, end_of_life_warning(chosen)))
     _check_supported(wanted, source or "")
+    shown = text or f"{wanted[0]}.{wanted[1]}"
+    exact, fits = _fitting(wanted, strict, where, shown)
+    if chosen is not None and chosen not in fits:
+        raise _stack_setting_error(chosen, fits, exact, where, shown, named=text is not None)
+    picked = chosen or fits[0]
+    if wanted in DEPRECATED and source:
+        warnings.append(deprecated_version_warning(wanted, Path(source).name))
+    if not exact:
+        warnings.append(
+            f"{source} asks for Python {text}; no stack carries it, using the nearest newer,"
+            f" {picked.python_version} (stack {picked.suite})"
+        )
+    return Selection(picked, text, source, tuple(warnings))
+
+
+def _wanted(request: tuple[str, str, int] | None) -> tuple[tuple[int, int], str]:
+    """(major, minor) of the requested Python (Heroku's default without one), and where it was
+    asked for as errors start: `file:line:`."""
+    if request is None:
+        return DEFAULT_PYTHON, "No Python version was specified, so"
+    text, source, line = request
+    match = VERSION.match(text)
+    assert match
+    return (int(match.group(1)), int(match.group(2))), f"{source}:{line}:"
+
+
+def _fitting(
+    wanted: tuple[int, int], strict: bool, where: str, shown: str
+) -> tuple[list[Stack], list[Stack]]:
+    """(the stacks carrying `wanted` exactly, the stacks that fit it: those, else the nearest
+    newer one); an error when none fits, or none carries it exactly and `strict`."""
     exact = [s for s in STACKS if s.python == wanted]
     newer = [s for s in STACKS if s.python > wanted]
     offered = ", ".join(f"{s.python_version} ({s.suite})" for s in STACKS if not s.end_of_life)
@@ -211,27 +234,24 @@ def select_stack(
             f"{where} no stack provides Python {shown} exactly (--strict-runtime);"
             f" available: {offered}"
         )
-    fits = exact or newer[:1]
-    if chosen is not None and chosen not in fits:
-        carries = "carries" if exact else "has the nearest newer Python for"
-        names = " or ".join(f"{s.suite} (Python {s.python_version})" for s in fits)
-        asked = f"Heroku's default, Python {shown}" if text is None else f"Python {shown}"
-        pin = " (or name the app's Python in .python-version)" if text is None else ""
-        raise RuntimeSelectionError(
-            f"{where} the app's stack {chosen.suite} has Python {chosen.python_version},"
-            f" not {asked}; the stack that {carries} it: {names}."
-            f" Set it with: dynosim stack:set {fits[0].suite} (or up --stack"
-            f" {fits[0].suite}){pin}"
-        )
-    picked = chosen or fits[0]
-    if wanted in DEPRECATED and source:
-        warnings.append(deprecated_version_warning(wanted, Path(source).name))
-    if not exact:
-        warnings.append(
-            f"{source} asks for Python {text}; no stack carries it, using the nearest newer,"
-            f" {picked.python_version} (stack {picked.suite})"
-        )
-    return Selection(picked, text, source, tuple(warnings))
+    return exact, exact or newer[:1]
+
+
+def _stack_setting_error(
+    chosen: Stack, fits: list[Stack], exact: list[Stack], where: str, shown: str, *, named: bool
+) -> RuntimeSelectionError:
+    """The app's stack setting does not fit its Python: which stack does, and how to set it.
+    `named`: the app names its Python (else it gets Heroku's default)."""
+    carries = "carries" if exact else "has the nearest newer Python for"
+    names = " or ".join(f"{s.suite} (Python {s.python_version})" for s in fits)
+    asked = f"Python {shown}" if named else f"Heroku's default, Python {shown}"
+    pin = "" if named else " (or name the app's Python in .python-version)"
+    return RuntimeSelectionError(
+        f"{where} the app's stack {chosen.suite} has Python {chosen.python_version},"
+        f" not {asked}; the stack that {carries} it: {names}."
+        f" Set it with: dynosim stack:set {fits[0].suite} (or up --stack"
+        f" {fits[0].suite}){pin}"
+    )
 
 
 #: Supported versions Heroku has announced the end of: (upstream end-of-life, removal date).

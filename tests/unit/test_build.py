@@ -1,4 +1,6 @@
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,104 @@ def test_without_a_buildkit_client_the_error_says_what_to_install(tmp_path, monk
             build.buildkit.command()
     finally:
         build.buildkit.command.cache_clear()
+
+
+FAKE_BUILDKIT = """#!{python}
+import json, os, pathlib, stat, sys
+argv = sys.argv[1:]
+folder = pathlib.Path(argv[argv.index("--iidfile") + 1]).parent
+secrets = {{}}
+for i, arg in enumerate(argv):
+    if arg == "--secret":
+        path = pathlib.Path(argv[i + 1].split("src=")[1])
+        secrets[path.name] = [path.read_text(), oct(stat.S_IMODE(path.stat().st_mode))]
+seen = {{
+    "argv": [a.replace(str(folder), "FOLDER") for a in argv],
+    "env": {{k: os.environ.get(k) for k in ("DOCKER_BUILDKIT", "TOKEN", "LEVEL")}},
+    "secrets": secrets,
+    "stdin": sys.stdin.buffer.read().decode(),
+    "folder": str(folder),
+}}
+pathlib.Path({record!r}).write_text(json.dumps(seen))
+print("#1 [internal] load build definition from Dockerfile")
+print("#5 [build 2/3] RUN --mount=type=secret,id=pip . /run/secrets/pip && make  # secrets: pip=ab")
+print("#5 0.101 compiling")
+print("#5 DONE 0.2s")
+if {status}:
+    print("#6 [build 3/3] RUN false")
+    print("#6 ERROR: process did not complete: exit code: {status}")
+    sys.exit(1)
+(folder / "iid").write_text("sha256:built\\n")
+"""
+
+
+def fake_buildkit(tmp_path, monkeypatch, status=0):
+    script, record = tmp_path / "docker", tmp_path / "seen.json"
+    script.write_text(
+        FAKE_BUILDKIT.format(python=sys.executable, record=str(record), status=status)
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr(
+        build.buildkit, "command", lambda: ((str(script), "build"), (("DOCKER_BUILDKIT", "1"),))
+    )
+    return record
+
+
+def run_build(**options):
+    shown = []
+    image = build.buildkit.build(
+        shown.append,
+        "build of demo failed",
+        context=b"TAR",
+        tag="dynosim/app-demo:abc",
+        headlines={"RUN make": "Compiling"},
+        **options,
+    )
+    return image, shown
+
+
+def test_a_buildkit_build_gets_its_settings_by_file_stdin_and_environment_never_argv(
+    tmp_path, monkeypatch
+):
+    record = fake_buildkit(tmp_path, monkeypatch)
+    image, shown = run_build(
+        dockerfile="web/Dockerfile",
+        target="prod",
+        buildargs={"TOKEN": "t0ken", "LEVEL": "2"},
+        secrets={"pip": {"PIP_INDEX_URL": "https://u:p@x/simple"}},
+        labels={"dynosim.image": "app"},
+        nocache=True,
+    )
+    assert image == "sha256:built"
+    assert shown == ["-----> Compiling", "       compiling"]
+    seen = json.loads(record.read_text())
+    assert seen["argv"] == [
+        "build", "--progress=plain", "--iidfile", "FOLDER/iid", "-t", "dynosim/app-demo:abc",
+        "--secret", "id=pip,src=FOLDER/secret-pip", "--build-arg", "TOKEN", "--build-arg", "LEVEL",
+        "--label", "dynosim.image=app", "-f", "web/Dockerfile", "--target", "prod", "--no-cache",
+        "-",
+    ]  # fmt: skip
+    assert seen["env"] == {"DOCKER_BUILDKIT": "1", "TOKEN": "t0ken", "LEVEL": "2"}
+    assert seen["secrets"] == {
+        "secret-pip": ["export PIP_INDEX_URL=https://u:p@x/simple\n", "0o600"]
+    }
+    assert seen["stdin"] == "TAR"
+    assert not Path(seen["folder"]).exists()
+
+
+def test_a_failed_buildkit_build_names_the_step_and_leaves_no_secret_behind(tmp_path, monkeypatch):
+    record = fake_buildkit(tmp_path, monkeypatch, status=2)
+    with pytest.raises(BuildError) as caught:
+        run_build(secrets={"pip": {"A": "1"}})
+    assert str(caught.value) == "build of demo failed: the step returned a non-zero code: 2"
+    assert caught.value.step == "RUN false"
+    seen = json.loads(record.read_text())
+    assert seen["argv"][-3:] == ["--secret", "id=pip,src=FOLDER/secret-pip", "-"]
+    assert not Path(seen["folder"]).exists()
+
+
+def test_a_build_cli_that_cannot_run_is_an_engine_error(monkeypatch, tmp_path):
+    missing = str(tmp_path / "no-docker")
+    monkeypatch.setattr(build.buildkit, "command", lambda: ((missing, "build"), ()))
+    with pytest.raises(EngineError, match=f"cannot run {missing}: No such file or directory"):
+        run_build()

@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -360,3 +361,63 @@ def test_the_app_or_a_one_off_may_set_web_concurrency_itself():
 def test_images_of_the_apps_own_dockerfiles_get_no_buildpack_defaults():
     container = Release(**{**RELEASE.__dict__, "images": {"web": "sha256:own"}})
     assert "WEB_CONCURRENCY" not in dynos.environment(container, "web.1", size_name="Standard-1X")
+
+
+#: Representative apps, each as (manager, files, host pip settings and CA, config vars); the
+#: Dockerfile, Heroku's step lines and the context listing of each are pinned in tests/unit/recipes.
+SHAPES = {
+    "flask-pip": (
+        "pip",
+        {"requirements.txt": "-r base.txt\nflask\n", "base.txt": "-c constraints.txt\nrequests\n",
+         "constraints.txt": "requests<3\n"},
+        True,
+        None,
+    ),
+    "django-collectstatic": (
+        "pip",
+        {"requirements.txt": "django\nuWSGI==2.0.28\n", "manage.py": "", "mysite/settings.py": "",
+         "bin/post_compile": "echo hi\n"},
+        False,
+        {"SECRET_KEY": "s3cr3t", "PATH": "/evil"},
+    ),
+    "uv-pre-compile": ("uv", {"bin/pre_compile": "echo hi\n"}, False, {"TOKEN": "t"}),
+    "poetry": ("poetry", {}, True, None),
+    "pipenv": ("pipenv", {}, False, {"UNUSED": "x"}),
+}  # fmt: skip
+PINNED = Path(__file__).parent / "recipes"
+
+
+def pinned_build(folder, shape, monkeypatch):
+    """The Dockerfile, headlines and context listing of `shape`'s plan, as one text."""
+    manager, files, host, config = SHAPES[shape]
+    app(folder, manager, **files)
+    monkeypatch.setattr(build, "build_key", lambda: b"k" * 32)  # digests that do not vary
+    settings = build.HostSettings()
+    if host:
+        (folder.parent / "ca.pem").write_text("CERT\n")
+        settings = build.HostSettings(
+            {"PIP_INDEX_URL": "https://pypi.test/simple"}, folder.parent / "ca.pem"
+        )
+    result = build.plan(
+        "demo", folder, build_image="b:1", run_image="r:1", settings=settings, config=config
+    )
+    with tarfile.open(fileobj=io.BytesIO(result.context)) as context:
+        # dynosim's own runtime files may change without the recipe changing: not their size
+        sizes = {m.name: "-" if m.name.startswith("runtime/") else m.size for m in context}
+        listing = [f"{m.name} {m.type.decode()} {m.mode:o} {sizes[m.name]}" for m in context]
+    headlines = [f"{instruction}\n -> {line!r}" for instruction, line in result.headlines.items()]
+    return "\n".join(
+        [
+            dockerfile(result),
+            "==== headlines ====", *headlines,
+            "==== context ====", *listing,
+            "==== plan ====", f"manager={result.manager} files={result.files}",
+            f"secrets={sorted((k, sorted(v)) for k, v in result.secrets.items())}", "",
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_the_recipe_of_each_app_shape_is_pinned_byte_for_byte(tmp_path, monkeypatch, shape):
+    expected = (PINNED / f"{shape}.txt").read_text()
+    assert pinned_build(tmp_path / "app", shape, monkeypatch) == expected
