@@ -1,4 +1,4 @@
-"""Time, injectable: the supervisor asks this object, tests can fast-forward it."""
+"""Time, injectable: the dyno manager asks this object, tests can fast-forward it."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ one client (`ControlClient`), the typed commands of `control_commands` between t
 
 A unix socket per app under the state folder, owner-only (0600 in a 0700 folder): newline-
 delimited JSON, one request per connection, one or more replies. Requests only nudge the
-supervisor; desired state itself always goes through the store.
+dyno manager; desired state itself always goes through the store.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class ControlClient:
         self.app = app
 
     def ps(self) -> list[DynoRow]:
-        """The supervisor's dynos (formation and one-offs it runs)."""
+        """The dyno manager's dynos (formation and one-offs it runs)."""
         return self._call(commands.Ps(), commands.Dynos).rows
 
     def reconcile(self) -> list[DynoRow]:

@@ -35,7 +35,7 @@ class Command:
 
 @dataclass(frozen=True)
 class Ps(Command, name="ps"):
-    """The supervisor's dynos; answers Dynos."""
+    """The dyno manager's dynos; answers Dynos."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _shown(hint: Any) -> str:
 
 
 class DynoRow(TypedDict):
-    """One dyno as `ps` lists it (the supervisor's, or one Docker reports)."""
+    """One dyno as `ps` lists it (the dyno manager's, or one Docker reports)."""
 
     name: str
     type: str

@@ -49,6 +49,6 @@ def describe(kind: str, quota_hours: float, used_seconds: float) -> str:
 
 
 def shown_month(now: dt.datetime, charged: str) -> str:
-    """The month `ps` shows: the current one, or the later month a fast-forwarded supervisor
+    """The month `ps` shows: the current one, or the later month a fast-forwarded dyno manager
     already charges (months are 'YYYY-MM', so later sorts higher)."""
     return max(month(now), charged)

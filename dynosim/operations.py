@@ -31,7 +31,7 @@ def current_release(store: Store, app: str) -> Release:
 
 
 def dynos(store: Store, app: str) -> list[DynoRow]:
-    """The app's dynos: from the running supervisor, else as Docker sees them."""
+    """The app's dynos: from the running dyno manager, else as Docker sees them."""
     try:
         tracked = control.ControlClient(app).ps()
     except control.NotRunning:
@@ -110,7 +110,7 @@ def change_formation(
     change: Callable[[dict[str, Entry], list[str], list[str]], dict[str, Entry]],
     args: list[str],
 ) -> dict[str, Entry]:
-    """Validate and record a formation change, then nudge a running supervisor."""
+    """Validate and record a formation change, then nudge a running dyno manager."""
     release = store.latest_release(app)
     if release is None:
         raise UsageError(f"app {app} has no release yet; deploy it with: dynosim up")

@@ -1,6 +1,6 @@
 """Decide, from a snapshot, what brings the actual dynos to the desired formation.
 
-Pure: no Docker, no clock. The supervisor carries the decisions out.
+Pure: no Docker, no clock. The dyno manager carries the decisions out.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def decide(
 ) -> Actions:
     """What to do so that each type runs `desired[type]` dynos of `release` (and `sizes`).
 
-    `tracked` names dynos the supervisor already manages (running, or waiting out a crash
+    `tracked` names dynos the dyno manager already manages (running, or waiting out a crash
     cool-off): they are neither adopted nor started again. `cooling` maps the tracked dynos
     waiting out a cool-off to the release they crashed on: a newer release starts them at once
     (Heroku restarts every dyno on a new release, crashed ones included).

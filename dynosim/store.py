@@ -195,7 +195,7 @@ class Store:
         status: str = PENDING,
         release_phase: bool = True,
     ) -> Release:
-        """Record the next release vN; `pending` until a supervisor has rolled it out."""
+        """Record the next release vN; `pending` until a dyno manager has rolled it out."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT COALESCE(MAX(version), 0) AS v FROM releases WHERE app = ?", (app,)

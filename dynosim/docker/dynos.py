@@ -1,6 +1,6 @@
 """Dyno containers: how one is named, labelled, locked down, started, found and stopped.
 
-Everything needed to re-adopt a dyno after a supervisor restart is in its labels.
+Everything needed to re-adopt a dyno after a restart of `up` is in its labels.
 """
 
 from __future__ import annotations
