@@ -68,7 +68,10 @@ class Clients:
         """Serve `sock` (and `tls_sock`), or bind the ports, with `routing` behind; the ports
         bound. RouterError if an address cannot be bound."""
         loop = asyncio.get_running_loop()
-        listeners = [(sock, self.port, None, "--port", "http")]
+        # the socket (or None: bind the port), the port, TLS, the option choosing it, the scheme
+        listeners: list[tuple[socket.socket | None, int, ssl.SSLContext | None, str, str]] = [
+            (sock, self.port, None, "--port", "http")
+        ]
         if self._ssl_context is not None:
             listeners.append(
                 (tls_sock, self.https_port or 0, self._ssl_context, "--https-port", "https")
