@@ -2,7 +2,7 @@
 
 An HTTP/1.1 reverse proxy on asyncio protocols with httptools (llhttp) parsing both ways
 (:mod:`.proxy`); the :class:`Router` here decides where each request goes, among the web dynos
-the supervisor registered with :meth:`Router.add_backend`. It serves HTTP and, given a TLS
+the dyno manager registered with :meth:`Router.add_backend`. It serves HTTP and, given a TLS
 context, HTTPS. It is one of the two engines of :class:`~.engine.RouterEngine`, the interface
 the rest of dynosim uses (the other: :mod:`.haproxy`); the data path asks it only what
 :class:`.proxy.Routing` lists, and the heads it rewrites are :mod:`.wire`'s. What it mimics
@@ -16,7 +16,7 @@ the rest of dynosim uses (the other: :mod:`.haproxy`); the data path asks it onl
 * no dyno to route to: H14 when the formation has no web dynos, H10 when they all crashed, and
   while they are starting the request is held until one is up or ``hold_timeout`` passes (H20);
   a sleeping app is woken through ``on_wake`` and the request held the same way (H20 also when
-  the supervisor reports the wake failed); an empty dyno-hours pool answers H82;
+  the dyno manager reports the wake failed); an empty dyno-hours pool answers H82;
 * added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via (on responses
   too); Host kept; hop-by-hop headers dropped both ways (also those a Connection header names);
 * request and response bodies streamed with flow control both ways, never buffered whole;
@@ -129,8 +129,8 @@ class Router:
         self._handling = 0  # requests received and not yet answered (held ones included)
         self._quiet = asyncio.Event()
         self._quiet.set()
-        #: Called on every request (the supervisor's idle clock) and when a request finds the
-        #: app asleep (the supervisor wakes it); both set by the supervisor.
+        #: Called on every request (the dyno manager's idle clock) and when a request finds the
+        #: app asleep (the dyno manager wakes it); both set by the dyno manager.
         self.on_request: Callable[[], None] = lambda: None
         self.on_wake: Callable[[], None] = lambda: None
 
@@ -173,7 +173,7 @@ class Router:
         """Where clients reach the router over HTTPS (None without an ssl_context)."""
         return self._clients.https_url
 
-    # -- what the supervisor tells -----------------------------------------------------------
+    # -- what the dyno manager tells ----------------------------------------------------------
 
     def add_backend(self, key: str, host: str, port: int, name: str | None = None) -> None:
         """A web dyno is up: route to it from now on (wakes held requests, status becomes UP).
@@ -186,7 +186,7 @@ class Router:
 
     def remove_backend(self, key: str) -> None:
         """A web dyno stops taking traffic. With none left, requests are held until the
-        supervisor adds one or sets another status."""
+        dyno manager adds one or sets another status."""
         self._balancer.remove(key)
         self._pool.forget(key)
 

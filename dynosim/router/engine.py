@@ -1,6 +1,6 @@
 """What a router is to the rest of dynosim, whichever engine moves the bytes.
 
-:class:`RouterEngine` is the one interface `up`, the supervisor and the API use; the Python
+:class:`RouterEngine` is the one interface `up`, the dyno manager and the API use; the Python
 :class:`~dynosim.router.Router` and :class:`~dynosim.router.haproxy.HAProxyRouter` implement
 it (tests/unit/test_router_engine.py holds both to its members and signatures).
 """
@@ -35,12 +35,12 @@ class WebStatus(enum.Enum):
 
 
 class RouterEngine(Protocol):
-    """Heroku's routing layer for one app, as `up` starts it and the supervisor drives it."""
+    """Heroku's routing layer for one app, as `up` starts it and the dyno manager drives it."""
 
     #: What moves the bytes ("python" or "haproxy"), shown when `up` is ready.
     engine: str
-    #: Called on every request (the supervisor's idle clock) and when a request finds the app
-    #: asleep (the supervisor wakes it); both set by the supervisor.
+    #: Called on every request (the dyno manager's idle clock) and when a request finds the app
+    #: asleep (the dyno manager wakes it); both set by the dyno manager.
     on_request: Callable[[], None]
     on_wake: Callable[[], None]
 

@@ -21,7 +21,7 @@ class _Change(asyncio.Event):
 
 
 class Holding:
-    """The web formation's status as the supervisor says it, and the requests waiting on it."""
+    """The web formation's status as the dyno manager says it, and the requests waiting on it."""
 
     def __init__(
         self, balancer: Balancer, hold_timeout: float, wake_app: Callable[[], None]
@@ -57,7 +57,7 @@ class Holding:
             if status is WebStatus.EXHAUSTED:
                 return "H82"
             if status is WebStatus.SLEEPING:
-                self._wake_app()  # the supervisor starts waking the app; this request waits
+                self._wake_app()  # the dyno manager starts waking the app; this request waits
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self._hold_timeout

@@ -1,7 +1,7 @@
 """Heroku's router with HAProxy as the data plane: dynosim decides, HAProxy forwards.
 
 `dynosim up --router haproxy`. The same :class:`~.engine.RouterEngine` as
-:class:`~dynosim.router.Router` (what the supervisor calls, the ``heroku[router]`` lines it
+:class:`~dynosim.router.Router` (what the dyno manager calls, the ``heroku[router]`` lines it
 logs), with the bytes of every request to an up dyno moved by an HAProxy child process
 (Debian's 2.6) instead of Python: about half the CPU per request and half the added latency
 (docs/benchmarks.md).
@@ -9,7 +9,7 @@ logs), with the bytes of every request to an up dyno moved by an HAProxy child p
 How the two share the work:
 
 * HAProxy listens on the sockets ``up`` opened and routes to the web dynos, one server slot
-  each, set through its admin socket as the supervisor adds and removes dynos. It does what
+  each, set through its admin socket as the dyno manager adds and removes dynos. It does what
   is the same for every request: random choice among dynos below 50 requests in flight, a
   queue of 50 x dynos (H11 beyond it), connect retries on other dynos (H19/H21 when all
   fail), Heroku's headers, timeouts (H12, H15, H28), limits and rejection of malformed or
@@ -97,13 +97,13 @@ class HAProxyRouter:
             fronted=True,
         )
         # HAProxy takes the requests waiting in the backlog as soon as it runs, before the
-        # supervisor has said what the dynos are doing: those wait for it (as STARTING)
+        # dyno manager has said what the dynos are doing: those wait for it (as STARTING)
         self._fallback.set_status(WebStatus.STARTING)
         self._child = Child(self._on_log)
         self._slots = Slots(self._child)
         self._owned: list[socket.socket] = []  # the listeners this router opened
 
-    # the supervisor's idle clock and wake-up call, shared with the router behind
+    # the dyno manager's idle clock and wake-up call, shared with the router behind
     @property
     def on_request(self) -> Callable[[], None]:
         return self._fallback.on_request
@@ -189,7 +189,7 @@ class HAProxyRouter:
             return None
         return wire.origin(self._host, self._https_port, "https")
 
-    # -- what the supervisor tells -----------------------------------------------------------
+    # -- what the dyno manager tells ----------------------------------------------------------
 
     def add_backend(self, key: str, host: str, port: int, name: str | None = None) -> None:
         """A web dyno is up: HAProxy routes to it from now on (the fallback too, for requests

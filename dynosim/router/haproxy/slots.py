@@ -1,4 +1,4 @@
-"""HAProxy's server slots: one per web dyno, set over its admin socket as the supervisor adds and
+"""HAProxy's server slots: one per web dyno, set over its admin socket as the dyno manager adds and
 removes dynos, and what they report (requests in flight, idle connections)."""
 
 from __future__ import annotations
