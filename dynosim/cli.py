@@ -11,8 +11,9 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +33,9 @@ from .options import (
     ManagerOptions,
     ServeOptions,
 )
+
+if TYPE_CHECKING:
+    from .router import RouterEngine
 
 
 class Group(click.Group):
@@ -231,10 +235,10 @@ def _build_for_up(
         click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
 
-def _announce_running(served: App):
+def _announce_running(served: App) -> Callable[[RouterEngine, Any], None]:
     """`up`'s `ready` callback: the line (on stderr) saying what runs where."""
 
-    def ready(router, _supervisor) -> None:
+    def ready(router: RouterEngine, _supervisor: Any) -> None:
         current = served.current_release()
         running = current.name if current else "(no release succeeded yet)"
         https = f" and {router.https_url}" if router.https_url else ""

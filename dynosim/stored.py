@@ -18,6 +18,10 @@ from .options import IDLE_TIMEOUT, SLEEP_MODES
 from .store import Release, Store
 
 Progress = Callable[[str], None]
+#: A formation change: formation.scale or formation.retype (current, process types, arguments).
+FormationChange = Callable[
+    [dict[str, formations.Entry], list[str], list[str]], dict[str, formations.Entry]
+]
 
 
 def quiet(line: str) -> None:
@@ -186,10 +190,10 @@ class StoredApp:
     # -- formation and settings --------------------------------------------------------------
 
     def change_formation(
-        self, change, changes: tuple[str, ...], named: Mapping[str, Any]
+        self, change: FormationChange, changes: tuple[str, ...], named: Mapping[str, Any]
     ) -> dict[str, formations.Entry]:
-        """Record a `ps:scale` / `ps:type` change (`change` is formation.scale or .retype),
-        given as arguments ("web=3") and keywords (web=3); a running `up` is nudged."""
+        """Record a `ps:scale` / `ps:type` change given as arguments ("web=3") and keywords
+        (web=3); a running `up` is nudged to apply it."""
         from . import operations
 
         args = [*changes, *(f"{key}={value}" for key, value in named.items())]
