@@ -11,8 +11,9 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,7 +33,9 @@ from .options import (
     ManagerOptions,
     ServeOptions,
 )
-from .store import Store
+
+if TYPE_CHECKING:
+    from .router import RouterEngine
 
 
 class Group(click.Group):
@@ -200,7 +203,27 @@ def up_command(
     local_env = served.local_env(env_file)
     if not env_file and (path / ".env").exists():
         click.echo(f" !     {ENV_IGNORED}", err=True)
-    idling = served.idling(idle_timeout, sleep_mode, quota_hours, verified)
+    manager = ManagerOptions(
+        grace=grace, boot_timeout=boot_timeout, cycling=cycling, release_timeout=release_timeout,
+        **served.idling(idle_timeout, sleep_mode, quota_hours, verified),
+    )  # fmt: skip
+    options = ServeOptions(
+        port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
+        router_engine=router_engine, time_scale=time_scale, local_env=local_env,
+        manager=manager,
+    )  # fmt: skip
+    _build_for_up(served, stack_name, base_image, strict_runtime, local_env)
+    served.serve(options, ready=_announce_running(served))
+
+
+def _build_for_up(
+    served: App,
+    stack_name: str | None,
+    base_image: str | None,
+    strict_runtime: bool,
+    local_env: dict[str, str],
+) -> None:
+    """`up`'s build: the stack asked for set first (its warnings on stderr), the .env noted."""
     if stack_name:
         for warning in served.stack_set(stack_name):
             click.echo(f" !     {warning}", err=True)
@@ -211,7 +234,11 @@ def up_command(
     if local_env:
         click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
-    def ready(router, _supervisor) -> None:
+
+def _announce_running(served: App) -> Callable[[RouterEngine, Any], None]:
+    """`up`'s `ready` callback: the line (on stderr) saying what runs where."""
+
+    def ready(router: RouterEngine, _supervisor: Any) -> None:
         current = served.current_release()
         running = current.name if current else "(no release succeeded yet)"
         https = f" and {router.https_url}" if router.https_url else ""
@@ -221,18 +248,7 @@ def up_command(
             err=True,
         )
 
-    manager = ManagerOptions(
-        grace=grace, boot_timeout=boot_timeout, cycling=cycling, release_timeout=release_timeout,
-        **idling,
-    )  # fmt: skip
-    served.serve(
-        ServeOptions(
-            port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
-            router_engine=router_engine, time_scale=time_scale, local_env=local_env,
-            manager=manager,
-        ),
-        ready=ready,
-    )  # fmt: skip
+    return ready
 
 
 @main.command("ps")
@@ -248,7 +264,7 @@ def ps(app: str | None, as_json: bool) -> None:
         click.echo(json.dumps(dynos, indent=2))
         return
     click.echo(operations.format_ps(chosen.name, dynos, dt.datetime.now(dt.UTC)))
-    quota = operations.quota_line(chosen.store, dynos)
+    quota = chosen.quota_line(dynos)
     if quota:
         click.echo(f"\n{quota}")
 
@@ -626,10 +642,9 @@ def releases_rollback(app: str | None, release: str | None) -> None:
 def addons_list(app: str | None) -> None:
     """List the app's add-ons."""
     chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = store.addons(name)
+    found = chosen.addons.attached()
     if not found:
-        click.echo(f"No add-ons for app {name}.")
+        click.echo(f"No add-ons for app {chosen.name}.")
         return
     rows = [("Add-on", "Plan", "Attached as")]
     rows += [(a.name, f"{a.service}:{a.plan}", a.config_var) for a in found]
@@ -645,27 +660,13 @@ def addons_list(app: str | None) -> None:
 @click.argument("service")
 def addons_create(app: str | None, attach_as: str | None, service: str) -> None:
     """Provision an add-on: heroku-postgresql or heroku-redis (a real server for the app)."""
-    from . import addons
-
     chosen = resolve(app)
-    store, name = chosen.store, chosen.name
+    name = chosen.name
     click.echo(f"Creating {service} on ⬢ {name}... ", nl=False)
-    created, release = addons.create(store, name, service, attach_as, lambda line: None)
+    created, release = chosen.addons.create(service, attach_as=attach_as, roll_out=False)
     click.echo("done")
     click.echo(f"Created {created.name} as {created.config_var}")
     _roll_out(chosen, release, f"Attaching {created.config_var} and restarting ⬢ {name}")
-
-
-def _addon(store: Store, app: str, name: str | None, service: str):
-    """The add-on named, else the app's first of that service."""
-    from . import addons
-
-    if name:
-        return addons.addon(store, app, name)
-    for found in store.addons(app):
-        if found.service == service:
-            return found
-    raise UsageError(f"{app} has no {service} add-on; create one with: dynosim addons:create")
 
 
 def _confirm(app: str, confirm: str | None, what: str) -> None:
@@ -684,17 +685,15 @@ def _confirm(app: str, confirm: str | None, what: str) -> None:
 @click.argument("addon")
 def addons_info(app: str | None, addon: str) -> None:
     """Show one add-on (name, or its config var such as DATABASE_URL)."""
-    from . import addons
-
     chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = addons.addon(store, name, addon)
+    found = chosen.addons.find(addon)
     click.echo(f"=== {found.name}")
-    click.echo(f"Attachments:  {name}::{found.config_var.removesuffix('_URL')}")
+    click.echo(f"Attachments:  {chosen.name}::{found.config_var.removesuffix('_URL')}")
     click.echo(f"Installed at: {found.created_at.isoformat(timespec='seconds')}")
     click.echo(f"Plan:         {found.service}:{found.plan}")
     click.echo(f"Config var:   {found.config_var}")
-    click.echo(f"Container:    {addons.container_name(found)} (data: volume of that name)")
+    container = chosen.addons.container_name(found)
+    click.echo(f"Container:    {container} (data: volume of that name)")
 
 
 @main.command("addons:destroy")
@@ -703,14 +702,11 @@ def addons_info(app: str | None, addon: str) -> None:
 @click.argument("addon")
 def addons_destroy(app: str | None, confirm: str | None, addon: str) -> None:
     """Remove an add-on, its config var and its data."""
-    from . import addons
-
     chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = addons.addon(store, name, addon)
-    _confirm(name, confirm, f"destroying {found.name} and all its data")
-    release = addons.destroy(store, name, found)
-    _roll_out(chosen, release, f"Destroying {found.name} on ⬢ {name}")
+    found = chosen.addons.find(addon)
+    _confirm(chosen.name, confirm, f"destroying {found.name} and all its data")
+    release = chosen.addons.destroy(found, roll_out=False)
+    _roll_out(chosen, release, f"Destroying {found.name} on ⬢ {chosen.name}")
 
 
 @main.command("pg:psql")
@@ -730,20 +726,10 @@ def redis_cli(app: str | None, database: str | None) -> None:
 
 
 def _client_session(app: str | None, database: str | None, service: str) -> None:
-    from . import addons, operations
-
-    chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = _addon(store, name, database, service)
-    tty = sys.stdin.isatty()
-    with addons.running(store, found):
-        command, environment = addons.client_command(found)
-        container = addons.one_off(found, command, environment, tty=tty)
-        try:
-            status = operations.attach(container, interactive=True)
-        finally:
-            container.remove(force=True)
-    sys.exit(status)
+    """A client session on the add-on named (else the app's first of `service`); its status
+    is the command's."""
+    attached = resolve(app).addons
+    sys.exit(attached.session(attached.of_service(service, database)))
 
 
 @main.command("pg:reset")
@@ -752,14 +738,11 @@ def _client_session(app: str | None, database: str | None, service: str) -> None
 @click.argument("database", required=False)
 def pg_reset(app: str | None, confirm: str | None, database: str | None) -> None:
     """Delete every table and row of the app's database."""
-    from . import addons
-
     chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = _addon(store, name, database, "heroku-postgresql")
-    _confirm(name, confirm, f"resetting {found.name}")
+    found = chosen.addons.of_service("heroku-postgresql", database)
+    _confirm(chosen.name, confirm, f"resetting {found.name}")
     click.echo(f"Resetting {found.name}... ", nl=False)
-    addons.reset(store, found)
+    chosen.addons.reset(found)
     click.echo("done")
 
 
@@ -768,13 +751,10 @@ def pg_reset(app: str | None, confirm: str | None, database: str | None) -> None
 @click.argument("database", required=False)
 def pg_backups_capture(app: str | None, database: str | None) -> None:
     """Back the database up with pg_dump into the app's state folder."""
-    from . import addons
-
-    chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = _addon(store, name, database, "heroku-postgresql")
+    attached = resolve(app).addons
+    found = attached.of_service("heroku-postgresql", database)
     click.echo(f"Starting backup of {found.name}... ", nl=False)
-    backup = addons.capture(store, found)
+    backup = attached.capture(found)
     click.echo(f"done\nBackup {backup.stem} saved to {backup}")
 
 
@@ -782,11 +762,9 @@ def pg_backups_capture(app: str | None, database: str | None) -> None:
 @app_option
 def pg_backups(app: str | None) -> None:
     """List the app's backups."""
-    from . import addons
-
-    name = resolve(app).name
-    found = addons.backups(name)
-    click.echo(f"=== Backups of ⬢ {name}")
+    chosen = resolve(app)
+    found = chosen.addons.backups()
+    click.echo(f"=== Backups of ⬢ {chosen.name}")
     for backup in found:
         click.echo(f"{backup.stem}  {backup.stat().st_size} bytes  {backup}")
     if not found:
@@ -802,18 +780,10 @@ def pg_backups_restore(
     app: str | None, confirm: str | None, backup: str | None, database: str | None
 ) -> None:
     """Replace the database's contents with a backup (default: the newest)."""
-    from . import addons
-
     chosen = resolve(app)
-    store, name = chosen.store, chosen.name
-    found = _addon(store, name, database, "heroku-postgresql")
-    available = {b.stem: b for b in addons.backups(name)}
-    if not available:
-        raise UsageError(f"{name} has no backups; capture one with: dynosim pg:backups:capture")
-    chosen = backup or max(available)
-    if chosen not in available:
-        raise UsageError(f"Couldn't find backup {chosen}; see: dynosim pg:backups")
-    _confirm(name, confirm, f"restoring {chosen} over {found.name}")
-    click.echo(f"Restoring {chosen} to {found.name}... ", nl=False)
-    addons.restore(store, found, available[chosen])
+    found = chosen.addons.of_service("heroku-postgresql", database)
+    restored = chosen.addons.backup(backup)
+    _confirm(chosen.name, confirm, f"restoring {restored.stem} over {found.name}")
+    click.echo(f"Restoring {restored.stem} to {found.name}... ", nl=False)
+    chosen.addons.restore(found, restored)
     click.echo("done")
