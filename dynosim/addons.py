@@ -16,24 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io
 import os
 import random
 import secrets
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker.errors
-import docker.types
-from docker.models.containers import Container
-
-from . import formation, names, releases, stack
-from .container_engine import memory_limit_mb
+from . import names, releases, stack
+from .container_engine import Container
 from .docker import client as docker_client
-from .docker import dynos
+from .docker import oneoffs, servers
 from .errors import EngineError, UsageError
 from .store import Addon, Release, Store, data_dir
 
@@ -240,53 +234,26 @@ def container_name(found: Addon) -> str:
     return f"dynosim-{found.app}-{found.name}"
 
 
-def _container(found: Addon) -> Container | None:
-    try:
-        return docker_client.client().containers.get(container_name(found))
-    except docker.errors.NotFound:
-        return None
-
-
 def start(found: Addon) -> bool:
     """Make sure the add-on serves; whether it had to be started (False: adopted)."""
     chosen = SERVICES[found.service]
-    existing = _container(found)
-    current = existing is not None and existing.attrs["Config"]["Image"] == chosen.image
-    if existing is not None and existing.status == "running" and current:
+    existing = servers.find(container_name(found))
+    current = existing is not None and servers.image(existing) == chosen.image
+    if existing is not None and servers.status(existing) == "running" and current:
         _wait_ready(found, existing)
         return False
     if existing is not None:  # stopped, or of an older image (before TLS): a new server
-        existing.remove(force=True)
-    dynos.ensure_network(found.app)
-    client = docker_client.client()
-    network = dynos.network_name(found.app)
+        servers.remove(existing)
     labels = {docker_client.LABEL: ROLE, docker_client.LABEL_APP: found.app, L_ADDON: found.name}
-    try:
-        client.volumes.get(container_name(found))
-    except docker.errors.NotFound:  # the data: labelled, so dynosim can always find its own
-        client.volumes.create(container_name(found), labels=labels)
-    created = client.api.create_container(
+    container = servers.start(
+        container_name(found),
         chosen.image,
-        name=container_name(found),
+        app=found.app,
         hostname=found.name,
         environment=chosen.environment(found),
         labels=labels,
-        host_config=client.api.create_host_config(
-            network_mode=network,
-            mounts=[docker.types.Mount(chosen.data, container_name(found), type="volume")],
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            pids_limit=512,
-            mem_limit="1g",
-            restart_policy={"Name": "on-failure"},
-            log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
-        ),
-        networking_config=client.api.create_networking_config(
-            {network: client.api.create_endpoint_config(aliases=[found.name])}
-        ),
+        data=chosen.data,
     )
-    container = client.containers.get(created["Id"])
-    container.start()
     _wait_ready(found, container)
     return True
 
@@ -295,13 +262,12 @@ def _wait_ready(found: Addon, container: Container) -> None:
     chosen = SERVICES[found.service]
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if container.exec_run(list(chosen.ready)).exit_code == 0:
+        if servers.execute(container, list(chosen.ready))[0] == 0:
             return
-        container.reload()
-        if container.status not in ("running", "restarting", "created"):
+        if servers.status(container, refresh=True) not in ("running", "restarting", "created"):
             break
         time.sleep(0.1)
-    tail = container.logs(tail=20).decode(errors="replace").splitlines()
+    tail = servers.last_lines(container, 20)
     raise EngineError(f"{found.name} did not start serving: " + " / ".join(tail[-5:]))
 
 
@@ -310,15 +276,12 @@ def stop(found: Addon) -> None:
 
 
 def _remove(found: Addon, volume: bool) -> None:
-    existing = _container(found)
+    existing = servers.find(container_name(found))
     if existing is not None:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            existing.stop(timeout=10)
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            existing.remove(force=True)
+        servers.stop(existing, timeout=10)
+        servers.remove(existing, quietly=True)
     if volume:
-        with contextlib.suppress(docker.errors.NotFound):
-            docker_client.client().volumes.get(container_name(found)).remove(force=True)
+        servers.remove_volume(container_name(found))
 
 
 def start_all(found: list[Addon]) -> None:
@@ -338,15 +301,13 @@ def running(store: Store, found: Addon) -> Iterator[Container]:
 
     started = start(found)
     try:
-        container = _container(found)
+        container = servers.find(container_name(found))
         assert container is not None
         yield container
     finally:
         if started and not control.is_running(found.app):
             stop(found)
-            with contextlib.suppress(docker.errors.APIError):
-                if not dynos.listing(found.app):
-                    dynos.remove_network(found.app)
+            servers.remove_unused_network(found.app)
 
 
 # pg:* and redis:cli
@@ -360,25 +321,8 @@ def one_off(
 ) -> Container:
     """A created one-off container of the add-on's image on the app network (psql, redis-cli,
     pg_dump), locked down like a dyno: no capabilities, a Standard-1X's pids and memory."""
-    size = formation.size(formation.DEFAULT_SIZE)
-    limit = f"{memory_limit_mb(size)}m"
-    return docker_client.client().containers.create(
-        SERVICES[found.service].image,
-        command=command,
-        entrypoint=[],
-        environment=environment,
-        network=dynos.network_name(found.app),
-        labels={docker_client.LABEL: "addon-client", docker_client.LABEL_APP: found.app},
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        pids_limit=size.pids,
-        mem_limit=limit,
-        memswap_limit=limit,
-        cpu_shares=size.cpu_shares,
-        tty=tty,
-        stdin_open=stdin,
-        detach=False,
-    )
+    image = SERVICES[found.service].image
+    return oneoffs.create(image, found.app, command, environment, tty=tty, stdin=stdin)
 
 
 def client_command(found: Addon) -> tuple[list[str], dict[str, str]]:
@@ -433,14 +377,11 @@ def capture(store: Store, found: Addon) -> Path:
     target = backups_dir(found.app) / f"b{number:03d}.dump"
     command = ["pg_dump", "-Fc", "-f", "/tmp/backup.dump"]
     with running(store, found), _client(found, command) as client:
-        _finish(client)
-        stream, _ = client.get_archive("/tmp/backup.dump")
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-            member = archive.extractfile("backup.dump")
-            assert member is not None
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(member.read())
+        _finish(client, command)
+        data = oneoffs.read_file(client, "/tmp/backup.dump")
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
     return target
 
 
@@ -452,13 +393,8 @@ def restore(store: Store, found: Addon, backup: Path) -> None:
     command = ["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", database]
     with running(store, found) as server, _client(found, [*command, "/tmp/restore.dump"]) as client:
         owner = int(_exec(server, ["id", "-u"]))  # the image's user; the dump is for it only
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            info = tarfile.TarInfo("restore.dump")
-            info.size, info.mode, info.uid, info.gid = len(data), 0o600, owner, owner
-            archive.addfile(info, io.BytesIO(data))
-        client.put_archive("/tmp", buffer.getvalue())
-        _finish(client)
+        oneoffs.write_file(client, "/tmp/restore.dump", data, mode=0o600, owner=owner)
+        _finish(client, command)
 
 
 @contextlib.contextmanager
@@ -468,25 +404,22 @@ def _client(found: Addon, command: list[str]) -> Iterator[Container]:
     try:
         yield client
     finally:
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            client.remove(force=True)
+        oneoffs.remove(client)
 
 
-def _finish(client: Container) -> None:
-    """Start a one-off client and wait for it; UsageError with its last line when it fails."""
-    client.start()
-    status = int(client.wait()["StatusCode"])
+def _finish(client: Container, command: list[str]) -> None:
+    """Run a one-off client (of `command`) to its end; UsageError with its last line when it
+    fails."""
+    status = oneoffs.run(client)
     if status != 0:
-        output = client.logs().decode(errors="replace").strip().splitlines()
-        command = client.attrs["Config"]["Cmd"][0]
+        output = oneoffs.output(client).strip().splitlines()
         last = output[-1:] or [f"exit status {status}"]
-        raise UsageError(f"{command} failed: {last[0]}")
+        raise UsageError(f"{command[0]} failed: {last[0]}")
 
 
 def _exec(container: Container, command: list[str]) -> str:
-    result = container.exec_run(command)
-    output = result.output.decode(errors="replace")
-    if result.exit_code != 0:
-        last = output.strip().splitlines()[-1:] or [f"exit status {result.exit_code}"]
+    status, output = servers.execute(container, command)
+    if status != 0:
+        last = output.strip().splitlines()[-1:] or [f"exit status {status}"]
         raise UsageError(f"{command[0]} failed: {last[0]}")
     return output

@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker.errors
-
 from . import buildkit, runtime, source, stack, store
-from .docker import client as docker_client
+from .docker import images
 from .errors import BuildError, RuntimeSelectionError
 
 Progress = Callable[[str], None]
@@ -526,14 +524,10 @@ class Image:
 def build(plan: Plan, progress: Progress, *, cache: bool = True) -> Image:
     """Build the plan's image, streaming steps; reuse it when the same inputs were built before.
     Without `cache`, every layer is built again (Heroku's build cache purged)."""
-    client = docker_client.client()
-    try:
-        if cache:
-            existing = client.images.get(plan.tag)
-            progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {plan.tag}")
-            return Image(plan.tag, existing.id, plan.source_hash, cached=True)
-    except docker.errors.ImageNotFound:
-        pass
+    existing = images.image_id(plan.tag)  # also without the cache: is there an engine?
+    if cache and existing is not None:
+        progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {plan.tag}")
+        return Image(plan.tag, existing, plan.source_hash, cached=True)
     progress(f"Building {plan.app} ({len(plan.files)} files) into {plan.tag}")
     image_id = stream_build(
         progress,

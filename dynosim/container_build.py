@@ -15,12 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker.errors
-from docker.utils.build import PatternMatcher
-
 from . import source
 from .build import HostSettings, Image, _Context, stream_build
-from .docker import client as docker_client
+from .docker import dockerignore, images
 from .errors import BuildError
 from .herokuyml import HerokuYml
 
@@ -68,18 +65,12 @@ def _context(app_dir: Path, files: list[str], dockerfile: str) -> tuple[bytes, i
             f"{dockerfile}: not among the files a git push would send"
             " (git add it, or check .gitignore / .slugignore)"
         )
-    ignore = _dockerignore(app_dir / folder)
-    names = [n for n in names if n in (name, ".dockerignore") or not ignore.matches(n)]
+    excluded = dockerignore.excluded(app_dir / folder)
+    names = [n for n in names if n in (name, ".dockerignore") or not excluded(n)]
     context = _Context()
     for relative in names:
         context.add_file(relative, app_dir / folder / relative)
     return context.close(), len(names)
-
-
-def _dockerignore(folder: Path) -> PatternMatcher:
-    path = folder / ".dockerignore"
-    lines = path.read_text(errors="replace").splitlines() if path.is_file() else []
-    return PatternMatcher([s for s in (line.strip() for line in lines) if s and s[0] != "#"])
 
 
 def build_images(
@@ -101,25 +92,24 @@ def build_images(
     settings = settings or HostSettings.from_environ()
     buildargs = dict(manifest.build_config)
     secrets = {"pip": dict(settings.buildargs)}  # always there, so such a RUN always works
-    images: dict[str, Image] = {}
+    built: dict[str, Image] = {}
     for plan in plans(Path(app_dir), manifest, buildargs):
         image = (cache and _reuse(app, plan, progress)) or _build(
             app, plan, buildargs, secrets, progress, cache
         )
-        images |= dict.fromkeys(plan.keys, image)
-    return {key: images[key] for key in manifest.dockerfiles}
+        built |= dict.fromkeys(plan.keys, image)
+    return {key: built[key] for key in manifest.dockerfiles}
 
 
 def _reuse(app: str, plan: Plan, progress: Progress) -> Image | None:
     """The image built before from the same inputs, under any of the plan's keys."""
     for key in plan.keys:
         tag = plan.tag(app, key)
-        try:
-            existing = docker_client.client().images.get(tag)
-        except docker.errors.ImageNotFound:
+        existing = images.image_id(tag)
+        if existing is None:
             continue
         progress(f"Source unchanged ({plan.source_hash[:12]}): reusing image {tag}")
-        return Image(tag, existing.id, plan.source_hash, cached=True)
+        return Image(tag, existing, plan.source_hash, cached=True)
     return None
 
 

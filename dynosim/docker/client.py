@@ -1,15 +1,21 @@
-"""The Docker engine connection, with one clear error when there is none."""
+"""The Docker engine connection, with one clear error when there is none, and the engine's
+refusals as EngineError."""
 
 from __future__ import annotations
 
 import functools
 import os
 import urllib.parse
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import docker
 import docker.errors
 
-from ..errors import EngineError
+from ..errors import EngineError, as_dynosim_error, is_engine_error
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: Every object dynosim creates carries these labels, so it can find (and clean) its own.
 LABEL = "dynosim"
@@ -29,6 +35,22 @@ def client() -> docker.DockerClient:
             " or start one and set DOCKER_HOST"
         ) from None
     return engine
+
+
+def engine_errors(call: Callable[P, T]) -> Callable[P, T]:
+    """Docker's exceptions (and requests' under them) as EngineError, in the words the CLI
+    has always shown for them (`Docker engine: <the engine's explanation, one line>`)."""
+
+    @functools.wraps(call)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if not is_engine_error(exc):
+                raise
+            raise as_dynosim_error(exc) from exc
+
+    return wrapped
 
 
 def socket_address() -> str | tuple[str, int] | None:

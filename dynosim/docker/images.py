@@ -1,5 +1,5 @@
-"""Images on the engine: whether one exists, the app's by label, removal, import from a root
-filesystem stream, and the user an image runs as."""
+"""Images on the engine: whether one exists (and its id), the app's by label, removal, import
+from a root filesystem stream, and the user an image runs as."""
 
 from __future__ import annotations
 
@@ -14,11 +14,16 @@ from . import client as docker_client
 
 
 def exists(name: str) -> bool:
+    return image_id(name) is not None
+
+
+@docker_client.engine_errors
+def image_id(name: str) -> str | None:
+    """The id of the image of that name (or id); None when there is none."""
     try:
-        docker_client.client().images.get(name)
+        return docker_client.client().images.get(name).id
     except docker.errors.ImageNotFound:
-        return False
-    return True
+        return None
 
 
 def labelled(label: str, value: str | None = None) -> dict[str, str]:

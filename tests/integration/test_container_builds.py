@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dynosim import container_build, herokuyml, runtime, stack
-from dynosim.docker import images
+from dynosim.docker import images as engine_images
 from dynosim.errors import BuildError
 
 RUN_IMAGE = runtime.stack_by_suite("bookworm").run_image
@@ -109,8 +109,8 @@ def test_images_are_built_once_per_dockerfile_then_reused(docker_client, app_nam
         "Dockerfile",
         "job.py",
     ]
-    assert images.image_user(images["web"].id) == "dyno"
-    assert images.image_user(images["worker"].id) is None
+    assert engine_images.image_user(images["web"].id) == "dyno"
+    assert engine_images.image_user(images["worker"].id) is None
 
     again, lines = build(app_name, app_dir)
     assert {key: image.id for key, image in again.items()} == {
@@ -167,4 +167,4 @@ def test_runs_as_root_is_judged_by_uid(docker_client, app_name, user_lines, expe
     image, _ = docker_client.images.build(
         fileobj=io.BytesIO(dockerfile.encode()), labels={"dynosim.image.app": app_name}, rm=True
     )
-    assert images.image_user(image.id) == expected
+    assert engine_images.image_user(image.id) == expected
