@@ -19,7 +19,6 @@ Options: --dynosim-keep, --dynosim-stack, --dynosim-reuse-images (see `pytest --
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import secrets
 import shutil
@@ -104,7 +103,7 @@ def dyno_app(
     """
     global _images_before
     if _images_before is None:
-        _images_before = _app_images(dynosim_engine)
+        _images_before = _app_images()
     options = request.config.option
     home = tempfile.mkdtemp(prefix="dynosim-")  # short: unix socket paths are short
     descriptor = os.open(Path(home, "build.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -163,39 +162,17 @@ def dynosim_leak_check(request: pytest.FixtureRequest, dynosim_engine) -> Iterat
     """Fail the test that leaves dynosim containers, networks or add-on volumes of its apps
     behind (and remove them). Objects of other test runs sharing the engine are left alone:
     only the apps of the current DYNOSIM_HOME and those the test started with dyno_app count."""
-    before = _ours(dynosim_engine)
+    from .docker import inventory
+
+    before = inventory.owned()
     yield
     started = request.node.stash.get(STARTED, set())
     apps = (_apps_in_home() | started) - {app.name for app, _ in _kept}
-    after = _ours(dynosim_engine, apps)
-    leaked = [now - then for now, then in zip(after, before, strict=True)]
-    containers, networks, volumes = leaked
-    for container_id in containers:
-        dynosim_engine.api.remove_container(container_id, force=True)
-    for network_id in networks:
-        dynosim_engine.api.remove_network(network_id)
-    for volume in volumes:
-        dynosim_engine.api.remove_volume(volume, force=True)
-    assert not any(leaked), (
-        f"test left {len(containers)} containers, {len(networks)} networks and"
-        f" {len(volumes)} volumes behind"
-    )
-
-
-def _ours(client, apps: set[str] | None = None) -> tuple[set[str], set[str], set[str]]:
-    """dynosim's containers, networks and volumes; only those of `apps` when given."""
-    from .docker.client import LABEL_APP
-
-    def mine(labels: Mapping[str, str] | None) -> bool:
-        return apps is None or (labels or {}).get(LABEL_APP) in apps
-
-    labelled = {"filters": {"label": "dynosim"}}
-    containers = client.containers.list(all=True, ignore_removed=True, **labelled)
-    networks, volumes = client.networks.list(**labelled), client.volumes.list(**labelled)
-    return (
-        {c.id for c in containers if mine(c.labels)},
-        {n.id for n in networks if mine(n.attrs.get("Labels"))},
-        {v.name for v in volumes if mine(v.attrs.get("Labels"))},
+    leaked = inventory.owned(apps) - before
+    inventory.remove(leaked)
+    assert not leaked, (
+        f"test left {len(leaked.containers)} containers, {len(leaked.networks)} networks and"
+        f" {len(leaked.volumes)} volumes behind"
     )
 
 
@@ -209,8 +186,10 @@ def _apps_in_home() -> set[str]:
         store.close()
 
 
-def _app_images(client) -> set[str]:
-    return {image.id for image in client.images.list(filters={"label": "dynosim.image.app"})}
+def _app_images() -> set[str]:
+    from .docker import images
+
+    return set(images.labelled("dynosim.image.app"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -236,16 +215,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _remove_new_images(before: set[str]) -> None:
-    import docker.errors
+    from .docker import images
 
-    from .docker import client as docker_client
-
-    client = docker_client.client()
-    for image in client.images.list(filters={"label": "dynosim.image.app"}):
-        name = image.labels.get("dynosim.image.app")
-        if image.id not in before and name in _used_images:
-            with contextlib.suppress(docker.errors.APIError):  # in use: left to its user
-                client.images.remove(image.id, force=False)
+    for image, name in images.labelled("dynosim.image.app").items():
+        if image not in before and name in _used_images:
+            images.remove(image)  # in use: left to its user
 
 
 @atexit.register
