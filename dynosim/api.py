@@ -11,8 +11,9 @@ only parses and prints); pytest users get it through the `dyno_app` fixture.
 `App` is a facade over three parts, each usable on its own: `stored.StoredApp` (the store's
 records and the commands on them: builds, releases, config, formation, one-offs),
 `remote.RemoteControl` (the running `up`, over its control socket) and `hosting.Host`
-(serving here); `App.addons` is `app_addons.AppAddons`. State lives in $DYNOSIM_HOME like
-the CLI's; errors are `dynosim.errors.DynosimError`s.
+(serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
+Labs features). State lives in $DYNOSIM_HOME like the CLI's; errors are
+`dynosim.errors.DynosimError`s.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class App:
         self._remote = RemoteControl(self._stored)
         self._host = Host(self._stored)
         self.addons = AppAddons(self._stored, self.roll_out)
+        self.labs = self._stored.labs  # labs features: list, enabled, enable, disable
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import config as config_vars
-from . import dotenv, formation
+from . import dotenv, formation, labs
 from .api import App
 from .errors import DynosimError, UsageError, as_dynosim_error, is_engine_error
 from .logs import Printer
@@ -478,6 +478,43 @@ def stack_set(stack_name: str, app: str | None) -> None:
     if chosen.current_release() is not None:
         click.echo(f"You will need to redeploy ⬢ {chosen.name} for the change to take effect.")
         click.echo(f"Run dynosim deploy to trigger a new build on ⬢ {chosen.name}.")
+
+
+@main.command("labs")
+@app_option
+def labs_list(app: str | None) -> None:
+    """List the app's experimental features, [+] when enabled."""
+    chosen = resolve(app)
+    features = chosen.labs.list()
+    longest = max(len(feature.name) for feature, _ in features)
+    click.echo(f"=== App Features ⬢ {chosen.name}")
+    for feature, enabled in features:
+        mark = "[+]" if enabled else "[ ]"
+        click.echo(f"{mark} {feature.name.ljust(longest)}  {feature.description}")
+
+
+@main.command("labs:enable")
+@click.argument("feature", metavar="FEATURE")
+@app_option
+def labs_enable(feature: str, app: str | None) -> None:
+    """Enable an experimental feature; running dynos follow."""
+    chosen = resolve(app)
+    labs.feature(feature)  # an unknown one is refused before anything is printed
+    with doing(f"Enabling {feature} for ⬢ {chosen.name}"):
+        chosen.labs.enable(feature)
+    click.echo("done")
+
+
+@main.command("labs:disable")
+@click.argument("feature", metavar="FEATURE")
+@app_option
+def labs_disable(feature: str, app: str | None) -> None:
+    """Disable an experimental feature; running dynos follow."""
+    chosen = resolve(app)
+    labs.feature(feature)
+    with doing(f"Disabling {feature} for ⬢ {chosen.name}"):
+        chosen.labs.disable(feature)
+    click.echo("done")
 
 
 @main.command("ps:sleep")

@@ -103,6 +103,26 @@ class Event:
     exit_code: int = -1
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a dyno's container uses now (Heroku's runtime metrics): memory in bytes as its
+    cgroup counts it, pages moved in and out (None where the kernel keeps no such counter:
+    cgroup v2), and the tasks the load average counts (running, runnable or in uninterruptible
+    sleep; an estimate from CPU time when the engine's host files are out of reach)."""
+
+    rss: int
+    cache: int
+    swap: int
+    pgpgin: int | None
+    pgpgout: int | None
+    runnable: float
+
+    @property
+    def total(self) -> int:
+        """rss + cache + swap: what Heroku's memory_total and R14 count."""
+        return self.rss + self.cache + self.swap
+
+
 class EventStream(Protocol):
     def __iter__(self) -> Iterator[Event]: ...
 
@@ -157,6 +177,10 @@ class ContainerEngine(Protocol):
 
     def memory(self, container: Container) -> int | None:
         """Bytes in use as `docker stats` counts them (no inactive page cache)."""
+        ...
+
+    def usage(self, container: Container) -> Usage | None:
+        """Memory and runnable tasks now (runtime metrics); None when it is not running."""
         ...
 
     def events(self, app: str) -> EventStream: ...

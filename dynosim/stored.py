@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import dotenv, names, releases
+from . import dotenv, labs, names, releases
 from . import formation as formations
 from .errors import UsageError
 from .options import IDLE_TIMEOUT, SLEEP_MODES
@@ -38,12 +38,43 @@ class RunResult:
     output: str | None
 
 
+class Labs:
+    """An app's Heroku Labs features (`dynosim labs`), on or off in its settings. A running
+    `up` reads them at its next sample: no restart is needed, unlike on Heroku."""
+
+    def __init__(self, app: StoredApp) -> None:
+        self._app = app
+
+    def list(self) -> list[tuple[labs.Feature, bool]]:
+        """Every feature dynosim has, by name, and whether it is on for the app."""
+        return [(f, self.enabled(f.name)) for f in sorted(labs.FEATURES, key=lambda f: f.name)]
+
+    def enabled(self, name: str) -> bool:
+        """Whether the feature is on; UsageError for a feature dynosim does not have."""
+        found = labs.feature(name)
+        return self._app.store.setting(self._app.name, found.setting, "") == labs.ON
+
+    def enable(self, name: str) -> labs.Feature:
+        """`labs:enable`: the feature is on from now on (UsageError: no such feature)."""
+        return self._set(name, labs.ON)
+
+    def disable(self, name: str) -> labs.Feature:
+        """`labs:disable`: the feature is off from now on."""
+        return self._set(name, "")
+
+    def _set(self, name: str, value: str) -> labs.Feature:
+        found = labs.feature(name)
+        self._app.store.set_setting(self._app.name, found.setting, value)
+        return found
+
+
 class StoredApp:
     """One app's records in $DYNOSIM_HOME's store, and the commands that read or add to them."""
 
     def __init__(self, name: str, path: Path | None = None) -> None:
         self.name, self.path = name, path
         self._store: Store | None = None
+        self.labs = Labs(self)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> StoredApp:

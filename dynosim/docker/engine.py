@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 import docker.errors
 from docker.models.containers import Container
 
-from ..container_engine import DynoSpec, Event, Exited, Line, WaitTimedOut
+from ..container_engine import DynoSpec, Event, Exited, Line, Usage, WaitTimedOut
 from ..errors import EngineError
 from . import client, dynos, logs
+from .usage import read_usage
 
 T = TypeVar("T")
 
@@ -159,6 +160,10 @@ class DockerEngine:
         detail = stats.get("stats", {})
         inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
         return max(0, stats["usage"] - inactive)
+
+    @_engine_errors
+    def usage(self, container: Container) -> Usage | None:
+        return read_usage(container)
 
     @_engine_errors
     def events(self, app: str) -> _Events:

@@ -3,7 +3,8 @@ rolls new releases out, and answers the CLI's requests through `up`'s control so
 
 Runs inside `up`'s event loop; the engine's blocking calls go to threads. Its jobs live
 beside it: `fleet` (one dyno's life), `rollout`, `idling` (sleep, wake, dyno hours),
-`monitor` (engine events, memory), `routes` (what the router is told).
+`monitor` (engine events, memory), `metrics` (runtime metrics), `routes` (what the router is
+told).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..procfile import RELEASE
 from ..store import FAILED, Store
 from .fleet import Fleet, Tracked, order
 from .idling import Idling
+from .metrics import Metrics
 from .monitor import Monitor
 from .rollout import Progress, Rollout
 
@@ -59,6 +61,7 @@ class DynoManager:
         self.rollout = Rollout(self.fleet, store)
         self.idling = Idling(self.fleet, store, self._reconciling)
         self.monitor = Monitor(self.fleet, self._repair)
+        self.metrics = Metrics(self.fleet, store)
         self._watchers: list[asyncio.Future] = []
         self._repairing: asyncio.Future | None = None
 
@@ -76,7 +79,7 @@ class DynoManager:
         releases, bring the formation up."""
         engine = self.fleet.engine
         await asyncio.to_thread(engine.ensure_network, self.app)
-        self._watchers = [self.monitor.start(), *self.idling.start()]
+        self._watchers = [self.monitor.start(), self.metrics.start(), *self.idling.start()]
         attached = self.store.addons(self.app)
         await asyncio.to_thread(addons.start_all, attached)  # before the dynos that use them
         addons.update_urls(self.store, self.app)  # redis:// from before TLS: rolled out below

@@ -17,6 +17,7 @@ from dynosim.container_engine import (
     Event,
     Exited,
     Line,
+    Usage,
     WaitTimedOut,
 )
 from dynosim.errors import EngineError
@@ -34,6 +35,7 @@ class Program:
     memory_mb: int = 100
     lines: tuple[str, ...] = ()  # what it prints when it starts
     fails_to_start: str | None = None  # the engine refuses to start it, with this reason
+    usage: Usage | None = None  # what `usage` reports (default: memory_mb as rss, 1 task)
 
 
 @dataclass(eq=False)
@@ -221,6 +223,14 @@ class FakeEngine:
 
     def memory(self, container: FakeContainer) -> int | None:
         return container.program.memory_mb * 1024 * 1024
+
+    def usage(self, container: FakeContainer) -> Usage | None:
+        self._record("usage", container)
+        if container.status != "running" or container.removed:
+            return None
+        if container.program.usage is not None:
+            return container.program.usage
+        return Usage(container.program.memory_mb * 1024 * 1024, 0, 0, 0, 0, 1)
 
     def events(self, app: str) -> _Events:
         self._check()
