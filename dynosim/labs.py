@@ -31,5 +31,5 @@ def feature(name: str) -> Feature:
     for known in FEATURES:
         if known.name == name:
             return known
-    offered = ", ".join(f.name for f in FEATURES)
-    raise UsageError(f"Couldn't find that feature: {name} (dynosim has {offered})")
+    known = ", ".join(f.name for f in FEATURES)
+    raise UsageError(f"Couldn't find that feature ({name}); known features: {known}")

@@ -18,22 +18,21 @@ _found: dict[str, cgroups.Place] = {}
 _KEPT = 1000
 
 
-def read_usage(container: Container) -> Usage | None:
-    place = _place(container.id)
+def read_usage(container: Container, root: str = cgroups.ROOT) -> Usage | None:
+    place = _place(container.id, root)
     if place is not None:
         try:
-            return _read(place)
+            return read(place)
         except OSError:  # the container ended meanwhile
             _found.pop(container.id, None)
     return cgroups.from_stats(container.stats(stream=False))  # two readings, 1 s apart
 
 
-def _place(container_id: str) -> cgroups.Place | None:
+def _place(container_id: str, root: str) -> cgroups.Place | None:
     place = _found.get(container_id)
     if place is None:
-        place = next(
-            (p for p in cgroups.places(container_id) if os.access(p.memory_stat, os.R_OK)), None
-        )
+        candidates = cgroups.places(container_id, root)
+        place = next((p for p in candidates if os.access(p.memory_stat, os.R_OK)), None)
         if place is not None:
             if len(_found) >= _KEPT:  # ids of removed containers: forget them all now and then
                 _found.clear()
@@ -41,7 +40,8 @@ def _place(container_id: str) -> cgroups.Place | None:
     return place
 
 
-def _read(place: cgroups.Place) -> Usage:
+def read(place: cgroups.Place, proc: str = "/proc") -> Usage:
+    """One cgroup's usage from its files and its threads' /proc/<tid>/stat."""
     memory_stat = Path(place.memory_stat).read_text()
     swap = None
     if place.swap is not None and os.access(place.swap, os.R_OK):
@@ -49,7 +49,7 @@ def _read(place: cgroups.Place) -> Usage:
     states = []
     for tid in Path(place.threads).read_text().split():
         try:
-            states.append(cgroups.task_state(Path(f"/proc/{tid}/stat").read_text()))
+            states.append(cgroups.task_state(Path(f"{proc}/{tid}/stat").read_text()))
         except (OSError, ValueError):  # the thread ended meanwhile
             continue
     return cgroups.usage(place, memory_stat, swap, states)

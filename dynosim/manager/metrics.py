@@ -3,13 +3,15 @@ feature on, every running dyno's load average and memory as Heroku's two `heroku
 lines, about every 20 s. The setting is read from the store at each sample, so turning it on
 or off takes effect on running dynos at once, with no message to `up`.
 
-Samples run on the schedule clock (`--time-scale` speeds them up, tests fast-forward them):
-one every 5 s feeds each dyno's load average (`loadavg`, the kernel's method); the lines go
-out at the first sample after the feature is turned on and at every 4th after that."""
+Samples run on the schedule clock (`--time-scale` speeds them up, down to REAL_FLOOR apart;
+tests fast-forward them): one every 5 s feeds each dyno's load average (`loadavg`, the
+kernel's method); the lines go out at the first sample after the feature is turned on and at
+every 4th after that."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -22,6 +24,9 @@ from .fleet import Fleet, Tracked
 
 SAMPLE = loadavg.SAMPLE_SECONDS
 LINES_EVERY = 4  # samples: 20 s
+#: However fast `--time-scale` runs the schedule, samples are at least this far apart in real
+#: time (a quarter second: no engine call storm, no flood of lines).
+REAL_FLOOR = 0.25
 FEATURE = labs.feature(labs.LOG_RUNTIME_METRICS)
 #: Dyno ids are made from container ids in a namespace of dynosim's own.
 DYNO_NAMESPACE = uuid.UUID("5d1c4f0e-7f0a-4c8e-9a53-2b6f2f3f4d21")
@@ -39,6 +44,7 @@ class Sampled:
 class Metrics:
     def __init__(self, fleet: Fleet, store: Store) -> None:
         self.fleet, self.store = fleet, store
+        self.ticks = 0  # every 5 s, the feature on or off
         self.samples = 0  # taken since the feature was last turned on
         self.sampled: dict[Tracked, Sampled] = {}
         self._app_number = app_number(fleet.app)
@@ -52,11 +58,15 @@ class Metrics:
     async def _run(self) -> None:
         fleet = self.fleet
         while not fleet.closing:
+            started = time.monotonic()
             await fleet.schedule.sleep(SAMPLE)
+            if (left := REAL_FLOOR - (time.monotonic() - started)) > 0:
+                await asyncio.sleep(left)
             if self.enabled():
                 await self.sample()
             else:
                 self.samples, self.sampled = 0, {}
+            self.ticks += 1
 
     async def sample(self) -> None:
         """Every running dyno's usage (one engine call each, in threads), into its load

@@ -242,3 +242,34 @@ def test_stack_set_is_remembered_and_shown_and_an_unknown_stack_is_one_line(tmp_
     assert shown[0] == "=== ⬢ demo Available Stacks"
     assert "* bullseye (Python 3.9, end-of-life: Heroku refuses it)" in shown
     assert "  forky (Python 3.14)" in shown
+
+
+def test_labs_lists_enables_and_disables_runtime_metrics_and_refuses_an_unknown_feature(
+    tmp_path,
+):
+    from dynosim.store import Store
+
+    store = Store()
+    store.ensure_app("demo", tmp_path)
+    store.close()
+    listed = run("labs", "-a", "demo")
+    assert (listed.exit_code, listed.output) == (
+        0,
+        "=== App Features ⬢ demo\n"
+        "[ ] log-runtime-metrics  Emit dyno resource usage information into app logs\n",
+    )
+    enabled = run("labs:enable", "log-runtime-metrics", "-a", "demo")
+    assert (enabled.exit_code, enabled.output) == (
+        0,
+        "Enabling log-runtime-metrics for ⬢ demo... done\n",
+    )
+    assert run("labs", "-a", "demo").output.splitlines()[1].startswith("[+] log-runtime-metrics")
+    assert Store().setting("demo", "labs:log-runtime-metrics", "") == "on"  # what `up` reads
+    disabled = run("labs:disable", "log-runtime-metrics", "-a", "demo")
+    assert disabled.output == "Disabling log-runtime-metrics for ⬢ demo... done\n"
+    assert run("labs", "-a", "demo").output.splitlines()[1].startswith("[ ] log-runtime-metrics")
+    unknown = run("labs:enable", "preboot", "-a", "demo")
+    assert (unknown.exit_code, unknown.output) == (
+        2,
+        "error: Couldn't find that feature (preboot); known features: log-runtime-metrics\n",
+    )

@@ -1,6 +1,6 @@
 """The dyno manager on a fake engine and injectable clocks: Heroku's dyno life cycle (crash
 cool-offs, R10, R14/R15, scaling, preboot, release phase, sleep and wake, dyno hours, adoption,
-repair after an engine restart) in seconds, without Docker."""
+repair after an engine restart, runtime metrics) in seconds, without Docker."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine, Program
 
-from dynosim import backoff, dynohours
+from dynosim import backoff, dynohours, labs
 from dynosim.clock import Clock
-from dynosim.container_engine import DynoSpec
+from dynosim.container_engine import DynoSpec, Usage
 from dynosim.errors import ReleaseError
 from dynosim.formation import Entry
 from dynosim.logs import LogHub
-from dynosim.manager import DynoManager, monitor
+from dynosim.manager import DynoManager, metrics, monitor
 from dynosim.options import ManagerOptions
 from dynosim.router import WebStatus
 from dynosim.store import FAILED, SUCCEEDED, Store
@@ -570,6 +570,143 @@ def test_an_exhausted_pool_sleeps_the_app_and_held_requests_get_h82(harness):
         h.router.on_wake()
         await h.until(lambda: h.router.failed == ["H82"], "H82")
         assert h.engine.live() == []
+        await h.manager.shutdown()
+
+    run(test)
+
+
+# runtime metrics (labs:enable log-runtime-metrics)
+MiB = 1024 * 1024
+USAGE = Usage(50 * MiB, 5 * MiB // 2, MiB, 348836, 343403, 1)
+DYNO_ID = r"heroku\.\d+\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def set_runtime_metrics(h: Harness, on: bool) -> None:
+    """What `dynosim labs:enable` writes (stored.Labs), in the harness's store."""
+    h.store.set_setting(APP, metrics.FEATURE.setting, labs.ON if on else "")
+
+
+async def tick(h: Harness, samples: int = 1) -> None:
+    """Fast-forward the schedule clock by one metrics sample at a time, each taken before
+    the next (the sampler is asleep again once `ticks` moved)."""
+    for _ in range(samples):
+        before = h.manager.metrics.ticks
+        h.schedule.advance(metrics.SAMPLE)
+        await h.until(lambda at=before: h.manager.metrics.ticks > at, "a metrics sample")
+
+
+@pytest.fixture
+def fast_metrics(monkeypatch):
+    """Samples as fast as the tests advance the schedule (no real-time floor)."""
+    monkeypatch.setattr(metrics, "REAL_FLOOR", 0.0)
+
+
+def metric_lines(h: Harness, dyno: str) -> list[str]:
+    return [m for m in h.messages(dyno) if m.startswith(f"source={dyno} ")]
+
+
+@pytest.mark.usefixtures("fast_metrics")
+def test_runtime_metrics_are_off_by_default_and_follow_the_setting_at_the_next_sample(harness):
+    h = harness(by_type(worker=Program(usage=USAGE)))
+    h.release()
+    h.scale(web=0, worker=1)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await tick(h, 4)
+        assert metric_lines(h, "worker.1") == []
+        assert not any(call == "usage" for call, _, _ in h.engine.calls)  # not even sampled
+
+        set_runtime_metrics(h, True)  # while it runs: no restart, no message to the manager
+        await tick(h)
+        load, memory = metric_lines(h, "worker.1")
+        dyno_id = h.manager.metrics.dyno_id(h.engine.live("worker")[0])
+        assert re.fullmatch(DYNO_ID, dyno_id)
+        assert load == (
+            f"source=worker.1 dyno={dyno_id} sample#load_avg_1m=0.08 sample#load_avg_5m=0.02"
+            " sample#load_avg_15m=0.01"
+        )
+        assert memory == (
+            f"source=worker.1 dyno={dyno_id} sample#memory_total=53.50MB"
+            " sample#memory_rss=50.00MB sample#memory_cache=2.50MB sample#memory_swap=1.00MB"
+            " sample#memory_pgpgin=348836pages sample#memory_pgpgout=343403pages"
+            " sample#memory_quota=512.00MB"
+        )
+        assert f"heroku[worker.1]: {load}" in h.lines("worker.1")  # a heroku[worker.1] line
+
+        set_runtime_metrics(h, False)
+        await tick(h, 8)
+        assert len(metric_lines(h, "worker.1")) == 2
+        await h.manager.shutdown()
+
+    run(test)
+
+
+@pytest.mark.usefixtures("fast_metrics")
+def test_runtime_metrics_come_every_fourth_5_second_sample_for_each_running_dyno(harness):
+    h = harness()
+    h.release()
+    h.scale(web=1, worker=1)
+    set_runtime_metrics(h, True)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
+        await tick(h, 13)  # a minute after the first sample
+        assert h.manager.metrics.samples == 13
+        for dyno in ("web.1", "worker.1"):  # samples 1, 5, 9 and 13: at 0, 20, 40 and 60 s
+            kinds = [line.split(" sample#")[1].split("=")[0] for line in metric_lines(h, dyno)]
+            assert kinds == ["load_avg_1m", "memory_total"] * 4
+        await h.manager.shutdown()
+
+    run(test)
+
+
+@pytest.mark.usefixtures("fast_metrics")
+def test_the_dyno_id_is_new_with_every_container_and_the_source_stays(harness):
+    h = harness()
+    h.release()
+    h.scale(web=0, worker=1)
+    set_runtime_metrics(h, True)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await tick(h, 4)
+        before = {line.split()[1] for line in metric_lines(h, "worker.1")}
+        assert len(before) == 1
+        assert await h.manager.restart("worker") == ["worker.1"]
+        await h.until(lambda: h.state("worker.1") == "up", "up after ps:restart")
+        await tick(h, 4)  # a 20-s round: one pair from the new container
+        after = {line.split()[1] for line in metric_lines(h, "worker.1")} - before
+        assert len(after) == 1 and re.fullmatch(f"dyno={DYNO_ID}", after.pop())
+        assert all(line.startswith("source=worker.1 ") for line in metric_lines(h, "worker.1"))
+        await h.manager.shutdown()
+
+    run(test)
+
+
+@pytest.mark.usefixtures("fast_metrics")
+def test_on_cgroup_v2_the_memory_line_leaves_out_the_page_counts_it_has_not(harness):
+    v2 = Usage(50 * MiB, 0, 0, None, None, 0)
+    h = harness(by_type(worker=Program(usage=v2)))
+    h.release()
+    h.scale(web=0, worker=1)
+    set_runtime_metrics(h, True)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await tick(h)
+        memory = metric_lines(h, "worker.1")[1]
+        assert memory.endswith(
+            " sample#memory_total=50.00MB sample#memory_rss=50.00MB sample#memory_cache=0.00MB"
+            " sample#memory_swap=0.00MB sample#memory_quota=512.00MB"
+        )
+        assert metric_lines(h, "worker.1")[0].endswith(
+            "sample#load_avg_1m=0.00 sample#load_avg_5m=0.00 sample#load_avg_15m=0.00"
+        )
         await h.manager.shutdown()
 
     run(test)
