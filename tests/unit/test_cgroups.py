@@ -1,6 +1,7 @@
-"""A dyno's usage from cgroup files: v1's recorded from a dyno on this machine (a worker
-holding 50 MB), v2's written in the format of the kernel's cgroup-v2 documentation; the
-adapter's reading of them, and the stats API's reply for a remote engine."""
+"""A dyno's usage from cgroup files: v1's recorded on this machine (a container's python
+holding 50 MB, one thread spinning), v2's written in the format of the kernel's cgroup-v2
+documentation; the adapter's reading of them, and the stats API's reply for a remote
+engine."""
 
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,6 +48,18 @@ def test_a_task_state_is_the_field_after_the_command_whatever_the_command_holds(
     assert cgroups.task_state("4102 (python) R 4101 4101") == "R"
     assert cgroups.task_state("4177 (python (worker) x) D 4101 4101") == "D"
     assert cgroups.loaded(["R", "S", "D", "Z", "R", "I", "T"]) == 3
+
+
+def test_v1_memory_stat_recorded_here_gives_the_hierarchical_counters_and_one_busy_thread():
+    found = docker_usage.read(place(1), proc=str(FIXTURES / "proc"))
+    # total_rss, total_cache, total_swap, total_pgpgin, total_pgpgout; of the 2 threads, the
+    # spinning one is R, the main one sleeps (S)
+    assert found == Usage(55914496, 4939776, 0, 15705, 848, 1)
+    assert (found.rss / MiB, found.total) == (53.32421875, 55914496 + 4939776)
+
+
+def test_v1_without_total_counters_takes_the_groups_own():
+    assert cgroups.memory_v1({"rss": 5, "cache": 4, "pgpgin": 3, "pgpgout": 2}) == (5, 4, 0, 3, 2)
 
 
 def test_v2_memory_stat_anon_is_rss_file_is_cache_and_swap_has_its_own_file():
