@@ -74,7 +74,7 @@ class Metrics:
         fleet = self.fleet
         running = [
             (t, t.container)
-            for t in (*fleet.dynos.values(), *fleet.preboot)
+            for t in dict.fromkeys((*fleet.dynos.values(), *fleet.preboot))
             if t.container is not None and not t.asleep
         ]
         usages = await asyncio.gather(
