@@ -42,6 +42,9 @@ class Sampled:
 
 
 class Metrics:
+    """The sampler of one app's dynos; `ticks` and `samples` count its rounds (tests wait on
+    them after fast-forwarding the schedule)."""
+
     def __init__(self, fleet: Fleet, store: Store) -> None:
         self.fleet, self.store = fleet, store
         self.ticks = 0  # every 5 s, the feature on or off
