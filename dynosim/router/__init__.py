@@ -66,7 +66,15 @@ from .engine import RouterEngine, RouterError, WebStatus
 from .holding import Holding
 from .pool import Pool
 from .proxy import Client, Exchange, Request, Upstream
-from .wire import DYNO_IDLE_TIMEOUT, IDLE_TIMEOUT, MAX_ATTEMPTS, Fields
+from .wire import (
+    CONNECT_TIMEOUT,
+    DYNO_IDLE_TIMEOUT,
+    HOLD_TIMEOUT,
+    IDLE_TIMEOUT,
+    MAX_ATTEMPTS,
+    REQUEST_TIMEOUT,
+    Fields,
+)
 
 __all__ = ["Router", "RouterEngine", "RouterError", "WebStatus"]
 
@@ -88,9 +96,9 @@ class Router:
         *,
         host: str = "127.0.0.1",
         port: int = 5000,
-        hold_timeout: float = 75.0,
-        connect_timeout: float = 5.0,
-        request_timeout: float = 30.0,
+        hold_timeout: float = HOLD_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         https_port: int | None = None,
         ssl_context: ssl.SSLContext | None = None,

@@ -11,6 +11,9 @@ from typing import Protocol
 
 MAX_ATTEMPTS = 10  # connection attempts per request before H19/H21
 QUARANTINE_SECONDS = 5.0  # how long a dyno that refused (or timed out) gets no new requests
+#: Heroku's router: H12 when a response has not started 30 s after the request arrived; a
+#: request finding no dyno up is held this long (H20), a dyno's connect this long (H19).
+REQUEST_TIMEOUT, HOLD_TIMEOUT, CONNECT_TIMEOUT = 30.0, 75.0, 5.0
 IDLE_TIMEOUT = 55.0  # rolling: a stalled response (H15) or client (H28) is cut off
 CONNECTIONS_PER_DYNO = 50  # Heroku: at most 50 active requests per dyno per router
 BACKLOG_PER_DYNO = 50  # Heroku: at most 50 x dynos requests wait for a slot, beyond that H11

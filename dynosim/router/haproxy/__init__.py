@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from .. import Router, wire
 from ..engine import RouterError, WebStatus
-from ..wire import IDLE_TIMEOUT
+from ..wire import CONNECT_TIMEOUT, HOLD_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT
 from .child import Child, config, executable
 from .log import heroku_line
 from .slots import Slots
@@ -64,9 +64,9 @@ class HAProxyRouter:
         *,
         host: str = "127.0.0.1",
         port: int = 5000,
-        hold_timeout: float = 75.0,
-        connect_timeout: float = 5.0,
-        request_timeout: float = 30.0,
+        hold_timeout: float = HOLD_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
         idle_timeout: float = IDLE_TIMEOUT,
         https_port: int | None = None,
         certificate: Issued | None = None,
