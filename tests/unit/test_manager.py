@@ -130,6 +130,13 @@ class Harness:
             f"{count} x {pattern!r} from {dyno}",
         )
 
+    async def up(self, *dynos: str) -> None:
+        await self.until(lambda: all(self.state(d) == "up" for d in dynos), " and ".join(dynos))
+
+    def crash(self, process_type: str, code: int = 1, oom: bool = False) -> None:
+        """The first running dyno of the type exits on its own."""
+        self.engine.die(self.engine.live(process_type)[0], code, oom)
+
     def state(self, dyno: str) -> str:
         tracked = self.manager.dynos.get(dyno)
         return str(tracked.state) if tracked else "gone"
@@ -143,9 +150,14 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
 def harness(tmp_path):
     made: list[Harness] = []
 
-    def make(programs=None, **options) -> Harness:
-        made.append(Harness(tmp_path, programs, **options))
-        return made[-1]
+    def make(programs=None, *, formation=None, size="Standard-1X", **options) -> Harness:
+        """With a `formation`, the app has its first release (PROCFILE) and that formation."""
+        h = Harness(tmp_path, programs, **options)
+        if formation is not None:
+            h.release()
+            h.scale(size, **formation)
+        made.append(h)
+        return h
 
     return make
 
@@ -156,13 +168,11 @@ def by_type(**programs: Program) -> Callable[[DynoSpec], Program]:
 
 # scaling
 def test_scaling_up_starts_the_next_numbers_and_down_stops_the_highest_first(harness):
-    h = harness()
-    h.release()
-    h.scale(web=1, worker=0)
+    h = harness(formation=dict(web=1, worker=0))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up", "web.1 up")
+        await h.up("web.1")
         h.scale(web=3, worker=0)
         await h.manager.reconcile()
         await h.until(lambda: len(h.engine.live("web")) == 3, "3 web dynos")
@@ -179,15 +189,13 @@ def test_scaling_up_starts_the_next_numbers_and_down_stops_the_highest_first(har
 
 # crashes
 def test_crashes_restart_at_once_then_after_heroku_cool_offs_of_20_and_40_minutes(harness):
-    h = harness()
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(formation=dict(web=0, worker=1))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await h.up("worker.1")
         for crash, wait in ((1, 0), (2, 20), (3, 40)):
-            h.engine.die(h.engine.live("worker")[0], 1)
+            h.crash("worker")
             await h.logged("worker.1", "^Process exited with status 1$", crash)
             if wait:
                 await h.logged(
@@ -205,18 +213,16 @@ def test_crashes_restart_at_once_then_after_heroku_cool_offs_of_20_and_40_minute
 
 
 def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
-    h = harness()
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(formation=dict(web=0, worker=1))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
-        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.up("worker.1")
+        h.crash("worker")
         await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
-        await h.until(lambda: h.state("worker.1") == "up", "worker up again")
+        await h.up("worker.1")
         h.schedule.advance(backoff.STABLE)
-        h.engine.die(h.engine.live("worker")[0], 1)
+        h.crash("worker")
         await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
         assert not any("times in a row" in m for m in h.messages("worker.1"))
         await h.manager.shutdown()
@@ -225,9 +231,7 @@ def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
 
 
 def test_a_web_dyno_that_never_binds_gets_r10_is_killed_and_restarted(harness):
-    h = harness(by_type(web=Program(binds=False)))
-    h.release()
-    h.scale(web=1, worker=0)
+    h = harness(by_type(web=Program(binds=False)), formation=dict(web=1, worker=0))
 
     async def test():
         await h.start()
@@ -248,15 +252,13 @@ def test_a_web_dyno_that_never_binds_gets_r10_is_killed_and_restarted(harness):
 
 # memory
 def test_over_its_quota_a_dyno_logs_r14_and_killed_at_twice_it_r15(harness):
-    h = harness(by_type(worker=Program(memory_mb=600)))
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(by_type(worker=Program(memory_mb=600)), formation=dict(web=0, worker=1))
 
     async def test():
         await h.start()
         await h.logged("worker.1", r"^Error R14 \(Memory quota exceeded\)$")
         assert "Process running mem=600MB(117.2%)" in h.messages("worker.1")
-        h.engine.die(h.engine.live("worker")[0], 137, oom=True)
+        h.crash("worker", 137, oom=True)
         await h.logged("worker.1", r"^Error R15 \(Memory quota vastly exceeded\)$")
         messages = h.messages("worker.1")
         r15 = messages.index("Error R15 (Memory quota vastly exceeded)")
@@ -265,7 +267,7 @@ def test_over_its_quota_a_dyno_logs_r14_and_killed_at_twice_it_r15(harness):
             "Stopping process with SIGKILL",
             "Process exited with status 137",
         ]
-        await h.until(lambda: h.state("worker.1") == "up", "restarted after R15")
+        await h.up("worker.1")
         await h.manager.shutdown()
 
     run(test)
@@ -273,9 +275,7 @@ def test_over_its_quota_a_dyno_logs_r14_and_killed_at_twice_it_r15(harness):
 
 # releases
 def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
-    h = harness()
-    h.release()
-    h.scale(web=2, worker=0)
+    h = harness(formation=dict(web=2, worker=0))
 
     async def test():
         await h.start()
@@ -301,13 +301,14 @@ def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
 
 
 def test_a_failing_release_phase_fails_the_release_and_the_old_one_keeps_serving(harness):
-    h = harness(by_type(release=Program(exits=1, lines=("migrating", "boom"))))
-    h.release()
-    h.scale(web=1, worker=0)
+    h = harness(
+        by_type(release=Program(exits=1, lines=("migrating", "boom"))),
+        formation=dict(web=1, worker=0),
+    )
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up", "web.1 up")
+        await h.up("web.1")
         h.release({**PROCFILE, "release": "migrate"}, pending=True)
         with pytest.raises(ReleaseError) as failed:
             await h.manager.deploy(2, lambda _: None)
@@ -326,9 +327,9 @@ def test_a_failing_release_phase_fails_the_release_and_the_old_one_keeps_serving
 
 
 def test_a_release_phase_that_outlasts_its_timeout_is_killed(harness):
-    h = harness(by_type(release=Program(hangs=True)), release_timeout=3600)
-    h.release()
-    h.scale(web=0, worker=0)
+    h = harness(
+        by_type(release=Program(hangs=True)), release_timeout=3600, formation=dict(web=0, worker=0)
+    )
 
     async def test():
         await h.start()
@@ -344,22 +345,20 @@ def test_a_release_phase_that_outlasts_its_timeout_is_killed(harness):
 
 
 def test_a_new_release_starts_a_cooling_off_dyno_at_once_and_resets_its_count(harness):
-    h = harness()
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(formation=dict(web=0, worker=1))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
-        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.up("worker.1")
+        h.crash("worker")
         await h.until(lambda: h.engine.live("worker"), "restarted at once")
-        await h.until(lambda: h.state("worker.1") == "up", "up again")
-        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.up("worker.1")
+        h.crash("worker")
         await h.logged("worker.1", "Crashed 2 times in a row; restarting in 20 min")
         h.release(pending=True, config={"FIXED": "1"})
         await h.manager.deploy(2, lambda _: None)
         await h.until(lambda: [c.release for c in h.engine.live("worker")] == [2], "worker on v2")
-        h.engine.die(h.engine.live("worker")[0], 1)
+        h.crash("worker")
         await h.until(lambda: [c.release for c in h.engine.live("worker")] == [2], "restarted")
         assert h.messages("worker.1").count("Crashed 2 times in a row; restarting in 20 min") == 1
         await h.manager.shutdown()
@@ -369,9 +368,7 @@ def test_a_new_release_starts_a_cooling_off_dyno_at_once_and_resets_its_count(ha
 
 # sleep, wake, dyno hours
 def test_an_eco_app_sleeps_after_30_idle_minutes_and_a_request_wakes_it(harness):
-    h = harness()
-    h.release()
-    h.scale("Eco", web=1, worker=1)
+    h = harness(formation=dict(web=1, worker=1), size="Eco")
 
     async def test():
         await h.start()
@@ -391,9 +388,7 @@ def test_an_eco_app_sleeps_after_30_idle_minutes_and_a_request_wakes_it(harness)
 
 
 def test_a_wake_whose_web_dyno_cannot_bind_answers_the_held_requests_h20(harness):
-    h = harness(sleep_mode="stop")
-    h.release()
-    h.scale("Eco", web=1, worker=0)
+    h = harness(sleep_mode="stop", formation=dict(web=1, worker=0), size="Eco")
 
     async def test():
         await h.start()
@@ -410,16 +405,14 @@ def test_a_wake_whose_web_dyno_cannot_bind_answers_the_held_requests_h20(harness
 
 
 def test_pause_mode_freezes_and_thaws_the_same_containers(harness):
-    h = harness(sleep_mode="pause")
-    h.release()
-    h.scale("Eco", web=1, worker=0)
+    h = harness(sleep_mode="pause", formation=dict(web=1, worker=0), size="Eco")
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up", "up")
+        await h.up("web.1")
         await h.manager.sleep()
         await h.manager.wake()
-        await h.until(lambda: h.state("web.1") == "up", "up again")
+        await h.up("web.1")
         assert [c for c, _, _ in h.engine.calls if c in ("create", "pause", "unpause")] == [
             "create",
             "pause",
@@ -431,13 +424,11 @@ def test_pause_mode_freezes_and_thaws_the_same_containers(harness):
 
 
 def test_eco_dyno_hours_are_counted_per_running_dyno_until_the_app_sleeps(harness):
-    h = harness()
-    h.release()
-    h.scale("Eco", web=1, worker=1)
+    h = harness(formation=dict(web=1, worker=1), size="Eco")
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
+        await h.up("web.1", "worker.1")
         month = dynohours.month(h.schedule.wall())
         h.schedule.advance(600)  # 10 minutes, 2 dynos
         await asyncio.sleep(0.01)  # the jump happens on the loop's next turn
@@ -454,9 +445,7 @@ def test_eco_dyno_hours_are_counted_per_running_dyno_until_the_app_sleeps(harnes
 
 # a new supervisor, a restarted engine
 def test_a_new_manager_adopts_running_dynos_instead_of_starting_duplicates(harness):
-    h = harness()
-    h.release()
-    h.scale(web=1, worker=1)
+    h = harness(formation=dict(web=1, worker=1))
 
     async def test():
         await h.start()
@@ -464,7 +453,7 @@ def test_a_new_manager_adopts_running_dynos_instead_of_starting_duplicates(harne
         running = [c.id for c in h.engine.live()]
         h.manager = h.new_manager()  # the first `up` was killed: its dynos run on
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
+        await h.up("web.1", "worker.1")
         assert [c.id for c in h.engine.live()] == running
         assert "Adopted running dyno from an earlier dynosim up" in h.messages("web.1")
         assert [c for c, _, _ in h.engine.calls].count("create") == 2
@@ -475,9 +464,7 @@ def test_a_new_manager_adopts_running_dynos_instead_of_starting_duplicates(harne
 
 def test_after_an_engine_restart_the_formation_is_repaired(harness, monkeypatch):
     monkeypatch.setattr(monitor, "EVENTS_RETRY", 0.01)
-    h = harness()
-    h.release()
-    h.scale(web=1, worker=1)
+    h = harness(formation=dict(web=1, worker=1))
 
     async def test():
         await h.start()
@@ -496,18 +483,16 @@ def test_after_an_engine_restart_the_formation_is_repaired(harness, monkeypatch)
 
 
 def test_a_restart_resets_the_crash_count(harness):
-    h = harness()
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(formation=dict(web=0, worker=1))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
-        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.up("worker.1")
+        h.crash("worker")
         await h.until(lambda: h.engine.live("worker"), "restarted at once")
         assert await h.manager.restart("worker") == ["worker.1"]
-        await h.until(lambda: h.state("worker.1") == "up", "up after ps:restart")
-        h.engine.die(h.engine.live("worker")[0], 1)
+        await h.up("worker.1")
+        h.crash("worker")
         await h.until(lambda: h.engine.live("worker"), "a first crash again: at once")
         assert "Restarting" in h.messages("worker.1")
         assert not any("times in a row" in m for m in h.messages("worker.1"))
@@ -517,18 +502,16 @@ def test_a_restart_resets_the_crash_count(harness):
 
 
 def test_with_cycling_each_dyno_restarts_within_a_day_and_216_minutes(harness):
-    h = harness(cycling=True)
-    h.release()
-    h.scale(web=1, worker=0)
+    h = harness(cycling=True, formation=dict(web=1, worker=0))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up", "up")
+        await h.up("web.1")
         first = h.engine.live("web")[0]
         h.schedule.advance(24 * 3600 + 216 * 60)
         await h.logged("web.1", "^Cycling$")
         await h.until(lambda: h.engine.live("web") and h.engine.live("web")[0] is not first, "new")
-        await h.until(lambda: h.state("web.1") == "up", "up after cycling")
+        await h.up("web.1")
         assert "State changed from up to starting" in h.messages("web.1")
         await h.manager.shutdown()
 
@@ -536,13 +519,11 @@ def test_with_cycling_each_dyno_restarts_within_a_day_and_216_minutes(harness):
 
 
 def test_an_app_of_eco_workers_only_never_sleeps_but_its_hours_count(harness):
-    h = harness()
-    h.release()
-    h.scale("Eco", web=0, worker=1)
+    h = harness(formation=dict(web=0, worker=1), size="Eco")
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "up")
+        await h.up("worker.1")
         month = dynohours.month(h.schedule.wall())
         h.schedule.advance(40 * 60)
         await asyncio.sleep(0.05)
@@ -556,9 +537,9 @@ def test_an_app_of_eco_workers_only_never_sleeps_but_its_hours_count(harness):
 
 
 def test_an_exhausted_pool_sleeps_the_app_and_held_requests_get_h82(harness):
-    h = harness(quota_hours=0.5, idle_timeout=24 * 3600.0)
-    h.release()
-    h.scale("Eco", web=1, worker=0)
+    h = harness(
+        quota_hours=0.5, idle_timeout=24 * 3600.0, formation=dict(web=1, worker=0), size="Eco"
+    )
 
     async def test():
         await h.start()
@@ -607,13 +588,11 @@ def metric_lines(h: Harness, dyno: str) -> list[str]:
 
 @pytest.mark.usefixtures("fast_metrics")
 def test_runtime_metrics_are_off_by_default_and_follow_the_setting_at_the_next_sample(harness):
-    h = harness(by_type(worker=Program(usage=USAGE)))
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(by_type(worker=Program(usage=USAGE)), formation=dict(web=0, worker=1))
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await h.up("worker.1")
         await tick(h, 4)
         assert metric_lines(h, "worker.1") == []
         assert not any(call == "usage" for call, _, _ in h.engine.calls)  # not even sampled
@@ -645,14 +624,12 @@ def test_runtime_metrics_are_off_by_default_and_follow_the_setting_at_the_next_s
 
 @pytest.mark.usefixtures("fast_metrics")
 def test_runtime_metrics_come_every_fourth_5_second_sample_for_each_running_dyno(harness):
-    h = harness()
-    h.release()
-    h.scale(web=1, worker=1)
+    h = harness(formation=dict(web=1, worker=1))
     set_runtime_metrics(h, True)
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("web.1") == "up" and h.state("worker.1") == "up", "up")
+        await h.up("web.1", "worker.1")
         await tick(h, 13)  # a minute after the first sample
         assert h.manager.metrics.samples == 13
         for dyno in ("web.1", "worker.1"):  # samples 1, 5, 9 and 13: at 0, 20, 40 and 60 s
@@ -665,19 +642,17 @@ def test_runtime_metrics_come_every_fourth_5_second_sample_for_each_running_dyno
 
 @pytest.mark.usefixtures("fast_metrics")
 def test_the_dyno_id_is_new_with_every_container_and_the_source_stays(harness):
-    h = harness()
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(formation=dict(web=0, worker=1))
     set_runtime_metrics(h, True)
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await h.up("worker.1")
         await tick(h, 4)
         before = {line.split()[1] for line in metric_lines(h, "worker.1")}
         assert len(before) == 1
         assert await h.manager.restart("worker") == ["worker.1"]
-        await h.until(lambda: h.state("worker.1") == "up", "up after ps:restart")
+        await h.up("worker.1")
         await tick(h, 4)  # a 20-s round: one pair from the new container
         after = {line.split()[1] for line in metric_lines(h, "worker.1")} - before
         assert len(after) == 1 and re.fullmatch(f"dyno={DYNO_ID}", after.pop())
@@ -690,14 +665,12 @@ def test_the_dyno_id_is_new_with_every_container_and_the_source_stays(harness):
 @pytest.mark.usefixtures("fast_metrics")
 def test_on_cgroup_v2_the_memory_line_leaves_out_the_page_counts_it_has_not(harness):
     v2 = Usage(50 * MiB, 0, 0, None, None, 0)
-    h = harness(by_type(worker=Program(usage=v2)))
-    h.release()
-    h.scale(web=0, worker=1)
+    h = harness(by_type(worker=Program(usage=v2)), formation=dict(web=0, worker=1))
     set_runtime_metrics(h, True)
 
     async def test():
         await h.start()
-        await h.until(lambda: h.state("worker.1") == "up", "worker up")
+        await h.up("worker.1")
         await tick(h)
         memory = metric_lines(h, "worker.1")[1]
         assert memory.endswith(
