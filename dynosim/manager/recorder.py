@@ -109,17 +109,14 @@ class Recorder:
         """Store the minutes that are over (all with `everything`), then prune the store."""
         current = self.minute()
         done = sorted(k for k in self.buckets if everything or k[0] < current)
-        if done:
-            tiers = self._tiers()
-            rows = [
-                (minute, kind, dyno, tiers.get(kind, tiers[""]), self.buckets[minute, kind, dyno])
-                for minute, kind, dyno in done
-            ]
-            self.store.add_metrics(
-                self.fleet.app, [(m, k, d, t, b.summary()) for m, k, d, t, b in rows]
-            )
-            for key in done:
-                del self.buckets[key]
+        if not done:
+            return
+        tiers = self._tiers()
+        rows = [
+            (m, kind, dyno, tiers.get(kind, tiers[""]), self.buckets.pop((m, kind, dyno)).summary())
+            for m, kind, dyno in done
+        ]
+        self.store.add_metrics(self.fleet.app, rows)
         self.store.prune_metrics(self.fleet.app, current)
 
     def _tiers(self) -> dict[str, str]:

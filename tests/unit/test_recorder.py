@@ -64,6 +64,12 @@ def test_requests_memory_and_load_are_stored_once_their_minute_is_over(harness):
         dynos = {d for m in stored(h, "web") for d in m.dynos}
         assert dynos == {"web.1"}
         assert not any(line.message.startswith("source=") for line in h.hub.recent)
+
+        router(h, 500, 0.1)  # the next minute: a row of its own
+        h.schedule.advance(recorder.FLUSH_EVERY)
+        await h.until(lambda: h.manager.recorder.flushes >= 2, "a second flush")
+        first, second = [m for m in stored(h, "web") if m.data.get("requests")]
+        assert second.time > first.time and second.data["requests"] == {"5xx": 1}
         await h.manager.shutdown()
 
     run(test)
