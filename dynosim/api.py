@@ -29,6 +29,7 @@ from .app_addons import AppAddons
 from .clock import Clock
 from .hosting import Host
 from .logs import LogLine
+from .metrics import Minute
 from .options import BOOT_TIMEOUT, GRACE, ServeOptions
 from .remote import RemoteControl
 from .store import Release, Store
@@ -200,6 +201,10 @@ class App:
     def formation(self) -> dict[str, formations.Entry]:
         """The app's process types: quantity and size."""
         return self._stored.formation()
+
+    def metrics(self, process_type: str = "web", since: str = "1h") -> list[Minute]:
+        """Per-minute metrics from the store (:meth:`StoredApp.metrics`); no `up` needed."""
+        return self._stored.metrics(process_type, since)
 
     def quota_line(self, dynos: list[dict[str, Any]]) -> str | None:
         """Heroku's last `ps` line for free or eco `dynos`: what is left of the pool."""

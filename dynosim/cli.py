@@ -404,6 +404,34 @@ def logs_command(
         pass
 
 
+@main.command("metrics")
+@app_option
+@click.option("-p", "--process-type", default="web", show_default=True, help="Process type.")
+@click.option("--since", default="1h", show_default=True, help="How far back: 30m, 1h, 24h, 2d.")
+@click.option("--json", "as_json", is_flag=True, help="Output as JSON.")
+def metrics_command(app: str | None, process_type: str, since: str, as_json: bool) -> None:
+    """Show per-minute metrics, as Heroku's Metrics tab.
+
+    Throughput by status class, response times, memory, load and events of a process type,
+    kept in the store while dynosim up serves the app (no running up is needed to read them).
+    """
+    from . import metrics
+
+    chosen = resolve(app)
+    found = chosen.metrics(process_type, since)
+    if as_json:
+        click.echo(json.dumps([minute.to_json() for minute in found], indent=2))
+    elif not found:
+        click.echo(
+            f"No metrics for {process_type} of ⬢ {chosen.name} in the last {since}"
+            " (recorded while dynosim up serves the app)."
+        )
+    else:
+        click.echo(f"=== {process_type} metrics ⬢ {chosen.name}, last {since}, per minute")
+        for line in metrics.table(found):
+            click.echo(line)
+
+
 @main.command("certs")
 def certs_command() -> None:
     """Show the local CA that signs the router's HTTPS certificates, and how to trust it."""

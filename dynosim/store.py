@@ -21,8 +21,9 @@ from pathlib import Path
 
 from .errors import StateError
 from .formation import DEFAULT_SIZE, Entry, size
+from .metrics import MAX_ROWS, RETENTION, merge
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
 MIGRATIONS = {
     1: """
@@ -77,6 +78,17 @@ MIGRATIONS = {
         key TEXT NOT NULL,
         value TEXT NOT NULL,
         PRIMARY KEY (app, key)
+    )
+    """,
+    5: """
+    CREATE TABLE metrics (
+        app TEXT NOT NULL,
+        minute INTEGER NOT NULL,
+        process_type TEXT NOT NULL,
+        dyno TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (app, minute, process_type, dyno)
     )
     """,
 }
@@ -324,6 +336,48 @@ class Store:
                 "INSERT INTO settings (app, key, value) VALUES (?, ?, ?)"
                 " ON CONFLICT(app, key) DO UPDATE SET value = excluded.value",
                 (app, key, value),
+            )
+
+    # metrics: a row per minute of a process type (dyno ""), of a dyno, or of the app (both "")
+    def add_metrics(self, app: str, rows: list[tuple[int, str, str, str, dict]]) -> None:
+        """Minutes (minute, process type, dyno, tier, summary); one stored already (an `up`
+        stopped within it) is merged with the new one."""
+        with self.transaction() as db:
+            for minute, process_type, dyno, tier, data in rows:
+                key = (app, minute, process_type, dyno)
+                old = db.execute(
+                    "SELECT data FROM metrics WHERE app = ? AND minute = ? AND process_type = ?"
+                    " AND dyno = ?",
+                    key,
+                ).fetchone()
+                if old is not None:
+                    data = merge(json.loads(old["data"]), data)
+                db.execute(
+                    "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?)",
+                    (*key, tier, json.dumps(data, sort_keys=True)),
+                )
+
+    def metrics(self, app: str, since: int) -> list[tuple[int, str, str, dict]]:
+        """The app's rows from the minute `since` (Unix time) on, oldest first."""
+        rows = self.db.execute(
+            "SELECT minute, process_type, dyno, data FROM metrics WHERE app = ? AND minute >= ?"
+            " ORDER BY minute, process_type, dyno",
+            (app, since),
+        ).fetchall()
+        return [(r["minute"], r["process_type"], r["dyno"], json.loads(r["data"])) for r in rows]
+
+    def prune_metrics(self, app: str, now: int, max_rows: int = MAX_ROWS) -> None:
+        """Drop minutes older than their tier's retention, then the oldest beyond `max_rows`."""
+        with self.transaction() as db:
+            for tier, seconds in RETENTION.items():
+                db.execute(
+                    "DELETE FROM metrics WHERE app = ? AND tier = ? AND minute < ?",
+                    (app, tier, now - seconds),
+                )
+            db.execute(
+                "DELETE FROM metrics WHERE rowid IN (SELECT rowid FROM metrics WHERE app = ?"
+                " ORDER BY minute DESC LIMIT -1 OFFSET ?)",
+                (app, max_rows),
             )
 
     # add-ons

@@ -6,12 +6,13 @@ running `up` is needed; a change that one should apply nudges it (formation) or 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import dotenv, labs, names, releases
+from . import dotenv, labs, metrics, names, releases
 from . import formation as formations
 from .errors import UsageError
 from .options import IDLE_TIMEOUT, SLEEP_MODES
@@ -232,6 +233,12 @@ class StoredApp:
 
     def formation(self) -> dict[str, formations.Entry]:
         return self.store.formation(self.name)
+
+    def metrics(self, process_type: str = "web", since: str = "1h") -> list[metrics.Minute]:
+        """The Metrics tab's minutes of a process type from `since` ago (30m, 1h, 24h, 2d) on,
+        oldest first; none when nothing was recorded then."""
+        start = metrics.minute_of(time.time() - metrics.since(since))
+        return metrics.minutes(self.store.metrics(self.name, start), process_type)
 
     def quota_line(self, dynos: list[dict[str, Any]]) -> str | None:
         """Heroku's last `ps` line for free or eco dynos (what is left of the pool), else None."""

@@ -3,8 +3,8 @@ rolls new releases out, and answers the CLI's requests through `up`'s control so
 
 Runs inside `up`'s event loop; the engine's blocking calls go to threads. Its jobs live
 beside it: `fleet` (one dyno's life), `rollout`, `idling` (sleep, wake, dyno hours),
-`monitor` (engine events, memory), `metrics` (runtime metrics), `routes` (what the router is
-told).
+`monitor` (engine events, memory), `metrics` (runtime metrics), `recorder` (the Metrics tab,
+per minute in the store), `routes` (what the router is told).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .fleet import Fleet, Tracked, order
 from .idling import Idling
 from .metrics import Metrics
 from .monitor import Monitor
+from .recorder import Recorder
 from .rollout import Progress, Rollout
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class DynoManager:
         self.rollout = Rollout(self.fleet, store)
         self.idling = Idling(self.fleet, store, self._reconciling)
         self.monitor = Monitor(self.fleet, self._repair)
-        self.metrics = Metrics(self.fleet, store)
+        self.recorder = Recorder(self.fleet, store)
+        self.metrics = Metrics(self.fleet, store, self.recorder.usage)
         self._watchers: list[asyncio.Future] = []
         self._repairing: asyncio.Future | None = None
 
@@ -79,7 +81,10 @@ class DynoManager:
         releases, bring the formation up."""
         engine = self.fleet.engine
         await asyncio.to_thread(engine.ensure_network, self.app)
-        self._watchers = [self.monitor.start(), self.metrics.start(), *self.idling.start()]
+        self._watchers = [
+            self.monitor.start(), self.metrics.start(), self.recorder.start(),
+            *self.idling.start(),
+        ]  # fmt: skip
         attached = self.store.addons(self.app)
         await asyncio.to_thread(addons.start_all, attached)  # before the dynos that use them
         addons.update_urls(self.store, self.app)  # redis:// from before TLS: rolled out below
@@ -125,6 +130,7 @@ class DynoManager:
         if release is None:
             return
         formation = self.store.formation(self.app)
+        self.recorder.formation(formation)
         types = [name for name in release.process_types if name != RELEASE]
         desired = {n: formation[n].quantity if n in formation else 0 for n in types}
         sizes = {n: formation[n].size for n in types if n in formation}
@@ -195,6 +201,7 @@ class DynoManager:
         )
         await fleet.end_followers()
         self.monitor.close()
+        self.recorder.close()  # the minute under way too
         await asyncio.to_thread(addons.stop_all, self.store.addons(self.app))  # after the dynos
         # Engine calls of cancelled restarts may still be finishing in their threads (a
         # removal, a create): sweep the app's containers until the network can go too.

@@ -1,12 +1,15 @@
-"""Heroku's runtime metrics (`labs:enable log-runtime-metrics`): while the app has the
-feature on, every running dyno's load average and memory as Heroku's two `heroku[web.1]:`
-lines, about every 20 s. The setting is read from the store at each sample, so turning it on
-or off takes effect on running dynos at once, with no message to `up`.
+"""Every running dyno's usage every 5 s, into its load average and the metrics recorder
+(`recorder`, the Metrics tab), and Heroku's runtime metrics (`labs:enable
+log-runtime-metrics`): while the app has the feature on, every running dyno's load average and
+memory as Heroku's two `heroku[web.1]:` lines, about every 20 s. The setting is read from the
+store at each sample, so turning it on or off takes effect on running dynos at once, with no
+message to `up`.
 
 Samples run on the schedule clock (`--time-scale` speeds them up, down to REAL_FLOOR apart;
-tests fast-forward them): one every 5 s feeds each dyno's load average (`loadavg`, the
-kernel's method); the lines go out at the first sample after the feature is turned on and at
-every 4th after that."""
+tests fast-forward them), the feature on or off: one every 5 s feeds each dyno's load average
+(`loadavg`, the kernel's method); the lines go out at the first sample after the feature is
+turned on and at every 4th after that, their load average counted from that first sample (as
+on Heroku, where the feature takes effect with a restart)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import asyncio
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import labs, loadavg
@@ -32,21 +36,28 @@ FEATURE = labs.feature(labs.LOG_RUNTIME_METRICS)
 DYNO_NAMESPACE = uuid.UUID("5d1c4f0e-7f0a-4c8e-9a53-2b6f2f3f4d21")
 
 
+#: Where each sample goes besides the lines: the dyno, its usage and its load average.
+Sink = Callable[[Tracked, Usage, loadavg.LoadAverage], None]
+
+
 @dataclass(eq=False)
 class Sampled:
-    """One dyno's container as the metrics see it: its Heroku dyno id and load average."""
+    """One dyno's container as the metrics see it: its Heroku dyno id, its load average since
+    it was first sampled, and the one its lines show (since the feature was turned on)."""
 
     container: Container
     dyno_id: str
     load: loadavg.LoadAverage = field(default_factory=loadavg.LoadAverage)
+    shown: loadavg.LoadAverage = field(default_factory=loadavg.LoadAverage)
 
 
 class Metrics:
     """The sampler of one app's dynos; `ticks` and `samples` count its rounds (tests wait on
     them after fast-forwarding the schedule)."""
 
-    def __init__(self, fleet: Fleet, store: Store) -> None:
+    def __init__(self, fleet: Fleet, store: Store, sink: Sink | None = None) -> None:
         self.fleet, self.store = fleet, store
+        self.sink = sink or (lambda tracked, used, load: None)
         self.ticks = 0  # every 5 s, the feature on or off
         self.samples = 0  # taken since the feature was last turned on
         self.sampled: dict[Tracked, Sampled] = {}
@@ -65,15 +76,12 @@ class Metrics:
             await fleet.schedule.sleep(SAMPLE)
             if (left := REAL_FLOOR - (time.monotonic() - started)) > 0:
                 await asyncio.sleep(left)
-            if self.enabled():
-                await self.sample()
-            else:
-                self.samples, self.sampled = 0, {}
+            await self.sample(lines=self.enabled())
             self.ticks += 1
 
-    async def sample(self) -> None:
+    async def sample(self, lines: bool = True) -> None:
         """Every running dyno's usage (one engine call each, in threads), into its load
-        average; on every 4th sample, its two lines."""
+        average and the sink; with `lines` (the feature on), its two lines every 4th sample."""
         fleet = self.fleet
         running = [
             (t, t.container)
@@ -84,8 +92,8 @@ class Metrics:
             *(asyncio.to_thread(fleet.engine.usage, c) for _, c in running),
             return_exceptions=True,
         )
-        self.samples += 1
-        logged = (self.samples - 1) % LINES_EVERY == 0
+        self.samples = self.samples + 1 if lines else 0
+        logged = lines and (self.samples - 1) % LINES_EVERY == 0
         for (tracked, container), used in zip(running, usages, strict=True):
             if tracked.container is not container or not isinstance(used, Usage):
                 continue
@@ -94,6 +102,11 @@ class Metrics:
                 sampled = Sampled(container, self.dyno_id(container))
                 self.sampled[tracked] = sampled
             sampled.load.sample(used.runnable)
+            if lines:
+                sampled.shown.sample(used.runnable)
+            else:
+                sampled.shown = loadavg.LoadAverage()
+            self.sink(tracked, used, sampled.load)
             if logged:
                 self._log(tracked, sampled, used)
         self.sampled = {t: s for t, s in self.sampled.items() if t.container is s.container}
@@ -106,7 +119,7 @@ class Metrics:
     def _log(self, tracked: Tracked, sampled: Sampled, used: Usage) -> None:
         quota = size(tracked.size).memory_mb * 1024 * 1024
         hub, name = self.fleet.hub, tracked.name
-        hub.heroku(name, load_line(name, sampled.dyno_id, sampled.load))
+        hub.heroku(name, load_line(name, sampled.dyno_id, sampled.shown))
         hub.heroku(name, memory_line(name, sampled.dyno_id, used, quota))
 
 

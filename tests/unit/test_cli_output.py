@@ -8,6 +8,7 @@ a command that reaches for Docker fails loudly instead of using the shared one.
 
 import datetime as dt
 import importlib.metadata
+import json
 import re
 import textwrap
 
@@ -114,6 +115,7 @@ Commands:
   labs:disable        Disable an experimental feature; running dynos follow.
   labs:enable         Enable an experimental feature; running dynos follow.
   logs                Show the app's recent log lines (kept by the running...
+  metrics             Show per-minute metrics, as Heroku's Metrics tab.
   pg:backups          List the app's backups.
   pg:backups:capture  Back the database up with pg_dump into the app's...
   pg:backups:restore  Replace the database's contents with a backup...
@@ -733,3 +735,123 @@ over with a new CA.
 """
     assert outcome(run("certs")) == (0, expected, "")
     assert outcome(run("certs")) == (0, expected, "")
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+NOW = dt.datetime(2026, 12, 4, 19, 30, 30, tzinfo=dt.UTC).timestamp()
+MINUTE_1, MINUTE_2 = int(NOW) // 60 * 60 - 120, int(NOW) // 60 * 60 - 60
+
+
+@pytest.fixture
+def recorded(store, monkeypatch):
+    """Two minutes of web (requests, memory of web.1, a deploy) and an older one of worker,
+    read at a fixed time."""
+    from dynosim import metrics, stored
+
+    monkeypatch.setattr(stored, "time", type("Frozen", (), {"time": staticmethod(lambda: NOW)}))
+    web, dyno, later = metrics.Bucket(), metrics.Bucket(), metrics.Bucket()
+    for ms in (12, 15, 40, 250):
+        web.request(200, ms)
+    web.request(404, 3)
+    web.request(503, None)
+    web.event("H12")
+    for bucket in (web, dyno):
+        bucket.usage(120 * metrics.MB, 0, 512 * metrics.MB, 0.25)
+        bucket.usage(140 * metrics.MB, 0, 512 * metrics.MB, 0.75)
+    later.request(304, 2)
+    worker = metrics.Bucket()
+    worker.event("crash")
+    store.add_metrics(
+        "demo",
+        [
+            (MINUTE_1, "web", "", "standard", web.summary()),
+            (MINUTE_1, "web", "web.1", "standard", dyno.summary()),
+            (MINUTE_2, "web", "", "standard", later.summary()),
+            (MINUTE_2, "", "", "standard", {"requests": {}, "events": {"deploy": 1}}),
+            (MINUTE_1 - 7200, "worker", "", "standard", worker.summary()),
+        ],
+    )
+
+
+METRICS_HEADER = (
+    "TIME (UTC)          2XX   3XX   4XX   5XX     P50    P95    P99    MAX   RSS MB   MEM"
+    "   LOAD  EVENTS\n"
+)
+
+
+@pytest.mark.usefixtures("recorded")
+def test_metrics_is_a_row_per_minute_of_the_process_type_with_the_apps_events():
+    assert outcome(run("metrics", "-a", "demo")) == (
+        0,
+        "=== web metrics ⬢ demo, last 1h, per minute\n"
+        + METRICS_HEADER
+        + "2026-12-04 19:28      4     0     1     1    15ms  250ms  250ms  250ms    130.0   27%"
+        "   0.50  H12\n"
+        "2026-12-04 19:29      0     1     0     0     2ms    2ms    2ms    2ms        -     -"
+        "      -  deploy\n",
+        "",
+    )
+
+
+@pytest.mark.usefixtures("recorded")
+def test_metrics_of_another_type_further_back():
+    assert outcome(run("metrics", "-a", "demo", "-p", "worker", "--since", "24h")) == (
+        0,
+        "=== worker metrics ⬢ demo, last 24h, per minute\n"
+        + METRICS_HEADER
+        + "2026-12-04 17:28      0     0     0     0       -      -      -      -        -     -"
+        "      -  crash\n"
+        "2026-12-04 19:29      0     0     0     0       -      -      -      -        -     -"
+        "      -  deploy\n",
+        "",
+    )
+
+
+@pytest.mark.usefixtures("recorded")
+def test_metrics_as_json_has_the_dynos_beside_the_type():
+    code, stdout, stderr = outcome(run("metrics", "-a", "demo", "--since", "30m", "--json"))
+    assert (code, stderr) == (0, "")
+    first, second = json.loads(stdout)
+    memory = {"samples": 2, "rss_mb": 130.0, "rss_max_mb": 140.0, "swap_max_mb": 0.0,
+              "quota_mb": 512.0}  # fmt: skip
+    assert first == {
+        "time": "2026-12-04T19:28:00+00:00",
+        "process_type": "web",
+        "requests": {"2xx": 4, "3xx": 0, "4xx": 1, "5xx": 1},
+        "response_ms": {"count": 5, "p50": 15, "p95": 250, "p99": 250, "max": 250},
+        "memory": memory,
+        "load": {"mean": 0.5, "max": 0.75},
+        "events": {"H12": 1},
+        "dynos": {"web.1": {"memory": memory, "load": {"mean": 0.5, "max": 0.75}}},
+    }
+    assert second["time"] == "2026-12-04T19:29:00+00:00"
+    assert second["events"] == {"deploy": 1} and second["memory"] is None
+
+
+@pytest.mark.usefixtures("recorded")
+@pytest.mark.parametrize(
+    ("args", "stdout"),
+    [
+        (["-p", "clock"], "No metrics for clock of ⬢ demo in the last 1h (recorded while dynosim up serves the app).\n"),  # noqa: E501
+        (["--json", "-p", "worker", "--since", "1m"], "[]\n"),
+    ],
+)  # fmt: skip
+def test_metrics_without_data_say_so_in_one_line(args, stdout):
+    assert outcome(run("metrics", "-a", "demo", *args)) == (0, stdout, "")
+
+
+def test_metrics_before_anything_was_recorded_need_no_up():
+    assert outcome(run("metrics", "-a", "demo", "--since", "2d")) == (
+        0,
+        "No metrics for web of ⬢ demo in the last 2d (recorded while dynosim up serves the app).\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(("args", "stderr"), [
+    (["-a", "demo", "--since", "1w"], "error: --since takes minutes, hours or days: 30m, 1h, 24h, 2d (not '1w')\n"),  # noqa: E501
+    (["-a", "nope"], NO_APP),
+])  # fmt: skip
+def test_metrics_refusals(args, stderr):
+    assert outcome(run("metrics", *args)) == (2, "", stderr)

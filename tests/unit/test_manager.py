@@ -595,7 +595,8 @@ def test_runtime_metrics_are_off_by_default_and_follow_the_setting_at_the_next_s
         await h.up("worker.1")
         await tick(h, 4)
         assert metric_lines(h, "worker.1") == []
-        assert not any(call == "usage" for call, _, _ in h.engine.calls)  # not even sampled
+        usage_calls = sum(call == "usage" for call, _, _ in h.engine.calls)
+        assert usage_calls >= 4  # sampled for the Metrics tab all the same, a call a tick
 
         set_runtime_metrics(h, True)  # while it runs: no restart, no message to the manager
         await tick(h)
