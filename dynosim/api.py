@@ -12,8 +12,8 @@ only parses and prints); pytest users get it through the `dyno_app` fixture.
 records and the commands on them: builds, releases, config, formation, one-offs),
 `remote.RemoteControl` (the running `up`, over its control socket) and `hosting.Host`
 (serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
-Labs features). State lives in $DYNOSIM_HOME like the CLI's; errors are
-`dynosim.errors.DynosimError`s.
+Labs features), `App.git` is `gitpush.GitRemote` (`git push dynosim main`). State lives in
+$DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimError`s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import formation as formations
 from .app_addons import AppAddons
 from .clock import Clock
+from .gitpush import GitRemote
 from .hosting import Host
 from .logs import LogLine
 from .options import BOOT_TIMEOUT, GRACE, ServeOptions
@@ -64,6 +65,7 @@ class App:
         self._host = Host(self._stored)
         self.addons = AppAddons(self._stored, self.roll_out)
         self.labs = self._stored.labs  # labs features: list, enabled, enable, disable
+        self.git = GitRemote(self._stored)  # git:remote, and the hook a `git push` runs
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:
