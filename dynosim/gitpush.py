@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import deployment, gitrefs, releases
+from . import deployment, gitrefs, releases, runtime
 from .errors import DynosimError, UsageError
 from .store import data_dir
 from .stored import Progress, StoredApp, quiet
@@ -120,6 +120,9 @@ class GitRemote:
         progress("")
         with tempfile.TemporaryDirectory(prefix="dynosim-push-") as checkout:
             _extract(repository(self._app.name), sha, Path(checkout))
+            stack = _stack_name(Path(checkout), self._app.stack())
+            if stack:
+                progress(f"-----> Building on the {stack} stack")
             with _outside_git():
                 release, new = deployment.deploy(
                     self._app.store, self._app.name, Path(checkout), progress=progress,
@@ -136,6 +139,17 @@ class GitRemote:
             )
         progress("")
         progress(gitrefs.VERIFIED)
+
+
+def _stack_name(checkout: Path, setting: str | None) -> str | None:
+    """The stack the build will pick (`container` for heroku.yml, as Heroku says); None when
+    the app's files do not pick one (the build then says why)."""
+    if (checkout / "heroku.yml").is_file():
+        return "container"
+    try:
+        return runtime.select_stack(checkout, stack=setting).stack.suite
+    except DynosimError:
+        return None
 
 
 def _extract(bare: Path, sha: str, folder: Path) -> None:

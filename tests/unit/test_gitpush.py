@@ -128,3 +128,32 @@ def test_deleting_main_is_rejected(repo):
     update = f"{'a' * 40} {gitpush.gitrefs.ZERO} refs/heads/main\n"
     assert not App.named("shop").git.receive(update, lines.append)
     assert lines == [" !     Push rejected, cannot delete main branch"]
+
+
+def test_two_pushes_of_an_app_are_serialised(repo, monkeypatch):
+    import fcntl
+    import threading
+
+    sha = pushed_aside(repo)
+    waiting, deployed = threading.Event(), threading.Event()
+
+    def deploying(*args, **kwargs):
+        deployed.set()
+        raise BuildError("stop here")
+
+    def progress(line):
+        if line.startswith("Waiting for another push of shop"):
+            waiting.set()
+
+    monkeypatch.setattr(deployment, "deploy", deploying)
+    app = App.named("shop")
+    update = f"{gitpush.gitrefs.ZERO} {sha} refs/heads/main\n"
+    with open(gitpush.repository("shop").parent / "shop.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a first push building
+        second = threading.Thread(target=app.git.receive, args=(update, progress))
+        second.start()
+        assert waiting.wait(30)
+        assert not deployed.is_set()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        second.join(30)
+    assert deployed.is_set()
