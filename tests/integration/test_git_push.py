@@ -67,6 +67,13 @@ def test_a_push_deploys_its_commit_and_a_running_up_rolls_the_next_out(up, tmp_p
     assert process.get().text == "two"
     assert "v3" not in dynosim("releases", "-a", "pushed").stdout
 
+    commit(folder, "failing release phase", Procfile=WEB + "release: exit 3\n")
+    failed = git(folder, "push", "dynosim", "main")
+    assert failed.returncode != 0
+    assert "remote:  !     Push rejected, " in failed.stderr
+    assert process.get().text == "two"
+    assert "release command failed" in dynosim("releases", "-a", "pushed").stdout
+
     elsewhere = git(folder, "push", "dynosim", "main:feature")
     assert elsewhere.returncode == 0, elsewhere.stderr
     assert "remote: Pushed to branch other than [main, master], skipping build." in (
