@@ -60,14 +60,19 @@ class GitRemote:
     def add(self, remote: str = DEFAULT_REMOTE) -> Path:
         """`git:remote`: the bare repository (made once, owner-only, with its hook) as the
         remote `remote` of the app folder's repository; its path. UsageError when the folder
-        is not in a git repository."""
+        is not a git repository's top."""
         folder = self._app.folder()
-        inside = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--is-inside-work-tree"],
+        top = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--show-toplevel"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
-        if inside.returncode or inside.stdout.strip() != "true":
+        if top.returncode:
             raise UsageError(f"{folder} is not a git repository; run git init there first")
+        if Path(top.stdout.strip()).resolve() != folder.resolve():
+            raise UsageError(
+                f"{folder} is not the top of its git repository ({top.stdout.strip()}); a push"
+                " builds the repository's root, as on Heroku"
+            )
         bare = self._ensure_repository()
         self._app.store.ensure_app(self._app.name, folder)
         remotes = _git("-C", str(folder), "remote").split()

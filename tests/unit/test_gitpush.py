@@ -80,6 +80,15 @@ def test_a_folder_that_is_not_a_git_repository_is_one_line(tmp_path):
     assert result.output == f"error: {folder} is not a git repository; run git init there first\n"
 
 
+def test_a_folder_below_the_top_of_its_repository_is_refused(repo):
+    inner = repo / "inner"
+    inner.mkdir()
+    (inner / "Procfile").write_text("web: x\n")
+    result = run(inner, "git:remote")
+    assert result.exit_code != 0
+    assert "is not the top of its git repository" in result.output
+
+
 def test_a_push_to_another_branch_is_not_built(repo, monkeypatch):
     run(repo, "git:remote")
     pushed = git(repo, "push", "dynosim", "main:feature")
