@@ -12,8 +12,8 @@ only parses and prints); pytest users get it through the `dyno_app` fixture.
 records and the commands on them: builds, releases, config, formation, one-offs),
 `remote.RemoteControl` (the running `up`, over its control socket) and `hosting.Host`
 (serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
-Labs features). State lives in $DYNOSIM_HOME like the CLI's; errors are
-`dynosim.errors.DynosimError`s.
+Labs features), `App.git` is `gitpush.GitRemote` (`git push dynosim main`). State lives in
+$DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimError`s.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import formation as formations
 from .app_addons import AppAddons
 from .clock import Clock
+from .gitpush import GitRemote
 from .hosting import Host
 from .logs import LogLine
 from .metrics import Minute
@@ -54,17 +55,16 @@ class Deployed:
 
 
 class App:
-    """One app: its folder, its releases and formation in the store, its add-ons (`addons`)
-    and — once started here — its dynos served in a background thread. Each command goes to
-    the part that does it; a change of what serves returns once web is up again, when served
-    here."""
+    """One app: its folder, releases and formation, add-ons (`addons`), labs features
+    (`labs`), git remote (`git`) and, once started here, its dynos served in a thread. Each
+    command goes to the part that does it; a change of what serves returns once web is up."""
 
     def __init__(self, name: str, path: Path | None = None) -> None:
         self._stored = StoredApp(name, path)
         self._remote = RemoteControl(self._stored)
         self._host = Host(self._stored)
         self.addons = AppAddons(self._stored, self.roll_out)
-        self.labs = self._stored.labs  # labs features: list, enabled, enable, disable
+        self.labs, self.git = self._stored.labs, GitRemote(self._stored)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:

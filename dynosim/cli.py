@@ -591,6 +591,27 @@ def deploy_command(
         click.echo(f"{name} will be rolled out by the next `dynosim up` of {chosen.name}")
 
 
+@main.command("git:remote")
+@app_option
+@click.option("-r", "--remote", default="dynosim", help="Name of the git remote to add.")
+def git_remote(app: str | None, remote: str) -> None:
+    """Add a git remote to the app folder's repository: `git push dynosim main` deploys."""
+    try:
+        chosen = App.named(app)
+    except UsageError:  # not deployed yet: the app of this folder
+        chosen = App.open(".", name=app)
+    bare = chosen.git.add(remote)
+    click.echo(f"set git remote {remote} to {bare}")
+
+
+@main.command("git:receive", hidden=True)
+@click.argument("app")
+def git_receive(app: str) -> None:
+    """The pre-receive hook of the app's repository: deploy the push, or reject it."""
+    if not App.named(app).git.receive(sys.stdin.read(), progress):
+        sys.exit(1)
+
+
 def _roll_out(chosen: App, release, what: str) -> None:
     """Have the running up take the new release, reporting as Heroku does."""
     with doing(what):

@@ -31,6 +31,8 @@ def deploy(
     prune: bool = True,
     image_name: str | None = None,
     local_env: Mapping[str, str] | None = None,
+    description: str | None = None,
+    home: Path | None = None,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
     `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
@@ -38,6 +40,8 @@ def deploy(
     `prune` removes images no kept release uses (the pytest plugin manages its own);
     `image_name` names the images instead of the app (apps of one folder can share them);
     app.json's vars take their values from `config`, then `local_env` (the .env asked for).
+    A git push builds a checkout of its commit: `description` names the commit, `home` is
+    the app's own folder, recorded instead of `app_dir`.
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -63,9 +67,12 @@ def deploy(
                 if not control.is_running(app):
                     dynos.remove_network(app)
             raise
-    store.ensure_app(app, app_dir.resolve())
+    store.ensure_app(app, (home or app_dir).resolve())
     _, formation, postdeploy = setup or ({}, {}, "")
-    return _record(store, app, built, types, release_config, formation, postdeploy, progress, prune)
+    return _record(
+        store, app, built, types, release_config, formation, postdeploy, progress, prune,
+        description,
+    )  # fmt: skip
 
 
 def _record(
@@ -78,6 +85,7 @@ def _record(
     postdeploy: str,
     progress: Progress,
     prune: bool,
+    description: str | None = None,
 ) -> tuple[Release, bool]:
     """The pending release of a build, unless the current one already runs it."""
     image, images = built
@@ -91,7 +99,7 @@ def _record(
         image=image.id,
         images=images,
         source_hash=image.source_hash,
-        description=f"Deploy {image.source_hash[:7]}",
+        description=description or f"Deploy {image.source_hash[:7]}",
         process_types=types,
         config=release_config,
         postdeploy=postdeploy,
