@@ -12,8 +12,9 @@ only parses and prints); pytest users get it through the `dyno_app` fixture.
 records and the commands on them: builds, releases, config, formation, one-offs),
 `remote.RemoteControl` (the running `up`, over its control socket) and `hosting.Host`
 (serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
-Labs features), `App.git` is `gitpush.GitRemote` (`git push dynosim main`). State lives in
-$DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimError`s.
+Labs features), `App.features` is `stored.Features` (app features: preboot), `App.git` is
+`gitpush.GitRemote` (`git push dynosim main`). State lives in $DYNOSIM_HOME like the CLI's;
+errors are `dynosim.errors.DynosimError`s.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ class Deployed:
 
 
 class App:
-    """One app: its folder, releases and formation, add-ons (`addons`), labs features
-    (`labs`), git remote (`git`) and, once started here, its dynos served in a thread. Each
+    """One app: folder, releases, formation, add-ons (`addons`), labs and features (`labs`,
+    `features`), git remote (`git`) and, once started here, its dynos served in a thread. Each
     command goes to the part that does it; a change of what serves returns once web is up."""
 
     def __init__(self, name: str, path: Path | None = None) -> None:
@@ -64,7 +65,8 @@ class App:
         self._remote = RemoteControl(self._stored)
         self._host = Host(self._stored)
         self.addons = AppAddons(self._stored, self.roll_out)
-        self.labs, self.git = self._stored.labs, GitRemote(self._stored)
+        self.labs, self.features = self._stored.labs, self._stored.features
+        self.git = GitRemote(self._stored)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import config as config_vars
-from . import dotenv, formation, labs
+from . import dotenv, features, formation, labs
 from .api import App
 from .errors import DynosimError, UsageError, as_dynosim_error, is_engine_error
 from .logs import Printer
@@ -513,10 +513,14 @@ def stack_set(stack_name: str, app: str | None) -> None:
 def labs_list(app: str | None) -> None:
     """List the app's experimental features, [+] when enabled."""
     chosen = resolve(app)
-    features = chosen.labs.list()
-    longest = max(len(feature.name) for feature, _ in features)
-    click.echo(f"=== App Features ⬢ {chosen.name}")
-    for feature, enabled in features:
+    show_features(chosen.name, chosen.labs.list())
+
+
+def show_features(app: str, listed: list[tuple[labs.Feature, bool]]) -> None:
+    """Heroku's `labs` and `features` listing: `[+]` for those enabled, names aligned."""
+    longest = max(len(feature.name) for feature, _ in listed)
+    click.echo(f"=== App Features ⬢ {app}")
+    for feature, enabled in listed:
         mark = "[+]" if enabled else "[ ]"
         click.echo(f"{mark} {feature.name.ljust(longest)}  {feature.description}")
 
@@ -542,6 +546,38 @@ def labs_disable(feature: str, app: str | None) -> None:
     labs.feature(feature)
     with doing(f"Disabling {feature} for ⬢ {chosen.name}"):
         chosen.labs.disable(feature)
+    click.echo("done")
+
+
+@main.command("features")
+@app_option
+def features_list(app: str | None) -> None:
+    """List the app's features (preboot), [+] when enabled."""
+    chosen = resolve(app)
+    show_features(chosen.name, chosen.features.list())
+
+
+@main.command("features:enable")
+@click.argument("feature", metavar="FEATURE")
+@app_option
+def features_enable(feature: str, app: str | None) -> None:
+    """Enable an app feature (preboot); the next deploy follows."""
+    chosen = resolve(app)
+    features.feature(feature)  # an unknown one is refused before anything is printed
+    with doing(f"Enabling {feature} for ⬢ {chosen.name}"):
+        chosen.features.enable(feature)
+    click.echo("done")
+
+
+@main.command("features:disable")
+@click.argument("feature", metavar="FEATURE")
+@app_option
+def features_disable(feature: str, app: str | None) -> None:
+    """Disable an app feature; the next deploy follows."""
+    chosen = resolve(app)
+    features.feature(feature)
+    with doing(f"Disabling {feature} for ⬢ {chosen.name}"):
+        chosen.features.disable(feature)
     click.echo("done")
 
 

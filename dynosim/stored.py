@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import dotenv, labs, metrics, names, releases
+from . import dotenv, features, labs, metrics, names, releases
 from . import formation as formations
 from .errors import UsageError
 from .options import IDLE_TIMEOUT, SLEEP_MODES
@@ -69,13 +69,52 @@ class Labs:
         return found
 
 
+class Features:
+    """An app's features (`dynosim features`; Heroku's app features that are not labs), off
+    until enabled. A running `up` reads them at its next deploy: no restart is needed."""
+
+    def __init__(self, app: StoredApp) -> None:
+        self._app = app
+
+    def list(self) -> list[tuple[features.Feature, bool]]:
+        """Every feature dynosim has, by name, and whether it is on for the app."""
+        ordered = sorted(features.FEATURES, key=lambda f: f.name)
+        return [(f, self.enabled(f.name)) for f in ordered]
+
+    def enabled(self, name: str) -> bool:
+        """Whether the feature is on; UsageError for a feature dynosim does not have."""
+        found = features.feature(name)
+        return self._app.store.setting(self._app.name, found.setting, "") == features.ON
+
+    def enable(self, name: str) -> features.Feature:
+        """`features:enable`: on from now on. UsageError (Heroku's words) when it is on
+        already, or for preboot while the app's web dynos are eco or basic."""
+        if self.enabled(name):
+            raise UsageError(f"{name} is already enabled.")
+        web = self._app.store.formation(self._app.name).get("web")
+        if name == features.PREBOOT and web and not features.prebootable(web.size):
+            raise UsageError(features.NO_PREBOOT)
+        return self._set(name, features.ON)
+
+    def disable(self, name: str) -> features.Feature:
+        """`features:disable`: off from now on (UsageError when it is off already)."""
+        if not self.enabled(name):
+            raise UsageError(f"{name} is already disabled.")
+        return self._set(name, "")
+
+    def _set(self, name: str, value: str) -> features.Feature:
+        found = features.feature(name)
+        self._app.store.set_setting(self._app.name, found.setting, value)
+        return found
+
+
 class StoredApp:
     """One app's records in $DYNOSIM_HOME's store, and the commands that read or add to them."""
 
     def __init__(self, name: str, path: Path | None = None) -> None:
         self.name, self.path = name, path
         self._store: Store | None = None
-        self.labs = Labs(self)
+        self.labs, self.features = Labs(self), Features(self)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> StoredApp:

@@ -1,6 +1,8 @@
 """A new release, rolled out as Heroku does: the release phase (and app.json's postdeploy) in
-a one-off dyno, then preboot: the new web dynos take traffic before the old ones are drained
-and stopped. A failure leaves the previous release serving."""
+a one-off dyno, then the web dynos' switch. With preboot (`features:enable preboot`, standard
+and performance dynos) the new web dynos take traffic before the old ones are drained and
+stopped, and a failure leaves the previous release serving; without it (Heroku's default)
+the old ones are drained and stopped first, the router holding requests meanwhile."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from .. import features
 from ..container_engine import ONE_OFF, DynoSpec, WaitTimedOut, one_off_index
 from ..dynostate import DynoState
 from ..errors import EngineError, ReleaseError
@@ -41,7 +44,10 @@ class Rollout:
                     progress(f"Running {phase} command `{command}`...")
                     await self._phase(release, phase, command)
             progress(f"Starting the dynos of {release.name}...")
-            await self._preboot_web(release)
+            if self._preboots():
+                await self._preboot_web(release)
+            else:
+                await self._restart_web(release)
         except ReleaseError as exc:
             self.store.finish_release(app, release.version, FAILED, str(exc))
             fleet.hub.emit(LogLine("app", "api", f"Release {release.name} failed: {exc}"))
@@ -96,6 +102,75 @@ class Rollout:
         output = [line.message for line in self.fleet.hub.recent if line.dyno == dyno_name]
         return output[-lines:]
 
+    def _preboots(self) -> bool:
+        """Whether the app preboots: the feature on, and its web dynos standard or performance
+        (eco and basic dynos have no preboot on Heroku)."""
+        app, store = self.fleet.app, self.store
+        entry = store.formation(app).get(WEB)
+        on = store.setting(app, features.feature(features.PREBOOT).setting, "") == features.ON
+        return on and (entry is None or features.prebootable(entry.size))
+
+    async def _restart_web(self, release: Release) -> None:
+        """Without preboot, as Heroku: the web dynos go from up to starting, are drained and
+        stopped, then the release's start; meanwhile the router's status is STARTING, so
+        requests are held until one is up (H20 after the boot timeout). If one crashes or never
+        binds, the release fails and the previous release's web dynos start again (ReleaseError;
+        the app had no web dyno meanwhile)."""
+        fleet = self.fleet
+        entry = self.store.formation(fleet.app).get(WEB)
+        old = [t for t in fleet.dynos.values() if t.is_web]
+        serving = [t for t in old if t.container is not None]
+        if WEB not in release.process_types or not entry or not entry.quantity or not serving:
+            return  # nothing serves: the new dynos simply start
+        for tracked in old:
+            await fleet.cancel_timers(tracked)
+            if tracked.container is not None:
+                fleet.set_state(tracked, DynoState.STARTING)
+            del fleet.dynos[tracked.name]
+        new = [
+            Tracked(WEB, i, command=release.process_types[WEB], size=entry.size)
+            for i in range(1, entry.quantity + 1)
+        ]
+        for tracked in new:
+            tracked.state = DynoState.STARTING  # already logged for the old dyno of its name
+            fleet.dynos[tracked.name] = tracked
+        fleet.routes.update()  # STARTING: requests are held from here on
+        for tracked in serving:
+            assert tracked.container is not None
+            self.retiring.add(tracked.container.id)
+        await asyncio.gather(*(self._retire(t, then=DynoState.STARTING) for t in serving))
+        await asyncio.gather(*(fleet.start(t, release=release) for t in new))
+        failed = await self._until_settled(new)
+        if failed:
+            await self._back_to_previous(release, new, failed)
+
+    async def _back_to_previous(
+        self, release: Release, new: list[Tracked], failed: Tracked
+    ) -> None:
+        """A new web dyno failed without preboot: the new ones stop, the previous release's web
+        dynos start in their place, and the release fails (ReleaseError)."""
+        fleet = self.fleet
+        for tracked in new:
+            await fleet.cancel_timers(tracked)
+        if failed.follower is not None:  # its last words belong in the error
+            await asyncio.wait({failed.follower}, timeout=5)
+        tail = self._tail(failed.name)
+        await asyncio.gather(*(fleet.stop(t, then=DynoState.STARTING) for t in new))
+        previous = fleet.release
+        for tracked in new:
+            tracked.crashes = 0
+            if previous is None or WEB not in previous.process_types:
+                fleet.forget(tracked)
+            else:
+                tracked.command = previous.process_types[WEB]
+        await asyncio.gather(*(fleet.start(t) for t in new if fleet.dynos.get(t.name) is t))
+        fleet.routes.update()
+        raise ReleaseError(
+            f"{failed.name} of {release.name} did not come up; the previous release is started"
+            " again",
+            tail,
+        )
+
     async def _preboot_web(self, release: Release) -> None:
         """Boot the release's web dynos beside the serving ones; once all are up they take
         over and the old ones are drained and stopped. If one crashes or never binds, the
@@ -141,7 +216,9 @@ class Rollout:
         clock = self.fleet.clock
         deadline = clock.now() + self.fleet.options.boot_timeout + 10
         while clock.now() < deadline:
-            failed = [t for t in new if t.state in (DynoState.CRASHED, DynoState.DOWN)]
+            failed = [
+                t for t in new if t.state in (DynoState.CRASHED, DynoState.DOWN) or t.crashes
+            ]  # a crashed formation dyno may be restarting already
             if failed:
                 return failed[0]
             if all(t.state == DynoState.UP for t in new):
@@ -151,15 +228,15 @@ class Rollout:
                 await asyncio.wait_for(changed.wait(), 1.0)
         return next(t for t in new if t.state != DynoState.UP)
 
-    async def _retire(self, old: Tracked) -> None:
-        """Drain a replaced web dyno in the router, then stop it."""
+    async def _retire(self, old: Tracked, then: DynoState = DynoState.DOWN) -> None:
+        """Drain a replaced web dyno in the router, then stop it (its state ends `then`)."""
         assert old.container is not None
         container_id = old.container.id
         try:
             router = self.fleet.routes.router
             if router:
                 await router.drain(container_id, self.fleet.options.grace)
-            await self.fleet.stop(old)
+            await self.fleet.stop(old, then=then)
         finally:
             self.retiring.discard(container_id)
 

@@ -98,6 +98,7 @@ def test_deploys_config_changes_and_rollbacks_switch_without_a_failed_request(up
     process = up(app_dir, "--grace", "5")
     process.wait_for(UP.format(r"web\.1"))
     assert dynosim("ps:scale", "-a", "rehearsal", "web=2").returncode == 0
+    assert dynosim("features:enable", "preboot", "-a", "rehearsal").returncode == 0
     process.wait_for(UP.format(r"web\.2"))
     load = Load(process.url)
     try:
@@ -135,6 +136,7 @@ def test_a_release_that_fails_leaves_the_current_one_serving(up, tmp_path):
     process.wait_for(r"app\[api\]: Deployed v1")
     process.wait_for(UP.format(r"web\.1"))
     assert r"app[release." in process.output  # v1 ran its release phase too
+    assert dynosim("features:enable", "preboot", "-a", "careful").returncode == 0
 
     failed = dynosim("config:set", "-a", "careful", "T_RELEASE_EXIT=3", "T_GREETING=new")
     assert failed.returncode == 6

@@ -1,7 +1,7 @@
 """Zero downtime with requests that must not be repeated: POSTs that create rows, sent through
-either router engine while the app is deployed, reconfigured, rolled back and given an add-on.
-Not one may fail, and none may create its row twice (a router may retry a GET unseen, never a
-POST that reached a dyno)."""
+either router engine while the app (with preboot, as Heroku's zero-downtime deploys need) is
+deployed, reconfigured, rolled back and given an add-on. Not one may fail, and none may create
+its row twice (a router may retry a GET unseen, never a POST that reached a dyno)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,7 @@ def test_no_request_fails_and_no_post_runs_twice_through_every_kind_of_release(
     app_dir = tiny_app(tmp_path / app, WEB, **{"app.py": APP.format(code="A")})
     process = up(app_dir, "--grace", "5", "--router", router)
     process.wait_for(UP.format(r"web\.1"))
+    ok(dynosim("features:enable", "preboot", "-a", app))  # zero downtime, as on Heroku
     ok(dynosim("addons:create", "heroku-redis", "-a", app))  # v2: REDIS_URL
     ok(dynosim("ps:scale", "-a", app, "web=2"))
     process.wait_for(UP.format(r"web\.2"))

@@ -244,6 +244,57 @@ def test_stack_set_is_remembered_and_shown_and_an_unknown_stack_is_one_line(tmp_
     assert "  forky (Python 3.14)" in shown
 
 
+def test_features_lists_enables_and_disables_preboot_off_by_default_in_herokus_words(tmp_path):
+    from dynosim.store import Store
+
+    store = Store()
+    store.ensure_app("demo", tmp_path)
+    store.close()
+    listed = run("features", "-a", "demo")
+    assert (listed.exit_code, listed.output) == (
+        0,
+        "=== App Features ⬢ demo\n[ ] preboot  Provide seamless web dyno deploys\n",
+    )
+    enabled = run("features:enable", "preboot", "-a", "demo")
+    assert (enabled.exit_code, enabled.output) == (0, "Enabling preboot for ⬢ demo... done\n")
+    assert run("features", "-a", "demo").output.splitlines()[1].startswith("[+] preboot")
+    assert Store().setting("demo", "features:preboot", "") == "on"  # what `up` reads
+    again = run("features:enable", "preboot", "-a", "demo")
+    assert (again.exit_code, again.output) == (
+        2,
+        "Enabling preboot for ⬢ demo... failed\nerror: preboot is already enabled.\n",
+    )
+    disabled = run("features:disable", "preboot", "-a", "demo")
+    assert disabled.output == "Disabling preboot for ⬢ demo... done\n"
+    assert run("features", "-a", "demo").output.splitlines()[1].startswith("[ ] preboot")
+    assert run("features:disable", "preboot", "-a", "demo").output.endswith(
+        "error: preboot is already disabled.\n"
+    )
+    unknown = run("features:enable", "log-runtime-metrics", "-a", "demo")  # a labs feature
+    assert (unknown.exit_code, unknown.output) == (
+        2,
+        "error: Couldn't find that feature (log-runtime-metrics); known features: preboot\n",
+    )
+
+
+@pytest.mark.parametrize("size", ["Eco", "Basic"])
+def test_preboot_is_refused_for_eco_and_basic_web_dynos(tmp_path, size):
+    from dynosim.formation import Entry
+    from dynosim.store import Store
+
+    store = Store()
+    store.ensure_app("demo", tmp_path)
+    store.set_formation("demo", {"web": Entry("web", 1, size)})
+    store.close()
+    refused = run("features:enable", "preboot", "-a", "demo")
+    assert (refused.exit_code, refused.output) == (
+        2,
+        "Enabling preboot for ⬢ demo... failed\n"
+        "error: Applications using eco or basic dynos do not have access to preboot.\n",
+    )
+    assert Store().setting("demo", "features:preboot", "") == ""
+
+
 def test_labs_lists_enables_and_disables_runtime_metrics_and_refuses_an_unknown_feature(
     tmp_path,
 ):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine, Program
 
-from dynosim import backoff, dynohours, labs
+from dynosim import backoff, dynohours, features, labs
 from dynosim.clock import Clock
 from dynosim.container_engine import DynoSpec, Usage
 from dynosim.errors import ReleaseError
@@ -274,8 +274,23 @@ def test_over_its_quota_a_dyno_logs_r14_and_killed_at_twice_it_r15(harness):
 
 
 # releases
+def set_preboot(h: Harness) -> None:
+    """What `dynosim features:enable preboot` writes (stored.Features), in the harness's store."""
+    h.store.set_setting(APP, features.feature(features.PREBOOT).setting, features.ON)
+
+
+def web_calls(h: Harness) -> list[tuple[str, int]]:
+    """The engine's start and stop calls on web dynos, with the release of each."""
+    return [
+        (call, release)
+        for call, name, release in h.engine.calls
+        if name.startswith("web") and call in ("start", "stop")
+    ]
+
+
 def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
     h = harness(formation=dict(web=2, worker=0))
+    set_preboot(h)
 
     async def test():
         await h.start()
@@ -295,6 +310,82 @@ def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
         first_old_stop = min(i for i, c in enumerate(calls) if c == ("stop", 1))
         assert last_new_start < first_old_stop
         assert h.store.release(APP, 2).status == SUCCEEDED
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_without_preboot_the_old_web_dynos_stop_before_the_new_ones_start_and_requests_wait(
+    harness,
+):
+    h = harness(formation=dict(web=2, worker=0))
+
+    async def test():
+        await h.start()
+        h.manager.attach_router(h.router)
+        await h.until(lambda: len(h.router.backends) == 2, "2 backends")
+        old = set(h.router.backends)
+        h.router.statuses.clear()
+        h.release(pending=True, config={"GREETING": "hi"})
+        await h.manager.deploy(2, lambda _: None)
+        assert set(h.router.drained) == old  # drained as the router drains, then SIGTERM
+        assert {c.release for c in h.engine.live("web")} == {2}
+        assert set(h.router.backends) == {c.id for c in h.engine.live("web")}
+        calls = web_calls(h)
+        last_old_stop = max(i for i, c in enumerate(calls) if c == ("stop", 1))
+        first_new_start = min(i for i, c in enumerate(calls) if c == ("start", 2))
+        assert last_old_stop < first_new_start
+        # up while web.2 still serves, then requests are held (STARTING) until a new one is
+        # up: none is failed, and never H14 (no web dynos)
+        assert h.router.statuses == [WebStatus.UP, WebStatus.STARTING, WebStatus.UP]
+        assert h.router.failed == []
+        assert h.messages("web.1").count("State changed from up to starting") == 1
+        assert h.store.release(APP, 2).status == SUCCEEDED
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_eco_web_dynos_never_preboot_even_with_the_feature_on(harness):
+    h = harness(formation=dict(web=1, worker=0), size="Eco")
+    set_preboot(h)
+
+    async def test():
+        await h.start()
+        h.manager.attach_router(h.router)
+        await h.up("web.1")
+        h.release(pending=True, config={"GREETING": "hi"})
+        await h.manager.deploy(2, lambda _: None)
+        calls = web_calls(h)
+        assert calls.index(("stop", 1)) < calls.index(("start", 2))
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_without_preboot_a_new_web_dyno_that_never_binds_fails_and_the_old_release_restarts(
+    harness,
+):
+    h = harness(
+        lambda spec: Program(binds=spec.release.version == 1),
+        formation=dict(web=1, worker=0),
+        boot_timeout=0.05,
+    )
+
+    async def test():
+        await h.start()
+        h.manager.attach_router(h.router)
+        await h.up("web.1")
+        h.release(pending=True, config={"BROKEN": "1"})
+        with pytest.raises(ReleaseError) as failed:
+            await h.manager.deploy(2, lambda _: None)
+        assert str(failed.value) == (
+            "release v2 failed: web.1 of v2 did not come up; the previous release is started again"
+        )
+        assert h.store.release(APP, 2).status == FAILED
+        await h.up("web.1")
+        assert [(c.name, c.release) for c in h.engine.live("web")] == [("web.1", 1)]
+        assert h.router.statuses[-1] == WebStatus.UP
         await h.manager.shutdown()
 
     run(test)
