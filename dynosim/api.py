@@ -4,7 +4,7 @@ only parses and prints); pytest users get it through the `dyno_app` fixture.
     app = App.open("examples/flask_app")
     app.start()                          # build (or reuse the image), serve in the background
     requests.get(app.url)                # web dynos are up behind the router
-    app.config_set(GREETING="hello")     # a new release, rolled out with zero downtime
+    app.config_set(GREETING="hello")     # a new release, rolled out (zero downtime: preboot)
     app.wait_for_log(r"app\\[web\\.1\\]: ")
     app.stop()                           # every dyno stopped, containers and network removed
 

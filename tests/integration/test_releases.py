@@ -1,5 +1,6 @@
 """Config vars and releases against real Docker: every change is a release the dynos switch to
-without dropping a request; failed releases leave the current one serving."""
+without dropping a request (with preboot: at once; without: held while web restarts); failed
+releases leave the current one serving (with preboot)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,28 @@ def test_deploys_config_changes_and_rollbacks_switch_without_a_failed_request(up
     assert switch.index("heroku[web.2]: State changed from starting to up") < switch.index(
         "heroku[web.2]: Stopping all processes with SIGTERM"
     )
+
+
+def test_without_preboot_web_stops_before_it_starts_again_and_held_requests_do_not_fail(
+    up, tmp_path
+):
+    """Heroku's default (no preboot): a release stops the old web dyno, then starts the new
+    one; requests arriving meanwhile are held by the router until it is up, not failed."""
+    process = up(echo_app(tmp_path / "plain"), "--grace", "5")
+    process.wait_for(UP.format(r"web\.1"))
+    assert "[ ] preboot" in dynosim("features", "-a", "plain").stdout  # off by default
+    load = Load(process.url)
+    try:
+        changed = dynosim("config:set", "-a", "plain", "T_GREETING=hello")
+        assert changed.returncode == 0, changed.stderr
+        assert state(process)["env"] == {"T_GREETING": "hello"}
+    finally:
+        load.stop(at_least=200)
+    assert load.failures == [] and load.sent >= 200
+    switch = process.output.split("Release v2 created")[1]
+    stopped = switch.index("heroku[web.1]: Stopping all processes with SIGTERM")
+    assert switch.index("heroku[web.1]: State changed from up to starting") < stopped
+    assert stopped < switch.index("heroku[web.1]: State changed from starting to up")
 
 
 def test_a_release_that_fails_leaves_the_current_one_serving(up, tmp_path):
