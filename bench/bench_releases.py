@@ -1,7 +1,7 @@
 """Benchmark release switches under load, in one run.
 
-The example app with 3 web dynos runs behind dynosim's router while 4 client threads send
-requests through it without pause. Each round makes three switches:
+The example app with 3 web dynos (preboot enabled) runs behind dynosim's router while 4 client
+threads send requests through it without pause. Each round makes three switches:
 
 (a) `config:set RELEASE=rN`: time until the command returns, and until every one of the 3 web
     dynos answers with the new value (and no answer shows the old one);
@@ -117,6 +117,8 @@ def main() -> None:
     try:
         until(lambda: requests.get(url, timeout=5).status_code == 200)
         dynosim("ps:scale", "-a", APP, f"web={WEB}")
+        enable = [sys.executable, "-m", "dynosim", "features:enable", "preboot", "-a", APP]
+        subprocess.run(enable, capture_output=True)  # zero downtime; refused when on already
         until(lambda: len({requests.get(url, timeout=5).json()["dyno"] for _ in range(30)}) == WEB)
         load = Load(url)
         for round_number in range(args.rounds):
