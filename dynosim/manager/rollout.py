@@ -155,7 +155,8 @@ class Rollout:
         if failed.follower is not None:  # its last words belong in the error
             await asyncio.wait({failed.follower}, timeout=5)
         tail = self._tail(failed.name)
-        await asyncio.gather(*(fleet.stop(t, then=DynoState.STARTING) for t in new))
+        running = [t for t in new if t.container is not None]
+        await asyncio.gather(*(fleet.stop(t, then=DynoState.STARTING) for t in running))
         previous = fleet.release
         for tracked in new:
             tracked.crashes = 0

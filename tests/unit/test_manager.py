@@ -363,11 +363,14 @@ def test_eco_web_dynos_never_preboot_even_with_the_feature_on(harness):
     run(test)
 
 
-def test_without_preboot_a_new_web_dyno_that_never_binds_fails_and_the_old_release_restarts(
-    harness,
+@pytest.mark.parametrize(
+    "broken", [Program(binds=False), Program(exits=1)], ids=["never-binds", "crashes"]
+)
+def test_without_preboot_a_new_web_dyno_that_fails_fails_the_release_and_the_old_one_restarts(
+    harness, broken
 ):
     h = harness(
-        lambda spec: Program(binds=spec.release.version == 1),
+        lambda spec: Program() if spec.release.version == 1 else broken,
         formation=dict(web=1, worker=0),
         boot_timeout=0.05,
     )
