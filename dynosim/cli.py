@@ -530,11 +530,7 @@ def show_features(app: str, listed: list[tuple[labs.Feature, bool]]) -> None:
 @app_option
 def labs_enable(feature: str, app: str | None) -> None:
     """Enable an experimental feature; running dynos follow."""
-    chosen = resolve(app)
-    labs.feature(feature)  # an unknown one is refused before anything is printed
-    with doing(f"Enabling {feature} for ⬢ {chosen.name}"):
-        chosen.labs.enable(feature)
-    click.echo("done")
+    _switch(app, labs.feature, feature, lambda chosen: chosen.labs, on=True)
 
 
 @main.command("labs:disable")
@@ -542,10 +538,23 @@ def labs_enable(feature: str, app: str | None) -> None:
 @app_option
 def labs_disable(feature: str, app: str | None) -> None:
     """Disable an experimental feature; running dynos follow."""
+    _switch(app, labs.feature, feature, lambda chosen: chosen.labs, on=False)
+
+
+def _switch(
+    app: str | None,
+    check: Callable[[str], object],
+    name: str,
+    kind: Callable[[App], Any],
+    *,
+    on: bool,
+) -> None:
+    """`labs:enable` and friends: an unknown feature is refused before anything is printed."""
     chosen = resolve(app)
-    labs.feature(feature)
-    with doing(f"Disabling {feature} for ⬢ {chosen.name}"):
-        chosen.labs.disable(feature)
+    check(name)
+    switched = kind(chosen)
+    with doing(f"{'Enabling' if on else 'Disabling'} {name} for ⬢ {chosen.name}"):
+        (switched.enable if on else switched.disable)(name)
     click.echo("done")
 
 
@@ -562,11 +571,7 @@ def features_list(app: str | None) -> None:
 @app_option
 def features_enable(feature: str, app: str | None) -> None:
     """Enable an app feature (preboot); the next deploy follows."""
-    chosen = resolve(app)
-    features.feature(feature)  # an unknown one is refused before anything is printed
-    with doing(f"Enabling {feature} for ⬢ {chosen.name}"):
-        chosen.features.enable(feature)
-    click.echo("done")
+    _switch(app, features.feature, feature, lambda chosen: chosen.features, on=True)
 
 
 @main.command("features:disable")
@@ -574,11 +579,7 @@ def features_enable(feature: str, app: str | None) -> None:
 @app_option
 def features_disable(feature: str, app: str | None) -> None:
     """Disable an app feature; the next deploy follows."""
-    chosen = resolve(app)
-    features.feature(feature)
-    with doing(f"Disabling {feature} for ⬢ {chosen.name}"):
-        chosen.features.disable(feature)
-    click.echo("done")
+    _switch(app, features.feature, feature, lambda chosen: chosen.features, on=False)
 
 
 @main.command("ps:sleep")

@@ -5,12 +5,10 @@ names and descriptions, and who may use them."""
 from __future__ import annotations
 
 from . import labs
-from .errors import UsageError
 from .formation import size
 
 PREBOOT = "preboot"
-#: The setting's value while a feature is on (off, Heroku's default: no setting).
-ON = "on"
+ON = labs.ON  # off, Heroku's default: no setting
 #: Preboot is for professional dynos only (Dev Center, "Preboot").
 PREBOOT_TIERS = ("standard", "performance")
 NO_PREBOOT = "Applications using eco or basic dynos do not have access to preboot."
@@ -28,13 +26,8 @@ class Feature(labs.Feature):
 FEATURES = (Feature(PREBOOT, "Provide seamless web dyno deploys"),)
 
 
-def feature(name: str) -> Feature:
-    """The feature of that name; UsageError (exit code 2) for one dynosim does not have."""
-    for known in FEATURES:
-        if known.name == name:
-            return known
-    known = ", ".join(f.name for f in FEATURES)
-    raise UsageError(f"Couldn't find that feature ({name}); known features: {known}")
+def feature(name: str) -> labs.Feature:
+    return labs.find(name, FEATURES)
 
 
 def prebootable(size_name: str) -> bool:

@@ -27,9 +27,13 @@ FEATURES = (Feature(LOG_RUNTIME_METRICS, "Emit dyno resource usage information i
 
 
 def feature(name: str) -> Feature:
+    return find(name, FEATURES)
+
+
+def find(name: str, catalog: tuple[Feature, ...]) -> Feature:
     """The feature of that name; UsageError (exit code 2) for one dynosim does not have."""
-    for known in FEATURES:
+    for known in catalog:
         if known.name == name:
             return known
-    known = ", ".join(f.name for f in FEATURES)
+    known = ", ".join(f.name for f in catalog)
     raise UsageError(f"Couldn't find that feature ({name}); known features: {known}")
