@@ -13,7 +13,7 @@ from docker.models.containers import Container
 
 from .. import container_engine
 from ..container_engine import FORMATION, PORT, Dyno, memory_limit_mb
-from ..formation import DEFAULT_SIZE, size
+from ..formation import DEFAULT_SIZE, Size, size
 from ..store import Release
 from . import client, images
 
@@ -153,7 +153,6 @@ def create(
     command = command if command is not None else release.process_types.get(process_type, "")
     image = release.image_for(process_type)
     chosen = size(size_name)
-    limit = f"{memory_limit_mb(chosen)}m"
     engine = client.client()
     name = container_name(release.app, dyno, release.version)
     labels = {
@@ -172,12 +171,7 @@ def create(
         environment=environment(release, dyno, env, base_env, chosen.name),
         labels=labels,
         network=network_name(release.app),
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        pids_limit=chosen.pids,
-        mem_limit=limit,
-        memswap_limit=limit,
-        cpu_shares=chosen.cpu_shares,
+        **lockdown(chosen),
         log_config={"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
         tty=tty,
         stdin_open=interactive,
@@ -194,6 +188,20 @@ def create(
             engine.containers.get(name).remove(force=True)
         time.sleep(0.05)
     raise AssertionError("unreachable")
+
+
+def lockdown(chosen: Size) -> dict:
+    """A dyno's limits and privileges, as container create options: no capabilities, no new
+    privileges, the size's pids, memory (the R15 point, no swap beyond it) and CPU share."""
+    limit = f"{memory_limit_mb(chosen)}m"
+    return dict(
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        pids_limit=chosen.pids,
+        mem_limit=limit,
+        memswap_limit=limit,
+        cpu_shares=chosen.cpu_shares,
+    )
 
 
 def _process(release: Release, process_type: str, image: str, command: str) -> dict:

@@ -10,7 +10,6 @@ import tarfile
 from docker.models.containers import Container
 
 from .. import formation
-from ..container_engine import memory_limit_mb
 from . import client, dynos
 
 
@@ -26,8 +25,6 @@ def create(
 ) -> Container:
     """A created (not started) container that runs `command` instead of the image's
     entrypoint: no capabilities, a Standard-1X's pids and memory."""
-    size = formation.size(formation.DEFAULT_SIZE)
-    limit = f"{memory_limit_mb(size)}m"
     return client.client().containers.create(
         image,
         command=command,
@@ -35,12 +32,7 @@ def create(
         environment=environment,
         network=dynos.network_name(app),
         labels={client.LABEL: "addon-client", client.LABEL_APP: app},
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        pids_limit=size.pids,
-        mem_limit=limit,
-        memswap_limit=limit,
-        cpu_shares=size.cpu_shares,
+        **dynos.lockdown(formation.size(formation.DEFAULT_SIZE)),
         tty=tty,
         stdin_open=stdin,
         detach=False,
