@@ -37,6 +37,14 @@ class Clock:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._jumped.wait(), left / self.speed)
 
+    async def sleep_paced(self, seconds: float, real_floor: float) -> None:
+        """`sleep`, but at least `real_floor` real seconds however fast the clock runs (a
+        periodic task on a fast-forwarded schedule must not become a busy loop)."""
+        started = time.monotonic()
+        await self.sleep(seconds)
+        if (left := real_floor - (time.monotonic() - started)) > 0:
+            await asyncio.sleep(left)
+
     def advance(self, seconds: float) -> None:
         """Jump `seconds` ahead: sleeps that would end meanwhile end now. Safe from any thread
         (tests fast-forward the clock of an app served in the background)."""

@@ -14,7 +14,6 @@ on Heroku, where the feature takes effect with a restart)."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 import zlib
 from collections.abc import Callable
@@ -72,10 +71,7 @@ class Metrics:
     async def _run(self) -> None:
         fleet = self.fleet
         while not fleet.closing:
-            started = time.monotonic()
-            await fleet.schedule.sleep(SAMPLE)
-            if (left := REAL_FLOOR - (time.monotonic() - started)) > 0:
-                await asyncio.sleep(left)
+            await fleet.schedule.sleep_paced(SAMPLE, REAL_FLOOR)
             await self.sample(lines=self.enabled())
             self.ticks += 1
 

@@ -11,7 +11,6 @@ them), and so is the flush, every minute; shutdown flushes the minute under way 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 from .. import loadavg
@@ -98,10 +97,7 @@ class Recorder:
     async def _run(self) -> None:
         fleet = self.fleet
         while not fleet.closing:
-            started = time.monotonic()
-            await fleet.schedule.sleep(FLUSH_EVERY)
-            if (left := REAL_FLOOR - (time.monotonic() - started)) > 0:
-                await asyncio.sleep(left)
+            await fleet.schedule.sleep_paced(FLUSH_EVERY, REAL_FLOOR)
             self.flush()
             self.flushes += 1
 
