@@ -70,8 +70,7 @@ class App:
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:
-        """The app of a folder (Procfile or heroku.yml), named after it unless `name` is given;
-        nothing is built until :meth:`build` / :meth:`deploy` / :meth:`start`."""
+        """The app of a folder (Procfile or heroku.yml), named after it unless `name` is given."""
         found = StoredApp.open(path, name=name)
         return cls(found.name, found.path)
 
@@ -114,7 +113,6 @@ class App:
         self.close()
 
     # -- the store's records, and what is built from them (StoredApp) --------------------------
-
     def build(
         self, *, progress: Progress = quiet, base_image: str | None = None,
         strict_runtime: bool = False, cache: bool = True, stack: str | None = None,
@@ -204,9 +202,11 @@ class App:
         """The app's process types: quantity and size."""
         return self._stored.formation()
 
-    def metrics(self, process_type: str = "web", since: str = "1h") -> list[Minute]:
+    def metrics(
+        self, process_type: str = "web", since: str = "1h", *, dynos: bool = True
+    ) -> list[Minute]:
         """Per-minute metrics from the store (:meth:`StoredApp.metrics`); no `up` needed."""
-        return self._stored.metrics(process_type, since)
+        return self._stored.metrics(process_type, since, dynos=dynos)
 
     def quota_line(self, dynos: list[dict[str, Any]]) -> str | None:
         """Heroku's last `ps` line for free or eco `dynos`: what is left of the pool."""
@@ -235,7 +235,6 @@ class App:
         )  # fmt: skip
 
     # -- the running up, over its control socket (RemoteControl) -------------------------------
-
     @property
     def running(self) -> bool:
         """Whether a `dynosim up` (or this object's start) serves the app now."""
@@ -272,6 +271,10 @@ class App:
         """`ps:wake`: start the sleeping dynos; returns once they are up."""
         self._remote.wake()
 
+    def dashboard_url(self) -> str | None:
+        """The running `up`'s dashboard URL with its secret token (None: it serves none)."""
+        return self._remote.dashboard_url()
+
     def log_stream(
         self, num: int = 100, *, tail: bool = False, ps: str | None = None,
         source: str | None = None,
@@ -280,7 +283,6 @@ class App:
         return self._remote.log_stream(num, tail=tail, ps=ps, source=source)
 
     # -- serving in this process (Host) --------------------------------------------------------
-
     @property
     def clock(self) -> Clock | None:
         """The schedule clock of an app started here: `app.clock.advance(seconds)`."""
@@ -309,14 +311,12 @@ class App:
         progress: Progress = quiet, echo: Callable[[LogLine], None] | None = None,
         **build_options: Any,
     ) -> None:  # fmt: skip
-        """Build, scale to `formation` ({"web": 2}) and serve in a background thread on
-        127.0.0.1:`port` (0: a free one) until :meth:`stop`; returns once every web dyno is up.
-        The options: :meth:`Host.start`; `build_options` go to :meth:`build`."""
+        """Build, scale to `formation` ({"web": 2}), serve on 127.0.0.1:`port` (0: a free one) in
+        a thread until :meth:`stop`, once web is up (:meth:`Host.start`; `build_options`: build)."""
         self._host.start(
-            port=port, https=https, grace=grace, boot_timeout=boot_timeout,
-            time_scale=time_scale, cycling=cycling, idle_timeout=idle_timeout,
-            sleep_mode=sleep_mode, env_file=env_file, formation=formation, progress=progress,
-            echo=echo, **build_options,
+            port=port, https=https, grace=grace, boot_timeout=boot_timeout, time_scale=time_scale,
+            cycling=cycling, idle_timeout=idle_timeout, sleep_mode=sleep_mode, env_file=env_file,
+            formation=formation, progress=progress, echo=echo, **build_options,
         )  # fmt: skip
 
     @property

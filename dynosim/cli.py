@@ -24,6 +24,7 @@ from .errors import DynosimError, UsageError, as_dynosim_error, is_engine_error
 from .logs import Printer
 from .options import (
     BOOT_TIMEOUT,
+    DASHBOARD_PORT,
     GRACE,
     HTTPS_PORT,
     PORT,
@@ -174,6 +175,13 @@ ENV_IGNORED = (
     default=lambda: float(os.environ.get("DYNOSIM_TIME_SCALE", "1")),
     help="Run cool-offs and cycling this many times faster (fidelity runs, tests).",
 )
+@click.option(
+    "--dashboard-port",
+    default=DASHBOARD_PORT,
+    show_default=True,
+    help="Dashboard port on 127.0.0.1 (0: a free one; the default: the next free one if taken).",
+)
+@click.option("--no-metrics-recorder", is_flag=True, hidden=True)  # bench_router's control leg
 def up_command(
     path: Path,
     app: str | None,
@@ -194,8 +202,12 @@ def up_command(
     dyno_keepalive: bool,
     router_engine: str,
     time_scale: float,
+    dashboard_port: int,
+    no_metrics_recorder: bool,
 ) -> None:
-    """Build PATH (default: here) into a release and run it until Ctrl-C."""
+    """Build PATH (default: here) into a release and run it until Ctrl-C, with its dashboard."""
+    from .dashboard import Dashboard
+
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
     served = App.open(path, name=app)
@@ -205,15 +217,21 @@ def up_command(
         click.echo(f" !     {ENV_IGNORED}", err=True)
     manager = ManagerOptions(
         grace=grace, boot_timeout=boot_timeout, cycling=cycling, release_timeout=release_timeout,
+        record_metrics=not no_metrics_recorder,
         **served.idling(idle_timeout, sleep_mode, quota_hours, verified),
     )  # fmt: skip
-    options = ServeOptions(
-        port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
-        router_engine=router_engine, time_scale=time_scale, local_env=local_env,
-        manager=manager,
-    )  # fmt: skip
-    _build_for_up(served, stack_name, base_image, strict_runtime, local_env)
-    served.serve(options, ready=_announce_running(served))
+    dashboard = Dashboard(lambda: App(served.name, served.path), port=dashboard_port)
+    try:
+        options = ServeOptions(
+            port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
+            router_engine=router_engine, time_scale=time_scale, local_env=local_env,
+            manager=manager, dashboard_url=dashboard.url,
+        )  # fmt: skip
+        _build_for_up(served, stack_name, base_image, strict_runtime, local_env)
+        dashboard.start()
+        served.serve(options, ready=_announce_running(served, dashboard.url))
+    finally:
+        dashboard.close()
 
 
 def _build_for_up(
@@ -235,8 +253,9 @@ def _build_for_up(
         click.echo(f"-----> .env: {len(local_env)} vars for the dynos (config vars win)")
 
 
-def _announce_running(served: App) -> Callable[[RouterEngine, Any], None]:
-    """`up`'s `ready` callback: the line (on stderr) saying what runs where."""
+def _announce_running(served: App, dashboard: str) -> Callable[[RouterEngine, Any], None]:
+    """`up`'s `ready` callback: the lines (on stderr, the owner's terminal) saying what runs
+    where, the dashboard's URL with its token among them."""
 
     def ready(router: RouterEngine, _supervisor: Any) -> None:
         current = served.current_release()
@@ -247,6 +266,7 @@ def _announce_running(served: App) -> Callable[[RouterEngine, Any], None]:
             f" (router: {router.engine})",
             err=True,
         )
+        click.echo(f"-----> Dashboard: {dashboard}", err=True)
 
     return ready
 
@@ -430,6 +450,28 @@ def metrics_command(app: str | None, process_type: str, since: str, as_json: boo
         click.echo(f"=== {process_type} metrics ⬢ {chosen.name}, last {since}, per minute")
         for line in metrics.table(found):
             click.echo(line)
+
+
+@main.command("dashboard")
+@app_option
+@click.option("--no-browser", is_flag=True, help="Only print the URL.")
+def dashboard_command(app: str | None, no_browser: bool) -> None:
+    """Open the dashboard of the app's running dynosim up (its URL carries a secret token)."""
+    import webbrowser
+
+    chosen = resolve(app)
+    url = chosen.dashboard_url()
+    if url is None:
+        raise UsageError(f"the dynosim up of {chosen.name} serves no dashboard")
+    click.echo(f"Dashboard of ⬢ {chosen.name}: {url}")
+    if no_browser:
+        return
+    try:
+        opened = webbrowser.open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        click.echo("No web browser found here; open the URL above in one.")
 
 
 @main.command("certs")

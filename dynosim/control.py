@@ -194,6 +194,10 @@ class ControlClient:
         for reply in self._replies(command, (commands.LogEntry,)):
             yield reply.line
 
+    def dashboard_url(self) -> str | None:
+        """The running `up`'s dashboard URL, token included (None: it serves none)."""
+        return self._call(commands.Dashboard(), commands.DashboardUrl).url
+
     def _replies(self, command: Command, kinds: tuple[type[R], ...]) -> Iterator[R]:
         """The command's replies of these kinds (others are skipped)."""
         for data in _request(self.app, commands.encode(command)):

@@ -93,6 +93,12 @@ class Logs(Command, name="logs"):
     source: str | None = None
 
 
+@dataclass(frozen=True)
+class Dashboard(Command, name="dashboard"):
+    """Where `up`'s dashboard serves, its token in the URL (the socket is owner-only, so the
+    token reaches only the owner); answers DashboardUrl."""
+
+
 def encode(command: Command) -> dict[str, Any]:
     """The command as the JSON object sent on the wire."""
     fields = {f.name: getattr(command, f.name) for f in dataclasses.fields(command)}
@@ -207,6 +213,13 @@ class Stopped(Reply, key="stopped"):
 @dataclass(frozen=True)
 class Started(Reply, key="dyno"):
     dyno: str
+
+
+@dataclass(frozen=True)
+class DashboardUrl(Reply, key="dashboard"):
+    """The dashboard's URL with its token; None when this `up` serves none (App.start)."""
+
+    url: str | None
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 
 class ControlHandler:
-    def __init__(self, manager: DynoManager, hub: LogHub) -> None:
-        self.manager, self.hub = manager, hub
+    def __init__(self, manager: DynoManager, hub: LogHub, dashboard_url: str | None = None) -> None:
+        self.manager, self.hub, self.dashboard_url = manager, hub, dashboard_url
         self.methods: dict[type[Command], Callable[[Any], AsyncIterator[Reply]]] = {
             commands.Ps: self.ps,
             commands.Deploy: self.deploy,
@@ -29,6 +29,7 @@ class ControlHandler:
             commands.Stop: self.stop,
             commands.RunDetached: self.run_detached,
             commands.Logs: self.logs,
+            commands.Dashboard: self.dashboard,
         }
 
     def __call__(self, command: Command) -> AsyncIterator[Reply]:
@@ -72,6 +73,9 @@ class ControlHandler:
     async def run_detached(self, command: commands.RunDetached) -> AsyncIterator[Reply]:
         name = await self.manager.run_detached(command.command_line, command.env, command.size)
         yield commands.Started(name)
+
+    async def dashboard(self, _: commands.Dashboard) -> AsyncIterator[Reply]:
+        yield commands.DashboardUrl(self.dashboard_url)
 
     async def logs(self, command: commands.Logs) -> AsyncIterator[Reply]:
         wanted = logs.Filter(command.ps, command.source)

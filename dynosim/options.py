@@ -16,6 +16,8 @@ RELEASE_TIMEOUT = 3600.0
 IDLE_TIMEOUT = 30 * 60.0
 SLEEP_MODES = ("stop", "pause")
 HOST, PORT, HTTPS_PORT = "127.0.0.1", 5000, 5443
+#: The dashboard's port; when taken, the next free one of the following 50 (Jupyter's habit).
+DASHBOARD_PORT, DASHBOARD_PORT_RETRIES = 5080, 50
 ROUTER_ENGINES = ("auto", "haproxy", "python")
 
 
@@ -30,6 +32,7 @@ class ManagerOptions:
     idle_timeout: float = IDLE_TIMEOUT
     sleep_mode: str = SLEEP_MODES[0]  # or "pause": frozen instead of stopped while asleep
     quota_hours: float = dynohours.BASE_HOURS  # the free dyno-hours pool per month
+    record_metrics: bool = True  # the Metrics tab's recorder (off only to measure its cost)
 
 
 @dataclass(frozen=True)
@@ -44,3 +47,5 @@ class ServeOptions:
     time_scale: float = 1.0  # > 1 fast-forwards cool-offs, cycling, idling, dyno hours
     local_env: dict[str, str] = field(default_factory=dict)  # the app's .env, when asked for
     manager: ManagerOptions = field(default_factory=ManagerOptions)
+    #: The dashboard's URL with its secret token, for `dynosim dashboard` (never in a repr).
+    dashboard_url: str | None = field(default=None, repr=False)

@@ -64,6 +64,10 @@ class RemoteControl:
         """`ps:wake`: start the sleeping dynos; returns once they are up."""
         self._client().wake()
 
+    def dashboard_url(self) -> str | None:
+        """The running `up`'s dashboard URL with its token (None when it serves none)."""
+        return self._client().dashboard_url()
+
     def log_stream(
         self,
         num: int = 100,

@@ -357,11 +357,13 @@ class Store:
                     (*key, tier, json.dumps(data, sort_keys=True)),
                 )
 
-    def metrics(self, app: str, since: int) -> list[tuple[int, str, str, dict]]:
-        """The app's rows from the minute `since` (Unix time) on, oldest first."""
+    def metrics(self, app: str, since: int, dynos: bool = True) -> list[tuple[int, str, str, dict]]:
+        """The app's rows from the minute `since` (Unix time) on, oldest first; without
+        `dynos`, only those of the process types and the app (a tenth of them for 10 dynos)."""
+        only_types = "" if dynos else " AND dyno = ''"
         rows = self.db.execute(
             "SELECT minute, process_type, dyno, data FROM metrics WHERE app = ? AND minute >= ?"
-            " ORDER BY minute, process_type, dyno",
+            f"{only_types} ORDER BY minute, process_type, dyno",
             (app, since),
         ).fetchall()
         return [(r["minute"], r["process_type"], r["dyno"], json.loads(r["data"])) for r in rows]

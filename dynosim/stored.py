@@ -273,11 +273,14 @@ class StoredApp:
     def formation(self) -> dict[str, formations.Entry]:
         return self.store.formation(self.name)
 
-    def metrics(self, process_type: str = "web", since: str = "1h") -> list[metrics.Minute]:
+    def metrics(
+        self, process_type: str = "web", since: str = "1h", *, dynos: bool = True
+    ) -> list[metrics.Minute]:
         """The Metrics tab's minutes of a process type from `since` ago (30m, 1h, 24h, 2d) on,
-        oldest first; none when nothing was recorded then."""
+        oldest first; none when nothing was recorded then. Without `dynos`, the minutes
+        carry no per-dyno memory and load (the dashboard's charts need only the type's)."""
         start = metrics.minute_of(time.time() - metrics.since(since))
-        return metrics.minutes(self.store.metrics(self.name, start), process_type)
+        return metrics.minutes(self.store.metrics(self.name, start, dynos), process_type)
 
     def quota_line(self, dynos: list[dict[str, Any]]) -> str | None:
         """Heroku's last `ps` line for free or eco dynos (what is left of the pool), else None."""

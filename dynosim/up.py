@@ -56,7 +56,7 @@ async def serve(
         store, app, hub, engine=DockerEngine(), options=options.manager, schedule=schedule,
         local_env=options.local_env,
     )  # fmt: skip
-    channel = control.Server(app, ControlHandler(manager, hub))
+    channel = control.Server(app, ControlHandler(manager, hub, options.dashboard_url))
     sockets = await _listen(options, channel)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)

@@ -29,14 +29,18 @@ APP = ("", "")  # the (process type, dyno) of the app's own events: deploys, con
 
 class Recorder:
     """One app's minutes under way, by (minute, process type, dyno); `flushes` counts the
-    flush rounds (tests wait on it after fast-forwarding the schedule)."""
+    flush rounds (tests wait on it after fast-forwarding the schedule). With the manager's
+    `record_metrics` off (bench_router measures the recorder's cost so) it records nothing."""
 
     def __init__(self, fleet: Fleet, store: Store) -> None:
         self.fleet, self.store = fleet, store
         self.buckets: dict[tuple[int, str, str], tab.Bucket] = {}
         self.flushes = 0
+        self.recording = fleet.options.record_metrics
         self._formation: dict[str, tuple[int, str]] | None = None
-        self._unsubscribe: Callable[[], None] | None = fleet.hub.subscribe(self.line)
+        self._unsubscribe: Callable[[], None] | None = (
+            fleet.hub.subscribe(self.line) if self.recording else None
+        )
 
     def start(self) -> asyncio.Future:
         return asyncio.ensure_future(self._run())
@@ -76,7 +80,7 @@ class Recorder:
 
     def usage(self, tracked: Tracked, used: Usage, load: loadavg.LoadAverage) -> None:
         """A formation dyno's 5-s sample: into its type's minute and its own."""
-        if tracked.role != FORMATION:
+        if tracked.role != FORMATION or not self.recording:
             return
         quota = size(tracked.size).memory_mb * tab.MB
         one = load.values()[0]
@@ -87,7 +91,7 @@ class Recorder:
         """The formation reconcile applies: a scaling event for each type that changed since
         the last one (the first one, at start, is none)."""
         now = {name: (e.quantity, e.size) for name, e in entries.items()}
-        if self._formation is not None:
+        if self._formation is not None and self.recording:
             for name in sorted(now.keys() | self._formation.keys()):
                 if now.get(name) != self._formation.get(name):
                     self.bucket(name).event("scale")
@@ -96,7 +100,7 @@ class Recorder:
     # the store
     async def _run(self) -> None:
         fleet = self.fleet
-        while not fleet.closing:
+        while not fleet.closing and self.recording:
             await fleet.schedule.sleep_paced(FLUSH_EVERY, REAL_FLOOR)
             self.flush()
             self.flushes += 1

@@ -61,6 +61,7 @@ WIRE = [
         commands.Logs(5, tail=True, ps="web", source="app"),
         {"command": "logs", "num": 5, "tail": True, "ps": "web", "source": "app"},
     ),
+    (commands.Dashboard(), {"command": "dashboard"}),
 ]
 
 
@@ -121,6 +122,11 @@ REPLIES = [
     (commands.Stopped("web.2"), {"stopped": "web.2"}),
     (commands.Started("run.1"), {"dyno": "run.1"}),
     (commands.LogEntry(LINE), LINE.to_json()),
+    (
+        commands.DashboardUrl("http://127.0.0.1:5080/?token=t"),
+        {"dashboard": "http://127.0.0.1:5080/?token=t"},
+    ),
+    (commands.DashboardUrl(None), {"dashboard": None}),
 ]
 
 
@@ -199,6 +205,7 @@ def test_the_handler_answers_every_command():
             [("run_detached", "ls", {"A": "1"}, "Basic")],
             [commands.Started("run.1")],
         ),
+        (commands.Dashboard(), [], [commands.DashboardUrl(None)]),
     ],
     ids=lambda c: getattr(c, "name", ""),
 )
@@ -415,6 +422,12 @@ def test_a_second_server_for_the_same_app_is_refused():
 
     with pytest.raises(UsageError, match="already running for app demo"):
         serving(fake, body)
+
+
+def test_the_dashboard_url_reaches_the_client_over_the_owner_only_socket():
+    url = "http://127.0.0.1:5080/?token=secret"
+    handler = ControlHandler(None, None, url)
+    assert serving(handler, lambda: ControlClient("demo").dashboard_url()) == url
 
 
 def test_a_stale_socket_file_is_replaced():
