@@ -15,8 +15,13 @@ puts the proxies and wrk on CPU 0 and the dynos and Docker on CPU 1, as on Herok
 routers and dynos do not share machines. --py-spy samples the `up` process during one more
 router leg and prints where its time went. Needs wrk and nginx (apt-get install wrk
 nginx-light), and for --py-spy, py-spy (pip install py-spy).
+
+--metrics-cost runs only the router leg, against two `up`s of the example app side by side (3
+web dynos each): one recording the Metrics tab as always, one with its recorder off (`up
+--no-metrics-recorder`, there for this); the legs alternate, and each round's throughput ratio
+(on / off) gives the median and its spread. Goal: the recorder costs at most 2%.
 Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--router haproxy|python]
-       [--pin] [--py-spy] [--json F]
+       [--pin] [--py-spy] [--metrics-cost] [--json F]
 """
 
 from __future__ import annotations
@@ -107,9 +112,9 @@ def wrk(url: str, seconds: int, connections: int, cpus: str = "") -> tuple[float
     return rate, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def web_addresses() -> list[str]:
+def web_addresses(app: str = APP) -> list[str]:
     containers = docker_client.client().containers.list(
-        filters={"label": [f"dynosim.app={APP}", "dynosim=dyno", "dynosim.type=web"]}
+        filters={"label": [f"dynosim.app={app}", "dynosim=dyno", "dynosim.type=web"]}
     )
     return sorted(
         n["IPAddress"]
@@ -199,6 +204,65 @@ def sample(pid: int, url: str, seconds: int, cpus: str) -> dict[str, object]:
     return {"threads": shares(threads, 5), "functions": shares(functions, 15)}
 
 
+def start_up(work: Path, app: str, router: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    """`dynosim up` of a copy of the example app with 3 web dynos and no worker, once its
+    router reaches every one of them: (process, router URL)."""
+    app_dir = work / app
+    shutil.copytree(EXAMPLE, app_dir)
+    port = free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", app, "--port", str(port),
+         "--https-port", "0", "--dashboard-port", "0", "--grace", "5", "--router", router,
+         *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    until(lambda: requests.get(url, timeout=5).ok)
+    subprocess.run([sys.executable, "-m", "dynosim", "ps:scale", "-a", app, f"web={DYNOS}",
+                    "worker=0"], check=True, capture_output=True)  # fmt: skip
+    until(lambda: len(web_addresses(app)) == DYNOS)
+    until(lambda: {requests.get(url, timeout=5).json()["dyno"] for _ in range(30)}
+          == {f"web.{n}" for n in range(1, DYNOS + 1)})  # fmt: skip
+    return up, url
+
+
+def metrics_cost(args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """The router leg with the Metrics recorder on and off, alternating over the rounds."""
+    ups = []
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        ups.append(start_up(work, APP, args.router))
+        ups.append(start_up(work, f"{APP}-off", args.router, "--no-metrics-recorder"))
+        legs = {"on": ups[0][1], "off": ups[1][1]}
+        for url in legs.values():
+            wrk(url, 2, CONNECTIONS)  # warm up the dynos' workers
+        for round_number in range(args.rounds):
+            order = list(legs.items())
+            if round_number % 2:
+                order.reverse()
+            for name, url in order:
+                rates[name].append(wrk(url, args.seconds, CONNECTIONS)[0])
+            print(f"round {round_number + 1}: on={rates['on'][-1]:.1f} off={rates['off'][-1]:.1f}",
+                  flush=True)  # fmt: skip
+    finally:
+        for up, _ in ups:
+            up.send_signal(signal.SIGINT)
+        for up, _ in ups:
+            up.wait(120)
+    ratios = sorted(on / off for on, off in zip(rates["on"], rates["off"], strict=True))
+    return {
+        "rounds": args.rounds,
+        "seconds_per_leg": args.seconds,
+        "router": args.router,
+        "connections": CONNECTIONS,
+        "median_rps_metrics_on": round(statistics.median(rates["on"]), 1),
+        "median_rps_metrics_off": round(statistics.median(rates["off"]), 1),
+        "median_ratio_on_to_off": round(statistics.median(ratios), 4),
+        "ratio_spread": [round(ratios[0], 4), round(ratios[-1], 4)],
+        "samples": rates,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -206,6 +270,7 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true", help="proxies on CPU 0, dynos on CPU 1")
     parser.add_argument("--py-spy", action="store_true", help="sample the router with py-spy")
     parser.add_argument("--router", default="auto", help="dynosim's router engine (up --router)")
+    parser.add_argument("--metrics-cost", action="store_true", help="the recorder on vs off")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     for tool in ("wrk", "nginx", *(["py-spy"] if args.py_spy else [])):
@@ -213,6 +278,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dynosim-bench-"))
     work.chmod(0o755)  # nginx's workers (nobody) write their temp files below it
     os.environ.setdefault("DYNOSIM_HOME", str(work / "home"))
+    if args.metrics_cost:
+        report(metrics_cost(args, work), args.json)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     app_dir = work / APP
     shutil.copytree(EXAMPLE, app_dir)
     port, tls_port = free_port(), free_port()

@@ -37,6 +37,7 @@ class Recorder:
         self.buckets: dict[tuple[int, str, str], tab.Bucket] = {}
         self.flushes = 0
         self.recording = fleet.options.record_metrics
+        self._minute, self._minute_ends = 0, float("-inf")  # the schedule's, from `now()`
         self._formation: dict[str, tuple[int, str]] | None = None
         self._unsubscribe: Callable[[], None] | None = (
             fleet.hub.subscribe(self.line) if self.recording else None
@@ -53,7 +54,15 @@ class Recorder:
             self.flush(everything=True)
 
     def minute(self) -> int:
-        return tab.minute_of(self.fleet.schedule.wall().timestamp())
+        """The schedule's minute now; worked out again only once the schedule passed the end
+        of the last one (every request's line asks, and `wall` makes a datetime)."""
+        schedule = self.fleet.schedule
+        now = schedule.now()
+        if now >= self._minute_ends:
+            wall = schedule.wall().timestamp()
+            self._minute = tab.minute_of(wall)
+            self._minute_ends = now + (self._minute + tab.MINUTE - wall)
+        return self._minute
 
     def bucket(self, process_type: str, dyno: str = "") -> tab.Bucket:
         key = (self.minute(), process_type, dyno)

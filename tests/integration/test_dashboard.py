@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import uuid
 
@@ -36,7 +35,7 @@ def until(check, timeout: float, what: str):
     return found
 
 
-def test_the_dashboard_in_a_real_browser(up, example_app, tmp_path):
+def test_the_dashboard_in_a_real_browser(up, example_app):
     # 60x: a schedule minute is 1 s, so the minutes of the requests are stored at once
     process = up(example_app, "--time-scale", "60", "--dashboard-port", "0")
     url = process.wait_for(r"-----> Dashboard: (http://127\.0\.0\.1:\d+/\?token=\S+)")[1]
@@ -80,15 +79,22 @@ def test_the_dashboard_in_a_real_browser(up, example_app, tmp_path):
         process.wait_for(r"heroku\[web\.2\]: State changed from starting to up", 60)
         ps = dynosim("ps", "-a", "flask-app", "--json", timeout=30)
         assert "web.2" in {row["name"] for row in json.loads(ps.stdout)}
-        _screenshot(browser, tmp_path)
+        _screenshot(browser, process)
     finally:
         browser.quit()
 
 
-def _screenshot(browser, tmp_path) -> None:
-    """The page once the charts hold data, for the docs when DYNOSIM_SCREENSHOT says where."""
-    time.sleep(6)  # a metrics poll after the scale: its event and memory samples
-    shot = tmp_path / "dashboard.png"
-    browser.save_screenshot(str(shot))
-    if target := os.environ.get("DYNOSIM_SCREENSHOT"):
-        shutil.copy(shot, target)
+def _screenshot(browser, process) -> None:
+    """With DYNOSIM_SCREENSHOT=path, the page after a few more (schedule) minutes of traffic
+    and a config change, saved there (docs/dashboard.png)."""
+    target = os.environ.get("DYNOSIM_SCREENSHOT")
+    if not target:
+        return
+    with requests.Session() as session:
+        for n in range(240):  # 12 s: 12 minutes of the 60x schedule
+            session.get(process.url + ("/stores/none" if n % 7 == 0 else "/"), timeout=30)
+            time.sleep(0.05)
+    changed = dynosim("config:set", "-a", "flask-app", "GREETING=hello", timeout=120)
+    assert changed.returncode == 0, changed.stderr
+    time.sleep(8)  # a metrics poll after it
+    browser.save_screenshot(target)

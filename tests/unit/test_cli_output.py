@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from test_cli import isolated_state, run  # noqa: F401  (isolated_state: DYNOSIM_HOME, autouse)
 from test_operations import deployed  # noqa: F401  (the demo app, used by every test)
 
+from dynosim.api import App
 from dynosim.cli import main
 from dynosim.docker import client as docker_client
 from dynosim.docker import dynos
@@ -515,11 +516,43 @@ def test_bad_formation_changes_are_one_line_and_exit_2(args, error):
             (["ps:sleep"], ""),
             (["ps:wake"], ""),
             (["run:detached", "python", "w.py"], ""),
+            (["dashboard"], ""),
         ]
     ),
 )
 def test_commands_needing_a_running_up_are_one_line_and_exit_1(args, stdout):
     assert outcome(run(args[0], "-a", "demo", *args[1:])) == (1, stdout, NOT_RUNNING)
+
+
+DASHBOARD = "http://127.0.0.1:5080/?token=abc"
+
+
+@pytest.mark.parametrize(
+    ("args", "opens", "stdout"),
+    [
+        ([], True, f"Dashboard of ⬢ demo: {DASHBOARD}\n"),
+        ([], False, f"Dashboard of ⬢ demo: {DASHBOARD}\n"
+                    "No web browser found here; open the URL above in one.\n"),
+        (["--no-browser"], None, f"Dashboard of ⬢ demo: {DASHBOARD}\n"),
+    ],
+)  # fmt: skip
+def test_dashboard_prints_the_url_and_opens_a_browser_where_there_is_one(
+    monkeypatch, args, opens, stdout
+):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(App, "dashboard_url", lambda self: DASHBOARD)
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or opens)
+    assert outcome(run("dashboard", "-a", "demo", *args)) == (0, stdout, "")
+    assert opened == ([] if opens is None else [DASHBOARD])
+
+
+def test_dashboard_of_an_up_serving_none_is_one_line_and_exit_2(monkeypatch):
+    monkeypatch.setattr(App, "dashboard_url", lambda self: None)
+    assert outcome(run("dashboard", "-a", "demo")) == (
+        2, "", "error: the dynosim up of demo serves no dashboard\n"
+    )  # fmt: skip
 
 
 # -- which app -------------------------------------------------------------------------------

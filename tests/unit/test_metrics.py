@@ -37,8 +37,22 @@ def test_haproxys_line_made_into_herokus_reads_the_same():
     assert metrics.router_request(line) == metrics.Request("web.1", 201, 12, "")
 
 
+def test_a_path_cannot_fake_the_fields_the_router_writes_after_it():
+    path = '/x" dyno=web.9 connect=1ms service=9ms status=500 bytes=1 protocol=http y="'
+    fields = wire.Fields("GET", path, "demo.localhost", "rid", "1.2.3.4", "http")
+    line = wire.log_line(fields, "info", "", "web.2", 0.001, 0.042, 404, 10)
+    assert metrics.router_request(line) == metrics.Request("web.2", 404, 42, "")
+
+
 @pytest.mark.parametrize(
-    "message", ["State changed from up to crashed", "Starting process with command `x`", ""]
+    "message",
+    [
+        "State changed from up to crashed",
+        "Starting process with command `x`",
+        "",
+        "at=info dyno=web.1 connect=1ms service=2ms status=2xx bytes=1 protocol=http",
+        "note dyno=web.1 connect=1ms service=2ms status=200 bytes=1 protocol=http",
+    ],
 )
 def test_other_router_lines_are_no_request(message):
     assert metrics.router_request(message) is None

@@ -118,8 +118,8 @@ function renderOverview(data) {
 
 function renderConfig(names) {
   const body = document.querySelector("#config tbody");
-  const shown = [...body.rows].map((row) => row.dataset.key);
-  if (shown.join("\n") === names.join("\n")) return; // keep revealed values
+  const shown = [...body.rows].map((row) => row.dataset.key || "");
+  if (body.rows.length && shown.join("\n") === names.join("\n")) return; // keep revealed values
   body.replaceChildren(...names.map((name) => {
     const value = el("td", { className: "value" });
     const reveal = el("button", { type: "button", className: "small", textContent: "Reveal",
@@ -147,16 +147,19 @@ async function refreshOverview() {
 
 // -- metrics --------------------------------------------------------------------------------
 
-function layout(title, unit, marks) {
+function layout(title, unit, marks, range) {
   return { title: { text: title, font: { size: 13 }, x: 0, xanchor: "left" },
     margin: { l: 48, r: 12, t: 28, b: 28 }, showlegend: true,
     legend: { orientation: "h", x: 1, xanchor: "right", y: 1.18, font: { size: 11 } },
-    xaxis: { type: "date" }, yaxis: { title: { text: unit }, rangemode: "tozero" },
+    xaxis: { type: "date", range }, yaxis: { title: { text: unit }, rangemode: "tozero" },
     shapes: marks, uirevision: "keep" };
 }
 
+const SPARSE = 180; // fewer points than this get markers too (a lone minute has no line)
+
 function line(name, x, y, extra) {
-  return { name, x, y, type: "scatter", mode: "lines", connectgaps: false, ...extra };
+  const mode = x.length < SPARSE ? "lines+markers" : "lines";
+  return { name, x, y, type: "scatter", mode, marker: { size: 4 }, connectgaps: false, ...extra };
 }
 
 function charts(series) {
@@ -171,28 +174,30 @@ function charts(series) {
       y: found.map(() => kind), text: found.map((e) => `${kind} ×${e.count}`), hoverinfo: "x+text",
       marker: { size: 9, color: MARKED[kind] || "#e53935", symbol: kind in MARKED ? "diamond" : "x" } };
   });
-  const rt = series.response_ms, mem = series.memory_mb;
+  const rt = series.response_ms, mem = series.memory_mb, range = rangeOf(x);
   return {
-    "chart-events": [events, { ...layout("Events", "", []), showlegend: false,
-      yaxis: { type: "category", automargin: true }, xaxis: { type: "date", range: rangeOf(x) } }],
+    "chart-events": [events, { ...layout("Events", "", [], range), showlegend: false,
+      yaxis: { type: "category", automargin: true } }],
     "chart-response": [["p50", "p95", "p99", "max"].map((p) => line(p, x, rt[p])),
-      layout("Response Time", "ms", marks)],
+      layout("Response Time", "ms", marks, range)],
     // stacked areas, not bars: a day is 1440 minutes, one path per class draws fast
     "chart-throughput": [Object.keys(COLORS).map((kind) => ({ name: kind, x,
       y: series.requests[kind].map((n) => n || 0), type: "scatter", mode: "lines",
       stackgroup: "requests", line: { color: COLORS[kind], width: 1, shape: "hv" } })),
-      layout("Throughput (requests per minute, by status)", "requests", marks)],
+      layout("Throughput (requests per minute, by status)", "requests", marks, range)],
     "chart-memory": [[line("RSS (mean)", x, mem.rss), line("RSS (max)", x, mem.rss_max),
       line("Swap (max)", x, mem.swap_max),
       line("Quota", x, mem.quota, { line: { dash: "dash", color: "#c62828" } })],
-      layout("Memory Usage", "MB", marks)],
+      layout("Memory Usage", "MB", marks, range)],
     "chart-load": [[line("mean", x, series.load.mean), line("max", x, series.load.max)],
-      layout("Dyno Load", "load", marks)],
+      layout("Dyno Load", "load", marks, range)],
   };
 }
 
 function rangeOf(x) {
-  return x.length ? [x[0], x[x.length - 1]] : undefined;
+  // a minute's room on each side, so the first and last events show whole
+  const minute = 60000;
+  return x.length ? [Date.parse(x[0]) - minute, Date.parse(x[x.length - 1]) + minute] : undefined;
 }
 
 async function refreshMetrics() {
