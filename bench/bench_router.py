@@ -230,18 +230,24 @@ def metrics_cost(args: argparse.Namespace, work: Path) -> dict[str, object]:
     """The router leg with the Metrics recorder on and off, alternating over the rounds."""
     ups = []
     rates: dict[str, list[float]] = {"on": [], "off": []}
+    up_cpu: dict[str, list[float]] = {"on": [], "off": []}  # ms per request of its `up`
+    total_cpu: dict[str, list[float]] = {"on": [], "off": []}  # of everything measured
     try:
         ups.append(start_up(work, APP, args.router))
         ups.append(start_up(work, f"{APP}-off", args.router, "--no-metrics-recorder"))
-        legs = {"on": ups[0][1], "off": ups[1][1]}
-        for url in legs.values():
+        legs = {"on": ups[0], "off": ups[1]}
+        for _, url in legs.values():
             wrk(url, 2, CONNECTIONS)  # warm up the dynos' workers
         for round_number in range(args.rounds):
             order = list(legs.items())
             if round_number % 2:
                 order.reverse()
-            for name, url in order:
+            for name, (up, url) in order:
+                meter = Meter(up.pid)
                 rates[name].append(wrk(url, args.seconds, CONNECTIONS)[0])
+                parts = meter.per_request(rates[name][-1] * args.seconds)
+                up_cpu[name].append(parts.get("dynosim up", 0.0))
+                total_cpu[name].append(sum(parts.values()))
             print(f"round {round_number + 1}: on={rates['on'][-1]:.1f} off={rates['off'][-1]:.1f}",
                   flush=True)  # fmt: skip
     finally:
@@ -250,6 +256,7 @@ def metrics_cost(args: argparse.Namespace, work: Path) -> dict[str, object]:
         for up, _ in ups:
             up.wait(120)
     ratios = sorted(on / off for on, off in zip(rates["on"], rates["off"], strict=True))
+    up_on, up_off = statistics.median(up_cpu["on"]), statistics.median(up_cpu["off"])
     return {
         "rounds": args.rounds,
         "seconds_per_leg": args.seconds,
@@ -259,7 +266,15 @@ def metrics_cost(args: argparse.Namespace, work: Path) -> dict[str, object]:
         "median_rps_metrics_off": round(statistics.median(rates["off"]), 1),
         "median_ratio_on_to_off": round(statistics.median(ratios), 4),
         "ratio_spread": [round(ratios[0], 4), round(ratios[-1], 4)],
-        "samples": rates,
+        # on a machine the legs keep busy, throughput follows CPU per request: the recorder's
+        # share of it, measured where it runs (the `up` process), is its cost, less noisy
+        "up_cpu_ms_per_request_on": round(up_on, 4),
+        "up_cpu_ms_per_request_off": round(up_off, 4),
+        "all_cpu_ms_per_request_on": round(statistics.median(total_cpu["on"]), 4),
+        "recorder_share_of_cpu_per_request": round(
+            (up_on - up_off) / statistics.median(total_cpu["on"]), 4
+        ),
+        "samples": {"rps": rates, "up_cpu_ms": up_cpu, "all_cpu_ms": total_cpu},
     }
 
 
