@@ -19,9 +19,10 @@ nginx-light), and for --py-spy, py-spy (pip install py-spy).
 --metrics-cost runs only the router leg, against two `up`s of the example app side by side (3
 web dynos each): one recording the Metrics tab as always, one with its recorder off (`up
 --no-metrics-recorder`, there for this); the legs alternate, and each round's throughput ratio
-(on / off) gives the median and its spread. Goal: the recorder costs at most 2%.
+(on / off) gives the median and its spread. Goal: the recorder costs at most 2%. With --same
+both record (an A/A run: what the two `up`s differ by without the recorder).
 Usage: python bench/bench_router.py [--rounds 3] [--seconds 10] [--router haproxy|python]
-       [--pin] [--py-spy] [--metrics-cost] [--json F]
+       [--pin] [--py-spy] [--metrics-cost [--same]] [--json F]
 """
 
 from __future__ import annotations
@@ -234,7 +235,8 @@ def metrics_cost(args: argparse.Namespace, work: Path) -> dict[str, object]:
     total_cpu: dict[str, list[float]] = {"on": [], "off": []}  # of everything measured
     try:
         ups.append(start_up(work, APP, args.router))
-        ups.append(start_up(work, f"{APP}-off", args.router, "--no-metrics-recorder"))
+        off = () if args.same else ("--no-metrics-recorder",)  # --same: an A/A control run
+        ups.append(start_up(work, f"{APP}-off", args.router, *off))
         legs = {"on": ups[0], "off": ups[1]}
         for _, url in legs.values():
             wrk(url, 2, CONNECTIONS)  # warm up the dynos' workers
@@ -286,6 +288,7 @@ def main() -> None:
     parser.add_argument("--py-spy", action="store_true", help="sample the router with py-spy")
     parser.add_argument("--router", default="auto", help="dynosim's router engine (up --router)")
     parser.add_argument("--metrics-cost", action="store_true", help="the recorder on vs off")
+    parser.add_argument("--same", action="store_true", help="--metrics-cost with it on in both")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     for tool in ("wrk", "nginx", *(["py-spy"] if args.py_spy else [])):

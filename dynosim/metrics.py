@@ -104,7 +104,7 @@ def router_request(message: str) -> Request | None:
         return None
     took = service[8:-2]
     ms = int(took) if service.endswith("ms") and took.isdigit() else None
-    code = CODE.match(head)
+    code = None if head.startswith("at=info") else CODE.match(head)
     return Request(dyno[5:], int(status[7:]), ms, code[1] if code else "")
 
 

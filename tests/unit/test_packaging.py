@@ -1,4 +1,5 @@
-"""A non-editable install carries the runtime (Dockerfile template, launcher, uWSGI defaults)."""
+"""A non-editable install carries the runtime (Dockerfile template, launcher, uWSGI defaults)
+and the dashboard's page."""
 
 import subprocess
 import sys
@@ -19,3 +20,5 @@ def test_the_wheel_ships_the_python_runtime(tmp_path):
     for name in ("Dockerfile.template", "dyno-launch", "build-step"):
         assert f"dynosim/runtimes/python/{name}" in names
     assert "dynosim/cli.py" in names
+    for name in ("index.html", "dashboard.js", "dashboard.css"):  # the dashboard's page
+        assert f"dynosim/dashboard/static/{name}" in names
