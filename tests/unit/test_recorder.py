@@ -144,3 +144,23 @@ def test_a_minute_stored_twice_is_merged(tmp_path):
     assert data["requests"] == {"2xx": 1, "4xx": 1} and data["events"] == {"deploy": 1}
     assert data["response_ms"]["count"] == 2 and data["response_ms"]["max"] == 30
     store.close()
+
+
+def test_with_the_recorder_off_nothing_is_recorded(harness):
+    """`up --no-metrics-recorder` (bench_router's control leg): no minute, no flush."""
+    h = harness(by_type(web=Program(usage=USAGE)), record_metrics=False)
+    h.release()
+    h.scale(web=1, worker=0)
+
+    async def test():
+        await h.start()
+        await h.until(lambda: h.state("web.1") == "up", "web up")
+        router(h, 200, 0.01)
+        await tick(h)
+        h.schedule.advance(recorder.FLUSH_EVERY)
+        await tick(h)
+        await h.manager.shutdown()
+        assert h.store.metrics(APP, 0) == [] and h.manager.recorder.buckets == {}
+        assert h.manager.recorder.flushes == 0
+
+    run(test)
