@@ -6,8 +6,9 @@ selenium) loading the page until its `charts-ready` mark: every chart drawn with
 Each cold load is a fresh browser profile (Plotly's bundle fetched and compiled); each warm
 load a reload in the last one (the bundle from the browser's cache). Prints the medians of the
 `charts-ready` mark and of the first contentful paint (ms since navigation start), with the
-metrics JSON's size. Goal: charts-ready under 1 s.
-Usage: python bench/bench_dashboard.py [--loads 5] [--json F]
+metrics JSON's size. Goal: charts-ready under 1 s. --full-bundle serves the `plotly` package's
+full bundle, as a pip install without scripts/setup's npm step does.
+Usage: python bench/bench_dashboard.py [--loads 5] [--full-bundle] [--json F]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from common import report  # noqa: E402
 
 from dynosim import formation, metrics  # noqa: E402
 from dynosim.api import App  # noqa: E402
-from dynosim.dashboard import Dashboard  # noqa: E402
+from dynosim.dashboard import Dashboard, server  # noqa: E402
 from dynosim.store import SUCCEEDED, Store  # noqa: E402
 
 APP, DYNOS, MINUTES = "dashbench", 10, 24 * 60
@@ -86,8 +87,11 @@ def load(browser, url: str) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--full-bundle", action="store_true", help="not Plotly's basic bundle")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.full_bundle:
+        server.PLOTLY_BASIC = Path(os.devnull) / "none"
     os.environ["DYNOSIM_HOME"] = tempfile.mkdtemp(prefix="dynosim-dashbench-")
     store = Store()
     rows = fill(store)
@@ -118,6 +122,7 @@ def main() -> None:
 
     report(
         {
+            "plotly_bundle_bytes": len(dashboard.plotly()[0]),
             "metric_rows": rows,
             "metrics_json_bytes": size[0],
             "metrics_json_gzip_bytes": size[1],
