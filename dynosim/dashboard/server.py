@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .. import listeners
 from ..control import NotRunning
-from ..errors import DynosimError, UsageError
+from ..errors import DynosimError, UsageError, as_dynosim_error
 from ..options import DASHBOARD_PORT, DASHBOARD_PORT_RETRIES, HOST
 from . import access, views
 
@@ -101,13 +101,10 @@ class Dashboard:
 def _listen(host: str, port: int):
     """The listening socket: `port`, or when the default one is taken, the next free one."""
     tries = DASHBOARD_PORT_RETRIES if port == DASHBOARD_PORT else 0
-    for n in range(tries + 1):
-        try:
-            return listeners.listen(host, port + n if port else 0, "--dashboard-port")
-        except UsageError:
-            if n == tries:
-                raise
-    raise AssertionError("unreachable")
+    for n in range(tries):
+        with contextlib.suppress(UsageError):
+            return listeners.listen(host, port + n, "--dashboard-port")
+    return listeners.listen(host, port + tries, "--dashboard-port")
 
 
 class _Server(ThreadingHTTPServer):
@@ -203,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
         except DynosimError as exc:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": exc.format_message()})
+        except Exception as exc:  # a Docker engine gone, a bug: one line, no traceback
+            error = as_dynosim_error(exc).format_message()
+            return self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": error})
         self._json(HTTPStatus.OK, result)
 
     def _json(self, status: HTTPStatus, data: Any) -> None:

@@ -46,7 +46,7 @@ class FakeApp:
 
     name, running = "demo", True
     calls: list[tuple] = []
-    not_running = False
+    not_running = broken = False
 
     def __init__(self):
         self.addons = FakeAddons()
@@ -72,6 +72,8 @@ class FakeApp:
         ]
 
     def releases(self, num):
+        if FakeApp.broken:
+            raise ConnectionRefusedError("engine gone")
         return [RELEASE]
 
     def config(self):
@@ -103,7 +105,7 @@ class FakeApp:
 
 @pytest.fixture
 def dashboard():
-    FakeApp.calls, FakeApp.not_running = [], False
+    FakeApp.calls, FakeApp.not_running, FakeApp.broken = [], False, False
     served = Dashboard(FakeApp, port=0)
     served.start()
     yield served
@@ -244,6 +246,13 @@ def test_no_running_up_is_a_503(session, dashboard):
     FakeApp.not_running = True
     answer = session.get(base(dashboard) + "/api/overview", timeout=5)
     assert answer.status_code == 503 and "no dynosim up is running" in answer.json()["error"]
+
+
+def test_any_other_failure_is_a_500_with_one_line(session, dashboard, capfd):
+    FakeApp.broken = True
+    answer = session.get(base(dashboard) + "/api/overview", timeout=5)
+    assert answer.status_code == 500 and "engine gone" in answer.json()["error"]
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_the_log_tail_is_a_stream_of_events(session, dashboard):
