@@ -26,6 +26,7 @@ def overview(app: App) -> dict[str, Any]:
     formation = app.formation()
     dynos = [{key: row.get(key) for key in DYNO_FIELDS} for row in app.dynos()]
     types = sorted(formation, key=lambda name: (name != "web", name))
+    releases = app.releases(RELEASES)
     return {
         "app": app.name,
         "running": app.running,
@@ -42,12 +43,12 @@ def overview(app: App) -> dict[str, Any]:
         ],
         "one_offs": [d for d in dynos if d["type"] not in formation],
         "sizes": [size.name for size in formations.SIZES.values()],
-        "releases": [_release(release) for release in app.releases(RELEASES)],
+        "releases": [_release(release) for release in releases],
         "addons": [
             {"name": a.name, "service": a.service, "plan": a.plan, "config_var": a.config_var}
             for a in app.addons.attached()
         ],
-        "config_vars": sorted(app.config()),
+        "config_vars": sorted(app.config()) if releases else [],  # none before the first
     }
 
 
