@@ -34,11 +34,13 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Cluster:
-    """A cluster made here: its id (in every name and label) and its nodes, node1 the manager."""
+    """A cluster made here: its id (in every name and label), the engine its nodes run on
+    (DOCKER_HOST when it was made) and its nodes, node1 the manager."""
 
     id: str
     size: int
     folder: Path
+    engine: str
 
     @property
     def network(self) -> str:
@@ -48,6 +50,7 @@ class Cluster:
     def nodes(self) -> list[docker_cluster.Node]:
         return [
             docker_cluster.Node(
+                self.engine,
                 f"{self.network}-node{n}",
                 f"node{n}",
                 f"{self.network}-node{n}",
@@ -87,7 +90,9 @@ def current() -> Cluster | None:
     """The cluster this state folder made, if any."""
     try:
         recorded = json.loads((folder() / "cluster.json").read_text())
-        return Cluster(str(recorded["id"]), int(recorded["nodes"]), folder())
+        return Cluster(
+            str(recorded["id"]), int(recorded["nodes"]), folder(), str(recorded["engine"])
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -118,7 +123,7 @@ def create(size: int, progress: Progress) -> Cluster:
             f"a cluster of {found.size} nodes exists already ({found.docker_host});"
             " remove it first with: dynosim cluster:destroy"
         )
-    made = Cluster(secrets.token_hex(3), size, folder())
+    made = Cluster(secrets.token_hex(3), size, folder(), docker_cluster.local_engine())
     if len(str(made.nodes[-1].socket)) > MAX_SOCKET_PATH:
         raise UsageError(
             f"{made.nodes[-1].socket}: too long for a unix socket; set DYNOSIM_HOME to a"
@@ -143,13 +148,13 @@ def _record(made: Cluster) -> None:
     for node in made.nodes:
         node.api_dir.mkdir(mode=0o700)
         node.api_dir.chmod(0o700)
-    record = {"id": made.id, "nodes": made.size}
+    record = {"id": made.id, "nodes": made.size, "engine": made.engine}
     (made.folder / "cluster.json").write_text(json.dumps(record) + "\n")
 
 
 def _start(made: Cluster, progress: Progress) -> None:
     progress(f"Creating network {made.network}")
-    docker_cluster.create_network(made.network, made.id)
+    docker_cluster.create_network(made.engine, made.network, made.id)
     progress(f"Starting {made.size} Docker engines")
     command = dockerd_command(os.getgid())
     for node in made.nodes:
@@ -173,15 +178,10 @@ def destroy(progress: Progress) -> Cluster:
 
 
 def _remove(made: Cluster) -> None:
-    docker_cluster.remove(docker_cluster.owned(made.id), STOP_GRACE)
+    docker_cluster.remove(made.engine, docker_cluster.owned(made.engine, made.id), STOP_GRACE)
     shutil.rmtree(made.folder, ignore_errors=True)
 
 
 def node_states(made: Cluster) -> list[docker_cluster.NodeState]:
     """The Swarm's nodes as its manager lists them."""
     return docker_cluster.nodes(made.nodes[0].socket)
-
-
-def leftovers(made: Cluster) -> docker_cluster.Owned:
-    """What is left of a cluster on the engine (nothing, after destroy)."""
-    return docker_cluster.owned(made.id)

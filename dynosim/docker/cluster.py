@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,10 +33,17 @@ SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
 UNMASKED = {"MaskedPaths": [], "ReadonlyPaths": []}
 
 
+#: Nodes report to the manager every second (Swarm's default: 5 s), so a node that dies is
+#: marked down in seconds rather than in about 12 (docs/architecture.md, "A node that fails").
+HEARTBEAT_NS = 1_000_000_000
+
+
 @dataclass(frozen=True)
 class Node:
-    """One node: its container and volume names, hostname and the host folder of its socket."""
+    """One node: the engine it runs on (a DOCKER_HOST), its container and volume names,
+    hostname and the host folder of its socket."""
 
+    engine: str
     container: str
     hostname: str
     volume: str
@@ -66,13 +75,29 @@ class Owned:
         return bool(self.containers or self.volumes or self.networks)
 
 
+def local_engine() -> str:
+    """The engine DOCKER_HOST names now (where a new cluster's nodes go)."""
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def host(engine: str) -> docker.DockerClient:
+    """The engine a cluster's nodes run on: the usual client while DOCKER_HOST still names it
+    (after `export DOCKER_HOST=<the manager>` it names the cluster instead)."""
+    return client.client() if engine == local_engine() else _other(engine)
+
+
+@functools.cache
+def _other(engine: str) -> docker.DockerClient:
+    return docker.DockerClient(base_url=engine, timeout=120)
+
+
 def labels(cluster: str) -> dict[str, str]:
     return {client.LABEL: ROLE, LABEL_CLUSTER: cluster}
 
 
 @client.engine_errors
-def create_network(name: str, cluster: str) -> None:
-    client.client().networks.create(name, driver="bridge", labels=labels(cluster))
+def create_network(engine: str, name: str, cluster: str) -> None:
+    host(engine).networks.create(name, driver="bridge", labels=labels(cluster))
 
 
 @client.engine_errors
@@ -80,7 +105,7 @@ def start_node(node: Node, image: str, network: str, cluster: str, command: list
     """Create and start a node: its engine's data in its own volume (so the engine's
     overlay2 sits on the volume's filesystem, not on another overlay), the host's cgroups
     writable, /run a tmpfs, the socket folder mounted at API_DIR."""
-    engine = client.client()
+    engine = host(node.engine)
     engine.volumes.create(node.volume, labels=labels(cluster))
     api = engine.api
     host_config = api.create_host_config(
@@ -112,7 +137,7 @@ def start_node(node: Node, image: str, network: str, cluster: str, command: list
 def address(node: Node, network: str) -> str:
     """The node's address on the cluster network (where Swarm's ports and published ports
     are)."""
-    attrs = client.client().api.inspect_container(node.container)
+    attrs = host(node.engine).api.inspect_container(node.container)
     return attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
@@ -136,7 +161,7 @@ def wait_for_engine(node: Node, timeout: float) -> None:
                 with node_client(node.socket) as engine:
                     engine.ping()
                 return
-        state = client.client().api.inspect_container(node.container)["State"]
+        state = host(node.engine).api.inspect_container(node.container)["State"]
         if not state["Running"] or time.monotonic() > deadline:
             why = "stopped" if not state["Running"] else f"did not answer within {timeout:.0f} s"
             raise EngineError(f"cluster node {node.hostname}: its Docker engine {why}{_last(node)}")
@@ -145,7 +170,7 @@ def wait_for_engine(node: Node, timeout: float) -> None:
 
 def _last(node: Node) -> str:
     with contextlib.suppress(docker.errors.DockerException):
-        lines = client.client().api.logs(node.container, tail=1).decode(errors="replace")
+        lines = host(node.engine).api.logs(node.container, tail=1).decode(errors="replace")
         if lines.strip():
             return f": {lines.strip()[:300]}"
     return ""
@@ -153,10 +178,15 @@ def _last(node: Node) -> str:
 
 @client.engine_errors
 def form_swarm(manager: Node, workers: list[Node], network: str) -> None:
-    """`swarm init` on the manager, advertising its cluster address; every worker joins it."""
+    """`swarm init` on the manager, advertising its cluster address, with a short heartbeat;
+    every worker joins it."""
     advertise = address(manager, network)
     with node_client(manager.socket) as engine:
-        engine.swarm.init(advertise_addr=advertise, listen_addr=f"{advertise}:2377")
+        engine.swarm.init(
+            advertise_addr=advertise,
+            listen_addr=f"{advertise}:2377",
+            dispatcher_heartbeat_period=HEARTBEAT_NS,
+        )
         engine.swarm.reload()
         token = engine.swarm.attrs["JoinTokens"]["Worker"]
     for worker in workers:
@@ -201,8 +231,8 @@ def wait_until_ready(manager: Node, count: int, timeout: float) -> None:
 
 
 @client.engine_errors
-def owned(cluster: str) -> Owned:
-    engine = client.client()
+def owned(engine_url: str, cluster: str) -> Owned:
+    engine = host(engine_url)
     wanted = {"label": f"{LABEL_CLUSTER}={cluster}"}
     return Owned(
         [c.name for c in engine.containers.list(all=True, ignore_removed=True, filters=wanted)],
@@ -212,10 +242,10 @@ def owned(cluster: str) -> Owned:
 
 
 @client.engine_errors
-def remove(found: Owned, grace: float) -> None:
+def remove(engine: str, found: Owned, grace: float) -> None:
     """Stop the node containers (their engines stop their own containers, so nothing is left
     in the host's cgroups), all at once; then remove them, their volumes and the network."""
-    api = client.client().api
+    api = host(engine).api
 
     def stop_and_remove(name: str) -> None:
         with contextlib.suppress(docker.errors.NotFound):

@@ -271,8 +271,10 @@ def swarm_cluster(docker_client, tmp_path_factory) -> Iterator[SwarmCluster]:
     assert export.startswith("export DOCKER_HOST=unix://"), export
     record = json.loads((home / "cluster" / "cluster.json").read_text())
     sockets = [home / "cluster" / f"node{n}" / "docker.sock" for n in range(1, SWARM_NODES + 1)]
-    yield SwarmCluster(export.removeprefix("export DOCKER_HOST="), home, sockets)
-    destroyed = dynosim("cluster:destroy", env=env)
+    cluster = SwarmCluster(export.removeprefix("export DOCKER_HOST="), home, sockets)
+    yield cluster
+    # as after `eval "$(dynosim cluster:create 3)"`: DOCKER_HOST names the manager now
+    destroyed = dynosim("cluster:destroy", env={**env, "DOCKER_HOST": cluster.docker_host})
     assert destroyed.returncode == 0, destroyed.stderr
     left = {"label": f"dynosim.cluster={record['id']}"}
     assert docker_client.containers.list(all=True, filters=left) == []

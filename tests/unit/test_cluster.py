@@ -31,7 +31,8 @@ def invoke(*args):
 def recorded(size=3, id="abc123"):
     folder = cluster.folder()
     folder.mkdir(parents=True)
-    (folder / "cluster.json").write_text(json.dumps({"id": id, "nodes": size}))
+    record = {"id": id, "nodes": size, "engine": "unix:///var/run/docker.sock"}
+    (folder / "cluster.json").write_text(json.dumps(record))
     return cluster.current()
 
 
@@ -108,7 +109,7 @@ def test_an_unreadable_record_is_named_in_one_line():
 
 
 def test_the_record_and_socket_folders_are_the_owners_only(monkeypatch):
-    made = cluster.Cluster("abc123", 2, cluster.folder())
+    made = cluster.Cluster("abc123", 2, cluster.folder(), "unix:///var/run/docker.sock")
     cluster._record(made)
     modes = [os.stat(p).st_mode & 0o777 for p in (made.folder, *(n.api_dir for n in made.nodes))]
     assert modes == [0o700, 0o700, 0o700]
