@@ -17,7 +17,7 @@ import docker
 import docker.errors
 import docker.types
 
-from ..errors import EngineError
+from ..errors import EngineError, one_line
 from . import client
 
 #: The cluster an object belongs to (its id); `client.LABEL` is "cluster" on all of them.
@@ -151,6 +151,7 @@ def node_client(socket: Path) -> Iterator[docker.DockerClient]:
         engine.close()
 
 
+@client.engine_errors
 def wait_for_engine(node: Node, timeout: float) -> None:
     """Until the node's engine answers on its socket; EngineError with the engine's last log
     line when its container stopped or `timeout` passed."""
@@ -199,9 +200,17 @@ def form_swarm(manager: Node, workers: list[Node], network: str) -> None:
 
 
 def nodes(socket: Path) -> list[NodeState]:
-    """The Swarm's nodes as the manager at `socket` lists them."""
-    with node_client(socket) as engine:
-        found = engine.nodes.list()
+    """The Swarm's nodes as the manager at `socket` lists them; EngineError when it does not
+    answer (its container stopped, e.g. after the local engine restarted)."""
+    try:
+        with node_client(socket) as engine:
+            found = engine.nodes.list()
+    except docker.errors.DockerException as exc:
+        reason = one_line(getattr(exc, "explanation", None) or str(exc))
+        raise EngineError(
+            f"the cluster's Swarm manager does not answer ({reason}); dynosim cluster:destroy"
+            " removes what is left of the cluster"
+        ) from None
     return [
         NodeState(
             node.attrs["Description"]["Hostname"],
@@ -216,10 +225,7 @@ def wait_until_ready(manager: Node, count: int, timeout: float) -> None:
     """Until the manager lists `count` nodes, all ready."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            states = nodes(manager.socket)
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"the cluster's Swarm manager: {exc}") from None
+        states = nodes(manager.socket)
         ready = [n for n in states if n.state == "ready"]
         if len(ready) >= count:
             return

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import signal
 import stat
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import docker.errors
 import docker.types
@@ -100,6 +104,25 @@ def test_a_create_that_fails_leaves_nothing_and_says_why_in_one_line(docker_clie
     assert str(failed.value).startswith("cluster node node1: its Docker engine stopped")
     assert "\n" not in str(failed.value)
     assert not cluster.folder().exists()
+    assert _cluster_objects(docker_client) == before
+
+
+def test_ctrl_c_while_the_engines_start_leaves_nothing(docker_client):
+    home = tempfile.mkdtemp(prefix="dynosim-")
+    before = _cluster_objects(docker_client)
+    creating = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", "cluster:create", "2"],
+        env={**os.environ, "DYNOSIM_HOME": home, "PYTHONUNBUFFERED": "1"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert creating.stderr
+    for line in creating.stderr:
+        if line.startswith("Starting 2 Docker engines"):
+            break
+    creating.send_signal(signal.SIGINT)
+    assert creating.wait(120) != 0
+    assert not (Path(home) / "cluster").exists()
     assert _cluster_objects(docker_client) == before
 
 

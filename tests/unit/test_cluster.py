@@ -114,3 +114,12 @@ def test_the_record_and_socket_folders_are_the_owners_only(monkeypatch):
     modes = [os.stat(p).st_mode & 0o777 for p in (made.folder, *(n.api_dir for n in made.nodes))]
     assert modes == [0o700, 0o700, 0o700]
     assert cluster.current() == made
+
+
+def test_a_cluster_whose_manager_does_not_answer_says_how_to_clean_up():
+    recorded()  # a record, but no node answers on its socket
+    code, stdout, stderr = invoke("cluster")
+    assert (code, stdout) == (3, "=== Swarm cluster abc123 (3 nodes)\n")
+    assert stderr.startswith("error: the cluster's Swarm manager does not answer (")
+    assert stderr.endswith("); dynosim cluster:destroy removes what is left of the cluster\n")
+    assert stderr.count("\n") == 1
