@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ def folder() -> Path:
 
 
 def export_line(cluster: Cluster) -> str:
-    return f"export DOCKER_HOST={cluster.docker_host}"
+    """The shell line to use the cluster (quoted, for `eval`, should the path need it)."""
+    return f"export DOCKER_HOST={shlex.quote(cluster.docker_host)}"
 
 
 def dockerd_command(gid: int) -> list[str]:

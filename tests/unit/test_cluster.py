@@ -123,3 +123,11 @@ def test_a_cluster_whose_manager_does_not_answer_says_how_to_clean_up():
     assert stderr.startswith("error: the cluster's Swarm manager does not answer (")
     assert stderr.endswith("); dynosim cluster:destroy removes what is left of the cluster\n")
     assert stderr.count("\n") == 1
+
+
+def test_the_export_line_is_quoted_for_eval_when_the_path_needs_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "my home"))
+    made = cluster.Cluster("abc123", 1, cluster.folder(), "unix:///var/run/docker.sock")
+    assert cluster.export_line(made) == (
+        f"export DOCKER_HOST='unix://{tmp_path}/my home/cluster/node1/docker.sock'"
+    )
