@@ -550,6 +550,45 @@ def stack_set(stack_name: str, app: str | None) -> None:
         click.echo(f"Run dynosim deploy to trigger a new build on ⬢ {chosen.name}.")
 
 
+def _to_stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@main.command("cluster:create")
+@click.argument("size", metavar="N", type=int)
+def cluster_create(size: int) -> None:
+    """Start a Docker Swarm of N engines as containers here; print its DOCKER_HOST."""
+    from . import cluster
+
+    made = cluster.create(size, _to_stderr)
+    click.echo(f"-----> Swarm of {made.size} nodes ready (manager node1); use it with:", err=True)
+    click.echo(cluster.export_line(made))
+
+
+@main.command("cluster")
+def cluster_show() -> None:
+    """Show the local Swarm cluster's nodes and its DOCKER_HOST."""
+    from . import cluster
+
+    found = cluster.current()
+    if found is None:
+        click.echo("No cluster here; dynosim cluster:create N makes one.")
+        return
+    click.echo(f"=== Swarm cluster {found.id} ({found.size} nodes)")
+    for node in sorted(cluster.node_states(found), key=lambda n: n.hostname):
+        click.echo(f"{node.hostname}: {node.state} ({node.role})")
+    click.echo(cluster.export_line(found))
+
+
+@main.command("cluster:destroy")
+def cluster_destroy() -> None:
+    """Remove the local Swarm cluster: its nodes, their volumes, its network."""
+    from . import cluster
+
+    removed = cluster.destroy(_to_stderr)
+    click.echo(f"Swarm cluster {removed.id} ({removed.size} nodes) destroyed")
+
+
 @main.command("labs")
 @app_option
 def labs_list(app: str | None) -> None:

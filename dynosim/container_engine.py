@@ -1,8 +1,8 @@
 """The container-engine seam: what the dyno manager asks of whatever runs its dynos.
 
 One protocol, a Docker adapter (`dynosim.docker.DockerEngine`), a fake for unit tests
-(`tests/unit/fake_engine.py`), a Swarm adapter later (docs/engine-protocol.md). Pure: the
-types here are dynosim's own, never an SDK's.
+(`tests/unit/fake_engine.py`), a Swarm adapter later (docs/architecture.md, "Swarm engine").
+Pure: the types here are dynosim's own, never an SDK's.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -12,8 +14,11 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
@@ -228,3 +233,51 @@ def dynosim(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def example_app(tmp_path_factory) -> Path:
     return copy_app(EXAMPLE, tmp_path_factory.mktemp("apps") / "flask_app")
+
+
+@dataclass(frozen=True)
+class SwarmCluster:
+    """The session's Swarm (dynosim cluster:create 3): the DOCKER_HOST it printed, its state
+    folder, and each node's own engine socket (node1 is the manager)."""
+
+    docker_host: str
+    home: Path
+    node_sockets: list[Path]
+
+    @contextlib.contextmanager
+    def client(self, socket: Path | None = None) -> Iterator[docker.DockerClient]:
+        """The manager's API as the printed DOCKER_HOST gives it, or a node's own engine."""
+        engine = docker.DockerClient(
+            base_url=f"unix://{socket}" if socket else self.docker_host, timeout=120
+        )
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+
+SWARM_NODES = 3
+
+
+@pytest.fixture(scope="session")
+def swarm_cluster(docker_client, tmp_path_factory) -> Iterator[SwarmCluster]:
+    """One real 3-node Swarm for every Swarm test of the session, made and destroyed by the
+    CLI in a DYNOSIM_HOME of its own; its teardown fails when anything of it is left."""
+    home = tmp_path_factory.mktemp("swarm")
+    env = {**os.environ, "DYNOSIM_HOME": str(home)}
+    created = dynosim("cluster:create", str(SWARM_NODES), env=env)
+    assert created.returncode == 0, created.stderr
+    (export,) = created.stdout.splitlines()
+    assert export.startswith("export DOCKER_HOST=unix://"), export
+    record = json.loads((home / "cluster" / "cluster.json").read_text())
+    sockets = [home / "cluster" / f"node{n}" / "docker.sock" for n in range(1, SWARM_NODES + 1)]
+    cluster = SwarmCluster(export.removeprefix("export DOCKER_HOST="), home, sockets)
+    yield cluster
+    # as after `eval "$(dynosim cluster:create 3)"`: DOCKER_HOST names the manager now
+    destroyed = dynosim("cluster:destroy", env={**env, "DOCKER_HOST": cluster.docker_host})
+    assert destroyed.returncode == 0, destroyed.stderr
+    left = {"label": f"dynosim.cluster={record['id']}"}
+    assert docker_client.containers.list(all=True, filters=left) == []
+    assert docker_client.volumes.list(filters=left) == []
+    assert docker_client.networks.list(filters=left) == []
+    assert not (home / "cluster").exists()

@@ -1,0 +1,189 @@
+"""`cluster:create N` / `cluster:destroy`: a real Docker Swarm on this machine, N Docker engines
+as containers on the local engine (one manager), for the Swarm engine's tests and for users who
+want to try it. The manager's API is an owner-only unix socket in the state folder, never TCP.
+
+The node image is made offline from Debian like the stacks (`stack.debootstrap`) and kept for
+the next cluster. What the cluster is for and how: docs/architecture.md ("Swarm engine").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import stack
+from .docker import cluster as docker_cluster
+from .docker import images
+from .errors import UsageError
+from .store import data_dir
+
+IMAGE = "dynosim/cluster-node:bookworm-1"
+PACKAGES = ["docker.io", "iptables", "ca-certificates"]
+MAX_NODES = 9
+#: A unix socket's path is at most 107 bytes (sun_path).
+MAX_SOCKET_PATH = 107
+ENGINE_TIMEOUT, READY_TIMEOUT, STOP_GRACE = 90.0, 60.0, 20.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A cluster made here: its id (in every name and label), the engine its nodes run on
+    (DOCKER_HOST when it was made) and its nodes, node1 the manager."""
+
+    id: str
+    size: int
+    folder: Path
+    engine: str
+
+    @property
+    def network(self) -> str:
+        return f"dynosim-cluster-{self.id}"
+
+    @property
+    def nodes(self) -> list[docker_cluster.Node]:
+        return [
+            docker_cluster.Node(
+                self.engine,
+                f"{self.network}-node{n}",
+                f"node{n}",
+                f"{self.network}-node{n}",
+                self.folder / f"node{n}",
+            )
+            for n in range(1, self.size + 1)
+        ]
+
+    @property
+    def docker_host(self) -> str:
+        """DOCKER_HOST for the Swarm manager's API."""
+        return f"unix://{self.nodes[0].socket}"
+
+
+def folder() -> Path:
+    """The cluster's state: cluster.json and one owner-only folder per node's socket."""
+    return data_dir() / "cluster"
+
+
+def export_line(cluster: Cluster) -> str:
+    """The shell line to use the cluster (quoted, for `eval`, should the path need it)."""
+    return f"export DOCKER_HOST={shlex.quote(cluster.docker_host)}"
+
+
+def dockerd_command(gid: int) -> list[str]:
+    """A node's engine: its own socket as usual, and one in API_DIR (mounted out to the host)
+    that the owner's group may use; the folder around it is the owner's only. The storage
+    driver is dockerd's choice (overlay2 on the node's volume where the host allows it)."""
+    return [
+        "dockerd",
+        "--host=unix:///var/run/docker.sock",
+        f"--host=unix://{docker_cluster.API_DIR}/docker.sock",
+        f"--group={gid}",
+    ]
+
+
+def current() -> Cluster | None:
+    """The cluster this state folder made, if any."""
+    try:
+        recorded = json.loads((folder() / "cluster.json").read_text())
+        return Cluster(
+            str(recorded["id"]), int(recorded["nodes"]), folder(), str(recorded["engine"])
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{folder() / 'cluster.json'}: unreadable ({exc})") from None
+
+
+def ensure_image(progress: Progress) -> None:
+    if images.exists(IMAGE):
+        return
+    progress("Making the cluster node image from Debian (once)")
+    stack.debootstrap(
+        IMAGE,
+        "bookworm",
+        PACKAGES,
+        progress,
+        changes=["LABEL dynosim=cluster-image", 'CMD ["dockerd"]'],
+        what="the cluster node image",
+    )
+
+
+def create(size: int, progress: Progress) -> Cluster:
+    """Make the cluster (image once, network, N nodes, the Swarm) or, failing, nothing."""
+    if not 1 <= size <= MAX_NODES:
+        raise UsageError(f"cluster:create takes 1 to {MAX_NODES} nodes, not {size}")
+    found = current()
+    if found is not None:
+        raise UsageError(
+            f"a cluster of {found.size} nodes exists already ({found.docker_host});"
+            " remove it first with: dynosim cluster:destroy"
+        )
+    made = Cluster(secrets.token_hex(3), size, folder(), docker_cluster.local_engine())
+    if len(str(made.nodes[-1].socket)) > MAX_SOCKET_PATH:
+        raise UsageError(
+            f"{made.nodes[-1].socket}: too long for a unix socket; set DYNOSIM_HOME to a"
+            " shorter folder"
+        )
+    ensure_image(progress)
+    _record(made)
+    try:
+        _start(made, progress)
+    except BaseException:
+        _remove(made)
+        raise
+    return made
+
+
+def _record(made: Cluster) -> None:
+    """cluster.json first, so a create that is killed halfway can still be destroyed (a
+    folder without it is what such a destroy left: it goes)."""
+    shutil.rmtree(made.folder, ignore_errors=True)
+    made.folder.mkdir(parents=True, mode=0o700)
+    made.folder.chmod(0o700)
+    for node in made.nodes:
+        node.api_dir.mkdir(mode=0o700)
+        node.api_dir.chmod(0o700)
+    record = {"id": made.id, "nodes": made.size, "engine": made.engine}
+    (made.folder / "cluster.json").write_text(json.dumps(record) + "\n")
+
+
+def _start(made: Cluster, progress: Progress) -> None:
+    progress(f"Creating network {made.network}")
+    docker_cluster.create_network(made.engine, made.network, made.id)
+    progress(f"Starting {made.size} Docker engines")
+    command = dockerd_command(os.getgid())
+    for node in made.nodes:
+        docker_cluster.start_node(node, IMAGE, made.network, made.id, command)
+    for node in made.nodes:
+        docker_cluster.wait_for_engine(node, ENGINE_TIMEOUT)
+    manager, *workers = made.nodes
+    progress(f"Forming the Swarm: {manager.hostname} manager, {len(workers)} workers")
+    docker_cluster.form_swarm(manager, workers, made.network)
+    docker_cluster.wait_until_ready(manager, made.size, READY_TIMEOUT)
+
+
+def destroy(progress: Progress) -> Cluster:
+    """Remove the cluster's nodes, their volumes, its network and its state folder."""
+    found = current()
+    if found is None:
+        raise UsageError("no cluster to destroy here; dynosim cluster:create N makes one")
+    progress(f"Stopping and removing {found.size} nodes, their volumes and {found.network}")
+    _remove(found)
+    return found
+
+
+def _remove(made: Cluster) -> None:
+    docker_cluster.remove(made.engine, docker_cluster.owned(made.engine, made.id), STOP_GRACE)
+    shutil.rmtree(made.folder, ignore_errors=True)
+
+
+def node_states(made: Cluster) -> list[docker_cluster.NodeState]:
+    """The Swarm's nodes as its manager lists them."""
+    return docker_cluster.nodes(made.nodes[0].socket)

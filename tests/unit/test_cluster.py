@@ -1,0 +1,133 @@
+"""cluster:create / cluster:destroy without an engine: names, the socket's place, refusals
+before anything is made. The real cluster: tests/integration/test_swarm_cluster.py."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from dynosim import cluster
+from dynosim.cli import main
+from dynosim.docker import client as docker_client
+from dynosim.errors import UsageError
+
+
+@pytest.fixture(autouse=True)
+def no_engine(tmp_path, monkeypatch):
+    """Own state, and no engine: a refusal must come before Docker is asked anything."""
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    docker_client.client.cache_clear()
+    yield
+    docker_client.client.cache_clear()
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args), prog_name="dynosim")
+    return result.exit_code, result.stdout, result.stderr
+
+
+def recorded(size=3, id="abc123"):
+    folder = cluster.folder()
+    folder.mkdir(parents=True)
+    record = {"id": id, "nodes": size, "engine": "unix:///var/run/docker.sock"}
+    (folder / "cluster.json").write_text(json.dumps(record))
+    return cluster.current()
+
+
+def test_names_carry_the_cluster_id_and_the_manager_socket_is_the_docker_host():
+    made = recorded(size=2)
+    assert made.network == "dynosim-cluster-abc123"
+    assert [(n.container, n.hostname, n.volume) for n in made.nodes] == [
+        ("dynosim-cluster-abc123-node1", "node1", "dynosim-cluster-abc123-node1"),
+        ("dynosim-cluster-abc123-node2", "node2", "dynosim-cluster-abc123-node2"),
+    ]
+    assert made.nodes[1].socket == cluster.folder() / "node2" / "docker.sock"
+    assert cluster.export_line(made) == (
+        f"export DOCKER_HOST=unix://{cluster.folder()}/node1/docker.sock"
+    )
+
+
+def test_each_node_engine_listens_on_its_own_socket_and_the_owner_folder_socket():
+    assert cluster.dockerd_command(1000) == [
+        "dockerd",
+        "--host=unix:///var/run/docker.sock",
+        "--host=unix:///dynosim-api/docker.sock",
+        "--group=1000",
+    ]
+
+
+@pytest.mark.parametrize("size", [0, 10])
+def test_a_size_out_of_range_is_one_line_and_exit_2(size):
+    assert invoke("cluster:create", str(size)) == (
+        2,
+        "",
+        f"error: cluster:create takes 1 to 9 nodes, not {size}\n",
+    )
+    assert not cluster.folder().exists()
+
+
+def test_a_second_cluster_is_refused_and_the_first_kept():
+    made = recorded()
+    code, stdout, stderr = invoke("cluster:create", "2")
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        f"error: a cluster of 3 nodes exists already ({made.docker_host}); remove it first"
+        " with: dynosim cluster:destroy\n"
+    )
+    assert cluster.current() == made
+
+
+def test_a_state_folder_too_deep_for_a_unix_socket_is_refused(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 100)
+    monkeypatch.setenv("DYNOSIM_HOME", str(deep))
+    with pytest.raises(UsageError, match="too long for a unix socket; set DYNOSIM_HOME"):
+        cluster.create(3, print)
+    assert not (deep / "cluster").exists()
+
+
+def test_destroy_without_a_cluster_is_one_line_and_exit_2():
+    assert invoke("cluster:destroy") == (
+        2,
+        "",
+        "error: no cluster to destroy here; dynosim cluster:create N makes one\n",
+    )
+
+
+def test_cluster_without_one_says_how_to_make_one():
+    assert invoke("cluster") == (0, "No cluster here; dynosim cluster:create N makes one.\n", "")
+
+
+def test_an_unreadable_record_is_named_in_one_line():
+    cluster.folder().mkdir(parents=True)
+    (cluster.folder() / "cluster.json").write_text("{not json")
+    code, _, stderr = invoke("cluster:destroy")
+    assert code == 2
+    assert stderr.startswith(f"error: {cluster.folder() / 'cluster.json'}: unreadable (")
+    assert stderr.count("\n") == 1
+
+
+def test_the_record_and_socket_folders_are_the_owners_only(monkeypatch):
+    made = cluster.Cluster("abc123", 2, cluster.folder(), "unix:///var/run/docker.sock")
+    cluster._record(made)
+    modes = [os.stat(p).st_mode & 0o777 for p in (made.folder, *(n.api_dir for n in made.nodes))]
+    assert modes == [0o700, 0o700, 0o700]
+    assert cluster.current() == made
+
+
+def test_a_cluster_whose_manager_does_not_answer_says_how_to_clean_up():
+    recorded()  # a record, but no node answers on its socket
+    code, stdout, stderr = invoke("cluster")
+    assert (code, stdout) == (3, "=== Swarm cluster abc123 (3 nodes)\n")
+    assert stderr.startswith("error: the cluster's Swarm manager does not answer (")
+    assert stderr.endswith("); dynosim cluster:destroy removes what is left of the cluster\n")
+    assert stderr.count("\n") == 1
+
+
+def test_the_export_line_is_quoted_for_eval_when_the_path_needs_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "my home"))
+    made = cluster.Cluster("abc123", 1, cluster.folder(), "unix:///var/run/docker.sock")
+    assert cluster.export_line(made) == (
+        f"export DOCKER_HOST='unix://{tmp_path}/my home/cluster/node1/docker.sock'"
+    )
