@@ -89,6 +89,7 @@ def run(
 ) -> CiResult:
     """Run the folder's test run. `progress` gets the build's lines, `output` the test
     dyno's; app.json without environments.test (or its test command) is a ManifestError."""
+    from .addons import SERVICES
     from .scratch import ScratchOptions, scratch_app  # Docker: imported when used
 
     options = options or CiOptions()
@@ -99,14 +100,17 @@ def run(
     assert spec is not None
     base_config = appjson.test_config(spec)  # a missing value fails before anything is made
     meta = Metadata(str(uuid.uuid4()), next_number(folder), *git_commit(folder))
+    wanted, skipped = testrun.simulated(testrun.addons(spec), set(SERVICES))
+    for plan in skipped:
+        progress(f" !     {plan}: dynosim has no such add-on; the test run goes without it")
     scratch = ScratchOptions(
         purpose="ci",
-        addons=testrun.addons(spec),
+        addons=wanted,
         config=testrun.config(base_config, meta),
         test=True,
         stack=options.stack,
     )
-    progress(f"-----> Test run #{meta.number} ({meta.run_id}) of {folder}")
+    progress(f"-----> Test run #{meta.number} ({meta.run_id})")
     with scratch_app(folder, scratch, progress=progress) as app:
         done = app.run(
             testrun.script(environment),

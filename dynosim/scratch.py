@@ -101,6 +101,7 @@ class Scratch:
         for spec in wanted:
             addons.service(spec.plan)  # an unknown service fails before anything is made
         self.store.ensure_app(self.name, self.path)
+        progress(f"-----> Creating ⬢ {self.name}, a throwaway app of {self.path}")
         attached: dict[str, str] = {}
         for spec in wanted:
             chosen = addons.service(spec.plan)

@@ -63,6 +63,15 @@ def addons(spec: AppJson) -> tuple[AddonSpec, ...]:
     return spec.test.addons if spec.test.addons is not None else spec.addons
 
 
+def simulated(
+    wanted: tuple[AddonSpec, ...], services: set[str]
+) -> tuple[tuple[AddonSpec, ...], list[str]]:
+    """(the add-ons dynosim can make, the plans of the others): a test run goes without a
+    logging or mail add-on rather than not at all."""
+    made = tuple(a for a in wanted if a.plan.split(":", 1)[0] in services)
+    return made, [a.plan for a in wanted if a not in made]
+
+
 def size(spec: TestEnvironment) -> str:
     """The test dyno's size: formation.test.size, else Heroku CI's Performance-M."""
     return spec.formation.get(PROCESS_TYPE, (1, None))[1] or SIZE

@@ -167,6 +167,14 @@ def test_outside_git_there_is_no_branch_or_commit_variable():
     assert "HEROKU_TEST_RUN_COMMIT_VERSION" not in env
 
 
+def test_add_ons_dynosim_does_not_have_are_left_out_by_plan():
+    wanted = (AddonSpec("heroku-postgresql:in-dyno"), AddonSpec("papertrail:choklad"))
+    assert testrun.simulated(wanted, {"heroku-postgresql", "heroku-redis"}) == (
+        (AddonSpec("heroku-postgresql:in-dyno"),),
+        ["papertrail:choklad"],
+    )
+
+
 def test_the_test_dyno_is_a_performance_m_unless_the_formation_says():
     assert testrun.size(environment(scripts={"test": "t"})) == "Performance-M"
     sized = environment(formation={"test": {"quantity": 1, "size": "standard-2x"}})
