@@ -930,18 +930,20 @@ def ci_run(path: Path, timeout: float | None) -> None:
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
 
+    received = [signal.SIGINT]
+
     def terminate(number: int, frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM: clean up as for Ctrl-C
+        received[0] = signal.SIGTERM
+        raise KeyboardInterrupt  # clean up as for Ctrl-C
 
     signal.signal(signal.SIGTERM, terminate)
     options = CiOptions(timeout=TIMEOUT if timeout is None else timeout)
     try:
         result = App.open(path).ci(options, progress=progress, output=progress)
     except KeyboardInterrupt:
-        click.secho(
-            "error: test run interrupted; its app and add-ons were removed", fg="red", err=True
-        )
-        sys.exit(130)
+        message = "error: test run interrupted; its app and add-ons were removed"
+        click.secho(message, fg="red", err=True)
+        sys.exit(128 + received[0])
     click.echo(f"-----> Test run #{result.meta.number} {result.status.value}")
     sys.exit(result.exit_status)
 

@@ -143,9 +143,12 @@ def test_ci_run_stops_a_hung_test_at_its_timeout(tmp_path, engine_state):
     engine_state(done.stdout)
 
 
-def test_ctrl_c_stops_the_test_run_and_removes_everything(tmp_path, engine_state):
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_the_test_run_and_removes_everything(
+    tmp_path, engine_state, number
+):
     folder = ci_app(
-        tmp_path / "ci-interrupted",
+        tmp_path / f"ci-interrupted-{number.name.lower()}",
         {"scripts": {"test": "echo waiting; sleep 600"}, "addons": ["heroku-redis:in-dyno"]},
     )
     process = subprocess.Popen(
@@ -159,11 +162,11 @@ def test_ctrl_c_stops_the_test_run_and_removes_everything(tmp_path, engine_state
     for line in process.stdout:
         output.append(line)
         if line.startswith("waiting"):
-            process.send_signal(signal.SIGINT)
+            process.send_signal(number)
             break
     rest, _ = process.communicate(timeout=120)
     text = "".join(output) + rest
-    assert process.returncode == 130, text
+    assert process.returncode == 128 + number, text
     assert "error: test run interrupted; its app and add-ons were removed" in text
     assert "Traceback" not in text
     engine_state(text)

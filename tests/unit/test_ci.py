@@ -369,3 +369,25 @@ def test_the_test_build_of_a_django_app_skips_collectstatic(tmp_path):
 
     assert "/opt/dynosim/build-step collectstatic" in dockerfile(test=False)
     assert "build-step collectstatic" not in dockerfile(test=True)
+
+
+def test_ci_run_without_app_json_or_with_a_bad_timeout_makes_nothing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from dynosim.cli import main
+
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    (folder / "Procfile").write_text("web: x\n")
+    done = CliRunner().invoke(main, ["ci:run", str(folder)])
+    assert done.exit_code == 2
+    assert done.output == (
+        f"error: {folder} has no app.json; add one with"
+        ' {"environments": {"test": {"scripts": {"test": "pytest"}}}}\n'
+    )
+    (folder / "app.json").write_text('{"environments": {"test": {"scripts": {"test": "t"}}}}')
+    done = CliRunner().invoke(main, ["ci", str(folder), "--timeout", "0"])
+    assert done.exit_code == 2
+    assert done.output == "error: --timeout 0: expected a number of seconds above 0\n"
+    assert not (tmp_path / "home").exists()
