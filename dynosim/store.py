@@ -197,7 +197,11 @@ class Store:
                 db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
 
     def app_for_path(self, path: Path) -> str | None:
-        row = self.db.execute("SELECT name FROM apps WHERE path = ?", (str(path),)).fetchone()
+        """The app deployed from `path`: the first made there (a test run's throwaway app of
+        the same folder, made later, is not it)."""
+        row = self.db.execute(
+            "SELECT name FROM apps WHERE path = ? ORDER BY created_at, rowid LIMIT 1", (str(path),)
+        ).fetchone()
         return row["name"] if row else None
 
     # releases

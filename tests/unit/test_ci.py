@@ -391,3 +391,11 @@ def test_ci_run_without_app_json_or_with_a_bad_timeout_makes_nothing(tmp_path, m
     assert done.exit_code == 2
     assert done.output == "error: --timeout 0: expected a number of seconds above 0\n"
     assert not (tmp_path / "home").exists()
+
+
+def test_the_folders_own_app_is_found_while_a_test_run_of_it_exists(tmp_path):
+    store = Store(tmp_path / "state.db")
+    store.ensure_app("shop", tmp_path)
+    store.ensure_app("ci-shop-abc123", tmp_path)
+    assert store.app_for_path(tmp_path) == "shop"
+    store.close()
