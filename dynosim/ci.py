@@ -103,6 +103,8 @@ def run(
     wanted, skipped = testrun.simulated(testrun.addons(spec), set(SERVICES))
     for plan in skipped:
         progress(f" !     {plan}: dynosim has no such add-on; the test run goes without it")
+    for warning in [*spec.warnings, *testrun.warnings(environment)]:
+        progress(warning if warning.startswith(" !") else f" !     {warning}")
     scratch = ScratchOptions(
         purpose="ci",
         addons=wanted,

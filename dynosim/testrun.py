@@ -72,6 +72,17 @@ def simulated(
     return made, [a.plan for a in wanted if a not in made]
 
 
+def warnings(spec: TestEnvironment) -> list[str]:
+    """What a run here does not do that app.json asks for: parallel test dynos."""
+    quantity = spec.formation.get(PROCESS_TYPE, (1, None))[0]
+    if quantity > 1:
+        return [
+            f" !     environments.test.formation.test.quantity is {quantity}: dynosim runs"
+            " one test dyno (CI_NODE_TOTAL=1, CI_NODE_INDEX=0)"
+        ]
+    return []
+
+
 def size(spec: TestEnvironment) -> str:
     """The test dyno's size: formation.test.size, else Heroku CI's Performance-M."""
     return spec.formation.get(PROCESS_TYPE, (1, None))[1] or SIZE

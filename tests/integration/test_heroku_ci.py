@@ -23,7 +23,9 @@ from dynosim.testrun import Status
 APPS = ROOT / "tests" / "integration" / "apps"
 THROWAWAY = re.compile(r"⬢ (ci-[a-z0-9-]+), a throwaway app")
 #: The tiny apps' test command prints what Heroku CI set.
-PRINT_ENV = "env | grep -E '^(CI|HEROKU_TEST_RUN_[A-Z_]+|CI_NODE_[A-Z]+|DYNO|FLAVOR)=' | sort"
+PRINT_ENV = (
+    "env | grep -E '^(CI|HEROKU_TEST_RUN_[A-Z_]+|CI_NODE_[A-Z]+|DYNO|DYNO_RAM|FLAVOR)=' | sort"
+)
 
 
 def ci_app(folder: Path, test: dict, **app_json) -> Path:
@@ -92,7 +94,11 @@ def test_a_flask_apps_pytest_suite_passes_against_in_dyno_postgres_and_redis(
 def test_ci_run_sets_heroku_cis_variables_from_the_apps_git_repository(tmp_path, engine_state):
     folder = ci_app(
         tmp_path / "ci-vars",
-        {"scripts": {"test": PRINT_ENV}, "env": {"FLAVOR": "test", "CI": "false"}},
+        {
+            "scripts": {"test": PRINT_ENV},
+            "env": {"FLAVOR": "test", "CI": "false"},
+            "formation": {"test": {"quantity": 2, "size": "standard-2x"}},
+        },
         env={"FLAVOR": "production"},
     )
     git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -110,12 +116,14 @@ def test_ci_run_sets_heroku_cis_variables_from_the_apps_git_repository(tmp_path,
         "CI_NODE_INDEX": "0",
         "CI_NODE_TOTAL": "1",
         "DYNO": "test.1",
+        "DYNO_RAM": "1024",  # formation.test.size: Standard-2X
         "FLAVOR": "test",
         "HEROKU_TEST_RUN_BRANCH": "main",
         "HEROKU_TEST_RUN_COMMIT_VERSION": sha.strip(),
         "HEROKU_TEST_RUN_NUMBER": "1",
     }
     assert "-----> No test-setup command provided. Skipping." in done.stdout
+    assert "formation.test.quantity is 2: dynosim runs one test dyno" in done.stdout
     assert done.stdout.rstrip().endswith("-----> Test run #1 succeeded")
     engine_state(done.stdout)
 

@@ -175,6 +175,14 @@ def test_add_ons_dynosim_does_not_have_are_left_out_by_plan():
     )
 
 
+def test_parallel_test_dynos_are_one_here_and_it_says_so():
+    assert testrun.warnings(environment(formation={"test": {"quantity": 1}})) == []
+    assert testrun.warnings(environment(formation={"test": {"quantity": 4}})) == [
+        " !     environments.test.formation.test.quantity is 4: dynosim runs one test dyno"
+        " (CI_NODE_TOTAL=1, CI_NODE_INDEX=0)"
+    ]
+
+
 def test_the_test_dyno_is_a_performance_m_unless_the_formation_says():
     assert testrun.size(environment(scripts={"test": "t"})) == "Performance-M"
     sized = environment(formation={"test": {"quantity": 1, "size": "standard-2x"}})
