@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import appjson, names, testrun
+from .formation import size
 from .store import Store
 from .stored import StoredApp
 from .testrun import Metadata, Status
@@ -99,6 +100,7 @@ def run(
     environment = testrun.test_environment(spec, folder)
     assert spec is not None
     base_config = appjson.test_config(spec)  # a missing value fails before anything is made
+    dyno_size = size(testrun.size(environment)).name  # so does an unknown size
     meta = Metadata(str(uuid.uuid4()), next_number(folder), *git_commit(folder))
     wanted, skipped = testrun.simulated(testrun.addons(spec), set(SERVICES))
     for plan in skipped:
@@ -117,7 +119,7 @@ def run(
         done = app.run(
             testrun.script(environment),
             process_type=testrun.PROCESS_TYPE,
-            size=testrun.size(environment),
+            size=dyno_size,
             timeout=timeout,
             output=output,
         )

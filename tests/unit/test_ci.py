@@ -407,3 +407,14 @@ def test_the_folders_own_app_is_found_while_a_test_run_of_it_exists(tmp_path):
     store.ensure_app("ci-shop-abc123", tmp_path)
     assert store.app_for_path(tmp_path) == "shop"
     store.close()
+
+
+def test_an_unknown_test_dyno_size_fails_before_anything_is_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))
+    (tmp_path / "app.json").write_text(
+        json.dumps({"environments": {"test": {"scripts": {"test": "t"},
+                    "formation": {"test": {"quantity": 1, "size": "huge-9x"}}}}})
+    )  # fmt: skip
+    with pytest.raises(UsageError, match="huge-9x"):
+        ci.run(tmp_path)
+    assert not (tmp_path / "home").exists()
