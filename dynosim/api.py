@@ -13,7 +13,8 @@ records and the commands on them: builds, releases, config, formation, one-offs)
 `remote.RemoteControl` (the running `up`, over its control socket) and `hosting.Host`
 (serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
 Labs features), `App.features` is `stored.Features` (app features: preboot), `App.git` is
-`gitpush.GitRemote` (`git push dynosim main`). State lives in $DYNOSIM_HOME like the CLI's;
+`gitpush.GitRemote` (`git push dynosim main`), `App.ci()` runs its tests as Heroku CI does
+(`ci.HerokuCI`). State lives in $DYNOSIM_HOME like the CLI's;
 errors are `dynosim.errors.DynosimError`s.
 """
 
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import formation as formations
 from .app_addons import AppAddons
+from .ci import HerokuCI
 from .clock import Clock
 from .gitpush import GitRemote
 from .hosting import Host
@@ -66,7 +68,7 @@ class App:
         self._host = Host(self._stored)
         self.addons = AppAddons(self._stored, self.roll_out)
         self.labs, self.features = self._stored.labs, self._stored.features
-        self.git = GitRemote(self._stored)
+        self.git, self.ci = GitRemote(self._stored), HerokuCI(self._stored)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:

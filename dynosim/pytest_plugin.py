@@ -13,6 +13,9 @@ loopback port in a background thread, and returns once its web dynos are up: a
 apps are never touched; teardown stops the dynos, removes their containers, network and the
 folder, and fails the test when anything of its apps is left behind.
 
+`heroku_ci(path)` runs the folder's tests as Heroku CI does (`dynosim ci:run`): a
+`dynosim.ci.CiResult` (status, exit status, output).
+
 Options: --dynosim-keep, --dynosim-stack, --dynosim-reuse-images (see `pytest --help`).
 """
 
@@ -27,12 +30,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .api import App
 from .errors import EngineError
+
+if TYPE_CHECKING:
+    from .ci import CiResult
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FAILED = pytest.StashKey[bool]()
@@ -101,16 +107,8 @@ def dyno_app(
     idle_timeout, sleep_mode, env_file). Types not in `formation` keep their default quantity.
     The folder's .env is not read unless `env_file=True`, as Heroku never reads it.
     """
-    global _images_before
-    if _images_before is None:
-        _images_before = _app_images()
     options = request.config.option
-    home = tempfile.mkdtemp(prefix="dynosim-")  # short: unix socket paths are short
-    descriptor = os.open(Path(home, "build.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as key:
-        key.write(_BUILD_KEY + "\n")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("DYNOSIM_HOME", home)
+    home, patch = _private_home()
     started: list[App] = []
 
     def start(
@@ -155,6 +153,48 @@ def dyno_app(
             patch.undo()
             if not keep:
                 shutil.rmtree(home, ignore_errors=True)
+
+
+def _private_home() -> tuple[str, pytest.MonkeyPatch]:
+    """A fresh DYNOSIM_HOME (with the session's build key), set until the patch is undone;
+    the app images made from now on are the session's to remove."""
+    global _images_before
+    if _images_before is None:
+        _images_before = _app_images()
+    home = tempfile.mkdtemp(prefix="dynosim-")  # short: unix socket paths are short
+    descriptor = os.open(Path(home, "build.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as key:
+        key.write(_BUILD_KEY + "\n")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DYNOSIM_HOME", home)
+    return home, patch
+
+
+@pytest.fixture
+def heroku_ci(dynosim_engine) -> Iterator[Callable[..., CiResult]]:
+    """A function: heroku_ci(path, timeout=None, output=None) -> CiResult, the folder's tests
+    run as Heroku CI runs them (app.json's environments.test: add-ons, env, test-setup, test)
+    in a throwaway app removed afterwards, however the run ends. `timeout` in seconds
+    (default: Heroku CI's); `output` gets each line of the test dyno as it comes. The state
+    (the run number) lives in a DYNOSIM_HOME of the test's own."""
+    from .ci import CiOptions
+    from .testrun import TIMEOUT
+
+    home, patch = _private_home()
+
+    def run(
+        path: str | Path, timeout: float | None = None, output: Callable[[str], None] | None = None
+    ) -> CiResult:
+        app = App.open(path)
+        _used_images.add(app.name)  # the test build's image is the session's to remove
+        options = CiOptions(timeout=TIMEOUT if timeout is None else timeout)
+        return app.ci(options, output=output or (lambda line: None))
+
+    try:
+        yield run
+    finally:
+        patch.undo()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ import docker
 import pytest
 import requests
 
+#: The apps' own test suites run in their test dynos (dynosim ci:run), not here.
+collect_ignore_glob = ["apps/*"]
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flask_app"
 

@@ -11,12 +11,7 @@ import dynosim
 MAX_CLASS, MAX_FUNCTION = 300, 60
 ROOT = Path(dynosim.__file__).parent
 #: "path:name" -> why it is longer.
-ALLOWED: dict[str, str] = {
-    "pytest_plugin.py:dyno_app": (
-        "a pytest fixture: its setup, the factory it yields and its teardown share locals, and"
-        " pytest needs them in one generator"
-    ),
-}
+ALLOWED: dict[str, str] = {}
 
 
 def long_definitions() -> dict[str, int]:
