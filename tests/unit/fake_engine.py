@@ -8,6 +8,7 @@ import datetime as dt
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ class Program:
     lines: tuple[str, ...] = ()  # what it prints when it starts
     fails_to_start: str | None = None  # the engine refuses to start it, with this reason
     usage: Usage | None = None  # what `usage` reports (default: memory_mb as rss, 1 task)
+    stop_seconds: float = 0.0  # how long its shutdown takes after SIGTERM (real seconds)
 
 
 @dataclass(eq=False)
@@ -179,7 +181,9 @@ class FakeEngine:
     def stop(self, container: FakeContainer, grace: float) -> int:
         self._record("stop", container)
         if container.status in RUNNING:
+            time.sleep(container.program.stop_seconds)
             self._exit(container, 143)
+        self._record("stopped", container)
         return container.exit_code
 
     def kill(self, container: FakeContainer) -> int:

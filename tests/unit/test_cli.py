@@ -1,6 +1,8 @@
 """The CLI edge: bad input becomes one clear line and a non-zero exit, before any Docker work."""
 
 import socket
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -324,3 +326,11 @@ def test_labs_lists_enables_and_disables_runtime_metrics_and_refuses_an_unknown_
         2,
         "error: Couldn't find that feature (preboot); known features: log-runtime-metrics\n",
     )
+
+
+def test_the_cli_imports_neither_docker_nor_the_router_nor_the_build_until_a_command_needs_them():
+    # quick commands (ps, config, releases) start in a tenth of a second without them
+    heavy = ("docker", "dynosim.router", "dynosim.build", "dynosim.deployment", "yaml")
+    probe = f"import sys, dynosim.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
