@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -319,9 +320,13 @@ def test_without_preboot_the_new_web_dynos_start_as_the_old_ones_get_sigterm_req
     harness,
 ):
     # Heroku: "the dyno manager spins up new dynos as soon as it sends the shutdown signals to
-    # the old dynos"; the old ones take 0.3 s to exit here, which the new ones do not wait for
-    h = harness(lambda spec: Program(stop_seconds=0.3 * (spec.release.version == 1)),
-                formation=dict(web=2, worker=0))  # fmt: skip
+    # the old dynos"; here the old ones exit only once a new one started (or after 5 s)
+    started = threading.Event()
+    h = harness(
+        lambda spec: Program(stops_after=started) if spec.release.version == 1
+        else Program(started=started),
+        formation=dict(web=2, worker=0),
+    )  # fmt: skip
 
     async def test():
         await h.start()
@@ -338,9 +343,9 @@ def test_without_preboot_the_new_web_dynos_start_as_the_old_ones_get_sigterm_req
             (call, release) for call, name, release in h.engine.calls if name.startswith("web")
         ]
         first_old_stop = min(i for i, c in enumerate(calls) if c == ("stop", 1))
-        last_new_start = max(i for i, c in enumerate(calls) if c == ("start", 2))
+        first_new_start = min(i for i, c in enumerate(calls) if c == ("start", 2))
         first_old_exit = min(i for i, c in enumerate(calls) if c == ("stopped", 1))
-        assert first_old_stop < last_new_start < first_old_exit
+        assert first_old_stop < first_new_start < first_old_exit
         # up while web.2 still serves, then requests are held (STARTING) until a new one is
         # up: none is failed, and never H14 (no web dynos)
         assert h.router.statuses == [WebStatus.UP, WebStatus.STARTING, WebStatus.UP]
