@@ -96,9 +96,8 @@ class Dynosim:
                      ["git", "commit", "-qm", "start"]):  # fmt: skip
             subprocess.run(argv, cwd=app_dir, env=self.env, check=True, **QUIET)
         self.dynosim("git:remote", "-a", APP)
-        if preboot:
+        if preboot:  # the web dynos are Standard-1X, dynosim's default size, as on Heroku
             self.dynosim("features:enable", "preboot", "-a", APP)
-            self.dynosim("ps:type", "standard-1x", "-a", APP)
         command = [sys.executable, "-m", "dynosim", "up", str(app_dir), "-a", APP]
         self.process = subprocess.Popen(
             [*command, "--port", str(self.port), "--grace", "5", "--https-port", "0"],
@@ -205,7 +204,7 @@ def rounds(sides: dict[str, Callable[[str], float]], originals: dict, count: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--preboot", action="store_true", help="enable preboot (standard-1x)")
+    parser.add_argument("--preboot", action="store_true", help="enable preboot")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not shutil.which("docker-compose"):
