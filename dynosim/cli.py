@@ -611,7 +611,7 @@ def show_features(app: str, listed: list[tuple[labs.Feature, bool]]) -> None:
 @app_option
 def labs_enable(feature: str, app: str | None) -> None:
     """Enable an experimental feature; running dynos follow."""
-    _switch(app, labs.feature, feature, lambda chosen: chosen.labs, on=True)
+    _switch(app, *_labs_or_app_feature(feature), feature, on=True)
 
 
 @main.command("labs:disable")
@@ -619,14 +619,24 @@ def labs_enable(feature: str, app: str | None) -> None:
 @app_option
 def labs_disable(feature: str, app: str | None) -> None:
     """Disable an experimental feature; running dynos follow."""
-    _switch(app, labs.feature, feature, lambda chosen: chosen.labs, on=False)
+    _switch(app, *_labs_or_app_feature(feature), feature, on=False)
+
+
+def _labs_or_app_feature(name: str) -> tuple[Callable[[str], object], Callable[[App], Any]]:
+    """Where `labs:enable NAME` looks: Heroku's CLI asks for a labs feature first and falls
+    back to the app's features (`labs:enable preboot` works there); an unknown name is
+    refused with both lists."""
+    if any(f.name == name for f in features.FEATURES):
+        return features.feature, lambda chosen: chosen.features
+    everything = (*labs.FEATURES, *features.FEATURES)
+    return lambda known: labs.find(known, everything), lambda chosen: chosen.labs
 
 
 def _switch(
     app: str | None,
     check: Callable[[str], object],
-    name: str,
     kind: Callable[[App], Any],
+    name: str,
     *,
     on: bool,
 ) -> None:
@@ -652,7 +662,7 @@ def features_list(app: str | None) -> None:
 @app_option
 def features_enable(feature: str, app: str | None) -> None:
     """Enable an app feature (preboot); the next deploy follows."""
-    _switch(app, features.feature, feature, lambda chosen: chosen.features, on=True)
+    _switch(app, features.feature, lambda chosen: chosen.features, feature, on=True)
 
 
 @main.command("features:disable")
@@ -660,7 +670,7 @@ def features_enable(feature: str, app: str | None) -> None:
 @app_option
 def features_disable(feature: str, app: str | None) -> None:
     """Disable an app feature; the next deploy follows."""
-    _switch(app, features.feature, feature, lambda chosen: chosen.features, on=False)
+    _switch(app, features.feature, lambda chosen: chosen.features, feature, on=False)
 
 
 @main.command("ps:sleep")

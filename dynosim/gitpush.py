@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import deployment, gitrefs, releases, runtime
+from . import gitrefs, releases, runtime
 from .errors import DynosimError, UsageError
 from .store import data_dir
 from .stored import Progress, StoredApp, quiet
@@ -121,6 +121,8 @@ class GitRemote:
         return True
 
     def _deploy(self, sha: str, progress: Progress) -> None:
+        from . import deployment  # builds import Docker, which quick commands never need
+
         progress("Building source:")
         progress("")
         with tempfile.TemporaryDirectory(prefix="dynosim-push-") as checkout:

@@ -111,11 +111,13 @@ class Rollout:
         return on and (entry is None or features.prebootable(entry.size))
 
     async def _restart_web(self, release: Release) -> None:
-        """Without preboot, as Heroku: the web dynos go from up to starting, are drained and
-        stopped, then the release's start; meanwhile the router's status is STARTING, so
-        requests are held until one is up (H20 after the boot timeout). If one crashes or never
-        binds, the release fails and the previous release's web dynos start again (ReleaseError;
-        the app had no web dyno meanwhile)."""
+        """Without preboot, as Heroku: the web dynos go from up to starting and leave the
+        router, and while they are drained and stopped the release's start ("the dyno manager
+        spins up new dynos as soon as it sends the shutdown signals to the old dynos");
+        meanwhile the router's status is STARTING, so requests are held until a new one is up
+        (H20 after the boot timeout). If one crashes or never binds, the release fails and the
+        previous release's web dynos start again (ReleaseError; the app had no web dyno
+        meanwhile)."""
         fleet = self.fleet
         entry = self.store.formation(fleet.app).get(WEB)
         old = [t for t in fleet.dynos.values() if t.is_web]
@@ -138,9 +140,14 @@ class Rollout:
         for tracked in serving:
             assert tracked.container is not None
             self.retiring.add(tracked.container.id)
-        await asyncio.gather(*(self._retire(t, then=DynoState.STARTING) for t in serving))
-        await asyncio.gather(*(fleet.start(t, release=release) for t in new))
-        failed = await self._until_settled(new)
+        retiring = [
+            asyncio.ensure_future(self._retire(t, then=DynoState.STARTING)) for t in serving
+        ]
+        try:
+            await asyncio.gather(*(fleet.start(t, release=release) for t in new))
+            failed = await self._until_settled(new)
+        finally:
+            await asyncio.gather(*retiring)
         if failed:
             await self._back_to_previous(release, new, failed)
 

@@ -47,6 +47,11 @@ def test_a_push_deploys_its_commit_and_a_running_up_rolls_the_next_out(up, tmp_p
     assert "remote: Verifying deploy... done." in pushed.stderr
     listed = dynosim("releases", "-a", "pushed").stdout
     assert f"v1   Deploy {first[:7]}" in listed
+    # the push built exactly what a deploy of the same commit's files builds: the same image
+    same = dynosim("deploy", str(folder))
+    assert same.returncode == 0, same.stderr
+    assert "Source unchanged" in same.stdout
+    assert "Current release v1 already runs this build" in same.stdout
 
     process = up(folder)  # the working tree builds the same image: up serves pending v1
     process.wait_for(UP)

@@ -55,6 +55,30 @@ def test_unchanged_source_is_not_rebuilt_and_keeps_its_release(up, example_app):
     assert process.stop() == 0
 
 
+def test_a_dependency_change_rebuilds_the_dependency_layer_and_what_follows_no_more(tmp_path):
+    app_dir = tiny_app(tmp_path / "deps", "web: uwsgi --http-socket :$PORT -w app:app\n")
+    marker = uuid.uuid4().hex  # new dependency files to this engine's build cache
+    (app_dir / "requirements.txt").write_text(f"# {marker}\n")
+    assert dynosim("deploy", str(app_dir)).returncode == 0
+    (app_dir / "requirements.txt").write_text(f"blinker  # {marker}\n")
+    changed = dynosim("deploy", str(app_dir))
+    assert changed.returncode == 0, changed.stderr
+    for reused in ("Installing pip", "Installing uWSGI (pyuwsgi)"):
+        assert f"-----> {reused}\n       (cached)\n" in changed.stdout
+    installing = "-----> Installing dependencies using 'pip install -r requirements.txt'\n"
+    assert "(cached)" not in changed.stdout.split(installing)[1]
+    assert "Successfully installed blinker" in changed.stdout
+    api = docker_client.client().api
+    new, old = (api.inspect_image(r.image)["RootFS"]["Layers"] for r in Store().releases("deps"))
+    run_image = runtime.select_stack(app_dir).stack.run_image
+    kept = len(api.inspect_image(run_image)["RootFS"]["Layers"]) + 2  # + the dyno user, launcher
+    assert new[:kept] == old[:kept]  # the run stage's layers up to the virtualenv are reused
+    assert len(new) == len(old)
+    # the virtualenv and its python made a file are new, and so is the app (its
+    # requirements.txt); WORKDIR's empty layer is the same empty layer again
+    assert new[kept] != old[kept] and new[kept + 1] != old[kept + 1] and new[-1] != old[-1]
+
+
 def test_deploy_no_cache_builds_every_layer_again(tmp_path):
     app_dir = tiny_app(tmp_path / "purged", "web: uwsgi --http-socket :$PORT -w app:app\n")
     assert dynosim("deploy", str(app_dir)).returncode == 0

@@ -129,11 +129,12 @@ def test_deploys_config_changes_and_rollbacks_switch_without_a_failed_request(up
     )
 
 
-def test_without_preboot_web_stops_before_it_starts_again_and_held_requests_do_not_fail(
+def test_without_preboot_web_is_sigtermed_as_the_new_one_starts_and_held_requests_do_not_fail(
     up, tmp_path
 ):
-    """Heroku's default (no preboot): a release stops the old web dyno, then starts the new
-    one; requests arriving meanwhile are held by the router until it is up, not failed."""
+    """Heroku's default (no preboot): a release sends the old web dyno SIGTERM and starts the
+    new one meanwhile; requests arriving in between are held by the router until it is up,
+    not failed."""
     process = up(echo_app(tmp_path / "plain"), "--grace", "5")
     process.wait_for(UP.format(r"web\.1"))
     assert "[ ] preboot" in dynosim("features", "-a", "plain").stdout  # off by default

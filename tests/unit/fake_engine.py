@@ -36,6 +36,9 @@ class Program:
     lines: tuple[str, ...] = ()  # what it prints when it starts
     fails_to_start: str | None = None  # the engine refuses to start it, with this reason
     usage: Usage | None = None  # what `usage` reports (default: memory_mb as rss, 1 task)
+    # its shutdown after SIGTERM lasts until this is set (5 s at most); set when it starts
+    stops_after: threading.Event | None = None
+    started: threading.Event | None = None
 
 
 @dataclass(eq=False)
@@ -173,13 +176,18 @@ class FakeEngine:
         container.status, container.exit_code = "running", -1
         container.ended.clear()
         self._record("start", container)
+        if container.program.started is not None:
+            container.program.started.set()
         if container.program.exits is not None:
             self.die(container, container.program.exits)
 
     def stop(self, container: FakeContainer, grace: float) -> int:
         self._record("stop", container)
         if container.status in RUNNING:
+            if container.program.stops_after is not None:
+                container.program.stops_after.wait(5)
             self._exit(container, 143)
+        self._record("stopped", container)
         return container.exit_code
 
     def kill(self, container: FakeContainer) -> int:

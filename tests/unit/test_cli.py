@@ -1,6 +1,8 @@
 """The CLI edge: bad input becomes one clear line and a non-zero exit, before any Docker work."""
 
 import socket
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -319,8 +321,34 @@ def test_labs_lists_enables_and_disables_runtime_metrics_and_refuses_an_unknown_
     disabled = run("labs:disable", "log-runtime-metrics", "-a", "demo")
     assert disabled.output == "Disabling log-runtime-metrics for ⬢ demo... done\n"
     assert run("labs", "-a", "demo").output.splitlines()[1].startswith("[ ] log-runtime-metrics")
-    unknown = run("labs:enable", "preboot", "-a", "demo")
+    unknown = run("labs:enable", "no-such-feature", "-a", "demo")
     assert (unknown.exit_code, unknown.output) == (
         2,
-        "error: Couldn't find that feature (preboot); known features: log-runtime-metrics\n",
+        "error: Couldn't find that feature (no-such-feature); known features:"
+        " log-runtime-metrics, preboot\n",
     )
+
+
+def test_labs_enable_falls_back_to_the_app_features_as_herokus_cli_does(tmp_path):
+    from dynosim.store import Store
+
+    store = Store()
+    store.ensure_app("demo", tmp_path)
+    store.close()
+    enabled = run("labs:enable", "preboot", "-a", "demo")
+    assert (enabled.exit_code, enabled.output) == (0, "Enabling preboot for ⬢ demo... done\n")
+    assert Store().setting("demo", "features:preboot", "") == "on"  # the feature, not a lab
+    assert run("features", "-a", "demo").output.splitlines()[1].startswith("[+] preboot")
+    again = run("labs:enable", "preboot", "-a", "demo")
+    assert again.output.endswith("error: preboot is already enabled.\n")
+    disabled = run("labs:disable", "preboot", "-a", "demo")
+    assert (disabled.exit_code, disabled.output) == (0, "Disabling preboot for ⬢ demo... done\n")
+    assert Store().setting("demo", "features:preboot", "") == ""
+
+
+def test_the_cli_imports_neither_docker_nor_the_router_nor_the_build_until_a_command_needs_them():
+    # quick commands (ps, config, releases) start in a tenth of a second without them
+    heavy = ("docker", "dynosim.router", "dynosim.build", "dynosim.deployment", "yaml")
+    probe = f"import sys, dynosim.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

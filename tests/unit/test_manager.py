@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -315,10 +316,17 @@ def test_preboot_routes_to_the_new_web_dynos_before_the_old_ones_stop(harness):
     run(test)
 
 
-def test_without_preboot_the_old_web_dynos_stop_before_the_new_ones_start_and_requests_wait(
+def test_without_preboot_the_new_web_dynos_start_as_the_old_ones_get_sigterm_requests_wait(
     harness,
 ):
-    h = harness(formation=dict(web=2, worker=0))
+    # Heroku: "the dyno manager spins up new dynos as soon as it sends the shutdown signals to
+    # the old dynos"; here the old ones exit only once a new one started (or after 5 s)
+    started = threading.Event()
+    h = harness(
+        lambda spec: Program(stops_after=started) if spec.release.version == 1
+        else Program(started=started),
+        formation=dict(web=2, worker=0),
+    )  # fmt: skip
 
     async def test():
         await h.start()
@@ -331,10 +339,13 @@ def test_without_preboot_the_old_web_dynos_stop_before_the_new_ones_start_and_re
         assert set(h.router.drained) == old  # drained as the router drains, then SIGTERM
         assert {c.release for c in h.engine.live("web")} == {2}
         assert set(h.router.backends) == {c.id for c in h.engine.live("web")}
-        calls = web_calls(h)
-        last_old_stop = max(i for i, c in enumerate(calls) if c == ("stop", 1))
+        calls = [
+            (call, release) for call, name, release in h.engine.calls if name.startswith("web")
+        ]
+        first_old_stop = min(i for i, c in enumerate(calls) if c == ("stop", 1))
         first_new_start = min(i for i, c in enumerate(calls) if c == ("start", 2))
-        assert last_old_stop < first_new_start
+        first_old_exit = min(i for i, c in enumerate(calls) if c == ("stopped", 1))
+        assert first_old_stop < first_new_start < first_old_exit
         # up while web.2 still serves, then requests are held (STARTING) until a new one is
         # up: none is failed, and never H14 (no web dynos)
         assert h.router.statuses == [WebStatus.UP, WebStatus.STARTING, WebStatus.UP]
