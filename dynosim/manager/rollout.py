@@ -146,6 +146,9 @@ class Rollout:
         try:
             await asyncio.gather(*(fleet.start(t, release=release) for t in new))
             failed = await self._until_settled(new)
+            if failed:  # at once: no crash restart of a new dyno may begin while the old stop
+                for tracked in new:
+                    await fleet.cancel_timers(tracked)
         finally:
             await asyncio.gather(*retiring)
         if failed:
@@ -157,8 +160,6 @@ class Rollout:
         """A new web dyno failed without preboot: the new ones stop, the previous release's web
         dynos start in their place, and the release fails (ReleaseError)."""
         fleet = self.fleet
-        for tracked in new:
-            await fleet.cancel_timers(tracked)
         if failed.follower is not None:  # its last words belong in the error
             await asyncio.wait({failed.follower}, timeout=5)
         tail = self._tail(failed.name)
