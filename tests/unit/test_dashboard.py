@@ -1,7 +1,7 @@
 """The dashboard's server on a fake `App`: the token (403 without it, a cookie once shown,
 never logged), the JSON endpoints, formation changes and restarts going to the API's methods,
-the log tail as Server-Sent Events. The page in a real browser: tests/integration/
-test_dashboard.py."""
+the log tail as Server-Sent Events. The page in a real browser:
+tests/integration/test_dashboard_browser.py."""
 
 from __future__ import annotations
 
