@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 from browser import chromium
-from conftest import dynosim
+from conftest import EXAMPLE, copy_app, dynosim
 
 pytestmark = pytest.mark.docker
 
@@ -35,16 +35,18 @@ def until(check, timeout: float, what: str):
     return found
 
 
-def test_the_dashboard_in_a_real_browser(up, example_app):
+def test_the_dashboard_in_a_real_browser(up, tmp_path):
+    # an app of its own: the scale below must not reach other tests' apps
+    app_dir = copy_app(EXAMPLE, tmp_path / "dashboard")
     # 60x: a schedule minute is 1 s, so the minutes of the requests are stored at once
-    process = up(example_app, "--time-scale", "60", "--dashboard-port", "0")
+    process = up(app_dir, "--time-scale", "60", "--dashboard-port", "0")
     url = process.wait_for(r"-----> Dashboard: (http://127\.0\.0\.1:\d+/\?token=\S+)")[1]
     process.wait_for(r"heroku\[web\.1\]: State changed from starting to up")
     base = url.split("?")[0]
     assert requests.get(base, timeout=10).status_code == 403
     assert requests.get(base + "?token=wrong", timeout=10).status_code == 403
     assert requests.get(base + "api/overview", timeout=10).status_code == 403
-    printed = dynosim("dashboard", "-a", "flask-app", "--no-browser", timeout=30)
+    printed = dynosim("dashboard", "-a", "dashboard", "--no-browser", timeout=30)
     assert printed.returncode == 0, printed.stderr
     assert url in printed.stdout
 
@@ -75,7 +77,7 @@ def test_the_dashboard_in_a_real_browser(up, example_app):
         browser.find_element("id", "scale-web").click()
         until(lambda: browser.find_elements("css selector", '[data-dyno="web.2"]'), 60, "web.2")
         process.wait_for(r"heroku\[web\.2\]: State changed from starting to up", 60)
-        ps = dynosim("ps", "-a", "flask-app", "--json", timeout=30)
+        ps = dynosim("ps", "-a", "dashboard", "--json", timeout=30)
         assert "web.2" in {row["name"] for row in json.loads(ps.stdout)}
         _screenshot(browser, process)
     finally:
@@ -92,7 +94,7 @@ def _screenshot(browser, process) -> None:
         for n in range(240):  # 12 s: 12 minutes of the 60x schedule
             session.get(process.url + ("/stores/none" if n % 7 == 0 else "/"), timeout=30)
             time.sleep(0.05)
-    changed = dynosim("config:set", "-a", "flask-app", "GREETING=hello", timeout=120)
+    changed = dynosim("config:set", "-a", "dashboard", "GREETING=hello", timeout=120)
     assert changed.returncode == 0, changed.stderr
     time.sleep(8)  # a metrics poll after it
     browser.save_screenshot(target)
