@@ -4,6 +4,8 @@ words, a missing image as None, and .dockerignore matched as the docker CLI matc
 import http.server
 import json
 import socketserver
+import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -130,3 +132,13 @@ def test_a_failing_one_off_client_is_its_command_and_last_line(monkeypatch, prin
     with pytest.raises(UsageError) as raised:
         addons._finish(object(), ["pg_dump", "-Fc", "-f", "/tmp/backup.dump"])
     assert str(raised.value) == message
+
+
+def test_a_deploy_reaches_its_build_without_importing_the_sdk():
+    """The docker SDK (0.1 s to import) is loaded beside the build, never before it."""
+    probe = (
+        "import sys, dynosim.cli, dynosim.deployment, dynosim.build, dynosim.gitpush;"
+        "print(sorted(m for m in ('docker', 'requests') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
