@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import appjson, build, container_build, control, herokuyml, procfile, releases, source
-from .docker import dynos
 from .errors import ManifestError
 from .formation import DEFAULT_SIZE, Entry, check_limits, size
 from .store import Release, Store
@@ -45,8 +44,9 @@ def deploy(
     the app's own folder, recorded instead of `app_dir`. `test`: Heroku CI's build (the test
     dependencies too, no collectstatic).
 
-    The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
-    deploy removes it again, so nothing is left behind.
+    The app's network is created meanwhile (it is needed next, and costs ~0.1 s), by a thread
+    that also imports the docker SDK (0.1 s more) while the build runs; nothing before the build
+    needs it. A failed deploy removes the network again, so nothing is left behind.
     """
     manifest = herokuyml.load(app_dir)
     types = _process_types(app_dir, manifest)
@@ -54,7 +54,7 @@ def deploy(
     provided = {**(local_env or {}), **(config or {})}
     setup = _first_release_setup(app_dir, types, provided) if first else None
     with ThreadPoolExecutor(max_workers=1) as side:
-        network = side.submit(dynos.ensure_network, app)
+        network = side.submit(_ensure_network, app)
         try:
             # the build sees the config vars of the release it builds on (Heroku's build does)
             base = setup[0] if setup else getattr(store.latest_release(app), "config", {})
@@ -67,6 +67,8 @@ def deploy(
             with contextlib.suppress(Exception):
                 network.result()
                 if not control.is_running(app):
+                    from .docker import dynos
+
                     dynos.remove_network(app)
             raise
     store.ensure_app(app, (home or app_dir).resolve())
@@ -75,6 +77,12 @@ def deploy(
         store, app, built, types, release_config, formation, postdeploy, progress, prune,
         description,
     )  # fmt: skip
+
+
+def _ensure_network(app: str) -> None:
+    from .docker import dynos  # the SDK, imported beside the build rather than before it
+
+    dynos.ensure_network(app)
 
 
 def _record(

@@ -7,8 +7,6 @@ import io
 import tarfile
 from typing import IO
 
-import docker.errors
-
 from ..errors import EngineError
 from . import client as docker_client
 
@@ -19,7 +17,13 @@ def exists(name: str) -> bool:
 
 @docker_client.engine_errors
 def image_id(name: str) -> str | None:
-    """The id of the image of that name (or id); None when there is none."""
+    """The id of the image of that name (or id); None when there is none. Asked without the
+    SDK where the engine allows it (a deploy asks before its build starts)."""
+    found = docker_client.inspect("images", name)
+    if found is not docker_client.NO_PLAIN_CONNECTION:
+        return found["Id"] if isinstance(found, dict) else None
+    import docker.errors
+
     try:
         return docker_client.client().images.get(name).id
     except docker.errors.ImageNotFound:
@@ -37,6 +41,8 @@ def labelled(label: str, value: str | None = None) -> dict[str, str]:
 def remove(name: str, force: bool = False) -> bool:
     """Remove an image unless a container uses it (then it stays, for next time); whether it
     is gone."""
+    import docker.errors
+
     try:
         docker_client.client().images.remove(name, force=force)
     except docker.errors.ImageNotFound:
@@ -48,6 +54,8 @@ def remove(name: str, force: bool = False) -> bool:
 
 def import_root(stream: IO[bytes], name: str, changes: list[str]) -> None:
     """An image from a root filesystem tar (`mmdebstrap … -`), as `docker import` makes."""
+    import docker.errors
+
     repository, tag = name.rsplit(":", 1)
     try:
         docker_client.client().api.import_image_from_stream(
@@ -74,6 +82,8 @@ def image_user(image_id: str) -> str | None:
 def _passwd_uids(image_id: str) -> dict[str, str]:
     """User name -> uid from the image's /etc/passwd, read from a created (never started)
     container."""
+    import docker.errors
+
     api = docker_client.client().api
     container = api.create_container(image_id, ["true"], labels={docker_client.LABEL: "probe"})[
         "Id"

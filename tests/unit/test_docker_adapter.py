@@ -1,6 +1,12 @@
 """The Docker adapter's edges without an engine: SDK errors out as EngineError in the CLI's
 words, a missing image as None, and .dockerignore matched as the docker CLI matches it."""
 
+import http.server
+import json
+import socketserver
+import subprocess
+import sys
+import threading
 from types import SimpleNamespace
 
 import docker.errors
@@ -46,10 +52,56 @@ def test_image_id_is_none_for_a_missing_image_and_engine_error_for_a_refusal(mon
         return SimpleNamespace(id=f"sha256:{name}")
 
     monkeypatch.setattr(client, "client", engine_with_images(get))
+    monkeypatch.setattr(client, "socket_address", lambda: None)  # TLS or SSH: only the SDK
     assert images.image_id("here") == "sha256:here" and images.exists("here")
     assert images.image_id("gone") is None and not images.exists("gone")
     with pytest.raises(EngineError, match="^Docker engine: engine busy$"):
         images.exists("refused")
+
+
+class Engine(http.server.BaseHTTPRequestHandler):
+    """Answers `GET /images/NAME/json` as the engine does: 200 with the image, 404, or 500."""
+
+    def do_GET(self) -> None:
+        seen.append(self.path)
+        status, body = {
+            "/images/registry:5000/web:v1/json": (200, {"Id": "sha256:abc"}),
+            "/images/refused/json": (500, {"message": "engine busy"}),
+        }.get(self.path, (404, {"message": "No such image"}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+seen: list[str] = []
+
+
+def test_image_id_asks_over_a_plain_connection_without_the_sdk(monkeypatch, tmp_path):
+    server = socketserver.UnixStreamServer(str(tmp_path / "engine.sock"), Engine)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/engine.sock")
+    monkeypatch.setattr(client, "client", lambda: pytest.fail("the SDK was used"))
+    try:
+        assert images.image_id("registry:5000/web:v1") == "sha256:abc"
+        assert images.image_id("gone") is None
+        with pytest.raises(EngineError, match="^Docker engine: engine busy$"):
+            images.image_id("refused")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [
+        "/images/registry:5000/web:v1/json",
+        "/images/gone/json",
+        "/images/refused/json",
+    ]
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+    with pytest.raises(EngineError, match="^no Docker engine reachable"):
+        images.image_id("web")
 
 
 def test_dockerignore_comments_folders_and_exceptions(tmp_path):
@@ -80,3 +132,13 @@ def test_a_failing_one_off_client_is_its_command_and_last_line(monkeypatch, prin
     with pytest.raises(UsageError) as raised:
         addons._finish(object(), ["pg_dump", "-Fc", "-f", "/tmp/backup.dump"])
     assert str(raised.value) == message
+
+
+def test_a_deploy_reaches_its_build_without_importing_the_sdk():
+    """The docker SDK (0.1 s to import) is loaded beside the build, never before it."""
+    probe = (
+        "import sys, dynosim.cli, dynosim.deployment, dynosim.build, dynosim.gitpush;"
+        "print(sorted(m for m in ('docker', 'requests') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
