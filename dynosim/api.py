@@ -13,8 +13,8 @@ records and the commands on them: builds, releases, config, formation, one-offs)
 `remote.RemoteControl` (the running `up`, over its control socket) and `hosting.Host`
 (serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
 Labs features), `App.features` is `stored.Features` (app features: preboot), `App.git` is
-`gitpush.GitRemote` (`git push dynosim main`). State lives in $DYNOSIM_HOME like the CLI's;
-errors are `dynosim.errors.DynosimError`s.
+`gitpush.GitRemote` (`git push dynosim main`), `App.doctor` is `doctor.Doctor` (its report).
+State lives in $DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimError`s.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import formation as formations
 from .app_addons import AppAddons
 from .clock import Clock
+from .doctor import Doctor
 from .gitpush import GitRemote
 from .hosting import Host
 from .logs import LogLine
@@ -66,7 +67,7 @@ class App:
         self._host = Host(self._stored)
         self.addons = AppAddons(self._stored, self.roll_out)
         self.labs, self.features = self._stored.labs, self._stored.features
-        self.git = GitRemote(self._stored)
+        self.git, self.doctor = GitRemote(self._stored), Doctor(self._stored)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:
