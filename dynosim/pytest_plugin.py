@@ -13,6 +13,9 @@ loopback port in a background thread, and returns once its web dynos are up: a
 apps are never touched; teardown stops the dynos, removes their containers, network and the
 folder, and fails the test when anything of its apps is left behind.
 
+`dynosim_doctor(path, probes=...)` runs `dynosim doctor` on an app and returns its report
+(`doctor.Report`: `failed(strict=...)`, `of(check, status)`, `text()`) to assert on.
+
 Options: --dynosim-keep, --dynosim-stack, --dynosim-reuse-images (see `pytest --help`).
 """
 
@@ -32,6 +35,7 @@ from typing import Any
 import pytest
 
 from .api import App
+from .doctor import Report
 from .errors import EngineError
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -155,6 +159,28 @@ def dyno_app(
             patch.undo()
             if not keep:
                 shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def dynosim_doctor(dynosim_engine, dynosim_leak_check) -> Iterator[Callable[..., Report]]:
+    """A factory: dynosim_doctor(path, probes=("/",), **options) -> the `doctor.Report` of
+    `dynosim doctor` on the app at `path` (`App.doctor`), in a DYNOSIM_HOME of its own:
+
+        report = dynosim_doctor("myapp", probes=("/", "/health"))
+        assert not report.failed(strict=True), report.text()
+    """
+    patch = pytest.MonkeyPatch()
+    home = tempfile.mkdtemp(prefix="dynosim-")
+    patch.setenv("DYNOSIM_HOME", home)
+
+    def examine(path: str | Path, probes: tuple[str, ...] = ("/",), **options: Any) -> Report:
+        return App.open(path).doctor(probes, **options)
+
+    try:
+        yield examine
+    finally:
+        patch.undo()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
