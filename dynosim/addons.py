@@ -8,8 +8,10 @@ a killed `up` leaves them running for the next one to adopt.
 
 As on Heroku, both speak TLS only (1.2+), each with a self-signed certificate of its own that
 the server makes in its volume at first start; clients do not verify it (`sslmode=require`,
-`ssl_cert_reqs=None`). No password is ever a process argument: the servers read theirs from the
-environment or an owner-only file, the clients from PGPASSWORD / REDISCLI_AUTH.
+`ssl_cert_reqs=None`). The `in-dyno` plan (Heroku CI's in-dyno databases) speaks plain TCP, as
+Heroku's does (`postgres://`, `redis://`). No password is ever a process argument: the servers
+read theirs from the environment or an owner-only file, the clients from PGPASSWORD /
+REDISCLI_AUTH.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from .store import Addon, Release, Store, data_dir
 Progress = Callable[[str], None]
 #: Bump when an add-on image's packages or script change, so old images are not reused
 #: (an adopted server of an older image is replaced by one of this; its volume stays).
-IMAGE_VERSION = 2
+IMAGE_VERSION = 3
 ROLE = "addon"
 L_ADDON = "dynosim.addon"
 READY_TIMEOUT = 60.0
+#: Heroku CI's plan: a database for one test run, plain TCP (no TLS), as Heroku's in-dyno ones.
+IN_DYNO = "in-dyno"
 COLORS = ("AMBER", "BLUE", "BRONZE", "CHARCOAL", "COBALT", "CRIMSON", "GOLD", "GRAY", "GREEN")
 ADJECTIVES = ("curly", "silent", "rugged", "shallow", "vertical", "cubic", "tapered", "clean")
 
@@ -65,14 +69,27 @@ class Service:
     def url(self, addon: Addon) -> str:
         s = addon.settings
         if self.prefix == "redis":
-            return f"rediss://:{s['password']}@{addon.name}:{self.port}"
+            scheme = "redis" if addon.plan == IN_DYNO else "rediss"
+            return f"{scheme}://:{s['password']}@{addon.name}:{self.port}"
         return f"postgres://{s['user']}:{s['password']}@{addon.name}:{self.port}/{s['database']}"
 
     def environment(self, addon: Addon) -> dict[str, str]:
         s = addon.settings
+        plain = {"DYNOSIM_TLS": "off"} if addon.plan == IN_DYNO else {}
         if self.prefix == "redis":
-            return {"REDISCLI_AUTH": s["password"]}
-        return {"DB_USER": s["user"], "DB_PASSWORD": s["password"], "DB_NAME": s["database"]}
+            return {"REDISCLI_AUTH": s["password"], **plain}
+        return {
+            "DB_USER": s["user"],
+            "DB_PASSWORD": s["password"],
+            "DB_NAME": s["database"],
+            **plain,
+        }
+
+    def ready_command(self, addon: Addon) -> list[str]:
+        """What succeeds inside the container once the server serves (plain for in-dyno)."""
+        if addon.plan == IN_DYNO and self.prefix == "redis":
+            return ["bash", "-c", "redis-cli ping | grep -q PONG"]
+        return list(self.ready)
 
     def new_settings(self) -> dict[str, str]:
         if self.prefix == "redis":
@@ -151,29 +168,56 @@ def create(
     store: Store, app: str, spec: str, attach_as: str | None, progress: Progress
 ) -> tuple[Addon, Release]:
     """Provision a server, wait until it serves, attach it as a config var (a new release)."""
+    if plan_of(spec) == IN_DYNO:
+        raise UsageError(
+            f"{spec}: in-dyno plans are for Heroku CI test runs only; list it in app.json's"
+            " environments.test.addons and run dynosim ci:run"
+        )
+    if attach_as:
+        names.check_attachment(attach_as)  # a bad name fails before anything else
+    taken = set(releases.latest(store, app).config)
+    created = new_addon(app, spec, config_var(service(spec), taken, attach_as, app))
+    provision(store, created, progress)
+    attachment = created.config_var.removesuffix("_URL")
+    release = releases.set_config(
+        store,
+        app,
+        {created.config_var: SERVICES[created.service].url(created)},
+        description=f"Attach {attachment} (@ref:{created.name})",
+        release_phase=False,
+    )
+    return created, release
+
+
+def plan_of(spec: str) -> str:
+    """The plan of `service:plan`, else the service's default plan."""
+    return spec.split(":", 1)[1] if ":" in spec else service(spec).default_plan
+
+
+def new_addon(app: str, spec: str, var: str) -> Addon:
+    """The record of a new add-on of `spec` attached as `var`: a Heroku-style name, fresh
+    credentials. Nothing runs yet (:func:`provision`)."""
     chosen = service(spec)
-    plan = spec.split(":", 1)[1] if ":" in spec else chosen.default_plan
-    var = _config_var(store, app, chosen, attach_as)
     name = f"{chosen.prefix}-{random.choice(ADJECTIVES)}-{random.randint(10000, 99999)}"
     now = dt.datetime.now(dt.UTC)
-    created = Addon(app, name, chosen.name, plan, var, chosen.new_settings(), now)
-    ensure_image(chosen, progress)
+    return Addon(app, name, chosen.name, plan_of(spec), var, chosen.new_settings(), now)
+
+
+def provision(store: Store, created: Addon, progress: Progress, *, keep: bool = False) -> None:
+    """Make its image (once), start its server until it serves, record it; with `keep` the
+    server goes on running, else it stops unless an `up` serves the app. A failure removes
+    the server and its volume."""
+    ensure_image(SERVICES[created.service], progress)
     try:
-        with running(store, created):
-            pass  # the first start creates the database and proves it serves
+        if keep:
+            start(created)
+        else:
+            with running(store, created):
+                pass  # the first start creates the database and proves it serves
     except BaseException:
         _remove(created, volume=True)
         raise
     store.add_addon(created)
-    attachment = var.removesuffix("_URL")
-    release = releases.set_config(
-        store,
-        app,
-        {var: chosen.url(created)},
-        description=f"Attach {attachment} (@ref:{name})",
-        release_phase=False,
-    )
-    return created, release
 
 
 def update_urls(store: Store, app: str) -> list[Release]:
@@ -198,9 +242,10 @@ def _plain_url(url: str) -> str:
     return url.replace("rediss://", "redis://", 1)
 
 
-def _config_var(store: Store, app: str, chosen: Service, attach_as: str | None) -> str:
+def config_var(chosen: Service, taken: set[str], attach_as: str | None, app: str) -> str:
+    """The config var a new add-on is attached as: `attach_as`, else the service's first one
+    (DATABASE_URL), else a colour (HEROKU_POSTGRESQL_AMBER_URL); `taken`: the app's vars."""
     var = names.check_attachment(attach_as) if attach_as else None
-    taken = set(releases.latest(store, app).config)
     if var:
         if var in taken:
             raise UsageError(f"{var} is already set on {app}; choose another name with --as")
@@ -262,7 +307,7 @@ def _wait_ready(found: Addon, container: Container) -> None:
     chosen = SERVICES[found.service]
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
-        if servers.execute(container, list(chosen.ready))[0] == 0:
+        if servers.execute(container, chosen.ready_command(found))[0] == 0:
             return
         if servers.status(container, refresh=True) not in ("running", "restarting", "created"):
             break
@@ -330,7 +375,8 @@ def client_command(found: Addon) -> tuple[list[str], dict[str, str]]:
     environment (PGPASSWORD, REDISCLI_AUTH), never an argument: `ps` shows those to everyone."""
     if found.service == REDIS.name:  # the certificate is self-signed, as on Heroku
         where = ["-h", found.name, "-p", str(REDIS.port)]
-        return ["redis-cli", "--tls", "--insecure", *where], client_environment(found)
+        tls = [] if found.plan == IN_DYNO else ["--tls", "--insecure"]
+        return ["redis-cli", *tls, *where], client_environment(found)
     return ["psql"], client_environment(found)
 
 
@@ -344,7 +390,8 @@ def client_environment(found: Addon) -> dict[str, str]:
         "PGUSER": s["user"],
         "PGDATABASE": s["database"],
         "PGPASSWORD": s["password"],
-        "PGSSLMODE": "require",  # TLS without verification, as Heroku's clients connect
+        # TLS without verification, as Heroku's clients connect; in-dyno ones are plain
+        "PGSSLMODE": "disable" if found.plan == IN_DYNO else "require",
     }
 
 

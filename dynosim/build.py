@@ -57,6 +57,29 @@ INSTALL = {
         "uv sync --locked --no-default-groups",
     ),
 }
+#: What Heroku CI's build (the buildpack's bin/test-compile, INSTALL_TEST) runs instead: the
+#: test dependencies too (requirements-test.txt with pip, Pipfile's dev-packages, the default
+#: dependency groups of Poetry and uv).
+TEST_INSTALL = {
+    "pip": (
+        "/opt/venv/bin/pip install -r {dir}/requirements.txt -r {dir}/requirements-test.txt",
+        "pip install -r requirements.txt -r requirements-test.txt",
+    ),
+    "pipenv": (
+        "cd {dir} && /opt/pipenv/bin/pipenv install --deploy --dev",
+        "pipenv install --deploy --dev",
+    ),
+    "poetry": (
+        "cd {dir} && /opt/poetry/bin/poetry export --format requirements.txt"
+        " --output /tmp/poetry-requirements.txt && pip install -r /tmp/poetry-requirements.txt",
+        "poetry export' and 'pip install",
+    ),
+    "uv": (
+        "cd {dir} && /opt/uv/bin/uv sync --locked --no-install-project --inexact",
+        "uv sync --locked",
+    ),
+}
+TEST_REQUIREMENTS = "requirements-test.txt"
 #: Config vars Heroku's buildpack never passes to build steps, and dynosim's own build settings.
 HIDDEN_FROM_BUILD = frozenset(
     {"PATH", "GIT_DIR", "PYTHONHOME", "LD_LIBRARY_PATH", "LIBRARY_PATH", *PIP_ENV, *CA_ENV}
@@ -115,10 +138,11 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return re.sub(r"\{\{(\w+)\}\}", fill, template)
 
 
-def dependency_files(app_dir: Path, manager: str | None) -> list[str]:
-    """The files the manager installs from, relative to the app: requirements.txt and the files
-    it pulls in with -r / -c; Pipfile and Pipfile.lock; pyproject.toml and poetry.lock or
-    uv.lock. The dependency layer is keyed by these alone."""
+def dependency_files(app_dir: Path, manager: str | None, test: bool = False) -> list[str]:
+    """The files the manager installs from, relative to the app: requirements.txt (with `test`,
+    requirements-test.txt too) and the files they pull in with -r / -c; Pipfile and
+    Pipfile.lock; pyproject.toml and poetry.lock or uv.lock. The dependency layer is keyed by
+    these alone."""
     if manager == "pipenv":
         return ["Pipfile", "Pipfile.lock"]
     if manager in ("poetry", "uv"):
@@ -127,6 +151,8 @@ def dependency_files(app_dir: Path, manager: str | None) -> list[str]:
         return []
     found: list[str] = []
     pending: list[tuple[str, str]] = [("requirements.txt", "")]  # (file, where it was named)
+    if test and (app_dir / TEST_REQUIREMENTS).is_file():
+        pending.append((TEST_REQUIREMENTS, ""))
     root = app_dir.resolve()
     while pending:
         name, where = pending.pop()
@@ -192,12 +218,14 @@ def recipe(
     hooks: tuple[str, ...] = (),
     collectstatic: bool = False,
     secrets: Mapping[str, str] | None = None,
+    test: bool = False,
 ) -> Recipe:
     """The Dockerfile for an app: `hooks` (bin/pre_compile, bin/post_compile) and `collectstatic`
     need the app in the build stage. `secrets`: secret id (`pip`: the host's pip settings,
     `config`: the config vars) -> a keyed digest of its values. The steps that run pip mount
     `pip`, the hooks and collectstatic `config` too; the digest in their text keys their layer
-    cache by the values, which BuildKit's cache does not see."""
+    cache by the values, which BuildKit's cache does not see. `test`: Heroku CI's build, with
+    the test dependencies (TEST_INSTALL)."""
     steps = _Steps(secrets or {})
     install_pip = steps.run(
         'python3 -m venv /opt/venv && /opt/venv/bin/pip install --quiet --upgrade "pip>=23"',
@@ -206,7 +234,8 @@ def recipe(
     install_uwsgi = _install_uwsgi(steps, has_uwsgi)
     tool = _tool(manager, steps.run)
     early = "pre_compile" in hooks  # Heroku runs it before installing: it may change them
-    dependencies = _dependencies(steps, manager, deps, early)
+    install = TEST_INSTALL if test and (manager != "pip" or TEST_REQUIREMENTS in deps) else INSTALL
+    dependencies = _dependencies(steps, install[manager], deps, early)
     early_app, late_app = _app_in_build(steps, hooks, collectstatic)
     run_tool = _run_tool(manager)
     app_in_build = bool(hooks or collectstatic)
@@ -279,17 +308,20 @@ def _install_uwsgi(steps: _Steps, has_uwsgi: bool) -> str:
     return steps.run("/opt/venv/bin/pip install pyuwsgi --quiet", "Installing uWSGI (pyuwsgi)")
 
 
-def _dependencies(steps: _Steps, manager: str, deps: list[str], early: bool) -> str:
-    """The dependency step: from the app itself after bin/pre_compile (`early`), else from the
-    dependency files alone, in a layer of their own."""
+def _dependencies(steps: _Steps, install: tuple[str, str], deps: list[str], early: bool) -> str:
+    """The dependency step (`install`: its command and Heroku's words): from the app itself
+    after bin/pre_compile (`early`), else from the dependency files alone, in a layer of their
+    own."""
+    command, words = install
+    headline = f"Installing dependencies using '{words}'"
     if early:
-        return f"RUN {steps.run(INSTALL[manager][0].format(dir='/app'), _installing(manager))}"
+        return f"RUN {steps.run(command.format(dir='/app'), headline)}"
     if not deps:
         return ""
-    install = steps.run(INSTALL[manager][0].format(dir="/tmp/dependencies"), _installing(manager))
     return (
         "# Dependencies are their own layer, keyed only by the dependency files: code changes"
-        f" reuse it.\nCOPY dependencies/ /tmp/dependencies/\nRUN {install}"
+        " reuse it.\nCOPY dependencies/ /tmp/dependencies/\nRUN "
+        + steps.run(command.format(dir="/tmp/dependencies"), headline)
     )
 
 
@@ -316,10 +348,6 @@ def _run_tool(manager: str) -> str:
         "COPY --from=build /opt/pipenv /opt/pipenv\n"
         "ENV PIPENV_SYSTEM=1 PIPENV_VERBOSITY=-1 PIPENV_NOSPIN=1"
     )
-
-
-def _installing(manager: str) -> str:
-    return f"Installing dependencies using '{INSTALL[manager][1]}'"
 
 
 def _tool(manager: str, run: Callable[[str, str], str]) -> str:
@@ -402,17 +430,20 @@ def plan(
     run_image: str,
     settings: HostSettings | None = None,
     config: Mapping[str, str] | None = None,
+    test: bool = False,
 ) -> Plan:
     """The build of `app_dir`. `config` is the app's config vars: the build stage gets them as
     the secret `config` when a step can read them (bin/pre_compile, bin/post_compile,
     collectstatic), and only then do they key the image (a config change rebuilds only such
-    apps)."""
+    apps). `test`: Heroku CI's build (bin/test-compile): the test dependencies too, and no
+    collectstatic (DISABLE_COLLECTSTATIC)."""
     settings = settings or HostSettings.from_environ()
     manager = runtime.package_manager(app_dir)
-    deps = dependency_files(app_dir, manager)
+    deps = dependency_files(app_dir, manager, test)
     has_uwsgi = brings_uwsgi(app_dir, manager, deps)
     files = _deployed(app_dir)
     hooks, collectstatic = compile_steps(files)
+    collectstatic = collectstatic and not test
     config_args = build_config(config) if hooks or collectstatic else {}
     secrets = {
         name: values
@@ -431,6 +462,7 @@ def plan(
         hooks=hooks,
         collectstatic=collectstatic,
         secrets={name: secret_digest(key, values) for name, values in secrets.items()},
+        test=test,
     )
     data = _context(app_dir, steps.text, settings.ca_bundle, deps, files)
     source_hash = _source_hash(data, build_image, run_image)

@@ -936,3 +936,40 @@ def pg_backups_restore(
     click.echo(f"Restoring {restored.stem} to {found.name}... ", nl=False)
     chosen.addons.restore(found, restored)
     click.echo("done")
+
+
+@main.command("ci:run")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    help="Stop the test run after this many seconds (default: Heroku CI's 2 hours).",
+)
+def ci_run(path: Path, timeout: float | None) -> None:
+    """Run PATH's tests as Heroku CI does (app.json's environments.test) in a throwaway app."""
+    import signal
+
+    from .ci import CiOptions
+    from .testrun import TIMEOUT
+
+    if not path.is_dir():
+        raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
+
+    def terminate(number: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM: clean up as for Ctrl-C
+
+    signal.signal(signal.SIGTERM, terminate)
+    options = CiOptions(timeout=TIMEOUT if timeout is None else timeout)
+    try:
+        result = App.open(path).ci(options, progress=progress, output=progress)
+    except KeyboardInterrupt:
+        click.secho(
+            "error: test run interrupted; its app and add-ons were removed", fg="red", err=True
+        )
+        sys.exit(130)
+    click.echo(f"-----> Test run #{result.meta.number} {result.status.value}")
+    sys.exit(result.exit_status)
+
+
+main.add_command(ci_run, "ci")

@@ -33,6 +33,7 @@ def deploy(
     local_env: Mapping[str, str] | None = None,
     description: str | None = None,
     home: Path | None = None,
+    test: bool = False,
 ) -> tuple[Release, bool]:
     """Build the folder and record a pending release; (release, whether it is new). Without
     `cache`, every image layer is built again; `stack_suite` overrides the stack the runtime
@@ -41,7 +42,8 @@ def deploy(
     `image_name` names the images instead of the app (apps of one folder can share them);
     app.json's vars take their values from `config`, then `local_env` (the .env asked for).
     A git push builds a checkout of its commit: `description` names the commit, `home` is
-    the app's own folder, recorded instead of `app_dir`.
+    the app's own folder, recorded instead of `app_dir`. `test`: Heroku CI's build (the test
+    dependencies too, no collectstatic).
 
     The app's network is created meanwhile (it is needed next, and costs ~0.1 s); a failed
     deploy removes it again, so nothing is left behind.
@@ -59,7 +61,7 @@ def deploy(
             release_config = {**base, **(config or {})}
             built = _build(
                 image_name or app, app_dir, manifest, progress, base_image, strict_runtime,
-                release_config, cache, stack_suite,
+                release_config, cache, stack_suite, test,
             )  # fmt: skip
         except BaseException:
             with contextlib.suppress(Exception):
@@ -153,6 +155,7 @@ def _build(
     config: dict[str, str] | None = None,
     cache: bool = True,
     stack_suite: str | None = None,
+    test: bool = False,
 ) -> tuple[build.Image, dict[str, str]]:
     """The release's default image, and the per-type images of a heroku.yml app. `config`:
     the app's config vars, which the build's hooks and collectstatic see."""
@@ -182,6 +185,11 @@ def _build(
         run_image=run_image,
         settings=settings,
         config=config,
+        test=test,
     )
     progress(f"-----> {app}: Python app on {description}")
+    if test and build.compile_steps(plan.files)[1]:
+        progress(
+            "-----> Skipping Django collectstatic since the env var DISABLE_COLLECTSTATIC is set."
+        )
     return build.build(plan, progress, cache=cache), {}

@@ -188,6 +188,14 @@ class Store:
                 (name, str(path), _now()),
             )
 
+    def remove_app(self, name: str) -> None:
+        """Forget an app: its releases, formation and add-ons (by cascade), settings and
+        metrics. A throwaway app (Heroku CI's test run) leaves no record behind."""
+        with self.transaction() as db:
+            for table in ("settings", "metrics", "addons", "formation", "releases", "apps"):
+                column = "name" if table == "apps" else "app"
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (name,))
+
     def app_for_path(self, path: Path) -> str | None:
         row = self.db.execute("SELECT name FROM apps WHERE path = ?", (str(path),)).fetchone()
         return row["name"] if row else None

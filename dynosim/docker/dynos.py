@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 from .. import container_engine
@@ -237,3 +239,25 @@ def stop(container: Container, grace: float) -> None:
 def remove(container: Container) -> None:
     with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
         container.remove(force=True)
+
+
+def follow(container: Container, line: Callable[[str], None]) -> None:
+    """Hand each line the container prints (stdout and stderr, as they come) to `line`,
+    until it ends; blocking (a thread's job). A removed container just ends the stream."""
+    pending = b""
+    with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+        for chunk in container.logs(stream=True, follow=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for each in lines:
+                line(each.decode(errors="replace").rstrip("\r"))
+    if pending:
+        line(pending.decode(errors="replace"))
+
+
+def wait(container: Container, timeout: float) -> int | None:
+    """Its exit status once it ends, or None while it still runs after `timeout` seconds."""
+    try:
+        return int(container.wait(timeout=max(timeout, 0.001))["StatusCode"])
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return None

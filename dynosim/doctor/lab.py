@@ -5,7 +5,6 @@ engine's own calls are the protocol's; what only Docker shows goes through `dock
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,6 @@ from typing import Any
 
 from ..container_engine import ONE_OFF, PORT, ContainerEngine, DynoSpec
 from ..docker import inside
-from ..errors import EngineError
 from ..store import Release
 from . import http, procfs
 from .observations import Boot, Concurrency, Listener, ReleaseRun, Shutdown
@@ -39,7 +37,7 @@ class LabDyno:
 
 
 class Lab:
-    """Dynos of one release on `engine`, removed (with the app's network) by :meth:`close`."""
+    """Dynos of one release on `engine`, removed by :meth:`close`."""
 
     def __init__(self, engine: ContainerEngine, release: Release) -> None:
         self.engine, self.release = engine, release
@@ -140,7 +138,6 @@ class Lab:
         return ReleaseRun(command, tuple(codes), output[-2000:])
 
     def close(self) -> None:
+        """Remove the dynos (the app's network and add-ons are the throwaway app's)."""
         for dyno in self.dynos:
             self.engine.remove(dyno.container)
-        with contextlib.suppress(EngineError):
-            self.engine.remove_network(self.release.app, wait=5.0)

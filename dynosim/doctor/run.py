@@ -5,18 +5,18 @@ remove everything, and judge the observations (`doctor.checks`) into a `Report`.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import appjson, formation, procfile, source
 from .. import build as builds
-from .. import formation, names, procfile, source
 from ..docker import DockerEngine
 from ..errors import DynosimError
 from ..options import BOOT_TIMEOUT, GRACE
+from ..scratch import Scratch, ScratchOptions
 from ..store import Release
 from ..stored import StoredApp, quiet
 from . import checks, http, static
@@ -84,25 +84,20 @@ def examine(folder: Path, options: DoctorOptions, progress: Progress) -> Report:
 def _throwaway(
     folder: Path, config: dict[str, str], progress: Progress
 ) -> Iterator[tuple[Release | None, str]]:
-    """A uniquely named app built from `folder` (sharing the folder app's image); its
-    containers and network are gone afterwards, whatever happened."""
-    image_name = names.app_name_from_folder(folder)
-    app = StoredApp(f"doctor-{image_name[:20].rstrip('-')}-{secrets.token_hex(3)}", folder)
+    """The throwaway app (`scratch`) of `folder` with the add-ons its app.json names, built;
+    (its release, or None and the build's error). Everything of it is gone afterwards."""
+    spec = appjson.load(folder)
+    options = ScratchOptions(purpose="doctor", addons=spec.addons if spec else (), config=config)
+    app = Scratch(folder, options)
     try:
         try:
-            release, _ = app.build(
-                progress=progress, config=config, image_name=image_name, prune=False
-            )
+            app.provision(progress)
+            release = app.build(progress)
         except DynosimError as exc:
             yield None, exc.format_message().splitlines()[0]
             return
         yield release, ""
     finally:
-        engine = DockerEngine()
-        for leftover in engine.list(app.name):
-            engine.remove(leftover.container_id)
-        with contextlib.suppress(DynosimError):
-            engine.remove_network(app.name, wait=2.0)
         app.close()
 
 
