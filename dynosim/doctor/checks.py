@@ -98,6 +98,17 @@ def boot(observed: Boot, server: Server) -> Finding:
     return _finding(Check.BOOT, Status.FAIL, subject, text, R10, fix)
 
 
+CRASHED = Fact(None, "a crashed dyno restarts on a cool-off schedule", "Dynos and the Dyno Manager")
+
+
+def running(process_type: str, exit_code: int | None) -> Finding:
+    """A dyno that is not web must keep running too (else it crashes and is restarted)."""
+    if exit_code is None:
+        return _finding(Check.BOOT, Status.PASS, process_type, "running after start", CRASHED)
+    text = f"exited with status {exit_code} after start: it crashes on Heroku"
+    return _finding(Check.BOOT, Status.FAIL, process_type, text, CRASHED, "see its output")
+
+
 def shutdown(observed: Shutdown) -> Finding:
     """R12: the dyno's processes exit within 30 s of SIGTERM."""
     subject = observed.process_type

@@ -165,6 +165,8 @@ def _resident(
     found: list[Finding] = []
     for process_type, dyno in dynos.items():
         if process_type != procfile.WEB:
+            ended = lab.engine.exited(dyno.container)
+            found.append(checks.running(process_type, ended.exit_code if ended else None))
             quota = formation.size(dyno.size).memory_mb
             used = Memory(process_type, dyno.size, quota, lab.memory(dyno))
             found.append(checks.memory(used))

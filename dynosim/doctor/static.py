@@ -104,9 +104,10 @@ def config(app_dir: Path, provided: Mapping[str, str]) -> Config:
 
 
 def secrets(app_dir: Path) -> list[Secret]:
-    """Where a literal secret sits: file, line and the name it goes by, never its value."""
+    """Where a literal secret sits in the tracked files: file, line and the name it goes by,
+    never its value."""
     found: list[Secret] = []
-    for relative in source.select(app_dir):
+    for relative in source.tracked(app_dir):
         path = app_dir / relative
         if path.suffix not in _TEXT_SUFFIXES and not path.name.startswith(".env"):
             continue

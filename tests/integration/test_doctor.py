@@ -36,7 +36,7 @@ def test_unfit_app_fails_with_exit_1_and_never_prints_the_secret(unfit):
 
 def test_unfit_boot_passes_and_shutdown_fails(unfit):
     _, report, _ = unfit
-    assert statuses(report, Check.BOOT) == {"web": Status.PASS}
+    assert statuses(report, Check.BOOT) == {"web": Status.PASS, "worker": Status.PASS}
     shutdown = {f.subject: f for f in report.of(Check.SHUTDOWN)}
     assert shutdown["worker"].status is Status.FAIL and shutdown["worker"].fact.code == "R12"
     assert "ignores SIGTERM (python worker.py" in shutdown["worker"].observed

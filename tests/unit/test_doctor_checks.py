@@ -216,3 +216,9 @@ def test_static_python(tmp_path):
     assert (found.version, found.source, found.deprecated) == ("3.10", "runtime.txt", True)
     (tmp_path / "runtime.txt").write_text("python-3.8\n")
     assert not static.python(tmp_path).supported
+
+
+def test_a_type_that_is_not_web_must_keep_running():
+    assert checks.running("worker", None).status is Status.PASS
+    crashed = checks.running("worker", 1)
+    assert crashed.status is Status.FAIL and "status 1" in crashed.observed
