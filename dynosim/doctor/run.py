@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import appjson, formation, procfile, source
 from .. import build as builds
+from ..container_engine import PORT
 from ..docker import DockerEngine
 from ..errors import DynosimError
 from ..options import BOOT_TIMEOUT, GRACE
@@ -74,7 +75,7 @@ def examine(folder: Path, options: DoctorOptions, progress: Progress) -> Report:
         assert release is not None
         lab = Lab(DockerEngine(), release)
         try:
-            findings += _run(lab, types, server, static.sqlite_in_slug(folder), options, progress)
+            findings += _run(lab, folder, types, server, options, progress)
         finally:
             lab.close()
     return Report(folder.name, tuple(findings))
@@ -102,7 +103,7 @@ def _throwaway(
 
 
 def _run(
-    lab: Lab, types: dict[str, procfile.ProcessType], server: Server, slug_sqlite: list[str],
+    lab: Lab, folder: Path, types: dict[str, procfile.ProcessType], server: Server,
     options: DoctorOptions, progress: Progress,
 ) -> list[Finding]:  # fmt: skip
     findings: list[Finding] = []
@@ -111,9 +112,12 @@ def _run(
         findings.append(checks.release(lab.release_phase(types[procfile.RELEASE].command)))
     else:
         findings.append(checks.release(None))
-    sizes = {t: formation.DEFAULT_SIZE for t in types if types[t].is_dyno}
+    sizes = static.sizes([t for t in types if types[t].is_dyno], folder)
     dynos = {t: lab.start(t, 1, size) for t, size in sizes.items()}
-    asked = _concurrency(sizes.get(procfile.WEB, formation.DEFAULT_SIZE)) + 1
+    asked = (
+        formation.web_concurrency(formation.size(sizes.get(procfile.WEB, formation.DEFAULT_SIZE)))
+        + 1
+    )
     second = None
     if procfile.WEB in dynos:
         second = lab.start(procfile.WEB, 2, sizes[procfile.WEB], {"WEB_CONCURRENCY": str(asked)})
@@ -125,14 +129,9 @@ def _run(
             second = None
         else:
             findings += _web(lab, dynos[procfile.WEB], second, asked, server, options, progress)
-    findings += _resident(lab, dynos, slug_sqlite, options)
+    findings += _resident(lab, dynos, static.sqlite_in_slug(folder), options)
     findings += _stop(lab, dynos, second, server, options, progress)
     return findings
-
-
-def _concurrency(size: str) -> int:
-    chosen = formation.size(size)
-    return min(max(1, chosen.memory_mb // 256), 17)
 
 
 def _web(
@@ -141,7 +140,7 @@ def _web(
 ) -> list[Finding]:  # fmt: skip
     """Probes (plain and https), the kept connection, memory under load, WEB_CONCURRENCY."""
     assert web.address is not None
-    address, port = web.address, 5000
+    address, port = web.address, PORT
     idle = http.IdleWatch(address, port, options.probes[0])
     progress(f"Probing {', '.join(options.probes)} (H12: 30 s; X-Forwarded-Proto: https)")
     found = [checks.probe(http.probe(address, port, path)) for path in options.probes]
@@ -194,7 +193,9 @@ def _stop(
     found: list[Finding] = []
     if second is not None and second.address and lab.engine.exited(second.container) is None:
         late = threading.Thread(target=stop, args=(second,), daemon=True)
-        flight = http.in_flight(second.address, 5000, options.probes[0], late.start)
+        flight = http.in_flight(second.address, PORT, options.probes[0], late.start)
+        if late.ident is None:  # no connection was made: stopped all the same
+            late.start()
         threads.append(late)
         found.append(checks.in_flight(flight, server))
     for thread in threads:

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import appjson, runtime, source
+from .. import appjson, formation, runtime, source
 from ..errors import DynosimError
 from .observations import Config, Python, Secret, Server
 
@@ -75,6 +75,13 @@ def _uwsgi_ini(path: Path) -> dict[str, str]:
     except configparser.Error:
         return {}
     return dict(parser["uwsgi"]) if parser.has_section("uwsgi") else {}
+
+
+def sizes(process_types: list[str], app_dir: Path) -> dict[str, str]:
+    """Each type's dyno size: app.json's formation where it names one, else Heroku's default."""
+    spec = appjson.load(app_dir)
+    named = {t: size for t, (_, size) in spec.formation.items() if size} if spec else {}
+    return {t: formation.size(named.get(t, formation.DEFAULT_SIZE)).name for t in process_types}
 
 
 def python(app_dir: Path) -> Python:

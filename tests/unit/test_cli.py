@@ -324,3 +324,18 @@ def test_labs_lists_enables_and_disables_runtime_metrics_and_refuses_an_unknown_
         2,
         "error: Couldn't find that feature (preboot); known features: log-runtime-metrics\n",
     )
+
+
+def test_doctor_refuses_a_probe_that_is_not_a_path_and_a_missing_folder(tmp_path):
+    (tmp_path / "Procfile").write_text("web: python web.py\n")
+    result = run("doctor", str(tmp_path), "--probe", "health")
+    assert result.exit_code == 2 and "'health' is not a path (it starts with /)" in result.output
+    missing = run("doctor", str(tmp_path / "nope"))
+    assert missing.exit_code == 2 and "is not a folder" in missing.output
+
+
+def test_doctor_on_a_bad_procfile_is_one_line_with_file_and_line(tmp_path):
+    (tmp_path / "Procfile").write_text("web python web.py\n")
+    result = run("doctor", str(tmp_path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: ") and "Procfile:1" in result.output

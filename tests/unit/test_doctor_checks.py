@@ -222,3 +222,13 @@ def test_a_type_that_is_not_web_must_keep_running():
     assert checks.running("worker", None).status is Status.PASS
     crashed = checks.running("worker", 1)
     assert crashed.status is Status.FAIL and "status 1" in crashed.observed
+
+
+def test_static_sizes_from_app_json(tmp_path):
+    (tmp_path / "app.json").write_text(
+        '{"formation": {"worker": {"quantity": 1, "size": "standard-2x"}}}'
+    )
+    assert static.sizes(["web", "worker"], tmp_path) == {
+        "web": "Standard-1X",
+        "worker": "Standard-2X",
+    }
