@@ -66,9 +66,9 @@ def examine(folder: Path, options: DoctorOptions, progress: Progress) -> Report:
     python = static.python(folder)
     with _throwaway(folder, {**placeholders, **options.config}, progress) as (release, error):
         django = builds.compile_steps(source.select(folder))[1]
-        collectstatic = (not error) if django else None
-        if error and django and "collectstatic" not in error:
-            collectstatic = None
+        collectstatic = None  # not a Django app, or its build failed before collectstatic
+        if django and (not error or "collectstatic" in error):
+            collectstatic = not error
         findings += checks.build(Build(error, python, collectstatic))
         if error:
             return Report(folder.name, tuple(findings), ("the app did not build: nothing ran",))
@@ -114,10 +114,8 @@ def _run(
         findings.append(checks.release(None))
     sizes = static.sizes([t for t in types if types[t].is_dyno], folder)
     dynos = {t: lab.start(t, 1, size) for t, size in sizes.items()}
-    asked = (
-        formation.web_concurrency(formation.size(sizes.get(procfile.WEB, formation.DEFAULT_SIZE)))
-        + 1
-    )
+    web_size = formation.size(sizes.get(procfile.WEB, formation.DEFAULT_SIZE))
+    asked = formation.web_concurrency(web_size) + 1  # not the default: is it read at all?
     second = None
     if procfile.WEB in dynos:
         second = lab.start(procfile.WEB, 2, sizes[procfile.WEB], {"WEB_CONCURRENCY": str(asked)})
