@@ -59,15 +59,21 @@ def run(folder: Path, clients: int) -> dict:
         done.set()
         for thread in threads:
             thread.join()
-        h13 = sum(1 for line in app.logs() if H13.search(line.format()))
+        lines = [line.format() for line in app.logs()]
         app.close()
-    return {"requests": sum(statuses.values()), "statuses": dict(statuses), "router_h13": h13}
+    h13 = sum(1 for line in lines if H13.search(line))
+    errors = [line for line in lines if "at=error" in line or "Error R" in line][:10]
+    return {
+        "requests": sum(statuses.values()), "statuses": dict(statuses), "router_h13": h13,
+        "errors": errors,
+    }  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", choices=("die_on_term", "graceful"))
     args = parser.parse_args()
     before = subprocess.run(
         ["git", "-C", str(ROOT), "show", "22163ae:examples/flask_app/uwsgi.ini"],
@@ -77,9 +83,11 @@ def main() -> None:
     os.environ["DYNOSIM_HOME"] = home
     work = Path(tempfile.mkdtemp(prefix="h13-"))
     try:
+        variants = {"die_on_term": before, "graceful": None}
         result = {
-            "die_on_term": run(variant(work / "before", before), args.clients),
-            "graceful": run(variant(work / "after", None), args.clients),
+            name: run(variant(work / name.replace("_", "-"), ini), args.clients)
+            for name, ini in variants.items()
+            if args.only in (None, name)
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
