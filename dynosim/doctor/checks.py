@@ -55,7 +55,8 @@ SECRETS = Fact(
 #: The setting that makes each server finish requests in flight at SIGTERM.
 GRACEFUL = {
     "uwsgi": "drop die-on-term; add `hook-master-start = unix_signal:15 gracefully_kill_them_all`"
-    " and `hook-accepting = unix_signal:15 gracefully_kill` (Heroku signals the workers too)",
+    ", `hook-post-fork` and `hook-accepting = unix_signal:15 gracefully_kill` (Heroku signals"
+    " the workers too, also while they load the app)",
     "gunicorn": "keep gunicorn's graceful SIGTERM and set `--graceful-timeout 25` (under 30 s)",
     "uvicorn": "set `--timeout-graceful-shutdown 25` (requests finish, under 30 s)",
 }
