@@ -14,8 +14,8 @@ records and the commands on them: builds, releases, config, formation, one-offs)
 (serving here); `App.addons` is `app_addons.AppAddons`, `App.labs` is `stored.Labs` (Heroku
 Labs features), `App.features` is `stored.Features` (app features: preboot), `App.git` is
 `gitpush.GitRemote` (`git push dynosim main`), `App.ci()` runs its tests as Heroku CI does
-(`ci.HerokuCI`). State lives in $DYNOSIM_HOME like the CLI's;
-errors are `dynosim.errors.DynosimError`s.
+(`ci.HerokuCI`), `App.doctor()` says what will break on Heroku (`doctor.Doctor`). State lives
+in $DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimError`s.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from . import formation as formations
 from .app_addons import AppAddons
 from .ci import HerokuCI
 from .clock import Clock
+from .doctor import Doctor
 from .gitpush import GitRemote
 from .hosting import Host
 from .logs import LogLine
@@ -69,6 +70,7 @@ class App:
         self.addons = AppAddons(self._stored, self.roll_out)
         self.labs, self.features = self._stored.labs, self._stored.features
         self.git, self.ci = GitRemote(self._stored), HerokuCI(self._stored)
+        self.doctor = Doctor(self._stored)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:
@@ -162,8 +164,7 @@ class App:
         return self._stored.rollback_target(version)
 
     def rollback(self, version: str | None = None, *, roll_out: bool = True) -> Release:
-        """A new release with the code and config of `version` (default: the one before the
-        current), rolled out unless `roll_out` is False."""
+        """A new release with `version`'s code and config (default: the previous), rolled out."""
         return self._new(self._stored.rollback(version), roll_out)
 
     def _new(self, release: Release, roll_out: bool) -> Release:

@@ -271,6 +271,32 @@ def _announce_running(served: App, dashboard: str) -> Callable[[RouterEngine, An
     return ready
 
 
+@main.command("doctor")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--probe", "probes", multiple=True, metavar="PATH",
+    help="A path to probe (repeatable; default: /).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON (docs/doctor.md).")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option(
+    "--boot-timeout", default=BOOT_TIMEOUT, show_default=True, help="Seconds to bind $PORT (R10)."
+)
+def doctor(path: Path, probes: tuple[str, ...], as_json: bool, strict: bool, boot_timeout: float):
+    """Say what will break on Heroku: PATH (default: here) run in throwaway dynos."""
+    if not path.is_dir():
+        raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
+    for probe in probes:
+        if not probe.startswith("/"):
+            raise click.BadParameter(
+                f"{probe!r} is not a path (it starts with /)", param_hint="--probe"
+            )
+    say = (lambda line: click.echo(line, err=True)) if as_json else progress
+    report = App.open(path).doctor(probes or ("/",), progress=say, boot_timeout=boot_timeout)
+    click.echo(report.to_json() if as_json else report.text())
+    sys.exit(report.exit_code(strict))
+
+
 @main.command("ps")
 @app_option
 @click.option("--json", "as_json", is_flag=True, help="Output as JSON.")

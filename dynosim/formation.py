@@ -48,6 +48,13 @@ SCALE_ARG = re.compile(r"^([\w-]+)([=+-])(\d+)(?::([\w-]+))?$")
 TYPE_ARG = re.compile(r"^([\w-]+)=([\w-]+)$")
 
 
+def web_concurrency(chosen: Size) -> int:
+    """WEB_CONCURRENCY as Heroku's Python buildpack sets it for a size: the lower of memory /
+    256 MB and 2 x cores + 1 (standard dynos share 8 cores; Performance-M has 2)."""
+    cores = {"Performance-M": 2}.get(chosen.name, 8)
+    return min(max(1, chosen.memory_mb // 256), cores * 2 + 1)
+
+
 def size(name: str) -> Size:
     try:
         return SIZES[name.lower()]

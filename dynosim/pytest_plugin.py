@@ -15,6 +15,8 @@ folder, and fails the test when anything of its apps is left behind.
 
 `heroku_ci(path)` runs the folder's tests as Heroku CI does (`dynosim ci:run`): a
 `dynosim.ci.CiResult` (status, exit status, output).
+`dynosim_doctor(path, probes=...)` runs `dynosim doctor` on an app and returns its report
+(`doctor.Report`: `failed(strict=...)`, `of(check, status)`, `text()`) to assert on.
 
 Options: --dynosim-keep, --dynosim-stack, --dynosim-reuse-images (see `pytest --help`).
 """
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .api import App
+from .doctor import Report
 from .errors import EngineError
 
 if TYPE_CHECKING:
@@ -192,6 +195,26 @@ def heroku_ci(dynosim_engine) -> Iterator[Callable[..., CiResult]]:
 
     try:
         yield run
+    finally:
+        patch.undo()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def dynosim_doctor(dynosim_engine, dynosim_leak_check) -> Iterator[Callable[..., Report]]:
+    """A factory: dynosim_doctor(path, probes=("/",), **options) -> the `doctor.Report` of
+    `dynosim doctor` on the app at `path` (`App.doctor`), in a DYNOSIM_HOME of its own:
+
+        report = dynosim_doctor("myapp", probes=("/", "/health"))
+        assert not report.failed(strict=True), report.text()
+    """
+    home, patch = _private_home()
+
+    def examine(path: str | Path, probes: tuple[str, ...] = ("/",), **options: Any) -> Report:
+        return App.open(path).doctor(probes, **options)
+
+    try:
+        yield examine
     finally:
         patch.undo()
         shutil.rmtree(home, ignore_errors=True)

@@ -80,6 +80,14 @@ def untracked(app_dir: Path) -> list[str]:
     return _git_files(Path(app_dir), "--others", "--exclude-standard") or []
 
 
+def tracked(app_dir: Path) -> list[str]:
+    """The files git tracks (committed or staged; .slugignore'd ones too), or outside git those
+    .gitignore does not exclude: what a push publishes to the repository."""
+    app_dir = Path(app_dir)
+    files = _git_files(app_dir, "--cached")
+    return sorted(files if files is not None else _not_ignored(app_dir))
+
+
 def select(app_dir: Path) -> list[str]:
     """The sorted relative paths of the files that make up the app's slug."""
     app_dir = Path(app_dir)

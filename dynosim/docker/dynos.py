@@ -15,7 +15,7 @@ from docker.models.containers import Container
 
 from .. import container_engine
 from ..container_engine import FORMATION, PORT, Dyno, memory_limit_mb
-from ..formation import DEFAULT_SIZE, Size, size
+from ..formation import DEFAULT_SIZE, Size, size, web_concurrency
 from ..store import Release
 from . import client, images
 
@@ -122,8 +122,7 @@ def environment(
     defaults: dict[str, str] = {}
     if size_name is not None and not release.images:  # heroku.yml apps have no buildpack
         chosen = size(size_name)
-        cores = {"Performance-M": 2}.get(chosen.name, 8)
-        concurrency = min(max(1, chosen.memory_mb // 256), cores * 2 + 1)
+        concurrency = web_concurrency(chosen)
         defaults = {"WEB_CONCURRENCY": str(concurrency), "DYNO_RAM": str(chosen.memory_mb)}
         if not any("WEB_CONCURRENCY" in (given or {}) for given in (base, release.config, extra)):
             defaults["WEB_CONCURRENCY_SET_BY"] = "heroku/python"  # the buildpack's mark

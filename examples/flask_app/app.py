@@ -10,7 +10,7 @@ import time
 from flask import Flask
 from flask_restful import Api, Resource, reqparse
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 
 def database_url():
@@ -18,9 +18,10 @@ def database_url():
     url = os.environ.get("DATABASE_URL")
     if not url:
         return "sqlite:///" + os.path.join(os.getcwd(), "data.db")
-    # Heroku historically handed out postgres:// URLs; SQLAlchemy 1.4+ wants postgresql://
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
+    # Heroku hands out postgres:// URLs; SQLAlchemy names the driver (psycopg 3) in the scheme
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
     return url
 
 
@@ -181,14 +182,14 @@ api.add_resource(ItemList, "/items")
 
 def create_tables(attempts=5):
     """Create missing tables. With lazy-apps every uWSGI worker (and the worker
-    process) imports this module, so two of them can race on a fresh SQLite
-    file; the loser sees "table already exists" and simply tries again."""
+    process) imports this module, so two of them can race on a fresh database;
+    the loser sees "table already exists" and simply tries again."""
     for attempt in range(attempts):
         try:
             with app.app_context():
                 db.create_all()
             return
-        except OperationalError:
+        except DBAPIError:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))

@@ -352,3 +352,18 @@ def test_the_cli_imports_neither_docker_nor_the_router_nor_the_build_until_a_com
     probe = f"import sys, dynosim.cli; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_doctor_refuses_a_probe_that_is_not_a_path_and_a_missing_folder(tmp_path):
+    (tmp_path / "Procfile").write_text("web: python web.py\n")
+    result = run("doctor", str(tmp_path), "--probe", "health")
+    assert result.exit_code == 2 and "'health' is not a path (it starts with /)" in result.output
+    missing = run("doctor", str(tmp_path / "nope"))
+    assert missing.exit_code == 2 and "is not a folder" in missing.output
+
+
+def test_doctor_on_a_bad_procfile_is_one_line_with_file_and_line(tmp_path):
+    (tmp_path / "Procfile").write_text("web python web.py\n")
+    result = run("doctor", str(tmp_path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("error: ") and "Procfile:1" in result.output

@@ -1,0 +1,207 @@
+"""`dynosim doctor`'s run: read the folder, build it into a throwaway app, run one dyno per
+process type (and a second web dyno), observe them (`doctor.lab`, `doctor.http`), stop and
+remove everything, and judge the observations (`doctor.checks`) into a `Report`."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import appjson, formation, procfile, source
+from ..container_engine import PORT
+from ..errors import DynosimError
+from ..options import BOOT_TIMEOUT, GRACE
+from ..store import Release
+from ..stored import StoredApp, quiet
+from . import checks, http, static
+from .observations import Build, Memory, Server, Shutdown
+from .report import Finding, Report
+
+if TYPE_CHECKING:  # the build, the engine and the throwaway app load when doctor runs
+    from .lab import Lab, LabDyno
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DoctorOptions:
+    """What `dynosim doctor` takes: the probed paths, Heroku's timings, the load's length."""
+
+    probes: tuple[str, ...] = ("/",)
+    boot_timeout: float = BOOT_TIMEOUT
+    grace: float = GRACE
+    load_seconds: float = 3.0
+    config: dict[str, str] = field(default_factory=dict)  # config vars for the throwaway app
+
+
+class Doctor:
+    """`App.doctor`: `app.doctor(("/", "/health"))` runs every check on the app's folder."""
+
+    def __init__(self, app: StoredApp) -> None:
+        self._app = app
+
+    def __call__(
+        self, probes: tuple[str, ...] = ("/",), *, progress: Progress = quiet, **options: Any
+    ) -> Report:
+        """The report (`options`: :class:`DoctorOptions`' boot_timeout, grace, load_seconds,
+        config); nothing of the run is left behind."""
+        chosen = DoctorOptions(tuple(probes), **options)
+        return examine(self._app.folder(), chosen, progress)
+
+
+def examine(folder: Path, options: DoctorOptions, progress: Progress) -> Report:
+    """Every check on the app in `folder`; the report (nothing of the run is left behind)."""
+    from .. import build as builds
+    from ..docker import DockerEngine
+    from .lab import Lab
+
+    folder = folder.resolve()
+    types = procfile.load(folder)
+    web = types.get(procfile.WEB)
+    server = static.server(web.command, folder) if web else Server("")
+    config = static.config(folder, options.config)
+    findings = [*checks.config(config)]
+    placeholders = {key: "doctor-placeholder" for key in config.required_unset}
+    python = static.python(folder)
+    with _throwaway(folder, {**placeholders, **options.config}, progress) as (release, error):
+        django = builds.compile_steps(source.select(folder))[1]
+        collectstatic = None  # not a Django app, or its build failed before collectstatic
+        if django and (not error or "collectstatic" in error):
+            collectstatic = not error
+        findings += checks.build(Build(error, python, collectstatic))
+        if error:
+            return Report(folder.name, tuple(findings), ("the app did not build: nothing ran",))
+        assert release is not None
+        lab = Lab(DockerEngine(), release)
+        try:
+            findings += _run(lab, folder, types, server, options, progress)
+        finally:
+            lab.close()
+    return Report(folder.name, tuple(findings))
+
+
+@contextlib.contextmanager
+def _throwaway(
+    folder: Path, config: dict[str, str], progress: Progress
+) -> Iterator[tuple[Release | None, str]]:
+    """The throwaway app (`scratch`) of `folder` with the add-ons its app.json names, built;
+    (its release, or None and the build's error). Everything of it is gone afterwards."""
+    from ..scratch import Scratch, ScratchOptions
+
+    spec = appjson.load(folder)
+    options = ScratchOptions(purpose="doctor", addons=spec.addons if spec else (), config=config)
+    app = Scratch(folder, options)
+    try:
+        try:
+            app.provision(progress)
+            release = app.build(progress)
+        except DynosimError as exc:
+            yield None, exc.format_message().splitlines()[0]
+            return
+        yield release, ""
+    finally:
+        app.close()
+
+
+def _run(
+    lab: Lab, folder: Path, types: dict[str, procfile.ProcessType], server: Server,
+    options: DoctorOptions, progress: Progress,
+) -> list[Finding]:  # fmt: skip
+    findings: list[Finding] = []
+    if procfile.RELEASE in types:
+        progress(f"Running the release phase twice: {types[procfile.RELEASE].command}")
+        findings.append(checks.release(lab.release_phase(types[procfile.RELEASE].command)))
+    else:
+        findings.append(checks.release(None))
+    sizes = static.sizes([t for t in types if types[t].is_dyno], folder)
+    dynos = {t: lab.start(t, 1, size) for t, size in sizes.items()}
+    web_size = formation.size(sizes.get(procfile.WEB, formation.DEFAULT_SIZE))
+    asked = formation.web_concurrency(web_size) + 1  # not the default: is it read at all?
+    second = None
+    if procfile.WEB in dynos:
+        second = lab.start(procfile.WEB, 2, sizes[procfile.WEB], {"WEB_CONCURRENCY": str(asked)})
+        progress("Booting web.1 and web.2 (R10: $PORT within the boot timeout)")
+        boot = lab.boot(dynos[procfile.WEB], options.boot_timeout)
+        findings.append(checks.boot(boot, server))
+        up = boot.seconds is not None and lab.boot(second, options.boot_timeout).seconds is not None
+        if not up:
+            second = None
+        else:
+            findings += _web(lab, dynos[procfile.WEB], second, asked, server, options, progress)
+    findings += _resident(lab, dynos, static.sqlite_in_slug(folder), options)
+    findings += _stop(lab, dynos, second, server, options, progress)
+    return findings
+
+
+def _web(
+    lab: Lab, web: LabDyno, second: LabDyno, asked: int, server: Server, options: DoctorOptions,
+    progress: Progress,
+) -> list[Finding]:  # fmt: skip
+    """Probes (plain and https), the kept connection, memory under load, WEB_CONCURRENCY."""
+    assert web.address is not None
+    address, port = web.address, PORT
+    idle = http.IdleWatch(address, port, options.probes[0])
+    progress(f"Probing {', '.join(options.probes)} (H12: 30 s; X-Forwarded-Proto: https)")
+    found = [checks.probe(http.probe(address, port, path)) for path in options.probes]
+    found += [checks.probe(http.probe(address, port, path, "https")) for path in options.probes]
+    found.append(checks.concurrency(lab.concurrency(second, asked), server))
+    boot_bytes = lab.memory(web)
+    progress(f"Loading web.1 for {options.load_seconds:g} s (R14: memory under load)")
+    peak = lab.peak_memory(
+        web, lambda: http.load(address, port, options.probes, options.load_seconds)
+    )
+    quota = formation.size(web.size).memory_mb
+    found.append(checks.memory(Memory(web.process_type, web.size, quota, boot_bytes, peak)))
+    found.append(checks.keep_alive(idle.result(), server))
+    return found
+
+
+def _resident(
+    lab: Lab, dynos: dict[str, LabDyno], slug_sqlite: list[str], options: DoctorOptions
+) -> list[Finding]:
+    """Memory of the other process types; every type's writes outside /tmp."""
+    found: list[Finding] = []
+    for process_type, dyno in dynos.items():
+        if process_type != procfile.WEB:
+            ended = lab.engine.exited(dyno.container)
+            found.append(checks.running(process_type, ended.exit_code if ended else None))
+            quota = formation.size(dyno.size).memory_mb
+            used = Memory(process_type, dyno.size, quota, lab.memory(dyno))
+            found.append(checks.memory(used))
+        written, sqlite = checks.outside_tmp(lab.written(dyno))
+        if process_type == procfile.WEB:
+            sqlite = sorted({*sqlite, *slug_sqlite})
+        found.append(checks.filesystem(process_type, written, sqlite))
+    return found
+
+
+def _stop(
+    lab: Lab, dynos: dict[str, LabDyno], second: LabDyno | None, server: Server,
+    options: DoctorOptions, progress: Progress,
+) -> list[Finding]:  # fmt: skip
+    """Every dyno stopped at once (R12), web.2 with a request in flight (H13)."""
+    progress("Stopping every dyno with SIGTERM (R12: 30 s; H13: requests in flight)")
+    stopped: dict[str, Shutdown] = {}
+
+    def stop(dyno: LabDyno) -> None:
+        stopped[dyno.name] = lab.stop(dyno, options.grace)
+
+    threads = [threading.Thread(target=stop, args=(d,), daemon=True) for d in dynos.values()]
+    for thread in threads:
+        thread.start()
+    found: list[Finding] = []
+    if second is not None and second.address and lab.engine.exited(second.container) is None:
+        late = threading.Thread(target=stop, args=(second,), daemon=True)
+        flight = http.in_flight(second.address, PORT, options.probes[0], late.start)
+        if late.ident is None:  # no connection was made: stopped all the same
+            late.start()
+        threads.append(late)
+        found.append(checks.in_flight(flight, server))
+    for thread in threads:
+        thread.join(options.grace + 30)
+    found += [checks.shutdown(stopped[d.name]) for d in dynos.values() if d.name in stopped]
+    return found

@@ -1,0 +1,89 @@
+"""`dynosim doctor` on real dynos: an app built to fail every check but boot
+(apps/doctor_unfit), one on a fixed port (apps/doctor_fixed_port), and the example app, which
+passes without a warning. One doctor run per app; the tests read its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE, dynosim
+
+from dynosim import App
+from dynosim.doctor import Check, Report, Status
+
+APPS = Path(__file__).parent / "apps"
+UNFIT = APPS / "doctor_unfit"
+
+
+@pytest.fixture(scope="module")
+def unfit() -> tuple[int, Report, str]:
+    """doctor_unfit through the CLI, --json: exit status, the report, everything printed."""
+    ran = dynosim("doctor", str(UNFIT), "--json", "--probe", "/")
+    return ran.returncode, Report.from_dict(json.loads(ran.stdout)), ran.stdout + ran.stderr
+
+
+def statuses(report: Report, check: Check) -> dict[str, Status]:
+    return {f.subject: f.status for f in report.of(check)}
+
+
+def test_unfit_app_fails_with_exit_1_and_never_prints_the_secret(unfit):
+    code, report, printed = unfit
+    assert code == 1 and report.failed()
+    assert "d0ct0r-literal" not in printed  # names and places only
+
+
+def test_unfit_boot_passes_and_shutdown_fails(unfit):
+    _, report, _ = unfit
+    assert statuses(report, Check.BOOT) == {"web": Status.PASS, "worker": Status.PASS}
+    shutdown = {f.subject: f for f in report.of(Check.SHUTDOWN)}
+    assert shutdown["worker"].status is Status.FAIL and shutdown["worker"].fact.code == "R12"
+    assert "ignores SIGTERM (python worker.py" in shutdown["worker"].observed
+    in_flight = shutdown["web (request in flight at SIGTERM)"]
+    assert in_flight.status is Status.WARN and in_flight.fact.code == "H13"
+
+
+def test_unfit_router_fit_redirect_loop_and_keep_alive(unfit):
+    _, report, _ = unfit
+    router = {f.subject: f for f in report.of(Check.ROUTER)}
+    assert router["/"].status is Status.PASS  # a 301 answers in time
+    assert router["/ (https)"].status is Status.FAIL and "a loop" in router["/ (https)"].observed
+    kept = router["web (kept connection)"]
+    assert kept.status is Status.WARN and "after 2." in kept.observed
+
+
+def test_unfit_memory_filesystem_release(unfit):
+    _, report, _ = unfit
+    memory = {f.subject: f for f in report.of(Check.MEMORY)}
+    assert memory["worker"].status is Status.FAIL and memory["worker"].fact.code == "R14"
+    assert memory["web"].status is Status.PASS and "fits Eco" in memory["web"].observed
+    files = {f.subject: f for f in report.of(Check.FILESYSTEM)}
+    assert files["web"].status is Status.WARN and "data.sqlite3" in files["web"].observed
+    assert statuses(report, Check.RELEASE) == {"release": Status.FAIL}
+
+
+def test_unfit_build_and_config(unfit):
+    _, report, _ = unfit
+    assert statuses(report, Check.BUILD) == {
+        "python": Status.WARN, "runtime.txt": Status.WARN, "WEB_CONCURRENCY": Status.WARN,
+    }  # fmt: skip
+    config = {f.subject: f for f in report.of(Check.CONFIG)}
+    assert config["app.json"].status is Status.FAIL
+    assert "PAYMENT_API_TOKEN" in config["app.json"].observed
+    lines = (UNFIT / "web.py").read_text().splitlines()
+    where = f"web.py:{next(n for n, line in enumerate(lines, 1) if 'SECRET_KEY =' in line)}"
+    assert config[where].status is Status.WARN and "SECRET_KEY" in config[where].observed
+
+
+def test_a_fixed_port_is_r10_named_without_waiting_for_the_boot_timeout():
+    report = App.open(APPS / "doctor_fixed_port").doctor()
+    boot = report.of(Check.BOOT)[0]
+    assert boot.status is Status.FAIL and boot.fact.code == "R10"
+    assert "fixed port 8000" in boot.observed and report.exit_code() == 1
+
+
+def test_the_example_app_passes_without_warnings(dynosim_doctor):
+    report = dynosim_doctor(EXAMPLE, probes=("/", "/stores"))
+    assert not report.failed(strict=True), report.text()
+    assert {f.check for f in report.findings} >= set(Check)
