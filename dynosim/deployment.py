@@ -44,9 +44,8 @@ def deploy(
     the app's own folder, recorded instead of `app_dir`. `test`: Heroku CI's build (the test
     dependencies too, no collectstatic).
 
-    The app's network is created meanwhile (it is needed next, and costs ~0.1 s), by a thread
-    that also imports the docker SDK (0.1 s more) while the build runs; nothing before the build
-    needs it. A failed deploy removes the network again, so nothing is left behind.
+    The app's network is made during the build by a thread that also imports the docker SDK
+    (nothing before the build needs it); a failed deploy removes the network again.
     """
     manifest = herokuyml.load(app_dir)
     types = _process_types(app_dir, manifest)
