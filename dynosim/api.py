@@ -169,6 +169,8 @@ class App(_Parts):
     def deploy(self, *, progress: Progress = quiet, **build_options: Any) -> Deployed:
         """Build and roll the new release out to the running app (like a git push); without
         one, the next start rolls it out. ReleaseError when its release phase or boot fails."""
+        if built := self._remote.build(progress, **build_options):  # quickest: in a running up
+            return self._settled(Deployed(*built, rolled_out=built[1]))
         release, is_new = self.build(progress=progress, **build_options)
         rolled_out = is_new and self.roll_out(release, progress)
         if not self.running:  # the build made the app network; nothing uses it yet
