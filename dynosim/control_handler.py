@@ -62,18 +62,19 @@ class ControlHandler:
         loop, builder, built = asyncio.get_running_loop(), self.builder, []
 
         async def building(line: Callable[[str], None]) -> None:
+            # one task, relayed but not owned by the request: a build that has begun is
+            # released even when the CLI that asked leaves (Ctrl-C)
             def threadsafe(text: str) -> None:
                 loop.call_soon_threadsafe(line, text)
 
-            built.append(await asyncio.to_thread(builder, command, threadsafe))
+            release, new = await asyncio.to_thread(builder, command, threadsafe)
+            if new:
+                await self.manager.deploy(release.version, line)
+            built.append(commands.Built({"version": release.version, "new": new}))
 
         async for line in _relayed(building):
             yield commands.Progress(line)
-        release, new = built[0]
-        if new:
-            async for line in _relayed(lambda line: self.manager.deploy(release.version, line)):
-                yield commands.Progress(line)
-        yield commands.Built({"version": release.version, "new": new})
+        yield built[0]
 
     async def sleep(self, _: commands.Sleep) -> AsyncIterator[Reply]:
         await self.manager.sleep()
