@@ -77,9 +77,11 @@ def _wait_until_it_answers(manager_socket: Path, where: str, timeout: float) -> 
 
 
 def answers(where: str, timeout: float = 2.0) -> bool:
-    """Whether the registry at `where` (ADDR:PORT) speaks the registry API (`GET /v2/`)."""
+    """Whether the registry at `where` (ADDR:PORT) speaks the registry API (`GET /v2/`),
+    asked directly (never through the user's HTTP proxy, which cannot reach the cluster)."""
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with urllib.request.urlopen(f"http://{where}/v2/", timeout=timeout) as response:
+        with direct.open(f"http://{where}/v2/", timeout=timeout) as response:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
