@@ -26,11 +26,18 @@ def publish(image: str, manager_socket: Path) -> str:
     holds the image of that id with a digest in the registry, and the registry still has
     it, so nothing is transferred or pushed."""
     image_id = _local_id(image)
-    repository = f"{cluster_registry.address(manager_socket)}/{NAMESPACE}/{registry_name(image)}"
+    registry = cluster_registry.address(manager_socket)
+    repository = f"{registry}/{NAMESPACE}/{registry_name(image)}"
     with node_client(manager_socket) as manager:
         published = _published(manager, image_id, repository)
         if published is not None:
             return published
+        if not cluster_registry.answers(registry):
+            raise EngineError(
+                f"the cluster's registry does not answer at {registry}"
+                " (a cluster made before dynosim had one?); make the cluster again:"
+                " dynosim cluster:destroy, then dynosim cluster:create N"
+            )
         if not _holds(manager, image_id):
             transfer(image, manager_socket)
         tag = tag_of(image, image_id)

@@ -1,7 +1,7 @@
 """Add-on servers on the session's real Swarm (the `swarm_cluster` fixture): heroku-postgresql
-as a one-replica service pinned to a worker with its volume there, on the app's overlay under
-its own name, answers a client on each other node by that name over TLS with the app's
-credentials; removed, it leaves no service and no volume."""
+and heroku-redis as one-replica services pinned to a worker with their volume there, on the
+app's overlay under their own names, answer clients on other nodes by those names over TLS
+with the app's credentials; removed, they leave no service and no volume."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ def test_postgres_on_one_node_answers_by_its_name_from_every_other_node(
             addons.POSTGRESQL.image, swarm_cluster.node_sockets[0]
         )
         others = sorted({"node1", "node2", "node3"} - {node})
+        sql = "select current_database() || ' ' || current_setting('ssl')"
+        command, environment = ["psql", "-tAc", sql], addons.client_environment(found)
         answers = {
-            other: _query(swarm_cluster, app, found, client_image, other) for other in others
+            other: _one_off(swarm_cluster, app, client_image, other, command, environment)
+            for other in others
         }
     finally:
         cluster_addons.destroy(found, on_the_cluster)
@@ -49,15 +52,31 @@ def test_postgres_on_one_node_answers_by_its_name_from_every_other_node(
         manager.networks.get(dynos.network_name(app)).remove()
 
 
-def _query(swarm_cluster, app, found, image, node) -> str:
-    """`psql` as the app would connect (PGHOST is the add-on's name), from a one-off service
-    on `node` on the app's overlay: the database's name and whether TLS is on."""
-    environment = addons.client_environment(found)
+def test_redis_on_one_node_answers_by_its_name_over_tls_from_another(swarm_cluster, on_the_cluster):
+    app = f"addons{secrets.token_hex(3)}"
+    found = addons.new_addon(app, "heroku-redis", "REDIS_URL")
+    node = cluster_addons.start(found, on_the_cluster, print)
+    try:
+        client_image = cluster_images.publish(addons.REDIS.image, swarm_cluster.node_sockets[0])
+        command, environment = addons.client_command(found)  # --tls, -h <its name>
+        other = "node1"  # the manager: add-ons are on the workers
+        answer = _one_off(swarm_cluster, app, client_image, other, [*command, "ping"], environment)
+    finally:
+        cluster_addons.destroy(found, on_the_cluster)
+    assert answer == "PONG"
+    _assert_gone(swarm_cluster, found, node)
+    with swarm_cluster.client() as manager:
+        manager.networks.get(dynos.network_name(app)).remove()
+
+
+def _one_off(swarm_cluster, app, image, node, command, environment) -> str:
+    """`command` as the app's dyno would run it (with `environment`), as a one-off service on
+    `node` on the app's overlay: its output."""
     with swarm_cluster.client() as manager:
         service = manager.services.create(
             image,
-            ["psql", "-tAc", "select current_database() || ' ' || current_setting('ssl')"],
-            name=f"psql-{found.name}-{node}",
+            command,
+            name=f"one-off-{app}-{node}",
             env=[f"{key}={value}" for key, value in environment.items()],
             constraints=[f"node.hostname=={node}"],
             networks=[dynos.network_name(app)],

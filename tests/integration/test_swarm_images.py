@@ -16,7 +16,7 @@ from conftest import running_tasks
 
 from dynosim import runtime, stack
 from dynosim.docker import cluster_images, cluster_registry
-from dynosim.errors import UsageError
+from dynosim.errors import EngineError, UsageError
 
 #: GET argv[1] with GATEWAY as the container's default gateway (its node, on its bridge).
 PROBE = (
@@ -131,3 +131,35 @@ def _first_log_line(service, timeout: float = 30) -> str:
             return lines[0]
         assert time.monotonic() < deadline, "the service printed nothing"
         time.sleep(0.5)
+
+
+def test_without_its_registry_publish_says_so_in_one_line(swarm_cluster, docker_client):
+    """As on a cluster made before it had one: the registry's service scaled to 0 (and back)."""
+    manager_socket = swarm_cluster.node_sockets[0]
+    address = cluster_registry.address(manager_socket)
+    fresh, _ = docker_client.images.build(
+        fileobj=io.BytesIO(b"FROM scratch\nLABEL dynosim.test=unpublished\n"),
+        tag=f"dynosim/test-unpublished:{secrets.token_hex(4)}",
+    )
+    with swarm_cluster.client() as manager:
+        registry = manager.services.get(cluster_registry.SERVICE)
+        registry.scale(0)
+        try:
+            deadline = time.monotonic() + 60
+            while cluster_registry.answers(address) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            with pytest.raises(EngineError) as refused:
+                cluster_images.publish(fresh.tags[0], manager_socket)
+        finally:
+            registry.reload()  # scale() updates the version it was found at
+            registry.scale(1)
+            docker_client.images.remove(fresh.id, force=True)
+            deadline = time.monotonic() + 60
+            while not cluster_registry.answers(address) and time.monotonic() < deadline:
+                time.sleep(0.5)
+    assert str(refused.value) == (
+        f"the cluster's registry does not answer at {address} (a cluster made before dynosim"
+        " had one?); make the cluster again: dynosim cluster:destroy, then dynosim"
+        " cluster:create N"
+    )
+    assert cluster_registry.answers(address)
