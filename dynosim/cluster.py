@@ -239,6 +239,12 @@ def _remove(made: Cluster) -> None:
     shutil.rmtree(made.folder, ignore_errors=True)
 
 
+def registry(made: Cluster) -> tuple[str, bool]:
+    """The cluster's registry (ADDR:5000) and whether it answers."""
+    address = cluster_registry.address(made.nodes[0].socket)
+    return address, cluster_registry.answers(address)
+
+
 def node_states(made: Cluster) -> list[docker_cluster.NodeState]:
     """The Swarm's nodes as its manager lists them."""
     return docker_cluster.nodes(made.nodes[0].socket)

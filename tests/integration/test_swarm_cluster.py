@@ -50,6 +50,7 @@ def test_the_printed_docker_host_is_a_swarm_manager_with_every_node_ready(swarm_
     assert shown.stdout.splitlines()[1:] == [
         "node1: ready (manager)",
         *(f"node{n}: ready (worker)" for n in range(2, SWARM_NODES + 1)),
+        f"registry: {info['Swarm']['NodeAddr']}:5000 (up)",
         f"export DOCKER_HOST={swarm_cluster.docker_host}",
     ]
 
