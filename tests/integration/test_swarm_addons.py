@@ -13,7 +13,7 @@ import docker.types
 import pytest
 
 from dynosim import addons, cluster, cluster_addons
-from dynosim.docker import cluster_images, dynos
+from dynosim.docker import cluster_images, dynos, swarm_servers
 
 
 @pytest.fixture
@@ -33,6 +33,11 @@ def test_postgres_on_one_node_answers_by_its_name_from_every_other_node(
     node = cluster_addons.start(found, on_the_cluster, print)
     try:
         assert node != "node1"  # add-ons go to the workers
+        assert _locked_down(swarm_cluster, found, node) == [
+            "CapEff:\t0000000000000000",
+            "NoNewPrivs:\t1",
+            "postgres",
+        ]
         client_image = cluster_images.publish(
             addons.POSTGRESQL.image, swarm_cluster.node_sockets[0]
         )
@@ -88,6 +93,22 @@ def _one_off(swarm_cluster, app, image, node, command, environment) -> str:
             return b"".join(service.logs(stdout=True, stderr=True)).decode().strip()
         finally:
             service.remove()
+
+
+def _locked_down(swarm_cluster, found, node) -> list[str]:
+    """The server's capabilities, no-new-privileges flag and user, from inside its task's
+    container on its node (as `servers.start` locks a server down on one engine)."""
+    manager = swarm_cluster.node_sockets[0]
+    task = swarm_servers.task(manager, found.name)
+    assert task is not None and task.container_id
+    socket = swarm_cluster.node_sockets[int(node.removeprefix("node")) - 1]
+    status, output = swarm_servers.execute(
+        socket,
+        task.container_id,
+        ["sh", "-c", "grep -E '^(CapEff|NoNewPrivs)' /proc/1/status; whoami"],
+    )
+    assert status == 0, output
+    return output.splitlines()
 
 
 def _finished(service) -> None:
