@@ -593,7 +593,7 @@ def cluster_create(size: int) -> None:
 
 @main.command("cluster")
 def cluster_show() -> None:
-    """Show the local Swarm cluster's nodes and its DOCKER_HOST."""
+    """Show the local Swarm cluster's nodes, its registry and its DOCKER_HOST."""
     from . import cluster
 
     found = cluster.current()
@@ -603,6 +603,8 @@ def cluster_show() -> None:
     click.echo(f"=== Swarm cluster {found.id} ({found.size} nodes)")
     for node in sorted(cluster.node_states(found), key=lambda n: n.hostname):
         click.echo(f"{node.hostname}: {node.state} ({node.role})")
+    address, answering = cluster.registry(found)
+    click.echo(f"registry: {address} ({'up' if answering else 'not answering'})")
     click.echo(cluster.export_line(found))
 
 

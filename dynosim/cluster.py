@@ -19,16 +19,45 @@ from pathlib import Path
 
 from . import stack
 from .docker import cluster as docker_cluster
-from .docker import images
+from .docker import cluster_images, cluster_registry, images
 from .errors import UsageError
 from .store import data_dir
 
 IMAGE = "dynosim/cluster-node:bookworm-1"
 PACKAGES = ["docker.io", "iptables", "ca-certificates"]
+#: The cluster's image registry: Debian's docker-registry (2.8), made offline as IMAGE is.
+REGISTRY_IMAGE = "dynosim/cluster-registry:bookworm-1"
+REGISTRY_CONFIG = "/etc/docker/registry/config.yml"
+#: Debian's config less its htpasswd auth (no password file; the registry is reachable from
+#: the cluster network and this machine only), with deletes allowed and quieter logs.
+REGISTRY_SETTINGS = """\
+version: 0.1
+log:
+  level: warn
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+"""
 MAX_NODES = 9
 #: A unix socket's path is at most 107 bytes (sun_path).
 MAX_SOCKET_PATH = 107
 ENGINE_TIMEOUT, READY_TIMEOUT, STOP_GRACE = 90.0, 60.0, 20.0
+REGISTRY_TIMEOUT = 60.0
 
 Progress = Callable[[str], None]
 
@@ -76,15 +105,17 @@ def export_line(cluster: Cluster) -> str:
     return f"export DOCKER_HOST={shlex.quote(cluster.docker_host)}"
 
 
-def dockerd_command(gid: int) -> list[str]:
+def dockerd_command(gid: int, subnet: str) -> list[str]:
     """A node's engine: its own socket as usual, and one in API_DIR (mounted out to the host)
     that the owner's group may use; the folder around it is the owner's only. The storage
-    driver is dockerd's choice (overlay2 on the node's volume where the host allows it)."""
+    driver is dockerd's choice (overlay2 on the node's volume where the host allows it). It
+    pulls from the cluster's registry, on the cluster network's `subnet`, over plain HTTP."""
     return [
         "dockerd",
         "--host=unix:///var/run/docker.sock",
         f"--host=unix://{docker_cluster.API_DIR}/docker.sock",
         f"--group={gid}",
+        f"--insecure-registry={subnet}",
     ]
 
 
@@ -102,17 +133,34 @@ def current() -> Cluster | None:
 
 
 def ensure_image(progress: Progress) -> None:
-    if images.exists(IMAGE):
-        return
-    progress("Making the cluster node image from Debian (once)")
-    stack.debootstrap(
-        IMAGE,
-        "bookworm",
-        PACKAGES,
-        progress,
-        changes=["LABEL dynosim=cluster-image", 'CMD ["dockerd"]'],
-        what="the cluster node image",
-    )
+    """The node image and the registry's, each made once."""
+    if not images.exists(IMAGE):
+        progress("Making the cluster node image from Debian (once)")
+        stack.debootstrap(
+            IMAGE,
+            "bookworm",
+            PACKAGES,
+            progress,
+            changes=["LABEL dynosim=cluster-image", 'CMD ["dockerd"]'],
+            what="the cluster node image",
+        )
+    if not images.exists(REGISTRY_IMAGE):
+        progress("Making the cluster registry image from Debian (once)")
+        stack.debootstrap(
+            REGISTRY_IMAGE,
+            "bookworm",
+            ["docker-registry"],
+            progress,
+            hooks=[f'printf %s {shlex.quote(REGISTRY_SETTINGS)} >"$1"{REGISTRY_CONFIG}'],
+            changes=[
+                "LABEL dynosim=cluster-image",
+                "USER docker-registry",
+                # no-new-privileges is not a service option on API 1.41 (docs/architecture.md)
+                'ENTRYPOINT ["setpriv", "--no-new-privs", "--", "/usr/bin/docker-registry",'
+                f' "serve", "{REGISTRY_CONFIG}"]',
+            ],
+            what="the cluster registry image",
+        )
 
 
 def create(size: int, progress: Progress) -> Cluster:
@@ -156,17 +204,24 @@ def _record(made: Cluster) -> None:
 
 def _start(made: Cluster, progress: Progress) -> None:
     progress(f"Creating network {made.network}")
-    docker_cluster.create_network(made.engine, made.network, made.id)
+    subnet = docker_cluster.create_network(made.engine, made.network, made.id)
     progress(f"Starting {made.size} Docker engines")
-    command = dockerd_command(os.getgid())
+    command = dockerd_command(os.getgid(), subnet)
     for node in made.nodes:
         docker_cluster.start_node(node, IMAGE, made.network, made.id, command)
     for node in made.nodes:
         docker_cluster.wait_for_engine(node, ENGINE_TIMEOUT)
+        docker_cluster.lock_down(node, subnet)
     manager, *workers = made.nodes
     progress(f"Forming the Swarm: {manager.hostname} manager, {len(workers)} workers")
     docker_cluster.form_swarm(manager, workers, made.network)
     docker_cluster.wait_until_ready(manager, made.size, READY_TIMEOUT)
+    progress(f"Starting the cluster's image registry on {manager.hostname}")
+    cluster_images.transfer(REGISTRY_IMAGE, manager.socket)
+    where = cluster_registry.start(
+        manager.socket, REGISTRY_IMAGE, docker_cluster.labels(made.id), REGISTRY_TIMEOUT
+    )
+    progress(f"Registry at {where}")
 
 
 def destroy(progress: Progress) -> Cluster:
@@ -182,6 +237,12 @@ def destroy(progress: Progress) -> Cluster:
 def _remove(made: Cluster) -> None:
     docker_cluster.remove(made.engine, docker_cluster.owned(made.engine, made.id), STOP_GRACE)
     shutil.rmtree(made.folder, ignore_errors=True)
+
+
+def registry(made: Cluster) -> tuple[str, bool]:
+    """The cluster's registry (ADDR:5000) and whether it answers."""
+    address = cluster_registry.address(made.nodes[0].socket)
+    return address, cluster_registry.answers(address)
 
 
 def node_states(made: Cluster) -> list[docker_cluster.NodeState]:

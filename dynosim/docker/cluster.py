@@ -36,6 +36,8 @@ UNMASKED = {"MaskedPaths": [], "ReadonlyPaths": []}
 #: Nodes report to the manager every second (Swarm's default: 5 s), so a node that dies is
 #: marked down in seconds rather than in about 12 (docs/architecture.md, "A node that fails").
 HEARTBEAT_NS = 1_000_000_000
+#: The iptables chain in each node that keeps its containers off the cluster network.
+NODE_CHAIN = "DYNOSIM-NODE"
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,12 @@ def labels(cluster: str) -> dict[str, str]:
 
 
 @client.engine_errors
-def create_network(engine: str, name: str, cluster: str) -> None:
-    host(engine).networks.create(name, driver="bridge", labels=labels(cluster))
+def create_network(engine: str, name: str, cluster: str) -> str:
+    """The cluster's bridge network; its subnet (which the nodes' engines trust as an
+    insecure registry: the cluster's own, over plain HTTP)."""
+    network = host(engine).networks.create(name, driver="bridge", labels=labels(cluster))
+    network.reload()
+    return network.attrs["IPAM"]["Config"][0]["Subnet"]
 
 
 @client.engine_errors
@@ -175,6 +181,38 @@ def _last(node: Node) -> str:
         if lines.strip():
             return f": {lines.strip()[:300]}"
     return ""
+
+
+def lockdown_rules(subnet: str) -> list[list[str]]:
+    """iptables commands for a node: a new connection that comes from the node's own
+    containers (any interface but the cluster network's eth0 and lo) to the cluster network
+    or to the node itself is dropped. So dynos reach neither the registry, nor other nodes'
+    Swarm ports, nor this machine's bridge address; published ports and overlay traffic come
+    in on eth0, and replies are not new. In `mangle` PREROUTING: after conntrack, before the
+    node's DNAT of published ports (which would hide that the node was the destination)."""
+    chain = ["iptables", "-w", "-t", "mangle"]
+    return [
+        [*chain, "-N", NODE_CHAIN],
+        [*chain, "-A", NODE_CHAIN, "-i", "eth0", "-j", "RETURN"],
+        [*chain, "-A", NODE_CHAIN, "-i", "lo", "-j", "RETURN"],
+        [*chain, "-A", NODE_CHAIN, "-d", subnet, "-j", "DROP"],
+        [*chain, "-A", NODE_CHAIN, "-m", "addrtype", "--dst-type", "LOCAL", "-j", "DROP"],
+        [*chain, "-I", "PREROUTING", "-m", "conntrack", "--ctstate", "NEW", "-j", NODE_CHAIN],
+    ]
+
+
+@client.engine_errors
+def lock_down(node: Node, subnet: str) -> None:
+    """Apply :func:`lockdown_rules` inside the node (its container has NET_ADMIN); EngineError
+    naming the rule the node refused."""
+    api = host(node.engine).api
+    for rule in lockdown_rules(subnet):
+        run = api.exec_create(node.container, rule)
+        output = api.exec_start(run["Id"]).decode(errors="replace").strip()
+        if api.exec_inspect(run["Id"])["ExitCode"] != 0:
+            raise EngineError(
+                f"cluster node {node.hostname}: {' '.join(rule)} failed: {one_line(output)[:200]}"
+            )
 
 
 @client.engine_errors

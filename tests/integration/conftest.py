@@ -261,6 +261,20 @@ class SwarmCluster:
 SWARM_NODES = 3
 
 
+def running_tasks(service, count: int, timeout: float = 120) -> list[dict]:
+    """The service's tasks once `count` of them run; fails on a task that failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = service.tasks()
+        failed = [t["Status"] for t in tasks if t["Status"]["State"] in ("failed", "rejected")]
+        assert not failed, failed
+        running = [t for t in tasks if t["Status"]["State"] == "running"]
+        if len(running) >= count:
+            return running
+        assert time.monotonic() < deadline, [t["Status"] for t in tasks]
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def swarm_cluster(docker_client, tmp_path_factory) -> Iterator[SwarmCluster]:
     """One real 3-node Swarm for every Swarm test of the session, made and destroyed by the

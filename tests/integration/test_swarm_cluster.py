@@ -18,7 +18,7 @@ from pathlib import Path
 import docker.errors
 import docker.types
 import pytest
-from conftest import SWARM_NODES, dynosim
+from conftest import SWARM_NODES, dynosim, running_tasks
 
 from dynosim import cluster, runtime, stack
 from dynosim.docker import client as docker_client
@@ -50,6 +50,7 @@ def test_the_printed_docker_host_is_a_swarm_manager_with_every_node_ready(swarm_
     assert shown.stdout.splitlines()[1:] == [
         "node1: ready (manager)",
         *(f"node{n}: ready (worker)" for n in range(2, SWARM_NODES + 1)),
+        f"registry: {info['Swarm']['NodeAddr']}:5000 (up)",
         f"export DOCKER_HOST={swarm_cluster.docker_host}",
     ]
 
@@ -80,7 +81,7 @@ def test_a_service_spreads_over_every_node_and_its_tasks_answer_across_the_overl
             restart_policy=docker.types.RestartPolicy(condition="none"),
         )
         try:
-            placed = _running_tasks(service, SWARM_NODES)
+            placed = running_tasks(service, SWARM_NODES)
             assert len({task["NodeID"] for task in placed}) == SWARM_NODES
             answers = manager.containers.run(
                 image,
@@ -97,7 +98,8 @@ def test_a_service_spreads_over_every_node_and_its_tasks_answer_across_the_overl
 
 def test_a_create_that_fails_leaves_nothing_and_says_why_in_one_line(docker_client, monkeypatch):
     monkeypatch.setenv("DYNOSIM_HOME", tempfile.mkdtemp(prefix="dynosim-"))
-    monkeypatch.setattr(cluster, "dockerd_command", lambda gid: ["false"])  # engines that die
+    engines_that_die = lambda gid, subnet: ["false"]  # noqa: E731
+    monkeypatch.setattr(cluster, "dockerd_command", engines_that_die)
     before = _cluster_objects(docker_client)
     with pytest.raises(EngineError) as failed:
         cluster.create(2, print)
@@ -153,20 +155,6 @@ def _image_on_every_node(swarm_cluster) -> str:
         with concurrent.futures.ThreadPoolExecutor(SWARM_NODES) as pool:
             list(pool.map(load, swarm_cluster.node_sockets))
     return chosen.run_image
-
-
-def _running_tasks(service, count: int, timeout: float = 120) -> list[dict]:
-    """The service's tasks once `count` of them run; fails on a task that failed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        tasks = service.tasks()
-        failed = [t["Status"] for t in tasks if t["Status"]["State"] in ("failed", "rejected")]
-        assert not failed, failed
-        running = [t for t in tasks if t["Status"]["State"] == "running"]
-        if len(running) >= count:
-            return running
-        assert time.monotonic() < deadline, [t["Status"] for t in tasks]
-        time.sleep(0.5)
 
 
 def _remove_when_detached(network, timeout: float = 60) -> None:

@@ -50,11 +50,12 @@ def test_names_carry_the_cluster_id_and_the_manager_socket_is_the_docker_host():
 
 
 def test_each_node_engine_listens_on_its_own_socket_and_the_owner_folder_socket():
-    assert cluster.dockerd_command(1000) == [
+    assert cluster.dockerd_command(1000, "172.30.0.0/16") == [
         "dockerd",
         "--host=unix:///var/run/docker.sock",
         "--host=unix:///dynosim-api/docker.sock",
         "--group=1000",
+        "--insecure-registry=172.30.0.0/16",  # the cluster's registry, on its network only
     ]
 
 

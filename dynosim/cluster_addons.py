@@ -1,0 +1,93 @@
+"""Add-ons on the local Swarm cluster: the same servers, images, credentials and URLs as on one
+engine (:mod:`dynosim.addons`), run as one-replica services pinned to the node that holds
+their volume, on the app's overlay under the add-on's name, so that `DATABASE_URL` and
+`REDIS_URL` resolve from dynos on every node. Their images reach the nodes through the
+cluster's registry. The node is a function of the add-on's name and the cluster's size, so
+a server started again lands where its data is."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+
+from . import addons
+from .cluster import Cluster
+from .docker import client as docker_client
+from .docker import cluster_images, swarm_servers
+from .errors import EngineError
+from .store import Addon
+
+Progress = Callable[[str], None]
+
+
+def node_of(found: Addon, made: Cluster) -> str:
+    """The node that holds the add-on's volume: a worker chosen by its name (the manager, in a
+    cluster of one), so add-ons spread over the workers and keep their place."""
+    workers = made.nodes[1:] or made.nodes
+    return workers[zlib.crc32(found.name.encode()) % len(workers)].hostname
+
+
+def start(found: Addon, made: Cluster, progress: Progress) -> str:
+    """Make its image (once), publish it, start the server on its node and wait until it
+    serves; the node."""
+    chosen = addons.SERVICES[found.service]
+    addons.ensure_image(chosen, progress)
+    manager = made.nodes[0].socket
+    node = node_of(found, made)
+    progress(f"Starting {found.name} on {node}")
+    labels = {
+        docker_client.LABEL: addons.ROLE,
+        docker_client.LABEL_APP: found.app,
+        addons.L_ADDON: found.name,
+    }
+    server = swarm_servers.Server(
+        name=found.name,
+        image=cluster_images.publish(chosen.image, manager),
+        app=found.app,
+        node=node,
+        volume=addons.container_name(found),
+        data=chosen.data,
+        environment=chosen.environment(found),
+        labels=labels,
+    )
+    swarm_servers.start(manager, server)
+    try:
+        _wait_ready(found, made)
+    except BaseException:
+        swarm_servers.remove(manager, found.name)
+        raise
+    return node
+
+
+def _wait_ready(found: Addon, made: Cluster) -> None:
+    """Until the server's ready command succeeds inside its task's container (through its
+    node's engine); EngineError with its last lines after addons.READY_TIMEOUT."""
+    ready = addons.SERVICES[found.service].ready_command(found)
+    sockets = {node.hostname: node.socket for node in made.nodes}
+    manager = made.nodes[0].socket
+    deadline = time.monotonic() + addons.READY_TIMEOUT
+    socket, task = None, None
+    while time.monotonic() < deadline:
+        task = swarm_servers.task(manager, found.name)
+        if task and task.state == "running" and task.container_id and task.node_id:
+            socket = sockets[swarm_servers.node_hostname(manager, task.node_id)]
+            if swarm_servers.execute(socket, task.container_id, ready)[0] == 0:
+                return
+        time.sleep(0.2)
+    tail = swarm_servers.last_lines(socket, task.container_id, 20) if socket and task else []
+    why = " / ".join(tail[-5:]) or (task.error if task else "") or "no task was started"
+    raise EngineError(f"{found.name} did not start serving on the cluster: {why}")
+
+
+def stop(found: Addon, made: Cluster) -> None:
+    """Remove the server's service; its volume stays on its node for the next start."""
+    swarm_servers.remove(made.nodes[0].socket, found.name)
+
+
+def destroy(found: Addon, made: Cluster) -> None:
+    """Remove the server and its data."""
+    stop(found, made)
+    node = node_of(found, made)
+    socket = next(n.socket for n in made.nodes if n.hostname == node)
+    swarm_servers.remove_volume(socket, addons.container_name(found))

@@ -1,0 +1,22 @@
+"""Where an add-on's server goes on the local cluster, without an engine. On the real
+cluster: tests/integration/test_swarm_addons.py."""
+
+from pathlib import Path
+
+from dynosim import addons, cluster, cluster_addons
+
+
+def made(size: int) -> cluster.Cluster:
+    return cluster.Cluster("abc123", size, Path("/nowhere"), "unix:///var/run/docker.sock")
+
+
+def test_add_ons_spread_over_the_workers_and_keep_their_node():
+    found = [addons.new_addon("shop", "heroku-postgresql", "DATABASE_URL") for _ in range(40)]
+    placed = [cluster_addons.node_of(each, made(3)) for each in found]
+    assert set(placed) == {"node2", "node3"}  # never the manager, which runs the registry
+    assert placed == [cluster_addons.node_of(each, made(3)) for each in found]
+
+
+def test_a_cluster_of_one_holds_them_on_its_manager():
+    found = addons.new_addon("shop", "heroku-redis", "REDIS_URL")
+    assert cluster_addons.node_of(found, made(1)) == "node1"
