@@ -25,6 +25,7 @@ class Server:
 
     name: str  # uwsgi, gunicorn, uvicorn, or the command's program
     settings: dict[str, str] = field(default_factory=dict)
+    config_file: str = ""  # the file some settings come from (uwsgi.ini, gunicorn.conf.py)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class Probe:
 @dataclass(frozen=True)
 class KeepAlive:
     """A kept connection to a web dyno after one answer: whether the server keeps it at all,
-    seconds idle until it closed it (None: still open after `waited` seconds)."""
+    seconds idle until it closed it (None: still open after `waited` seconds; doctor holds it
+    up to just past Router 2.0's 90 s)."""
 
     keeps: bool
     closed_after: float | None
