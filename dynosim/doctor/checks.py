@@ -13,6 +13,7 @@ from .observations import (
     Build,
     Concurrency,
     Config,
+    EarlyStop,
     InFlight,
     KeepAlive,
     Memory,
@@ -74,6 +75,9 @@ BIND = {
 ROUTER_IDLE = 90.0
 #: How long doctor holds an idle kept connection: just past the router's 90 s.
 IDLE_HOLD = ROUTER_IDLE + 1.0
+#: When doctor sends SIGTERM to a freshly booted web dyno: while the workers of a server that
+#: forks them after binding $PORT still load the app (docs/benchmarks.md: SIGTERM at boot).
+EARLY_SIGTERM = 0.15
 
 
 def _finding(check: Check, status: Status, subject: str, observed: str, fact: Fact, fix: str = ""):
@@ -126,6 +130,25 @@ def shutdown(observed: Shutdown) -> Finding:
         fix = "finish work and exit within 30 s of SIGTERM"
         return _finding(Check.SHUTDOWN, Status.FAIL, subject, text, R12, fix)
     text = f"exited {observed.seconds:.1f} s after SIGTERM (status {observed.exit_code})"
+    return _finding(Check.SHUTDOWN, Status.PASS, subject, text, R12)
+
+
+#: The setting that makes each server handle SIGTERM while it still loads the app.
+EARLY = {
+    "uwsgi": "add `hook-post-fork = unix_signal:15 gracefully_kill` (each worker gets the"
+    " graceful handler right after fork, before it loads the app)",
+}
+
+
+def sigterm_at_boot(observed: EarlyStop, server: Server) -> Finding:
+    """R12 when the SIGTERM of a restart or scale-down reaches a dyno that has just booted."""
+    subject = "web (SIGTERM right after boot)"
+    after = f"{observed.delay:g} s after $PORT first accepted"
+    if observed.seconds is None:
+        text = f"a SIGTERM {after} was lost: still running {observed.grace:g} s later (killed)"
+        fix = EARLY.get(server.name, "handle SIGTERM from the process's start, not after loading")
+        return _finding(Check.SHUTDOWN, Status.WARN, subject, text, R12, fix)
+    text = f"exited {observed.seconds:.1f} s after a SIGTERM {after}"
     return _finding(Check.SHUTDOWN, Status.PASS, subject, text, R12)
 
 

@@ -30,9 +30,9 @@ def headers(proto: str = "http") -> dict[str, str]:
     }
 
 
-def accepts(address: str, port: int) -> bool:
+def accepts(address: str, port: int, timeout: float = 1.0) -> bool:
     try:
-        with socket.create_connection((address, port), timeout=1.0):
+        with socket.create_connection((address, port), timeout=timeout):
             return True
     except OSError:
         return False

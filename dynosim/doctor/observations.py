@@ -68,6 +68,18 @@ class Shutdown:
 
 
 @dataclass(frozen=True)
+class EarlyStop:
+    """A web dyno sent SIGTERM `delay` seconds after $PORT first accepted (when the server may
+    still be loading the app): seconds until it exited (None: still running after `grace`,
+    so SIGKILLed: the SIGTERM was lost)."""
+
+    delay: float
+    seconds: float | None
+    exit_code: int
+    grace: float
+
+
+@dataclass(frozen=True)
 class Probe:
     """One request to a probed path: status (None: no answer within `timeout`), seconds to
     the answer's head, its Location, the X-Forwarded-Proto it was sent with."""

@@ -19,7 +19,7 @@ from ..options import BOOT_TIMEOUT, GRACE
 from ..store import Release
 from ..stored import StoredApp, quiet
 from . import checks, http, static
-from .observations import Build, Memory, Server, Shutdown
+from .observations import Build, EarlyStop, Memory, Server, Shutdown
 from .report import Finding, Report
 
 if TYPE_CHECKING:  # the build, the engine, heroku.yml's YAML, the throwaway app: when it runs
@@ -132,6 +132,8 @@ class _Session:
     progress: Progress
     container: bool  # a heroku.yml app: no buildpack, so no WEB_CONCURRENCY
     idle: http.IdleWatch | None = None  # the kept connection to web.1, once probing starts
+    early: list[EarlyStop] = field(default_factory=list)  # web.3's SIGTERM at boot, when done
+    early_thread: threading.Thread | None = None
 
 
 def _run(session: _Session, folder: Path, types: dict[str, str]) -> list[Finding]:
@@ -170,6 +172,7 @@ def _web(session: _Session, web: LabDyno, second: LabDyno, asked: int) -> list[F
     assert web.address is not None
     lab, options, progress = session.lab, session.options, session.progress
     address, port = web.address, PORT
+    _stop_early(session, web.size)
     hold = f"{checks.IDLE_HOLD:g} s"
     progress(f"Holding an idle kept connection to web.1 up to {hold} (Router 2.0 keeps 90 s)")
     session.idle = http.IdleWatch(address, port, options.probes[0])
@@ -189,6 +192,20 @@ def _web(session: _Session, web: LabDyno, second: LabDyno, asked: int) -> list[F
     quota = formation.size(web.size).memory_mb
     found.append(checks.memory(Memory(web.process_type, web.size, quota, boot_bytes, peak)))
     return found
+
+
+def _stop_early(session: _Session, size: str) -> None:
+    """web.3, on a thread: SIGTERM just after it boots (collected by `_stop`)."""
+    lab, options = session.lab, session.options
+    third = lab.start(procfile.WEB, 3, size)
+
+    def run() -> None:
+        stopped = lab.early_stop(third, checks.EARLY_SIGTERM, options.grace, options.boot_timeout)
+        session.early.extend([stopped] if stopped else [])
+
+    session.progress(f"Booting web.3 for a SIGTERM {checks.EARLY_SIGTERM:g} s after it binds $PORT")
+    session.early_thread = threading.Thread(target=run, daemon=True)
+    session.early_thread.start()
 
 
 def _resident(lab: Lab, dynos: dict[str, LabDyno], slug_sqlite: list[str]) -> list[Finding]:
@@ -235,5 +252,8 @@ def _stop(session: _Session, dynos: dict[str, LabDyno], second: LabDyno | None) 
         thread.join(checks.IDLE_HOLD + options.grace + 30)
     if idle is not None:
         found.append(checks.keep_alive(idle.result(), session.server))
+    if session.early_thread is not None:
+        session.early_thread.join(options.boot_timeout + options.grace + 30)
+        found += [checks.sigterm_at_boot(early, session.server) for early in session.early]
     found += [checks.shutdown(stopped[d.name]) for d in dynos.values() if d.name in stopped]
     return found

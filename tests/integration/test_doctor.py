@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE, container_app, dynosim
+from conftest import EXAMPLE, container_app, copy_app, dynosim
 
 from dynosim import App
 from dynosim.doctor import Check, Report, Status
@@ -88,6 +88,8 @@ def test_a_fixed_port_is_r10_named_without_waiting_for_the_boot_timeout():
 def test_the_example_app_passes_without_warnings(dynosim_doctor):
     report = dynosim_doctor(EXAMPLE, probes=("/", "/stores"))
     assert not report.failed(strict=True), report.text()
+    passed = {f.subject for f in report.of(Check.SHUTDOWN, Status.PASS)}
+    assert "web (SIGTERM right after boot)" in passed  # its post-fork hook
     assert {f.check for f in report.findings} >= set(Check)
 
 
@@ -126,3 +128,20 @@ def test_a_heroku_yml_app_is_examined_from_its_manifest(dynosim_doctor, tmp_path
     assert statuses(report, Check.ROUTER)["/"] is Status.PASS
     # Heroku signals every process of the dyno: python3 (no handler) ends, no R12
     assert statuses(report, Check.SHUTDOWN)["web"] is Status.PASS, report.text()
+
+
+def test_a_sigterm_uwsgi_loses_while_its_workers_load_the_app_is_a_warning(
+    dynosim_doctor, tmp_path
+):
+    """The example app without its post-fork hook: a worker that gets SIGTERM while it loads
+    the app loses it, so the dyno runs until SIGKILL (bench/bench_sigterm_at_boot.py)."""
+    app = copy_app(EXAMPLE, tmp_path / "flask_app")
+    ini = app / "uwsgi.ini"
+    kept = [line for line in ini.read_text().splitlines() if not line.startswith("hook-post-fork")]
+    ini.write_text("\n".join(kept) + "\n")
+    report = dynosim_doctor(app)
+    shutdown = {f.subject: f for f in report.of(Check.SHUTDOWN)}
+    early = shutdown["web (SIGTERM right after boot)"]
+    assert early.status is Status.WARN and "was lost" in early.observed, report.text()
+    assert "hook-post-fork" in early.fix
+    assert shutdown["web"].status is Status.PASS  # once it has served, SIGTERM works

@@ -68,6 +68,15 @@ def test_a_dropped_request_in_flight_is_h13_with_the_servers_setting(server, set
     assert found.status is Status.WARN and found.fact.code == "H13" and setting in found.fix
 
 
+def test_a_sigterm_lost_right_after_boot_is_a_warning_with_the_uwsgi_hook():
+    lost = checks.sigterm_at_boot(seen.EarlyStop(0.15, None, 137, 30.0), UWSGI)
+    assert lost.status is Status.WARN and lost.fact.code == "R12"
+    assert "0.15 s after $PORT first accepted was lost" in lost.observed
+    assert "hook-post-fork = unix_signal:15 gracefully_kill" in lost.fix
+    kept = checks.sigterm_at_boot(seen.EarlyStop(0.15, 1.3, 0, 30.0), seen.Server("gunicorn"))
+    assert kept.status is Status.PASS and "exited 1.3 s" in kept.observed
+
+
 def test_an_answered_request_in_flight_passes():
     assert checks.in_flight(seen.InFlight(True, 200), UWSGI).status is Status.PASS
     early = checks.in_flight(seen.InFlight(True, 200, before_sigterm=True), seen.Server("gunicorn"))
