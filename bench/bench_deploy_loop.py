@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_wake import raw_cycles  # noqa: E402
-from common import compose_context, free_port, peer_build, report, until  # noqa: E402
+from common import compose_context, dyno_env, free_port, peer_build, report, until  # noqa: E402
 
 from dynosim import buildkit  # noqa: E402
 
@@ -147,6 +147,7 @@ class Compose:
         client.symlink_to(buildkit.command()[0][0])
         self.env = {**os.environ, "COMPOSE_DOCKER_CLI_BUILD": "1", "DOCKER_BUILDKIT": "1",
                     "PATH": f"{client.parent}:{os.environ['PATH']}"}  # fmt: skip
+        web_env, worker_env = ({**dyno_env(), "DYNO": name} for name in ("web.1", "worker.1"))
         (project_dir / "docker-compose.yml").write_text(
             f"""version: "2.4"
 services:
@@ -154,7 +155,7 @@ services:
     build: .
     image: {COMPOSE_IMAGE}
     command: ["uwsgi uwsgi.ini"]
-    environment: {{PORT: "5000", DYNO: web.1}}
+    environment: {web_env}
     ports: ["127.0.0.1:{self.port}:5000"]
     mem_limit: 512m
     stop_grace_period: 5s
@@ -162,7 +163,7 @@ services:
     image: {COMPOSE_IMAGE}
     depends_on: [web]
     command: ["python worker.py"]
-    environment: {{PORT: "5000", DYNO: worker.1}}
+    environment: {worker_env}
     mem_limit: 512m
     stop_grace_period: 5s
 """

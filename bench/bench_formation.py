@@ -28,7 +28,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, report, until  # noqa: E402
+from common import dyno_env, free_port, report, until  # noqa: E402
 
 from dynosim import control  # noqa: E402
 from dynosim.docker import client as docker_client  # noqa: E402
@@ -173,13 +173,14 @@ def main() -> None:
         until(lambda: requests.get(url, timeout=5).ok)
         dynosim("ps:scale", "-a", "scaleapp", "web=1", "worker=0")
         image = Store().current_release("scaleapp").image
+        web_env = {**dyno_env(), "DYNO": "web"}
         (compose_dir / "docker-compose.yml").write_text(
             f"""version: "2.4"
 services:
   web:
     image: {image}
     command: ["uwsgi uwsgi.ini"]
-    environment: {{PORT: "5000", DYNO: web}}
+    environment: {web_env}
     ports: ["127.0.0.1::5000"]
     mem_limit: 1024m
 """

@@ -29,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import compose_context, free_port, peer_build, report, until  # noqa: E402
+from common import compose_context, dyno_env, free_port, peer_build, report, until  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "flask_app"
 PROBE = '\n\n@app.route("/__bench")\ndef __bench():\n    return "{marker}"\n'
@@ -80,13 +80,14 @@ class Compose:
 
     def __init__(self, project_dir: Path, secrets: dict[str, dict[str, str]]) -> None:
         self.dir, self.port, self.secrets = project_dir, free_port(), secrets
+        web_env, worker_env = ({**dyno_env(), "DYNO": n} for n in ("web.1", "worker.1"))
         (project_dir / "docker-compose.yml").write_text(
             f"""version: "2.4"
 services:
   web:
     image: dynosim-bench-compose:latest
     command: ["uwsgi uwsgi.ini"]
-    environment: {{PORT: "5000", DYNO: web.1}}
+    environment: {web_env}
     ports: ["127.0.0.1:{self.port}:5000"]
     mem_limit: 512m
     stop_grace_period: 30s
@@ -94,7 +95,7 @@ services:
     image: dynosim-bench-compose:latest
     depends_on: [web]
     command: ["python worker.py"]
-    environment: {{PORT: "5000", DYNO: worker.1}}
+    environment: {worker_env}
     mem_limit: 512m
 """
         )

@@ -28,7 +28,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, report, until  # noqa: E402
+from common import dyno_env, free_port, report, until  # noqa: E402
 
 from dynosim.docker import client as docker_client  # noqa: E402
 from dynosim.docker import dynos  # noqa: E402
@@ -87,7 +87,7 @@ def raw_cycles(image: str, cycles: int) -> tuple[list[float], list[float]]:
     client = docker_client.client()
     network = client.networks.create("dynosim-wakebench-raw", labels={docker_client.LABEL: "bench"})
     container = client.containers.create(
-        image, ["uwsgi uwsgi.ini"], environment={"PORT": "5000"}, network=network.name
+        image, ["uwsgi uwsgi.ini"], environment=dyno_env(), network=network.name
     )
     starts, unpauses = [], []
     try:

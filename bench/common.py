@@ -16,6 +16,15 @@ from pathlib import Path
 import requests
 
 from dynosim import build, buildkit, runtime
+from dynosim.formation import DEFAULT_SIZE, size, web_concurrency
+
+
+def dyno_env(size_name: str = DEFAULT_SIZE) -> dict[str, str]:
+    """What Heroku's Python buildpack gives a dyno of that size (the example app's uWSGI reads
+    WEB_CONCURRENCY): a peer's container gets the same, or it runs no workers."""
+    chosen = size(size_name)
+    concurrency = str(web_concurrency(chosen))
+    return {"PORT": "5000", "WEB_CONCURRENCY": concurrency, "DYNO_RAM": str(chosen.memory_mb)}
 
 
 def free_port() -> int:

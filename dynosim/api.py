@@ -20,28 +20,30 @@ in $DYNOSIM_HOME like the CLI's; errors are `dynosim.errors.DynosimError`s.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import formation as formations
-from .app_addons import AppAddons
-from .ci import HerokuCI
-from .clock import Clock
-from .doctor import Doctor
-from .gitpush import GitRemote
-from .hosting import Host
 from .logs import LogLine
-from .metrics import Minute
 from .options import BOOT_TIMEOUT, GRACE, ServeOptions
 from .remote import RemoteControl
 from .store import Release, Store
 from .stored import Progress, RunResult, StoredApp, quiet
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from .app_addons import AppAddons
+    from .ci import HerokuCI
+    from .clock import Clock
+    from .doctor import Doctor
+    from .gitpush import GitRemote
+    from .hosting import Host
     from .manager import DynoManager
+    from .metrics import Minute
     from .router import RouterEngine
 
 __all__ = ["App", "Deployed", "RunResult"]
@@ -58,7 +60,45 @@ class Deployed:
     rolled_out: bool
 
 
-class App:
+class _Parts:
+    """The parts of an App made on first use: importing them (asyncio, Docker, the doctor's
+    checks) would slow every CLI command that needs none of them."""
+
+    _stored: StoredApp
+    roll_out: Callable[..., bool]
+
+    @cached_property
+    def _host(self) -> Host:
+        from .hosting import Host
+
+        return Host(self._stored)
+
+    @cached_property
+    def addons(self) -> AppAddons:
+        from .app_addons import AppAddons
+
+        return AppAddons(self._stored, self.roll_out)
+
+    @cached_property
+    def git(self) -> GitRemote:
+        from .gitpush import GitRemote
+
+        return GitRemote(self._stored)
+
+    @cached_property
+    def ci(self) -> HerokuCI:
+        from .ci import HerokuCI
+
+        return HerokuCI(self._stored)
+
+    @cached_property
+    def doctor(self) -> Doctor:
+        from .doctor import Doctor
+
+        return Doctor(self._stored)
+
+
+class App(_Parts):
     """One app: folder, releases, formation, add-ons (`addons`), labs and features (`labs`,
     `features`), git remote (`git`) and, once started here, its dynos served in a thread. Each
     command goes to the part that does it; a change of what serves returns once web is up."""
@@ -66,11 +106,7 @@ class App:
     def __init__(self, name: str, path: Path | None = None) -> None:
         self._stored = StoredApp(name, path)
         self._remote = RemoteControl(self._stored)
-        self._host = Host(self._stored)
-        self.addons = AppAddons(self._stored, self.roll_out)
         self.labs, self.features = self._stored.labs, self._stored.features
-        self.git, self.ci = GitRemote(self._stored), HerokuCI(self._stored)
-        self.doctor = Doctor(self._stored)
 
     @classmethod
     def open(cls, path: str | Path = ".", *, name: str | None = None) -> App:
@@ -133,6 +169,8 @@ class App:
     def deploy(self, *, progress: Progress = quiet, **build_options: Any) -> Deployed:
         """Build and roll the new release out to the running app (like a git push); without
         one, the next start rolls it out. ReleaseError when its release phase or boot fails."""
+        if built := self._remote.build(progress, **build_options):  # quickest: in a running up
+            return self._settled(Deployed(*built, rolled_out=built[1]))
         release, is_new = self.build(progress=progress, **build_options)
         rolled_out = is_new and self.roll_out(release, progress)
         if not self.running:  # the build made the app network; nothing uses it yet
@@ -174,7 +212,8 @@ class App:
 
     def _settled(self, result: T) -> T:
         """`result`, once the web dynos are up again when this object serves the app."""
-        self._host.settle()
+        if "_host" in self.__dict__:  # never made: this object serves nothing
+            self._host.settle()
         return result
 
     def config(self) -> dict[str, str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class Clock:
@@ -18,6 +21,8 @@ class Clock:
         self.speed = speed
         self._wall_start, self._started = time.time(), time.monotonic()
         self._skipped = 0.0  # seconds jumped over with advance()
+        import asyncio  # here and below, not at the top: the CLI formats times with no loop
+
         self._loop: asyncio.AbstractEventLoop | None = None
         self._jumped = asyncio.Event()  # set (and replaced) on every advance()
 
@@ -31,6 +36,8 @@ class Clock:
         return time.monotonic() * self.speed + self._skipped
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         deadline = self.now() + seconds
         while (left := deadline - self.now()) > 0:
@@ -43,6 +50,8 @@ class Clock:
         started = time.monotonic()
         await self.sleep(seconds)
         if (left := real_floor - (time.monotonic() - started)) > 0:
+            import asyncio
+
             await asyncio.sleep(left)
 
     def advance(self, seconds: float) -> None:
@@ -56,6 +65,8 @@ class Clock:
             self._loop.call_soon_threadsafe(self._jump, seconds)
 
     def _jump(self, seconds: float) -> None:
+        import asyncio
+
         self._skipped += seconds
         jumped, self._jumped = self._jumped, asyncio.Event()
         jumped.set()

@@ -158,6 +158,17 @@ class ControlClient:
             if isinstance(reply, commands.Progress):
                 progress(reply.line)
 
+    def build(self, request: commands.Build, progress: Callable[[str], None]) -> tuple[int, bool]:
+        """Have `up` build a folder and roll the release out, relaying the build's and the
+        roll-out's progress lines; (the release's version, whether it is new)."""
+        replies = (commands.Progress, commands.Built)
+        for reply in self._replies(request, replies):
+            if isinstance(reply, commands.Progress):
+                progress(reply.line)
+            else:
+                return reply.outcome["version"], reply.outcome["new"]
+        raise RemoteError(f"dynosim up for app {self.app} ended the build early; see its terminal")
+
     def sleep(self) -> bool:
         """`ps:sleep`; whether the app sleeps now."""
         return self._call(commands.Sleep(), commands.Asleep).asleep

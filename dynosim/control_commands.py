@@ -46,6 +46,21 @@ class Deploy(Command, name="deploy"):
 
 
 @dataclass(frozen=True)
+class Build(Command, name="build"):
+    """Build a folder into a release and roll it out: `deploy` or a git push to a running
+    `up`, which has the build's modules loaded already. A push builds a checkout of its
+    commit: `description` names the commit, `home` is the app's own folder. Answers
+    Progress lines, then Built."""
+
+    folder: str
+    base_image: str | None = None
+    strict_runtime: bool = False
+    cache: bool = True
+    description: str | None = None
+    home: str | None = None
+
+
+@dataclass(frozen=True)
 class Sleep(Command, name="sleep"):
     """`ps:sleep`; answers Asleep."""
 
@@ -193,6 +208,16 @@ class Progress(Reply, key="progress"):
 @dataclass(frozen=True)
 class Released(Reply, key="release"):
     version: int
+
+
+class BuildOutcome(TypedDict):
+    version: int  # the release serving the build: a new one, or the one that has its image
+    new: bool
+
+
+@dataclass(frozen=True)
+class Built(Reply, key="built"):
+    outcome: BuildOutcome
 
 
 @dataclass(frozen=True)

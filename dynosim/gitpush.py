@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import gitrefs, releases, runtime
+from .control_commands import Build
 from .errors import DynosimError, UsageError
 from .store import data_dir
 from .stored import Progress, StoredApp, quiet
@@ -121,8 +122,6 @@ class GitRemote:
         return True
 
     def _deploy(self, sha: str, progress: Progress) -> None:
-        from . import deployment  # builds import Docker, which quick commands never need
-
         progress("Building source:")
         progress("")
         with tempfile.TemporaryDirectory(prefix="dynosim-push-") as checkout:
@@ -130,13 +129,20 @@ class GitRemote:
             stack = _stack_name(Path(checkout), self._app.stack())
             if stack:
                 progress(f"-----> Building on the {stack} stack")
-            with _outside_git():
-                release, new = deployment.deploy(
-                    self._app.store, self._app.name, Path(checkout), progress=progress,
-                    stack_suite=self._app.stack(), description=gitrefs.description(sha),
-                    home=self._app.folder(),
-                )  # fmt: skip
-        rolled_out = new and releases.roll_out(self._app.name, release, progress)
+            description, home = gitrefs.description(sha), self._app.folder()
+            request = Build(checkout, description=description, home=str(home))
+            built = releases.build_in_up(self._app.name, request, progress)
+            if built:  # the running up built it and rolled it out
+                release, new, rolled_out = self._app.release(str(built[0])), built[1], built[1]
+            else:
+                from . import deployment  # builds import Docker: only when built here
+
+                with _outside_git():
+                    release, new = deployment.deploy(
+                        self._app.store, self._app.name, Path(checkout), progress=progress,
+                        stack_suite=self._app.stack(), description=description, home=home,
+                    )  # fmt: skip
+                rolled_out = new and releases.roll_out(self._app.name, release, progress)
         if not rolled_out:
             self._app.remove_unused_network()
         if new and not rolled_out:

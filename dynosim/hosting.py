@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import control, logs
@@ -21,8 +22,11 @@ from .store import Store
 from .stored import Progress, StoredApp, quiet
 
 if TYPE_CHECKING:
+    from .control_commands import Build
+    from .control_handler import Builder
     from .manager import DynoManager
     from .router import RouterEngine
+    from .store import Release
 
 
 class Host:
@@ -71,7 +75,7 @@ class Host:
             printer = printer or logs.Printer()
             serving = up.serve(
                 store, self.app.name, options or ServeOptions(), printer=printer, ready=ready,
-                stop=stop, schedule=schedule,
+                stop=stop, schedule=schedule, builder=_builder(self.app.name),
             )  # fmt: skip
             uvloop.run(serving)  # the router's data path is ~1.5x faster on libuv
         finally:
@@ -315,3 +319,24 @@ def _sweep(app: str) -> None:
     for found in engine.list(app):
         engine.remove(found.container_id)  # gone meanwhile: fine
     engine.remove_network(app, wait=2.0)
+
+
+def _builder(app: str) -> Builder:
+    """Builds what `deploy` and git pushes send the running `up` (over its control socket), as
+    they would have in their own processes; in a worker thread, so with a store of its own."""
+
+    def build(request: Build, progress: Progress) -> tuple[Release, bool]:
+        from . import deployment
+
+        stored = StoredApp(app)
+        try:
+            return deployment.deploy(
+                stored.store, app, Path(request.folder), progress=progress,
+                base_image=request.base_image, strict_runtime=request.strict_runtime,
+                cache=request.cache, stack_suite=stored.stack(), description=request.description,
+                home=Path(request.home) if request.home else None,
+            )  # fmt: skip
+        finally:
+            stored.close()
+
+    return build

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
+
+if TYPE_CHECKING:
+    import asyncio
 
 #: Logplex keeps the last 1500 lines; longer dyno lines are split into 10,000-byte chunks.
 KEEP = 1500
@@ -99,6 +101,8 @@ class Printer:
         if len(self._pending) > 1:
             return  # a flush is due
         try:
+            import asyncio  # only `up` batches lines: CLI commands need no asyncio
+
             asyncio.get_running_loop().call_soon(self.flush)
         except RuntimeError:  # outside an event loop: at once
             self.flush()
@@ -127,6 +131,8 @@ def gather(transport: asyncio.BaseTransport, seconds: float = BATCH) -> None:
     def resume() -> None:
         if not transport.is_closing():
             transport.resume_reading()  # type: ignore[attr-defined]
+
+    import asyncio
 
     asyncio.get_running_loop().call_later(seconds, resume)
 

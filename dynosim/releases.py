@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from . import config, control
+from . import config, control, control_commands
 from .clock import heroku_time
 from .errors import UsageError
 from .store import FAILED, PENDING, Release, Store
@@ -200,6 +200,18 @@ def roll_out(app: str, release: Release, progress: Callable[[str], None]) -> boo
     except control.NotRunning:
         return False
     return True
+
+
+def build_in_up(
+    app: str, request: control_commands.Build, progress: Callable[[str], None]
+) -> tuple[int, bool] | None:
+    """Have the running `up` build the request's folder and roll the release out (its process
+    has the build's modules loaded: a deploy's quickest path), relaying its progress; (the
+    release's version, whether it is new), or None when no `up` runs."""
+    try:
+        return control.ControlClient(app).build(request, progress)
+    except control.NotRunning:
+        return None
 
 
 def check_images(release: Release) -> None:

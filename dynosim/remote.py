@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from . import control, releases
+from . import control, control_commands, releases
 from . import formation as formations
 from .logs import LogLine
 from .store import Release
 from .stored import Progress, StoredApp, quiet
+
+#: What a deploy may send a running `up` with its folder.
+SENT_OPTIONS = {"base_image", "strict_runtime", "cache"}
 
 
 class RemoteControl:
@@ -31,6 +34,16 @@ class RemoteControl:
     def roll_out(self, release: Release, progress: Progress = quiet) -> bool:
         """Have the running app take `release`; False when none runs (the next start will)."""
         return releases.roll_out(self.app.name, release, progress)
+
+    def build(self, progress: Progress = quiet, **options: Any) -> tuple[Release, bool] | None:
+        """Have the running app build its folder and roll the release out; (the release,
+        whether it is new), None when none runs or `options` are not all a Build's (then
+        the caller builds)."""
+        if not set(options) <= SENT_OPTIONS:
+            return None
+        request = control_commands.Build(str(self.app.folder()), **options)
+        built = releases.build_in_up(self.app.name, request, progress)
+        return (self.app.release(str(built[0])), built[1]) if built else None
 
     def dynos(self) -> list[dict[str, Any]]:
         """Every dyno (formation and one-offs): the running `up`'s, else as Docker sees them."""

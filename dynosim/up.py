@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import control, listeners
 from .clock import Clock
-from .control_handler import ControlHandler
+from .control_handler import Builder, ControlHandler
 from .docker import DockerEngine
 from .errors import UsageError
 from .logs import LogHub, LogLine
@@ -35,6 +35,7 @@ async def serve(
     ready: Callable[[RouterEngine, DynoManager], None] | None = None,
     schedule: Clock | None = None,
     stop: asyncio.Event | None = None,
+    builder: Builder | None = None,
 ) -> None:
     """Roll out pending releases and run the formation behind the router until SIGINT/SIGTERM
     (or `stop` is set, for a loop that is not in the main thread), then stop every dyno.
@@ -43,7 +44,8 @@ async def serve(
     the caller wants to hold it (the Python API's `App.clock`); else one running
     `options.time_scale` times fast. `options.router_engine` "haproxy" moves requests with
     HAProxy, "python" with dynosim's own proxy, "auto" with HAProxy when it is installed
-    (docs/usage.md, "Router engines").
+    (docs/usage.md, "Router engines"). `builder` builds the folders that deploys and git
+    pushes send over the control socket (without one, they build in their own processes).
     """
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
@@ -56,7 +58,7 @@ async def serve(
         store, app, hub, engine=DockerEngine(), options=options.manager, schedule=schedule,
         local_env=options.local_env,
     )  # fmt: skip
-    channel = control.Server(app, ControlHandler(manager, hub, options.dashboard_url))
+    channel = control.Server(app, ControlHandler(manager, hub, options.dashboard_url, builder))
     sockets = await _listen(options, channel)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)

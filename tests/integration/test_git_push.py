@@ -7,6 +7,8 @@ import subprocess
 
 from conftest import dynosim, tiny_app
 
+from dynosim import App
+
 UP = r"heroku\[web\.1\]: State changed from starting to up"
 WEB = "web: uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
 APP = (
@@ -91,3 +93,6 @@ def test_a_push_deploys_its_commit_and_a_running_up_rolls_the_next_out(up, tmp_p
     forced = git(folder, "push", "--force", "dynosim", "main")
     assert forced.returncode == 0, forced.stderr
     assert process.get().text == "one"
+    # the running up built that push: the very image the hook built itself for v1, with no up
+    newest, first_release = App.named("pushed").releases(1)[0], App.named("pushed").release("v1")
+    assert (newest.description, newest.image) == (f"Deploy {first[:7]}", first_release.image)

@@ -348,7 +348,8 @@ def test_labs_enable_falls_back_to_the_app_features_as_herokus_cli_does(tmp_path
 
 def test_the_cli_imports_neither_docker_nor_the_router_nor_the_build_until_a_command_needs_them():
     # quick commands (ps, config, releases) start in a tenth of a second without them
-    heavy = ("docker", "dynosim.router", "dynosim.build", "dynosim.deployment", "yaml")
+    heavy = ("docker", "dynosim.router", "dynosim.build", "dynosim.deployment", "yaml", "asyncio")
+    heavy += ("dynosim.doctor", "dynosim.ci", "dynosim.hosting", "dynosim.app_addons")
     probe = f"import sys, dynosim.cli; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import threading
+from types import SimpleNamespace
 
 import docker.errors
 import pytest
@@ -15,7 +16,7 @@ from dynosim import control
 from dynosim import control_commands as commands
 from dynosim.control import ControlClient
 from dynosim.control_handler import ControlHandler
-from dynosim.errors import DynosimError, EngineError, RemoteError, UsageError
+from dynosim.errors import BuildError, DynosimError, EngineError, RemoteError, UsageError
 from dynosim.logs import LogLine
 
 ROW = {
@@ -42,6 +43,18 @@ def home(tmp_path, monkeypatch):
 WIRE = [
     (commands.Ps(), {"command": "ps"}),
     (commands.Deploy(4), {"command": "deploy", "version": 4}),
+    (
+        commands.Build("/srv/app", None, False, True, "Deploy 1a2b3c4", "/home/me/app"),
+        {
+            "command": "build",
+            "folder": "/srv/app",
+            "base_image": None,
+            "strict_runtime": False,
+            "cache": True,
+            "description": "Deploy 1a2b3c4",
+            "home": "/home/me/app",
+        },
+    ),
     (commands.Sleep(), {"command": "sleep"}),
     (commands.Wake(), {"command": "wake"}),
     (commands.Reconcile(), {"command": "reconcile"}),
@@ -219,6 +232,49 @@ def test_the_handler_calls_the_supervisor_with_the_commands_fields(command, call
     assert supervisor.calls == calls
 
 
+def test_a_build_sent_to_up_relays_the_builds_lines_then_rolls_a_new_release_out():
+    supervisor, seen = FakeSupervisor(), []
+
+    def builder(request, progress):  # runs in a worker thread, as a real build does
+        seen.append(request)
+        progress("-----> Building on the Heroku-24 stack")
+        return SimpleNamespace(version=4), True
+
+    async def answer(command):
+        handler = ControlHandler(supervisor, None, builder=builder)
+        return [reply async for reply in handler(command)]
+
+    request = commands.Build("/srv/app", cache=False)
+    assert asyncio.run(answer(request)) == [
+        commands.Progress("-----> Building on the Heroku-24 stack"),
+        commands.Progress("-----> Releasing v4"),
+        commands.Built({"version": 4, "new": True}),
+    ]
+    assert seen == [request] and supervisor.calls == [("deploy", 4)]
+
+
+def test_an_unchanged_build_rolls_nothing_out_and_a_failed_one_answers_its_error():
+    supervisor = FakeSupervisor()
+
+    def unchanged(request, progress):
+        return SimpleNamespace(version=3), False
+
+    def failing(request, progress):
+        progress("-----> Installing requirements")
+        raise BuildError("pip install failed")
+
+    async def answer(builder):
+        handler = ControlHandler(supervisor, None, builder=builder)
+        return [reply async for reply in handler(commands.Build("/srv/app"))]
+
+    assert asyncio.run(answer(unchanged)) == [commands.Built({"version": 3, "new": False})]
+    with pytest.raises(BuildError, match="pip install failed"):
+        asyncio.run(answer(failing))
+    with pytest.raises(UsageError, match="does not build"):
+        asyncio.run(answer(None))
+    assert supervisor.calls == []
+
+
 # -- server and client over the socket -------------------------------------------------------------
 
 
@@ -235,6 +291,9 @@ async def fake(command):
             for n in range(3):
                 yield commands.Progress(f"step {n}")
             yield commands.Released(version)
+        case commands.Build():
+            yield commands.Progress("-----> Building on the Heroku-24 stack")
+            yield commands.Built({"version": 7, "new": True})
         case commands.Sleep():
             yield commands.Asleep(True)
         case commands.Wake():
@@ -305,6 +364,7 @@ def test_every_client_method_gets_its_typed_answer():
             client.ps(),
             client.reconcile(),
             client.deploy(4, progress.append),
+            client.build(commands.Build("/srv/app"), progress.append),
             client.sleep(),
             client.wake(),
             client.restart(),
@@ -319,6 +379,7 @@ def test_every_client_method_gets_its_typed_answer():
         [ROW],
         [ROW],
         None,
+        (7, True),
         True,
         False,
         ["web.1", "web.2"],
@@ -327,11 +388,12 @@ def test_every_client_method_gets_its_typed_answer():
         "run.5",
         ["line 0", "line 1", "line 2"],
     ]
-    assert progress == ["step 0", "step 1", "step 2"]
+    assert progress == ["step 0", "step 1", "step 2", "-----> Building on the Heroku-24 stack"]
     assert received == [
         commands.Ps(),
         commands.Reconcile(),
         commands.Deploy(4),
+        commands.Build("/srv/app"),
         commands.Sleep(),
         commands.Wake(),
         commands.Restart(None),
