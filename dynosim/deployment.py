@@ -48,7 +48,7 @@ def deploy(
     (nothing before the build needs it); a failed deploy removes the network again.
     """
     manifest = herokuyml.load(app_dir)
-    types = _process_types(app_dir, manifest)
+    types = herokuyml.process_types(app_dir, manifest)
     first = store.latest_release(app) is None
     provided = {**(local_env or {}), **(config or {})}
     setup = _first_release_setup(app_dir, types, provided) if first else None
@@ -121,17 +121,6 @@ def _record(
             releases.prune_images(store, app)
     progress(f"-----> Released {release.name}")
     return release, True
-
-
-def _process_types(app_dir: Path, manifest: herokuyml.HerokuYml | None) -> dict[str, str]:
-    """Type -> command, from heroku.yml when the app has one (its Procfile is then unused, as on
-    Heroku's container stack), else from the Procfile. An empty command runs the image's CMD."""
-    if manifest is None:
-        return {t.name: t.command for t in procfile.load(app_dir).values()}
-    types = {name: process.command or "" for name, process in manifest.processes.items()}
-    if manifest.release:
-        types[procfile.RELEASE] = manifest.release.command or ""
-    return types
 
 
 def _first_release_setup(

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import textfile
+from . import procfile, textfile
 from .errors import ManifestError
 from .procfile import RELEASE, RESERVED, WEB
 
@@ -66,6 +66,17 @@ def load(app_dir: Path) -> HerokuYml | None:
     if text is None:
         return None
     return parse(text, Path(app_dir), str(path))
+
+
+def process_types(app_dir: Path, manifest: HerokuYml | None) -> dict[str, str]:
+    """Type -> command, from heroku.yml when the app has one (its Procfile is then unused, as on
+    Heroku's container stack), else from the Procfile. An empty command runs the image's CMD."""
+    if manifest is None:
+        return {t.name: t.command for t in procfile.load(app_dir).values()}
+    types = {name: process.command or "" for name, process in manifest.processes.items()}
+    if manifest.release:
+        types[RELEASE] = manifest.release.command or ""
+    return types
 
 
 def parse(text: str, app_dir: Path, path: str = FILENAME) -> HerokuYml:

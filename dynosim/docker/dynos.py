@@ -213,12 +213,21 @@ def _process(release: Release, process_type: str, image: str, command: str) -> d
         return {"command": [command]}
     user = images.image_user(image) or CONTAINER_USER
     if command:
-        return {"entrypoint": ["/bin/sh", "-c"], "command": [command], "user": user}
+        launch = ["/bin/sh", "-c", CONTAINER_LAUNCH, "dyno-launch"]
+        return {"entrypoint": launch, "command": [command], "user": user}
     return {"user": user}
 
 
 #: Who runs a heroku.yml dyno whose image names no non-root USER.
 CONTAINER_USER = "1000:1000"
+#: PID 1 of a heroku.yml dyno with a command, in POSIX sh: the command under `/bin/sh -c` (its
+#: stdin kept), SIGTERM passed on to every process of the dyno as Heroku signals them all (a
+#: PID 1 without a handler would ignore it: R12); runtimes/python/dyno-launch's job.
+CONTAINER_LAUNCH = (
+    'trap "kill -TERM -1 2>/dev/null" TERM INT; exec 3<&0; /bin/sh -c "$1" <&3 3<&- & child=$!;'
+    ' while :; do wait "$child"; status=$?; kill -0 "$child" 2>/dev/null && continue;'
+    ' exit "$status"; done'
+)
 
 
 def address(container: Container, app: str) -> str | None:

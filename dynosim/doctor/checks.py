@@ -7,11 +7,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from .. import formation
+from . import servers
 from .observations import (
     Boot,
     Build,
     Concurrency,
     Config,
+    EarlyStop,
     InFlight,
     KeepAlive,
     Memory,
@@ -47,6 +49,11 @@ COLLECTSTATIC = Fact(
 CONCURRENCY = Fact(
     None, "WEB_CONCURRENCY is set per dyno size", "Optimizing Python Application Concurrency"
 )
+CONTAINER = Fact(
+    None,
+    "heroku.yml apps build their Dockerfiles; no buildpack runs",
+    "Building Docker Images with heroku.yml",
+)
 APPJSON = Fact(None, "required env without value is refused at app setup", "app.json Schema")
 SECRETS = Fact(
     None, "secrets belong in config vars, not in the code", "Configuration and Config Vars"
@@ -60,18 +67,17 @@ GRACEFUL = {
     "gunicorn": "keep gunicorn's graceful SIGTERM and set `--graceful-timeout 25` (under 30 s)",
     "uvicorn": "set `--timeout-graceful-shutdown 25` (requests finish, under 30 s)",
 }
-#: The setting that keeps idle connections longer than Router 2.0's 90 s.
-KEEP_IDLE = {
-    "uwsgi": "use `http-socket` (a connection per request) or keep connections over 90 s",
-    "gunicorn": "set `--keep-alive 100` (default 2 s)",
-    "uvicorn": "set `--timeout-keep-alive 100` (default 5 s)",
-}
 BIND = {
     "uwsgi": "`http-socket = :$(PORT)`",
     "gunicorn": "no --bind (gunicorn binds 0.0.0.0:$PORT), or `--bind 0.0.0.0:$PORT`",
     "uvicorn": "`--host 0.0.0.0 --port $PORT`",
 }
 ROUTER_IDLE = 90.0
+#: How long doctor holds an idle kept connection: just past the router's 90 s.
+IDLE_HOLD = ROUTER_IDLE + 1.0
+#: When doctor sends SIGTERM to a freshly booted web dyno: while the workers of a server that
+#: forks them after binding $PORT still load the app (docs/benchmarks.md: SIGTERM at boot).
+EARLY_SIGTERM = 0.15
 
 
 def _finding(check: Check, status: Status, subject: str, observed: str, fact: Fact, fix: str = ""):
@@ -127,6 +133,25 @@ def shutdown(observed: Shutdown) -> Finding:
     return _finding(Check.SHUTDOWN, Status.PASS, subject, text, R12)
 
 
+#: The setting that makes each server handle SIGTERM while it still loads the app.
+EARLY = {
+    "uwsgi": "add `hook-post-fork = unix_signal:15 gracefully_kill` (each worker gets the"
+    " graceful handler right after fork, before it loads the app)",
+}
+
+
+def sigterm_at_boot(observed: EarlyStop, server: Server) -> Finding:
+    """R12 when the SIGTERM of a restart or scale-down reaches a dyno that has just booted."""
+    subject = "web (SIGTERM right after boot)"
+    after = f"{observed.delay:g} s after $PORT first accepted"
+    if observed.seconds is None:
+        text = f"a SIGTERM {after} was lost: still running {observed.grace:g} s later (killed)"
+        fix = EARLY.get(server.name, "handle SIGTERM from the process's start, not after loading")
+        return _finding(Check.SHUTDOWN, Status.WARN, subject, text, R12, fix)
+    text = f"exited {observed.seconds:.1f} s after a SIGTERM {after}"
+    return _finding(Check.SHUTDOWN, Status.PASS, subject, text, R12)
+
+
 def in_flight(observed: InFlight, server: Server) -> Finding:
     """H13: a request in flight when the dyno gets SIGTERM is answered, not dropped."""
     subject = "web (request in flight at SIGTERM)"
@@ -171,18 +196,23 @@ def _redirects_to_itself(observed: Probe) -> bool:
 
 
 def keep_alive(observed: KeepAlive, server: Server) -> Finding:
-    """Router 2.0 keeps dyno connections 90 s idle: a server closing them sooner races it."""
+    """Router 2.0 keeps dyno connections 90 s idle: a server closing them sooner races it.
+    The verdict rests on the measured idle time; the server's setting names the fix."""
     subject = "web (kept connection)"
-    fix = KEEP_IDLE.get(server.name, "keep idle connections open longer than 90 s")
+    setting = servers.idle_setting(server)
+    said = f"; {setting.describe()}" if setting else ""
     if not observed.keeps or (observed.closed_after is not None and observed.closed_after < 1.0):
-        text = "closes the connection after each answer: no idle connection to race"
+        text = f"closes the connection after each answer: no idle connection to race{said}"
         return _finding(Check.ROUTER, Status.PASS, subject, text, KEEPALIVE)
     if observed.closed_after is not None and observed.closed_after < ROUTER_IDLE:
-        text = f"closed an idle kept connection after {observed.closed_after:.1f} s (< 90 s)"
-        return _finding(Check.ROUTER, Status.WARN, subject, text, KEEPALIVE, fix)
-    text = f"kept an idle connection open {observed.waited:.0f} s"
-    if observed.waited < ROUTER_IDLE:
-        text += " (doctor waited no longer)"
+        text = f"closed an idle kept connection after {observed.closed_after:.1f} s (< 90 s{said})"
+        return _finding(Check.ROUTER, Status.WARN, subject, text, KEEPALIVE, servers.fix(server))
+    if observed.closed_after is None and observed.waited < ROUTER_IDLE:
+        text = f"an idle kept connection still open after {observed.waited:.0f} s, not 90 s:"
+        text += f" doctor stopped holding it{said}"
+        return _finding(Check.ROUTER, Status.WARN, subject, text, KEEPALIVE, servers.fix(server))
+    held = observed.closed_after if observed.closed_after is not None else observed.waited
+    text = f"an idle kept connection open after {held:.0f} s (> 90 s{said})"
     return _finding(Check.ROUTER, Status.PASS, subject, text, KEEPALIVE)
 
 
@@ -263,7 +293,7 @@ def release(observed: ReleaseRun | None) -> Finding:
         text = f"succeeded once, then exited with status {codes[-1]} the second time{tail}"
         fix = "make the release command safe to repeat (migrations are)"
         return _finding(Check.RELEASE, Status.FAIL, "release", text, RELEASE, fix)
-    text = f"`{observed.command}` succeeded {len(codes)} times"
+    text = f"`{observed.command or 'the image command'}` succeeded {len(codes)} times"
     return _finding(Check.RELEASE, Status.PASS, "release", text, RELEASE)
 
 
@@ -292,6 +322,15 @@ def build(observed: Build) -> list[Finding]:
             )
         )
     return found
+
+
+def container_build(error: str) -> list[Finding]:
+    """A heroku.yml app's build: its Dockerfiles choose Python and set WEB_CONCURRENCY."""
+    if error:
+        return [_finding(Check.BUILD, Status.FAIL, "heroku.yml", error, CONTAINER,
+                         "see the build output")]  # fmt: skip
+    text = "built its Dockerfiles (Python and WEB_CONCURRENCY are theirs to set)"
+    return [_finding(Check.BUILD, Status.PASS, "heroku.yml", text, CONTAINER)]
 
 
 def _python(python: Python) -> list[Finding]:

@@ -30,9 +30,9 @@ def headers(proto: str = "http") -> dict[str, str]:
     }
 
 
-def accepts(address: str, port: int) -> bool:
+def accepts(address: str, port: int, timeout: float = 1.0) -> bool:
     try:
-        with socket.create_connection((address, port), timeout=1.0):
+        with socket.create_connection((address, port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -56,13 +56,14 @@ def probe(address: str, port: int, path: str, proto: str = "http", timeout: floa
 
 
 class IdleWatch:
-    """One answer on a kept connection, then the connection left idle: whether the server
-    keeps it, and when (if) it closes it."""
+    """One answer on a kept connection, then the connection left idle and watched on a
+    thread of its own: whether the server keeps it, and when (if) it closes it."""
 
     def __init__(self, address: str, port: int, path: str) -> None:
         self._connection = http.client.HTTPConnection(address, port, timeout=30)
         self._closed_after: float | None = None
-        self._stop = threading.Event()
+        self._ended = threading.Event()  # the server closed it, or doctor let go of it
+        self._since = time.monotonic()
         self.keeps = False
         try:
             self._connection.request("GET", path, headers=headers())
@@ -70,14 +71,16 @@ class IdleWatch:
             response.read()
             self.keeps = not response.will_close
         except (OSError, http.client.HTTPException):
-            return
+            pass
         self._since = time.monotonic()
         if self.keeps:
             threading.Thread(target=self._watch, daemon=True).start()
+        else:
+            self._ended.set()
 
     def _watch(self) -> None:
         sock = self._connection.sock
-        while sock is not None and not self._stop.is_set():
+        while sock is not None and not self._ended.is_set():
             readable, _, _ = select.select([sock], [], [], 0.2)
             if readable:
                 try:
@@ -86,11 +89,17 @@ class IdleWatch:
                     gone = True
                 if gone:
                     self._closed_after = time.monotonic() - self._since
-                return
+                break
+        self._ended.set()
+
+    def hold(self, seconds: float) -> None:
+        """Until the server closes the connection or it has been idle `seconds`."""
+        self._ended.wait(max(0.0, self._since + seconds - time.monotonic()))
 
     def result(self) -> KeepAlive:
-        self._stop.set()
+        """What was seen; the connection is let go."""
         waited = time.monotonic() - self._since if self.keeps else 0.0
+        self._ended.set()
         self._connection.close()
         return KeepAlive(self.keeps, self._closed_after, waited)
 

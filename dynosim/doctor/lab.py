@@ -15,7 +15,7 @@ from ..container_engine import ONE_OFF, PORT, ContainerEngine, DynoSpec
 from ..docker import inside
 from ..store import Release
 from . import http, procfs
-from .observations import Boot, Concurrency, Listener, ReleaseRun, Shutdown
+from .observations import Boot, Concurrency, EarlyStop, Listener, ReleaseRun, Shutdown
 
 #: How long a dyno may listen elsewhere than $PORT on all interfaces before doctor calls it
 #: R10 without waiting for the whole boot timeout.
@@ -77,6 +77,26 @@ class Lab:
                 wrong_since = None
             time.sleep(0.1)
         return Boot(dyno.process_type, PORT, None, timeout, listeners)
+
+    def early_stop(
+        self, dyno: LabDyno, delay: float, grace: float, timeout: float
+    ) -> EarlyStop | None:
+        """SIGTERM `delay` s after the dyno's $PORT first accepts (polled every 10 ms), then
+        SIGKILL after `grace`; None when it did not accept within `timeout`."""
+        alive_checked = 0.0
+        while not (dyno.address and http.accepts(dyno.address, PORT, 0.05)):
+            if time.monotonic() - dyno.started > timeout:
+                return None
+            if time.monotonic() - alive_checked > 0.5:
+                if self.engine.exited(dyno.container) is not None:
+                    return None
+                alive_checked = time.monotonic()
+            time.sleep(0.01)
+        time.sleep(delay)
+        started = time.monotonic()
+        code = self.engine.stop(dyno.container, grace)
+        seconds = time.monotonic() - started
+        return EarlyStop(delay, None if seconds >= grace - 0.05 else seconds, code, grace)
 
     def snapshot(self, dyno: LabDyno) -> procfs.Snapshot:
         return procfs.parse(inside.snapshot(dyno.container))

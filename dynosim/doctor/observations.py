@@ -25,6 +25,7 @@ class Server:
 
     name: str  # uwsgi, gunicorn, uvicorn, or the command's program
     settings: dict[str, str] = field(default_factory=dict)
+    config_file: str = ""  # the file some settings come from (uwsgi.ini, gunicorn.conf.py)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,18 @@ class Shutdown:
 
 
 @dataclass(frozen=True)
+class EarlyStop:
+    """A web dyno sent SIGTERM `delay` seconds after $PORT first accepted (when the server may
+    still be loading the app): seconds until it exited (None: still running after `grace`,
+    so SIGKILLed: the SIGTERM was lost)."""
+
+    delay: float
+    seconds: float | None
+    exit_code: int
+    grace: float
+
+
+@dataclass(frozen=True)
 class Probe:
     """One request to a probed path: status (None: no answer within `timeout`), seconds to
     the answer's head, its Location, the X-Forwarded-Proto it was sent with."""
@@ -83,7 +96,8 @@ class Probe:
 @dataclass(frozen=True)
 class KeepAlive:
     """A kept connection to a web dyno after one answer: whether the server keeps it at all,
-    seconds idle until it closed it (None: still open after `waited` seconds)."""
+    seconds idle until it closed it (None: still open after `waited` seconds; doctor holds it
+    up to just past Router 2.0's 90 s)."""
 
     keeps: bool
     closed_after: float | None

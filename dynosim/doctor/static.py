@@ -4,7 +4,9 @@ env vars, literal secrets and SQLite databases in the files a push sends."""
 
 from __future__ import annotations
 
+import ast
 import configparser
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -15,6 +17,7 @@ from ..errors import DynosimError
 from .observations import Config, Python, Secret, Server
 
 SERVERS = ("uwsgi", "gunicorn", "uvicorn")
+GUNICORN_CONFIG = "gunicorn.conf.py"
 #: Names that say "secret" on the left of a literal assignment (Python, YAML, .env, JSON).
 _SECRET_NAME = (
     r"[A-Za-z_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY)[A-Za-z_]*"
@@ -50,8 +53,45 @@ def server(command: str, app_dir: Path) -> Server:
     if name == "uwsgi":
         for word in words[1:]:
             if word.endswith(".ini") and (app_dir / word).is_file():
-                settings = {**_uwsgi_ini(app_dir / word), **settings}
+                return Server(name, {**_uwsgi_ini(app_dir / word), **settings}, word)
+    if name == "gunicorn":  # -c / --config, else ./gunicorn.conf.py (the dyno runs in /app)
+        config = settings.get("c") or settings.get("config") or GUNICORN_CONFIG
+        if (app_dir / config).is_file():
+            return Server(name, {**_python_settings(app_dir / config), **settings}, config)
     return Server(name, settings)
+
+
+def dockerfile_command(dockerfile: Path) -> str:
+    """The command a Dockerfile's last CMD names (exec or shell form), as one line."""
+    try:
+        lines = dockerfile.read_text(errors="replace").replace("\\\n", " ").splitlines()
+    except OSError:
+        return ""
+    commands = [
+        line.strip()[3:].strip() for line in lines if line.strip().upper().startswith("CMD ")
+    ]
+    if not commands:
+        return ""
+    try:
+        words = json.loads(commands[-1])
+    except ValueError:
+        return commands[-1]
+    return shlex.join(str(w) for w in words) if isinstance(words, list) else commands[-1]
+
+
+def _python_settings(path: Path) -> dict[str, str]:
+    """The literal top-level assignments of a Python config file (gunicorn.conf.py)."""
+    try:
+        tree = ast.parse(path.read_text(errors="replace"))
+    except (SyntaxError, ValueError):
+        return {}
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = str(node.value.value)
+    return found
 
 
 def _flags(words: list[str]) -> dict[str, str]:

@@ -217,6 +217,20 @@ def tiny_app(folder: Path, procfile: str, **files: str) -> Path:
     return folder
 
 
+def container_app(folder: Path, dockerfile: str, heroku_yml: str, **files: str) -> Path:
+    """A heroku.yml app whose Dockerfile (`dockerfile`: the lines after FROM) builds on
+    dynosim's bookworm run image, which has python3 and is built once per test run."""
+    from dynosim import runtime, stack
+
+    base = runtime.stack_by_suite("bookworm")
+    stack.ensure(base, lambda line: None)
+    folder.mkdir(parents=True)
+    (folder / "Dockerfile").write_text(f"FROM {base.run_image}\n{dockerfile}")
+    for name, text in {"heroku.yml": heroku_yml, **files}.items():
+        (folder / name).write_text(text)
+    return folder
+
+
 WEB = "web: uwsgi --http-socket :$PORT --master --die-on-term --wsgi-file app.py --callable app\n"
 
 

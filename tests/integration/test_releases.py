@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 
 import docker.errors
-import pytest
-from conftest import Load, dynosim, tiny_app
+from conftest import Load, container_app, dynosim, tiny_app
 
-from dynosim import releases, runtime, stack
+from dynosim import releases
 from dynosim.docker import client as docker_client
 from dynosim.store import SUCCEEDED, Store
 
@@ -221,26 +220,14 @@ def test_app_json_and_dotenv_give_the_first_release_its_config_and_formation(up,
     assert {state(process)["env"]["T_LOCAL"] for _ in range(6)} == {"config wins"}
 
 
-@pytest.fixture(scope="module")
-def stack_image() -> str:
-    chosen = runtime.stack_by_suite("bookworm")
-    stack.ensure(chosen, lambda line: None)
-    return chosen.run_image
-
-
-def test_heroku_yml_app_builds_its_own_dockerfile_and_runs_its_release_phase(
-    up, tmp_path, stack_image
-):
-    app_dir = tmp_path / "containered"
-    app_dir.mkdir()
-    (app_dir / "Dockerfile").write_text(
-        f'FROM {stack_image}\nWORKDIR /srv\nCOPY index.html /srv/\nCMD ["false"]\n'
-    )
-    (app_dir / "index.html").write_text("served from my own image\n")
-    (app_dir / "heroku.yml").write_text(
+def test_heroku_yml_app_builds_its_own_dockerfile_and_runs_its_release_phase(up, tmp_path):
+    app_dir = container_app(
+        tmp_path / "containered",
+        'WORKDIR /srv\nCOPY index.html /srv/\nCMD ["false"]\n',
         "build:\n  docker:\n    web: Dockerfile\n"
         "release:\n  command:\n    - echo released as $(id -u)\n"
-        "run:\n  web: python3 -m http.server $PORT\n"
+        "run:\n  web: python3 -m http.server $PORT\n",
+        **{"index.html": "served from my own image\n"},
     )
     process = up(app_dir)
     process.wait_for(UP.format(r"web\.1"))

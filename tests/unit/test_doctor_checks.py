@@ -3,11 +3,14 @@ of the apps in tests/integration/apps/doctor_*), and its report's lines, JSON an
 
 import json
 import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from dynosim.doctor import checks, procfs, static
+from dynosim.doctor import checks, procfs, servers, static
+from dynosim.doctor import http as doctor_http
 from dynosim.doctor import observations as seen
 from dynosim.doctor.report import Check, Report, Status
 
@@ -65,6 +68,15 @@ def test_a_dropped_request_in_flight_is_h13_with_the_servers_setting(server, set
     assert found.status is Status.WARN and found.fact.code == "H13" and setting in found.fix
 
 
+def test_a_sigterm_lost_right_after_boot_is_a_warning_with_the_uwsgi_hook():
+    lost = checks.sigterm_at_boot(seen.EarlyStop(0.15, None, 137, 30.0), UWSGI)
+    assert lost.status is Status.WARN and lost.fact.code == "R12"
+    assert "0.15 s after $PORT first accepted was lost" in lost.observed
+    assert "hook-post-fork = unix_signal:15 gracefully_kill" in lost.fix
+    kept = checks.sigterm_at_boot(seen.EarlyStop(0.15, 1.3, 0, 30.0), seen.Server("gunicorn"))
+    assert kept.status is Status.PASS and "exited 1.3 s" in kept.observed
+
+
 def test_an_answered_request_in_flight_passes():
     assert checks.in_flight(seen.InFlight(True, 200), UWSGI).status is Status.PASS
     early = checks.in_flight(seen.InFlight(True, 200, before_sigterm=True), seen.Server("gunicorn"))
@@ -86,13 +98,83 @@ def test_a_redirect_to_itself_under_https_is_a_loop():
     assert checks.probe(elsewhere).status is Status.PASS
 
 
-def test_keep_alive_shorter_than_router_2_is_a_race():
-    short = checks.keep_alive(seen.KeepAlive(True, 2.0, 8.0), seen.Server("gunicorn"))
-    assert short.status is Status.WARN and "--keep-alive 100" in short.fix
-    closes = checks.keep_alive(seen.KeepAlive(True, 0.01, 8.0), UWSGI)  # uWSGI's http-socket
+def test_keep_alive_shorter_than_router_2_is_a_race_named_by_its_setting():
+    gthread = seen.Server("gunicorn", {"threads": "4"}, "gunicorn.conf.py")
+    short = checks.keep_alive(seen.KeepAlive(True, 2.0, 2.0), gthread)
+    assert short.status is Status.WARN and "after 2.0 s" in short.observed
+    assert "keepalive = 2 s (gunicorn's default)" in short.observed
+    assert "`keepalive = 95` in gunicorn.conf.py" in short.fix
+    uvicorn = checks.keep_alive(seen.KeepAlive(True, 5.0, 5.0), seen.Server("uvicorn"))
+    assert "--timeout-keep-alive = 5 s (uvicorn's default)" in uvicorn.observed
+    assert "--timeout-keep-alive 95" in uvicorn.fix
+
+
+def test_keep_alive_passes_only_when_held_past_90_s():
+    closes = checks.keep_alive(seen.KeepAlive(True, 0.01, 0.01), UWSGI)  # uWSGI's http-socket
     assert closes.status is Status.PASS and "after each answer" in closes.observed
-    kept = checks.keep_alive(seen.KeepAlive(True, None, 8.0), seen.Server("uvicorn"))
-    assert kept.status is Status.PASS and "waited no longer" in kept.observed
+    assert "http-socket closes each connection" in closes.observed
+    held = seen.Server("uvicorn", {"timeout-keep-alive": "100"})
+    kept = checks.keep_alive(seen.KeepAlive(True, None, checks.IDLE_HOLD), held)
+    assert kept.status is Status.PASS and "open after 91 s" in kept.observed
+    assert "--timeout-keep-alive = 100 s (the Procfile)" in kept.observed
+    cut_short = checks.keep_alive(seen.KeepAlive(True, None, 12.0), held)
+    assert cut_short.status is Status.WARN and "not 90 s" in cut_short.observed
+
+
+@pytest.mark.parametrize(
+    ("server", "described"),
+    [
+        (seen.Server("gunicorn"), "gunicorn's sync worker closes each connection"),
+        (seen.Server("gunicorn", {"k": "gevent"}), "keepalive = 2 s (gunicorn's default)"),
+        (
+            seen.Server("gunicorn", {"threads": "4", "keep-alive": "5"}),
+            "--keep-alive = 5 s (the Procfile)",
+        ),
+        (
+            seen.Server("gunicorn", {"worker_class": "gthread", "keepalive": "95"}, "g.py"),
+            "keepalive = 95 s (g.py)",
+        ),
+        (seen.Server("uvicorn"), "--timeout-keep-alive = 5 s (uvicorn's default)"),
+        (
+            seen.Server("uwsgi", {"http-socket": ":5000"}),
+            "uWSGI's http-socket closes each connection",
+        ),
+        (
+            seen.Server("uwsgi", {"http11-socket": ":5000"}, "uwsgi.ini"),
+            "http11-socket (uwsgi.ini)",
+        ),
+        (seen.Server("uwsgi", {"http-keepalive": "75"}, "u.ini"), "http-keepalive = 75 s (u.ini)"),
+    ],
+)
+def test_the_idle_setting_each_server_reads(server, described):
+    setting = servers.idle_setting(server)
+    assert setting is not None and setting.describe() == described
+    assert servers.idle_setting(seen.Server("python")) is None
+
+
+def test_idle_watch_measures_when_the_server_closes_an_idle_connection():
+    """A real local server that answers with keep-alive and closes idle connections at 0.3 s."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        timeout = 0.3
+
+        def do_GET(self):
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        watch = doctor_http.IdleWatch("127.0.0.1", server.server_address[1], "/")
+        watch.hold(10.0)  # returns when the server closes it, not after 10 s
+        seen_ = watch.result()
+    finally:
+        server.shutdown()
+    assert seen_.keeps and seen_.closed_after is not None and 0.2 < seen_.closed_after < 5.0
 
 
 def test_memory_against_the_quota_and_the_smallest_size():
@@ -180,6 +262,25 @@ def test_procfs_sigterm_ignored():
     assert snapshot.processes[1].ignores(signal.SIGTERM)
     assert procfs.ignoring_sigterm(snapshot) == ["python worker.py"]
     assert snapshot.listeners == (seen.Listener("127.0.0.1", 8000),)
+
+
+def test_static_gunicorn_config_file_and_dockerfile_command(tmp_path):
+    (tmp_path / "gunicorn.conf.py").write_text(
+        "import os\nworkers = int(os.environ.get('WEB_CONCURRENCY', 2))\nthreads = 4\n"
+    )
+    found = static.server("gunicorn app:app", tmp_path)
+    assert found.settings == {"threads": "4"} and found.config_file == "gunicorn.conf.py"
+    assert servers.idle_setting(found).describe() == "keepalive = 2 s (gunicorn's default)"
+    (tmp_path / "Dockerfile").write_text('FROM x\nCMD ["gunicorn", "app:app"]\n')
+    assert static.dockerfile_command(tmp_path / "Dockerfile") == "gunicorn app:app"
+    (tmp_path / "Dockerfile").write_text("FROM x\nCMD uvicorn app:app \\\n  --port $PORT\n")
+    assert static.dockerfile_command(tmp_path / "Dockerfile") == "uvicorn app:app    --port $PORT"
+
+
+def test_a_heroku_yml_build_is_judged_without_a_buildpack():
+    built = checks.container_build("")
+    assert [(f.subject, f.status) for f in built] == [("heroku.yml", Status.PASS)]
+    assert checks.container_build("Dockerfile: exit 1")[0].status is Status.FAIL
 
 
 def test_static_server_settings(tmp_path):

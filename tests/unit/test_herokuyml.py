@@ -264,3 +264,19 @@ def test_not_utf8_names_the_line(app):
     (app / "heroku.yml").write_bytes(b"build:\n  docker: {web: \xff}\n")
     with pytest.raises(ManifestError, match=r"heroku\.yml:2: not valid UTF-8 text"):
         herokuyml.load(app)
+
+
+def test_process_types_come_from_heroku_yml_else_the_procfile(app):
+    (app / "Procfile").write_text("web: gunicorn app:app\n")
+    assert herokuyml.process_types(app, None) == {"web": "gunicorn app:app"}
+    manifest = write(
+        app,
+        """\
+        build: {docker: {web: Dockerfile, worker: worker/Dockerfile}}
+        release: {command: [./migrate]}
+        run: {web: python3 -m http.server $PORT}
+        """,
+    )
+    assert herokuyml.process_types(app, manifest) == {
+        "web": "python3 -m http.server $PORT", "worker": "", "release": "./migrate",
+    }  # fmt: skip
