@@ -110,6 +110,7 @@ class Event:
     container_id: str
     kind: str  # "die" or "destroy"
     exit_code: int = -1
+    reason: str = ""  # what the engine knows beyond the exit (a cluster node went down)
 
 
 @dataclass(frozen=True)

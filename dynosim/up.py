@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import control, listeners
 from .clock import Clock
+from .container_engine import ContainerEngine
 from .control_handler import ControlHandler
 from .docker import DockerEngine
 from .errors import UsageError
@@ -52,8 +53,9 @@ async def serve(
     hub = LogHub()
     hub.subscribe(printer)
     schedule = schedule or Clock(speed=options.time_scale)
+    engine = await asyncio.to_thread(_engine, options)
     manager = DynoManager(
-        store, app, hub, engine=DockerEngine(), options=options.manager, schedule=schedule,
+        store, app, hub, engine=engine, options=options.manager, schedule=schedule,
         local_env=options.local_env,
     )  # fmt: skip
     channel = control.Server(app, ControlHandler(manager, hub, options.dashboard_url))
@@ -82,6 +84,20 @@ async def serve(
                 await router.close()
         sockets.close()
         await manager.shutdown()
+        if hasattr(engine, "close"):
+            engine.close()
+
+
+def _engine(options: ServeOptions) -> ContainerEngine:
+    """One Docker engine, or the Swarm cluster `cluster.swarm_target` finds."""
+    if options.engine == "docker":
+        return DockerEngine()
+    from . import cluster
+    from .docker.nodes import NodeAccess
+    from .docker.swarm import SwarmEngine
+
+    target = cluster.swarm_target()
+    return SwarmEngine(target.manager, NodeAccess(target.nodes), grace=options.manager.grace)
 
 
 class _Sockets:

@@ -157,13 +157,7 @@ class DockerEngine:
 
     @_engine_errors
     def memory(self, container: Container) -> int | None:
-        sample = container.stats(stream=False, one_shot=True)
-        stats = sample.get("memory_stats") or {}
-        if "usage" not in stats:
-            return None
-        detail = stats.get("stats", {})
-        inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
-        return max(0, stats["usage"] - inactive)
+        return dynos.memory(container)
 
     @_engine_errors
     def usage(self, container: Container) -> Usage | None:
