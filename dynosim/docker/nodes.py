@@ -28,6 +28,9 @@ class NodeAccess:
     def __bool__(self) -> bool:
         return bool(self._sockets)
 
+    def hostnames(self) -> list[str]:
+        return sorted(self._sockets)
+
     def socket(self, hostname: str) -> Path | None:
         return self._sockets.get(hostname)
 

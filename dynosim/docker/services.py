@@ -46,13 +46,12 @@ def network_name(app: str) -> str:
 
 def status(task: dict[str, Any] | None) -> str:
     """A dyno's status in Docker's container words (what reconcile reads) from its service's
-    newest task: none yet is `created`."""
+    newest task: none yet (zero replicas) is `created`; a task on its way to running is
+    `running` already, as a started container is (reconcile must see it to scale it down)."""
     if task is None:
         return "created"
     state = task.get("Status", {}).get("State", "")
-    if state == RUNNING:
-        return "running"
-    return "created" if state in PENDING else "exited"
+    return "running" if state == RUNNING or state in PENDING else "exited"
 
 
 def ended(task: dict[str, Any]) -> bool:

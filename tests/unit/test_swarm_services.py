@@ -103,7 +103,7 @@ def task(state, exit_code=None, index=1, **extra):
 
 def test_a_tasks_state_is_a_dyno_status_in_dockers_words():
     assert services.status(None) == "created"
-    assert services.status(task("preparing")) == "created"
+    assert services.status(task("preparing")) == "running"  # started: reconcile sees it
     assert services.status(task("running")) == "running"
     for ended in ("complete", "failed", "shutdown", "rejected", "orphaned"):
         assert services.status(task(ended, 1)) == "exited"
