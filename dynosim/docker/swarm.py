@@ -18,7 +18,7 @@ import docker
 import docker.errors
 
 from ..container_engine import Address, Dyno, DynoSpec, Exited, Line, Usage, WaitTimedOut
-from ..errors import EngineError
+from ..errors import EngineError, one_line
 from . import client, cluster_images, dynos, images, logs, services
 from .engine import accepts
 from .nodes import NodeAccess
@@ -38,7 +38,12 @@ class SwarmEngine:
 
     def __init__(self, manager: str, nodes: NodeAccess | None = None, grace: float = 30.0):
         self.manager_url, self.nodes, self.grace = manager, nodes or NodeAccess(), grace
-        self.swarm = docker.DockerClient(base_url=manager, timeout=120, max_pool_size=64)
+        try:
+            self.swarm = docker.DockerClient(base_url=manager, timeout=120, max_pool_size=64)
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"the Swarm manager at {manager} does not answer: {one_line(str(exc))}"
+            ) from None
         self.api = self.swarm.api
         self.tasks = Tasks(self.api, self.nodes)
         self._published: dict[str, str] = {}  # local image -> the reference every node runs

@@ -3,6 +3,7 @@ becomes (one replica once started, no restarts by Swarm, the lockdown, host-mode
 dynos), a task's state as a dyno's status, and the task events made from listings."""
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -183,3 +184,36 @@ def test_up_on_swarm_without_a_swarm_manager_is_one_line_and_builds_nothing(tmp_
     refused = CliRunner().invoke(main, paused)
     assert refused.exit_code != 0
     assert "--sleep-mode pause: Swarm services cannot be frozen" in refused.output
+
+
+def test_an_image_is_published_to_the_nodes_once_however_many_dynos_start_at_once(
+    monkeypatch,
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dynosim.docker import cluster_images, swarm
+
+    published: list[tuple[str, str]] = []
+
+    def publish(image, manager_socket):
+        published.append((image, str(manager_socket)))
+        return f"{image}@published"
+
+    class Api:
+        def __init__(self):
+            self.created = []
+
+        def create_service(self, task_template, name, labels, mode, endpoint_spec):
+            self.created.append(task_template["ContainerSpec"]["Image"])
+            return {"ID": f"s{len(self.created)}"}
+
+    monkeypatch.setattr(cluster_images, "publish", publish)
+    monkeypatch.setattr(swarm, "_image_config", lambda image, own: LAUNCH)
+    manager = SimpleNamespace(api=Api(), close=lambda: None)
+    monkeypatch.setattr(swarm.docker, "DockerClient", lambda **settings: manager)
+    engine = swarm.SwarmEngine("unix:///home/you/cluster/node1/docker.sock")
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda n: engine.create(DynoSpec(RELEASE, "web", n)), range(1, 9)))
+    assert published == [("sha256:app", "/home/you/cluster/node1/docker.sock")]
+    assert engine.api.created == ["sha256:app@published"] * 8
+    assert sorted(m.name for m in made) == sorted(f"dynosim-shop-web-{n}-v7" for n in range(1, 9))
