@@ -6,6 +6,7 @@ docs/architecture.md ("Swarm engine"); the service spec: `docker.services`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import threading
@@ -229,8 +230,6 @@ class SwarmEngine:
         printed: Callable[[], None],
     ) -> None:
         """From the task's node (one stream, as on one engine); else `service logs`."""
-        import asyncio
-
         task = await asyncio.to_thread(self.tasks.until, container, has_container, PLACE_TIMEOUT)
         if task is None or not has_container(task):
             return
