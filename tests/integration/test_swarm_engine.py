@@ -1,19 +1,17 @@
 """`dynosim up --engine swarm` on the session's real 3-node Swarm (`swarm_cluster`): web dynos
 as services spread over the nodes, served through the router on 127.0.0.1, `ps` saying where
-each runs, one dyno restarted alone, one dyno's crash back-off, a lost node's dynos reported
-dead and started elsewhere, and Ctrl-C leaving nothing on any node."""
+each runs, one dyno restarted alone, one dyno's crash back-off, and Ctrl-C leaving nothing on
+any node."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import re
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Load, copy_app, dynosim
+from conftest import ROOT, copy_app, dynosim
 
 APP = "swarmapp"
 UP_LINE = r"heroku\[web\.{}\]: State changed from starting to up"
@@ -104,12 +102,11 @@ def test_web_dynos_spread_over_the_nodes_serve_restart_alone_and_ctrl_c_cleans_e
     assert left_on_nodes(swarm_cluster) == []
 
 
-def test_one_dynos_crashes_follow_herokus_back_off_and_a_lost_nodes_dynos_move(
-    swarm_cluster, swarm_app, up, docker_client
+def test_one_dynos_crashes_follow_herokus_back_off_while_the_others_serve(
+    swarm_cluster, swarm_app, up
 ):
-    """A crash restarts at once, the second in a row waits its cool-off, the other dyno
-    serving throughout; then a node's engine stops: its dynos are dead within 2 s of Swarm
-    marking it down, started on the other nodes, and no request is lost but those in flight."""
+    """A crash restarts at once, the second in a row waits its cool-off (dynosim's schedule,
+    not Swarm's restart policy), the other dynos serving throughout."""
     served = up(swarm_app, "--engine", "swarm", env=on_cluster(swarm_cluster))
     served.wait_for(UP_LINE.format(1), timeout=600)
     scale(served, swarm_cluster, 3)
@@ -123,36 +120,8 @@ def test_one_dynos_crashes_follow_herokus_back_off_and_a_lost_nodes_dynos_move(
             served.wait_for(UP_LINE.format(1), timeout=120, after=mark)
     served.wait_for(r"heroku\[web\.1\]: Crashed 2 times in a row; restarting in 20 min", after=mark)
     assert served_by(served, {"web.2", "web.3"}) == {"web.2", "web.3"}
-
-    placed = placement(swarm_cluster)
-    lost = next(n for n in ("node3", "node2") if n in placed.values())
-    moved = sorted(d for d, n in placed.items() if n == lost)
-    load = Load(served.url + "/")
-    cluster_id = json.loads((swarm_cluster.home / "cluster" / "cluster.json").read_text())["id"]
-    (node,) = [
-        c
-        for c in docker_client.containers.list(filters={"label": f"dynosim.cluster={cluster_id}"})
-        if c.name.endswith(f"-{lost}")
-    ]
-    mark = served.mark()
-    try:
-        node.stop(timeout=0)
-        down = _until_down(swarm_cluster, lost)
-        for dyno in moved:
-            line = rf"heroku\[{re.escape(dyno)}\]: Dyno lost: node {lost} down"
-            reported = served.wait_for(line, after=mark).string
-            at = dt.datetime.fromisoformat(reported.split()[0]).timestamp()
-            assert at - down < 2.0, (at - down, reported)  # the router drops it in that turn
-        for dyno in moved:
-            served.wait_for(UP_LINE.format(dyno.split(".")[1]), timeout=120, after=mark)
-        load.stop(at_least=load.sent + 20)
-    finally:
-        node.start()
-    assert len(load.failures) <= 4, load.failures  # at most the 4 requests in flight
-    after = placement(swarm_cluster)
-    assert all(after[d] != lost for d in moved), after
     assert served.stop() == 0
-    _until_clean(swarm_cluster)  # the restarted node removes its dead tasks' containers
+    _until_clean(swarm_cluster)
 
 
 def _kill(swarm_cluster, dyno: str) -> None:
@@ -170,16 +139,3 @@ def _until_clean(swarm_cluster, timeout: float = 90) -> None:
     while (left := left_on_nodes(swarm_cluster)) and time.monotonic() < deadline:
         time.sleep(1)
     assert left == []
-
-
-def _until_down(swarm_cluster, hostname: str, timeout: float = 60) -> float:
-    """When (epoch seconds) the manager first lists the node as down, polled every 0.2 s."""
-    deadline = time.monotonic() + timeout
-    with swarm_cluster.client() as manager:
-        while time.monotonic() < deadline:
-            for node in manager.nodes.list():
-                name, state = node.attrs["Description"]["Hostname"], node.attrs["Status"]["State"]
-                if name == hostname and state == "down":
-                    return time.time()
-            time.sleep(0.2)
-    raise AssertionError(f"{hostname} never marked down")
