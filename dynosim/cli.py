@@ -25,6 +25,7 @@ from .logs import Printer
 from .options import (
     BOOT_TIMEOUT,
     DASHBOARD_PORT,
+    ENGINES,
     GRACE,
     HTTPS_PORT,
     PORT,
@@ -170,6 +171,14 @@ ENV_IGNORED = (
     "held requests, or dynosim's own Python router; auto: HAProxy when it is installed.",
 )
 @click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=ENGINES[0],
+    show_default=True,
+    help="What runs the dynos: the Docker engine in DOCKER_HOST, or the Docker Swarm whose "
+    "manager DOCKER_HOST names (dynosim cluster:create makes one here).",
+)
+@click.option(
     "--time-scale",
     type=float,
     default=lambda: float(os.environ.get("DYNOSIM_TIME_SCALE", "1")),
@@ -201,6 +210,7 @@ def up_command(
     release_timeout: float,
     dyno_keepalive: bool,
     router_engine: str,
+    engine: str,
     time_scale: float,
     dashboard_port: int,
     no_metrics_recorder: bool,
@@ -210,6 +220,8 @@ def up_command(
 
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
+    if engine == "swarm":
+        _use_swarm(sleep_mode)
     served = App.open(path, name=app)
     served.check_can_serve(port, https_port, router_engine)
     local_env = served.local_env(env_file)
@@ -224,14 +236,27 @@ def up_command(
     try:
         options = ServeOptions(
             port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
-            router_engine=router_engine, time_scale=time_scale, local_env=local_env,
-            manager=manager, dashboard_url=dashboard.url,
+            router_engine=router_engine, engine=engine, time_scale=time_scale,
+            local_env=local_env, manager=manager, dashboard_url=dashboard.url,
         )  # fmt: skip
         _build_for_up(served, stack_name, base_image, strict_runtime, local_env)
         dashboard.start()
         served.serve(options, ready=_announce_running(served, dashboard.url))
     finally:
         dashboard.close()
+
+
+def _use_swarm(sleep_mode: str | None) -> None:
+    """`up --engine swarm`: the cluster checked before the build, which runs on the engine
+    the local cluster runs on (its stacks are there), not on the manager node."""
+    from . import cluster
+
+    if sleep_mode == "pause":
+        raise UsageError(
+            "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
+            " sleeping dynos stop"
+        )
+    os.environ["DOCKER_HOST"] = cluster.swarm_target().builds_on
 
 
 def _build_for_up(

@@ -95,6 +95,34 @@ class Cluster:
         return f"unix://{self.nodes[0].socket}"
 
 
+@dataclass(frozen=True)
+class SwarmTarget:
+    """Where `up --engine swarm` runs dynos: the Swarm manager (a DOCKER_HOST URL), node
+    access (hostname -> the node engine's socket; none for a cluster dynosim did not make),
+    and the engine apps are built on (the local cluster's host engine, where the stacks are;
+    else the manager)."""
+
+    manager: str
+    nodes: dict[str, Path]
+    builds_on: str
+
+
+def swarm_target() -> SwarmTarget:
+    """The local cluster when DOCKER_HOST names its manager (or the engine it runs on), else
+    DOCKER_HOST's engine if it is a Swarm manager; UsageError otherwise."""
+    host = docker_cluster.local_engine()
+    made = current()
+    if made is not None and host in (made.docker_host, made.engine):
+        nodes = {node.hostname: node.socket for node in made.nodes}
+        return SwarmTarget(made.docker_host, nodes, made.engine)
+    if docker_cluster.is_swarm_manager(host):
+        return SwarmTarget(host, {}, host)
+    raise UsageError(
+        f"--engine swarm: DOCKER_HOST ({host}) is not a Swarm manager; dynosim cluster:create N"
+        " makes a cluster on this machine and prints the DOCKER_HOST to use"
+    )
+
+
 def folder() -> Path:
     """The cluster's state: cluster.json and one owner-only folder per node's socket."""
     return data_dir() / "cluster"

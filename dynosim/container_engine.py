@@ -1,7 +1,8 @@
 """The container-engine seam: what the dyno manager asks of whatever runs its dynos.
 
 One protocol, a Docker adapter (`dynosim.docker.DockerEngine`), a fake for unit tests
-(`tests/unit/fake_engine.py`), a Swarm adapter later (docs/architecture.md, "Swarm engine").
+(`tests/unit/fake_engine.py`), a Swarm adapter (`dynosim.docker.swarm.SwarmEngine`;
+docs/architecture.md, "Swarm engine").
 Pure: the types here are dynosim's own, never an SDK's.
 """
 
@@ -12,7 +13,7 @@ import os
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .errors import EngineError
 from .formation import DEFAULT_SIZE, Size
@@ -29,6 +30,14 @@ KILL_FACTOR = 2
 
 #: `line(time, message)`: one line a dyno printed, with the engine's timestamp if it has one.
 Line = Callable[[dt.datetime | None, str], None]
+
+
+class Address(NamedTuple):
+    """Where the router reaches a web dyno: on one engine its IP on the app network and $PORT;
+    on Swarm its node's address and the port published there."""
+
+    host: str
+    port: int = PORT
 
 
 def machine_memory_mb() -> int:
@@ -101,6 +110,7 @@ class Event:
     container_id: str
     kind: str  # "die" or "destroy"
     exit_code: int = -1
+    reason: str = ""  # what the engine knows beyond the exit (a cluster node went down)
 
 
 @dataclass(frozen=True)
@@ -171,8 +181,12 @@ class ContainerEngine(Protocol):
         """None while it runs (or is paused); how it ended otherwise (gone: exit code 255)."""
         ...
 
-    def address(self, container: Container, app: str) -> str | None:
-        """Its address on the app network, where the router reaches it."""
+    def address(self, container: Container, app: str) -> Address | None:
+        """Where the router reaches it (None when it is not running)."""
+        ...
+
+    def node(self, container: Container) -> str | None:
+        """The cluster node it runs on (`ps` shows it); None on one engine."""
         ...
 
     def memory(self, container: Container) -> int | None:
@@ -185,7 +199,7 @@ class ContainerEngine(Protocol):
 
     def events(self, app: str) -> EventStream: ...
 
-    async def accepts(self, address: str, port: int) -> bool:
+    async def accepts(self, address: Address) -> bool:
         """Whether a connection to the dyno at `address` is accepted now."""
         ...
 

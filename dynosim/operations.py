@@ -83,7 +83,8 @@ def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
     if one_offs:
         lines = [f"=== run: one-off processes ({len(one_offs)})"]
         lines += [
-            f"{e['name']} ({e['size']}): {e['state']} {when(e['since'], now)}: {e['command']}"
+            f"{e['name']} ({e['size']}): {e['state']} {when(e['since'], now)}{_on(e)}:"
+            f" {e['command']}"
             for e in one_offs
         ]
         blocks.append("\n".join(lines))
@@ -95,9 +96,14 @@ def format_ps(app: str, entries: list[dict[str, Any]], now: dt.datetime) -> str:
         )
         first = group[0]
         lines = [f"=== {process_type} ({first['size']}): {first['command']} ({len(group)})"]
-        lines += [f"{e['name']}: {e['state']} {when(e['since'], now)}" for e in group]
+        lines += [f"{e['name']}: {e['state']} {when(e['since'], now)}{_on(e)}" for e in group]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _on(entry: dict[str, Any]) -> str:
+    """Where a dyno runs, on a Swarm cluster (` on node2`); nothing on one engine."""
+    return f" on {entry['node']}" if entry.get("node") else ""
 
 
 def _docker_time(text: str) -> dt.datetime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import dynohours
+from .errors import UsageError
 
 #: Heroku's SIGTERM-to-SIGKILL grace and web boot timeout (R10), in seconds.
 GRACE, BOOT_TIMEOUT = 30.0, 60.0
@@ -19,6 +20,8 @@ HOST, PORT, HTTPS_PORT = "127.0.0.1", 5000, 5443
 #: The dashboard's port; when taken, the next free one of the following 50 (Jupyter's habit).
 DASHBOARD_PORT, DASHBOARD_PORT_RETRIES = 5080, 50
 ROUTER_ENGINES = ("auto", "haproxy", "python")
+#: What runs the dynos: the one Docker engine in DOCKER_HOST, or a Docker Swarm cluster.
+ENGINES = ("docker", "swarm")
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,18 @@ class ServeOptions:
     https_port: int | None = HTTPS_PORT  # None: no HTTPS; 0: a free one
     dyno_keepalive: bool = True  # Router 2.0's kept connections to dynos
     router_engine: str = ROUTER_ENGINES[0]
+    engine: str = ENGINES[0]  # "swarm": every dyno a service on the cluster (docs/usage.md)
     time_scale: float = 1.0  # > 1 fast-forwards cool-offs, cycling, idling, dyno hours
     local_env: dict[str, str] = field(default_factory=dict)  # the app's .env, when asked for
     manager: ManagerOptions = field(default_factory=ManagerOptions)
     #: The dashboard's URL with its secret token, for `dynosim dashboard` (never in a repr).
     dashboard_url: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine == "swarm" and self.manager.sleep_mode == "pause":
+            raise UsageError(
+                "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
+                " sleeping dynos stop (dynosim up --sleep-mode stop)"
+            )

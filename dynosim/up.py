@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import control, listeners
 from .clock import Clock
+from .container_engine import ContainerEngine
 from .control_handler import Builder, ControlHandler
 from .docker import DockerEngine
 from .errors import UsageError
@@ -44,8 +45,7 @@ async def serve(
     the caller wants to hold it (the Python API's `App.clock`); else one running
     `options.time_scale` times fast. `options.router_engine` "haproxy" moves requests with
     HAProxy, "python" with dynosim's own proxy, "auto" with HAProxy when it is installed
-    (docs/usage.md, "Router engines"). `builder` builds the folders that deploys and git
-    pushes send over the control socket (without one, they build in their own processes).
+    (docs/usage.md, "Router engines"). `builder` builds what deploys send the control socket.
     """
     loop = asyncio.get_running_loop()
     signals = () if stop is not None else (signal.SIGINT, signal.SIGTERM)
@@ -54,8 +54,9 @@ async def serve(
     hub = LogHub()
     hub.subscribe(printer)
     schedule = schedule or Clock(speed=options.time_scale)
+    engine = await asyncio.to_thread(_engine, options)
     manager = DynoManager(
-        store, app, hub, engine=DockerEngine(), options=options.manager, schedule=schedule,
+        store, app, hub, engine=engine, options=options.manager, schedule=schedule,
         local_env=options.local_env,
     )  # fmt: skip
     channel = control.Server(app, ControlHandler(manager, hub, options.dashboard_url, builder))
@@ -84,6 +85,20 @@ async def serve(
                 await router.close()
         sockets.close()
         await manager.shutdown()
+        if hasattr(engine, "close"):
+            engine.close()
+
+
+def _engine(options: ServeOptions) -> ContainerEngine:
+    """One Docker engine, or the Swarm cluster `cluster.swarm_target` finds."""
+    if options.engine == "docker":
+        return DockerEngine()
+    from . import cluster
+    from .docker.nodes import NodeAccess
+    from .docker.swarm import SwarmEngine
+
+    target = cluster.swarm_target()
+    return SwarmEngine(target.manager, NodeAccess(target.nodes), grace=options.manager.grace)
 
 
 class _Sockets:

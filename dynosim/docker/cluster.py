@@ -306,3 +306,12 @@ def remove(engine: str, found: Owned, grace: float) -> None:
     for network in found.networks:
         with contextlib.suppress(docker.errors.NotFound):
             api.remove_network(network)
+
+
+def is_swarm_manager(engine: str) -> bool:
+    """Whether the engine at `engine` (a DOCKER_HOST URL) answers as a Swarm manager."""
+    try:
+        with contextlib.closing(docker.DockerClient(base_url=engine, timeout=10)) as found:
+            return bool(found.info().get("Swarm", {}).get("ControlAvailable"))
+    except docker.errors.DockerException:
+        return False

@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections.abc import Callable
 
+import docker
 import docker.errors
 import requests
 from docker.models.containers import Container
@@ -39,15 +40,19 @@ def container_name(app: str, dyno: str, release: int) -> str:
 
 def found(container: Container) -> Dyno:
     """The dyno a container is, from its labels."""
-    labels = container.labels
+    return labelled(container.labels, container.status, container.id)
+
+
+def labelled(labels: dict[str, str], status: str, container_id: str) -> Dyno:
+    """The dyno that labels describe (a container's, or a Swarm service's)."""
     return Dyno(
         app=labels[client.LABEL_APP],
         type=labels[L_TYPE],
         index=int(labels[L_INDEX]),
         release=int(labels[L_RELEASE]),
         role=labels[L_ROLE],
-        status=container.status,
-        container_id=container.id,
+        status=status,
+        container_id=container_id,
         size=labels.get(L_SIZE, DEFAULT_SIZE),
     )
 
@@ -68,12 +73,13 @@ def ensure_network(app: str) -> None:
                 raise
 
 
-def remove_network(app: str, wait: float = 0.0) -> bool:
-    """Remove the app's network; while containers are still attached (e.g. one being removed
-    right now), retry for up to `wait` seconds. Whether it is gone."""
+def remove_network(app: str, wait: float = 0.0, engine: docker.DockerClient | None = None) -> bool:
+    """Remove the app's network (on `engine`, by default DOCKER_HOST's); while containers are
+    still attached (e.g. one being removed right now), retry for up to `wait` seconds.
+    Whether it is gone."""
     deadline = time.monotonic() + wait
     name = network_name(app)
-    for network in client.client().networks.list(names=[name]):
+    for network in (engine or client.client()).networks.list(names=[name]):
         if network.name != name:  # Docker's name filter also matches longer names
             continue
         while True:
@@ -87,6 +93,16 @@ def remove_network(app: str, wait: float = 0.0) -> bool:
                     return False
                 time.sleep(0.1)
     return True
+
+
+def memory(container: Container) -> int | None:
+    """Bytes in use as `docker stats` counts them (no inactive page cache): one-shot stats."""
+    stats = container.stats(stream=False, one_shot=True).get("memory_stats") or {}
+    if "usage" not in stats:
+        return None
+    detail = stats.get("stats", {})
+    inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    return max(0, stats["usage"] - inactive)
 
 
 def containers(app: str) -> list[Container]:

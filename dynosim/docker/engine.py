@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import docker.errors
 from docker.models.containers import Container
 
-from ..container_engine import DynoSpec, Event, Exited, Line, Usage, WaitTimedOut
+from ..container_engine import Address, DynoSpec, Event, Exited, Line, Usage, WaitTimedOut
 from ..errors import EngineError
 from . import client, dynos, logs
 from .usage import read_usage
@@ -148,18 +148,16 @@ class DockerEngine:
         return Exited(int(state.get("ExitCode", 255)), bool(state.get("OOMKilled")))
 
     @_engine_errors
-    def address(self, container: Container, app: str) -> str | None:
-        return dynos.address(container, app)
+    def address(self, container: Container, app: str) -> Address | None:
+        ip = dynos.address(container, app)
+        return Address(ip) if ip else None
+
+    def node(self, container: Container) -> str | None:
+        return None
 
     @_engine_errors
     def memory(self, container: Container) -> int | None:
-        sample = container.stats(stream=False, one_shot=True)
-        stats = sample.get("memory_stats") or {}
-        if "usage" not in stats:
-            return None
-        detail = stats.get("stats", {})
-        inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
-        return max(0, stats["usage"] - inactive)
+        return dynos.memory(container)
 
     @_engine_errors
     def usage(self, container: Container) -> Usage | None:
@@ -169,15 +167,8 @@ class DockerEngine:
     def events(self, app: str) -> _Events:
         return _Events(app)
 
-    async def accepts(self, address: str, port: int) -> bool:
-        try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), 1.0)
-        except (TimeoutError, OSError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
+    async def accepts(self, address: Address) -> bool:
+        return await accepts(address)
 
     async def follow(
         self,
@@ -187,6 +178,18 @@ class DockerEngine:
         printed: Callable[[], None],
     ) -> None:
         await logs.follow(container, since, line, printed)
+
+
+async def accepts(address: Address) -> bool:
+    """Whether a TCP connection to `address` is accepted within a second."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(*address), 1.0)
+    except (TimeoutError, OSError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _timed_out(exc: Exception) -> bool:

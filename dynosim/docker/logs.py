@@ -14,7 +14,7 @@ import contextlib
 import datetime as dt
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import httptools
 from docker.models.containers import Container
@@ -41,20 +41,19 @@ async def follow(
     since: dt.datetime | None,
     line: Line,
     printed: Callable[[], None] = lambda: None,
+    socket: str | None = None,
 ) -> None:
     """Call `line(time, message)` for every line `container` prints (from `since`, else from
-    its start) and `printed()` whenever output arrives, until the container's output ends."""
+    its start) and `printed()` whenever output arrives, until the container's output ends.
+    `socket`: the engine's unix socket when it is not DOCKER_HOST's (a Swarm node's)."""
     loop = asyncio.get_running_loop()
-    address = client.socket_address()
+    address = socket or client.socket_address()
     if address is None:
-        ended = loop.create_future()
-        threading.Thread(
-            target=_follow_in_thread,
-            args=(container, since, _Lines(line, printed), loop, ended),
-            name=f"logs-{container.name}",
-            daemon=True,
-        ).start()
-        await ended
+        await follow_chunks(
+            lambda: container.logs(stream=True, follow=True, timestamps=True, since=since),
+            line,
+            printed,
+        )
         return
     query = {"follow": 1, "stdout": 1, "stderr": 1, "timestamps": 1}
     if since is not None:
@@ -153,17 +152,32 @@ class _Stream(asyncio.Protocol):
             self.transport.close()
 
 
+async def follow_chunks(
+    chunks: Callable[[], Iterable[bytes]], line: Line, printed: Callable[[], None]
+) -> None:
+    """A blocking stream of output with timestamps (docker-py's, for engines only it can reach,
+    or a Swarm service's logs), read in a thread, its lines handed to `line` on the loop."""
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+    threading.Thread(
+        target=_follow_in_thread,
+        args=(chunks, _Lines(line, printed), loop, ended),
+        name="logs",
+        daemon=True,
+    ).start()
+    await ended
+
+
 def _follow_in_thread(
-    container: Container,
-    since: dt.datetime | None,
+    chunks: Callable[[], Iterable[bytes]],
     lines: _Lines,
     loop: asyncio.AbstractEventLoop,
     ended: asyncio.Future[None],
 ) -> None:
-    """docker-py's blocking stream, for engines only it can reach: its chunks (and the end) are
-    handed to the loop's thread, where `lines` splits them."""
+    """The stream's chunks (and its end) handed to the loop's thread, where `lines` splits
+    them."""
     with contextlib.suppress(Exception):
-        for chunk in container.logs(stream=True, follow=True, timestamps=True, since=since):
+        for chunk in chunks():
             loop.call_soon_threadsafe(lines.feed, chunk)
     with contextlib.suppress(RuntimeError):  # the loop closed first
         loop.call_soon_threadsafe(lines.close)

@@ -53,7 +53,8 @@ class Lab:
         dyno = LabDyno(process_type, index, size, container, time.monotonic())
         self.dynos.append(dyno)
         self.engine.start(container)
-        dyno.address = self.engine.address(container, self.release.app)
+        found = self.engine.address(container, self.release.app)
+        dyno.address = found.host if found else None
         return dyno
 
     def boot(self, dyno: LabDyno, timeout: float) -> Boot:

@@ -17,7 +17,7 @@ from ..container_engine import (
     FORMATION,
     KILL_FACTOR,
     ONE_OFF,
-    PORT,
+    Address,
     Container,
     ContainerEngine,
     Dyno,
@@ -53,7 +53,8 @@ class Tracked:
     state: DynoState = DynoState.DOWN
     since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     container: Container | None = None
-    address: str | None = None  # where the router reaches a web dyno that is up
+    address: Address | None = None  # where the router reaches a web dyno that is up
+    node: str | None = None  # the cluster node it runs on (Swarm), for `ps`
     started: float = 0.0  # clock time it last went up
     crashes: int = 0
     release: int = 0  # the release it runs, or last ran (a crashed dyno: the one it crashed on)
@@ -75,6 +76,7 @@ class Tracked:
         return self.type == WEB and self.role == FORMATION
 
     def snapshot(self) -> dict[str, Any]:
+        placed = {"node": self.node} if self.node else {}
         return {
             "name": self.name,
             "type": self.type,
@@ -84,6 +86,7 @@ class Tracked:
             "command": self.command,
             "size": self.size,
             "release": self.release,
+            **placed,
         }
 
 
@@ -169,6 +172,7 @@ class Fleet:
             self.hub.heroku(tracked.name, f"Starting process with command `{tracked.command}`")
             await asyncio.to_thread(self.engine.start, container)
             tracked.follower = self.follow(tracked, container, since=None)
+            await self.placed(tracked, container)
         except EngineError as exc:
             self.hub.heroku(tracked.name, f"Error starting dyno: {reason(exc)}")
             self.crashed(tracked, exit_code=None)
@@ -199,27 +203,32 @@ class Fleet:
         tracked.container, tracked.state = container, DynoState.STARTING
         self.hub.heroku(tracked.name, "Adopted running dyno from an earlier dynosim up")
         self.follow(tracked, container, since=dt.datetime.now(dt.UTC))
+        await self.placed(tracked, container)
         if tracked.is_web:
             await self.wait_until_up(tracked, container)
         else:
             self.set_state(tracked, DynoState.UP)
 
+    async def placed(self, tracked: Tracked, container: Container) -> None:
+        """Note the node it runs on (a cluster's; nothing on one engine)."""
+        tracked.node = await asyncio.to_thread(self.engine.node, container)
+
     async def wait_until_up(
-        self, tracked: Tracked, container: Container, ip: str | None = None
+        self, tracked: Tracked, container: Container, address: Address | None = None
     ) -> None:
         """Up means accepting connections on $PORT; R10 if that takes longer than boot_timeout.
 
         A connection is tried at once, again whenever the dyno prints something (servers log
         as they bind), and at the latest after a short poll interval."""
-        ip = ip or await asyncio.to_thread(self.engine.address, container, self.app)
+        address = address or await asyncio.to_thread(self.engine.address, container, self.app)
         boot_timeout = self.options.boot_timeout
         started = self.clock.now()
         deadline = started + boot_timeout
         while self.clock.now() < deadline:
             if tracked.container is not container or tracked.state != DynoState.STARTING:
                 return
-            if ip and await self.engine.accepts(ip, PORT):
-                tracked.address = ip
+            if address and await self.engine.accepts(address):
+                tracked.address = address
                 self.set_state(tracked, DynoState.UP)
                 self.routes.add(tracked)
                 return

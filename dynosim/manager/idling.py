@@ -148,6 +148,7 @@ class Idling:
             else:
                 await asyncio.to_thread(fleet.engine.start, container)
                 fleet.follow(tracked, container, since=dt.datetime.now(dt.UTC))
+                await fleet.placed(tracked, container)
         except EngineError as exc:
             fleet.hub.heroku(tracked.name, f"Error starting dyno: {reason(exc)}")
             fleet.crashed(tracked, exit_code=None)

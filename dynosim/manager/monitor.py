@@ -61,8 +61,12 @@ class Monitor:
             self.fleet.hub.heroku(tracked.name, memory_line(used, quota))
             self.fleet.hub.heroku(tracked.name, "Error R14 (Memory quota exceeded)")
 
-    async def _died(self, tracked: Tracked, container: Container, exit_code: int) -> None:
+    async def _died(
+        self, tracked: Tracked, container: Container, exit_code: int, why: str = ""
+    ) -> None:
         fleet = self.fleet
+        if why:  # the routes go at once (a lost node's dynos answer nothing any more)
+            fleet.routes.remove(tracked)
         try:
             ended = await asyncio.to_thread(fleet.engine.exited, container)
         except EngineError:
@@ -75,6 +79,8 @@ class Monitor:
             fleet.hub.heroku(tracked.name, memory_line(used, quota))
             fleet.hub.heroku(tracked.name, "Error R15 (Memory quota vastly exceeded)")
             fleet.hub.heroku(tracked.name, "Stopping process with SIGKILL")
+        if why:
+            fleet.hub.heroku(tracked.name, f"Dyno lost: {why}")
         fleet.crashed(tracked, exit_code=exit_code)
 
     # engine events
@@ -130,7 +136,8 @@ class Monitor:
         if tracked is None or tracked.container is None or tracked.stopping or tracked.asleep:
             return
         if event.kind == "die":
-            fleet.spawn(tracked, self._died(tracked, tracked.container, event.exit_code))
+            died = self._died(tracked, tracked.container, event.exit_code, event.reason)
+            fleet.spawn(tracked, died)
         elif event.kind == "destroy":  # removed by hand without dying first
             fleet.crashed(tracked, exit_code=255)
 

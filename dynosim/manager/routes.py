@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..container_engine import PORT
 from ..dynostate import DynoState
 
 if TYPE_CHECKING:
@@ -20,7 +19,8 @@ class Routes:
 
     def add(self, tracked: Tracked) -> None:
         if self.router and tracked.container is not None and tracked.address:
-            self.router.add_backend(tracked.container.id, tracked.address, PORT, tracked.name)
+            host, port = tracked.address
+            self.router.add_backend(tracked.container.id, host, port, tracked.name)
 
     def remove(self, tracked: Tracked) -> None:
         if self.router and tracked.container is not None:

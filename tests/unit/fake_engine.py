@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from dynosim.container_engine import (
+    PORT,
+    Address,
     Dyno,
     DynoSpec,
     Event,
@@ -39,6 +41,8 @@ class Program:
     # its shutdown after SIGTERM lasts until this is set (5 s at most); set when it starts
     stops_after: threading.Event | None = None
     started: threading.Event | None = None
+    node: str | None = None  # the cluster node it runs on (as a Swarm engine places it)
+    port: int = PORT  # where it is reached (a Swarm engine's published port)
 
 
 @dataclass(eq=False)
@@ -226,8 +230,11 @@ class FakeEngine:
             return None
         return Exited(container.exit_code, container.oom_killed)
 
-    def address(self, container: FakeContainer, app: str) -> str | None:
-        return container.address
+    def address(self, container: FakeContainer, app: str) -> Address | None:
+        return Address(container.address, container.program.port)
+
+    def node(self, container: FakeContainer) -> str | None:
+        return container.program.node
 
     def memory(self, container: FakeContainer) -> int | None:
         return container.program.memory_mb * 1024 * 1024
@@ -246,9 +253,10 @@ class FakeEngine:
         self._streams.append(stream)
         return stream
 
-    async def accepts(self, address: str, port: int) -> bool:
+    async def accepts(self, address: Address) -> bool:
         return any(
-            c.address == address and c.status == "running" and c.program.binds for c in self.live()
+            c.address == address.host and c.status == "running" and c.program.binds
+            for c in self.live()
         )
 
     async def follow(

@@ -33,6 +33,7 @@ class FakeRouter:
 
     def __init__(self) -> None:
         self.backends: dict[str, str] = {}  # container id -> dyno name
+        self.addresses: dict[str, tuple[str, int]] = {}  # dyno name -> (host, port)
         self.statuses: list[WebStatus] = []
         self.failed: list[str] = []
         self.drained: list[str] = []
@@ -41,6 +42,7 @@ class FakeRouter:
 
     def add_backend(self, key: str, host: str, port: int, name: str | None = None) -> None:
         self.backends[key] = name or key
+        self.addresses[name or key] = (host, port)
 
     def remove_backend(self, key: str) -> None:
         self.backends.pop(key, None)
@@ -189,6 +191,21 @@ def test_scaling_up_starts_the_next_numbers_and_down_stops_the_highest_first(har
 
 
 # crashes
+def test_on_a_cluster_ps_says_where_each_dyno_runs_and_the_router_gets_its_port(harness):
+    h = harness(by_type(web=Program(node="node2", port=30001)), formation={"web": 1})
+
+    async def test() -> None:
+        await h.start()
+        await h.up("web.1")
+        h.manager.attach_router(h.router)
+        (web,) = h.manager.snapshot()
+        assert web["node"] == "node2"
+        assert h.router.addresses["web.1"][1] == 30001
+        await h.manager.shutdown()
+
+    run(test)
+
+
 def test_crashes_restart_at_once_then_after_heroku_cool_offs_of_20_and_40_minutes(harness):
     h = harness(formation=dict(web=0, worker=1))
 

@@ -45,6 +45,14 @@ def test_ps_layout_is_herokus():
     assert operations.format_ps("demo", [], NOW) == "No dynos on ⬢ demo"
 
 
+def test_ps_says_which_node_a_dyno_runs_on_when_on_a_cluster():
+    placed = [{**entry("web.1"), "node": "node2"}, entry("web.2")]
+    assert operations.format_ps("demo", placed, NOW).splitlines()[1:] == [
+        "web.1: up 2026/11/23 19:44:53 +0000 (~ 3s ago) on node2",
+        "web.2: up 2026/11/23 19:44:53 +0000 (~ 3s ago)",
+    ]
+
+
 @pytest.fixture
 def deployed(tmp_path, monkeypatch):
     monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))

@@ -1,0 +1,141 @@
+"""`dynosim up --engine swarm` on the session's real 3-node Swarm (`swarm_cluster`): web dynos
+as services spread over the nodes, served through the router on 127.0.0.1, `ps` saying where
+each runs, one dyno restarted alone, one dyno's crash back-off, and Ctrl-C leaving nothing on
+any node."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, copy_app, dynosim
+
+APP = "swarmapp"
+UP_LINE = r"heroku\[web\.{}\]: State changed from starting to up"
+NODE_OF = re.compile(r"^(web\.\d+): up .* on (node\d)$")
+
+
+@pytest.fixture(scope="module")
+def swarm_app(tmp_path_factory) -> Path:
+    """A copy of the uv test app (a Flask app answering with its DYNO)."""
+    return copy_app(ROOT / "tests/integration/apps/uv_app", tmp_path_factory.mktemp("s") / APP)
+
+
+def on_cluster(swarm_cluster) -> dict[str, str]:
+    """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
+    return {"DYNOSIM_HOME": str(swarm_cluster.home), "DOCKER_HOST": swarm_cluster.docker_host}
+
+
+def command(swarm_cluster, *args: str) -> str:
+    done = dynosim(*args, "-a", APP, env={**os.environ, **on_cluster(swarm_cluster)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def placement(swarm_cluster) -> dict[str, str]:
+    """Dyno -> node, as `ps` shows it."""
+    lines = command(swarm_cluster, "ps").splitlines()
+    return dict(m.groups() for line in lines if (m := NODE_OF.match(line)))
+
+
+def served_by(served, dynos: set[str], attempts: int = 400) -> set[str]:
+    """GET / until every dyno in `dynos` answered (each answers with its DYNO)."""
+    seen: set[str] = set()
+    for _ in range(attempts):
+        response = served.get("/")
+        assert response.status_code == 200, response.text
+        seen.add(response.json()["dyno"])
+        if seen >= dynos:
+            break
+    return seen
+
+
+def scale(served, swarm_cluster, count: int, timeout: float = 120) -> dict[str, str]:
+    """`ps:scale web=COUNT`, then until `ps` shows exactly web.1 to web.COUNT up: where each
+    runs."""
+    command(swarm_cluster, "ps:scale", f"web={count}")
+    wanted = {f"web.{n}" for n in range(1, count + 1)}
+    deadline = time.monotonic() + timeout
+    while set(placed := placement(swarm_cluster)) != wanted:
+        assert time.monotonic() < deadline, f"{placed}\n{served.output}"
+        time.sleep(0.5)
+    return placed
+
+
+def left_on_nodes(swarm_cluster) -> list[str]:
+    """The app's services, containers and networks still on any node."""
+    found = []
+    with swarm_cluster.client() as manager:
+        found += [s.name for s in manager.services.list() if APP in s.name]
+    for socket in swarm_cluster.node_sockets:
+        with swarm_cluster.client(socket) as node:
+            labelled = {"label": f"dynosim.app={APP}"}
+            found += [c.name for c in node.containers.list(all=True, filters=labelled)]
+            found += [n.name for n in node.networks.list() if APP in n.name]
+    return found
+
+
+def test_web_dynos_spread_over_the_nodes_serve_restart_alone_and_ctrl_c_cleans_every_node(
+    swarm_cluster, swarm_app, up
+):
+    served = up(swarm_app, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served.wait_for(UP_LINE.format(1), timeout=600)
+    assert set(scale(served, swarm_cluster, 2)) == {"web.1", "web.2"}  # each `on nodeN`
+    assert served_by(served, {"web.1", "web.2"}) == {"web.1", "web.2"}
+
+    mark = served.mark()
+    command(swarm_cluster, "ps:restart", "web.2")
+    served.wait_for(UP_LINE.format(2), timeout=120, after=mark)
+    restarted = served.lines[mark:]
+    assert any("heroku[web.2]: Restarting" in line for line in restarted)
+    assert not any("heroku[web.1]:" in line for line in restarted), restarted
+
+    placed = scale(served, swarm_cluster, 6)
+    six = {f"web.{n}" for n in range(1, 7)}
+    assert len(set(placed.values())) >= 2, placed
+    assert served_by(served, six) == six
+
+    assert served.stop() == 0
+    assert left_on_nodes(swarm_cluster) == []
+
+
+def test_one_dynos_crashes_follow_herokus_back_off_while_the_others_serve(
+    swarm_cluster, swarm_app, up
+):
+    """A crash restarts at once, the second in a row waits its cool-off (dynosim's schedule,
+    not Swarm's restart policy), the other dynos serving throughout."""
+    served = up(swarm_app, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served.wait_for(UP_LINE.format(1), timeout=600)
+    scale(served, swarm_cluster, 3)
+
+    for crashes in (1, 2):
+        mark = served.mark()
+        _kill(swarm_cluster, "web.1")
+        served.wait_for(r"heroku\[web\.1\]: Process exited with status 137", after=mark)
+        served.wait_for(r"heroku\[web\.1\]: State changed from up to crashed", after=mark)
+        if crashes == 1:  # at once
+            served.wait_for(UP_LINE.format(1), timeout=120, after=mark)
+    served.wait_for(r"heroku\[web\.1\]: Crashed 2 times in a row; restarting in 20 min", after=mark)
+    assert served_by(served, {"web.2", "web.3"}) == {"web.2", "web.3"}
+    assert served.stop() == 0
+    _until_clean(swarm_cluster)
+
+
+def _kill(swarm_cluster, dyno: str) -> None:
+    """SIGKILL to the dyno's task container on the node `ps` names (a crash)."""
+    node = placement(swarm_cluster)[dyno]
+    socket = swarm_cluster.node_sockets[int(node.removeprefix("node")) - 1]
+    name = f"dynosim-{APP}-{dyno.replace('.', '-')}-v"
+    with swarm_cluster.client(socket) as engine:
+        (found,) = [c for c in engine.containers.list() if c.name.startswith(name)]
+        found.kill()
+
+
+def _until_clean(swarm_cluster, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := left_on_nodes(swarm_cluster)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left == []

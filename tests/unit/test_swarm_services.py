@@ -1,0 +1,219 @@
+"""Dynos as Swarm services, the pure half (no engine): names, the service spec a DynoSpec
+becomes (one replica once started, no restarts by Swarm, the lockdown, host-mode $PORT for web
+dynos), a task's state as a dyno's status, and the task events made from listings."""
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from dynosim.cli import main
+from dynosim.container_engine import ONE_OFF, DynoSpec, Event, memory_limit_mb
+from dynosim.docker import services
+from dynosim.docker.swarm_events import LOST, TaskEvents
+from dynosim.errors import UsageError
+from dynosim.formation import size
+from dynosim.options import ManagerOptions, ServeOptions
+from dynosim.store import Release
+
+RELEASE = Release(
+    app="shop",
+    version=7,
+    image="sha256:app",
+    source_hash="h",
+    description="Deploy",
+    process_types={"web": "uwsgi uwsgi.ini", "worker": "python worker.py"},
+    config={"SECRET_KEY": "s3cret"},
+    created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
+)
+LAUNCH = services.ImageConfig(["/usr/local/bin/dyno-launch"], [], None)
+
+
+def test_a_service_is_named_after_the_container_with_dashes():
+    assert services.service_name("shop", "web.1", 7) == "dynosim-shop-web-1-v7"
+    assert services.service_name("shop", "run.4821", 7) == "dynosim-shop-run-4821-v7"
+
+
+def test_a_web_dyno_is_one_locked_down_service_publishing_port_in_host_mode():
+    body = services.service_spec(DynoSpec(RELEASE, "web", 2), "sha256:app", LAUNCH, 30.0)
+    task = body["TaskTemplate"]
+    container = task["ContainerSpec"]
+    assert body["Name"] == "dynosim-shop-web-2-v7"
+    assert body["Mode"] == {"Replicated": {"Replicas": 0}}  # one once started
+    assert task["RestartPolicy"] == {"Condition": "none"}  # dynosim's back-off restarts
+    assert container["Command"] == ["setpriv", "--no-new-privs", "/usr/local/bin/dyno-launch"]
+    assert container["Args"] == ["uwsgi uwsgi.ini"]
+    assert container["CapabilityDrop"] == ["ALL"]
+    assert "User" not in container  # the stack image's own non-root user
+    assert container["StopGracePeriod"] == 30_000_000_000
+    env = dict(item.split("=", 1) for item in container["Env"])
+    assert (env["DYNO"], env["PORT"], env["SECRET_KEY"]) == ("web.2", "5000", "s3cret")
+    standard = size("Standard-1X")
+    assert task["Resources"] == {  # the quota reserved, the R15 point the limit
+        "Limits": {"MemoryBytes": memory_limit_mb(standard) * 1024 * 1024, "Pids": standard.pids},
+        "Reservations": {"MemoryBytes": 512 * 1024 * 1024},
+    }
+    assert task["Networks"] == [{"Target": "dynosim-shop"}]
+    assert body["EndpointSpec"]["Ports"] == [
+        {"Protocol": "tcp", "TargetPort": 5000, "PublishMode": "host"}
+    ]
+    labels = body["Labels"]
+    assert labels == container["Labels"]
+    assert (labels["dynosim.app"], labels["dynosim.type"], labels["dynosim.index"]) == (
+        "shop",
+        "web",
+        "2",
+    )
+    assert (labels["dynosim.release"], labels["dynosim.role"]) == ("7", "formation")
+
+
+def test_workers_and_one_offs_publish_nothing():
+    worker = services.service_spec(DynoSpec(RELEASE, "worker", 1), "x", LAUNCH, 30.0)
+    one_off = DynoSpec(RELEASE, "run", 4821, role=ONE_OFF, command="python manage.py migrate")
+    run = services.service_spec(one_off, "x", LAUNCH, 30.0)
+    assert "EndpointSpec" not in worker and "EndpointSpec" not in run
+    assert run["TaskTemplate"]["ContainerSpec"]["Args"] == ["python manage.py migrate"]
+    assert run["Labels"]["dynosim.role"] == ONE_OFF
+
+
+def test_a_heroku_yml_image_runs_its_command_with_sh_or_its_own_cmd_as_non_root():
+    own = Release(**{**RELEASE.__dict__, "images": {"web": "sha256:own"}})
+    image = services.ImageConfig(["/entry"], ["serve", "--port=5000"], None)
+    spec = services.process(DynoSpec(own, "web", 1), image)
+    assert spec == {
+        "Command": ["setpriv", "--no-new-privs", "/bin/sh", "-c"],
+        "Args": ["uwsgi uwsgi.ini"],
+        "User": "1000:1000",
+    }
+    bare = Release(**{**own.__dict__, "process_types": {"web": ""}})
+    named = services.ImageConfig(["/entry"], ["serve"], "app")
+    assert services.process(DynoSpec(bare, "web", 1), named) == {
+        "Command": ["setpriv", "--no-new-privs", "/entry"],
+        "Args": ["serve"],
+        "User": "app",
+    }
+
+
+def task(state, exit_code=None, index=1, **extra):
+    status = {"State": state}
+    if exit_code is not None:
+        status["ContainerStatus"] = {"ContainerID": "c1", "ExitCode": exit_code}
+    return {"ID": f"t{index}", "ServiceID": "s1", "Version": {"Index": index}, "Status": status}
+
+
+def test_a_tasks_state_is_a_dyno_status_in_dockers_words():
+    assert services.status(None) == "created"
+    assert services.status(task("preparing")) == "running"  # started: reconcile sees it
+    assert services.status(task("running")) == "running"
+    for ended in ("complete", "failed", "shutdown", "rejected", "orphaned"):
+        assert services.status(task(ended, 1)) == "exited"
+    assert services.exit_code(task("failed", 3)) == 3
+    assert services.exit_code(task("rejected")) == -1
+    assert services.newest([task("failed", 1, index=4), task("running", index=9)])["ID"] == "t9"
+
+
+def test_the_published_port_and_a_nodes_address():
+    ports = {"Ports": [{"TargetPort": 5000, "PublishedPort": 30002, "PublishMode": "host"}]}
+    assert services.published_port({"Status": {"State": "running", "PortStatus": ports}}) == 30002
+    assert services.published_port(task("running")) is None
+    worker = {"Status": {"Addr": "172.30.0.3"}}
+    manager = {"Status": {"Addr": "0.0.0.0"}, "ManagerStatus": {"Addr": "172.30.0.2:2377"}}
+    assert services.node_address(worker) == "172.30.0.3"
+    assert services.node_address(manager) == "172.30.0.2"
+
+
+class Manager:
+    """The manager API calls task events make, over lists a test edits."""
+
+    def __init__(self, listed_services, listed_tasks):
+        self.listed_services, self.listed_tasks = listed_services, listed_tasks
+
+    def services(self, filters):
+        return self.listed_services
+
+    def tasks(self, filters):
+        return self.listed_tasks
+
+    def events(self, decode, filters):
+        return iter(())
+
+
+def test_task_events_report_an_ended_task_once_and_a_removed_service():
+    manager = Manager([{"ID": "s1"}], [task("running", index=1)])
+    api = manager
+    events = TaskEvents(api, ["dynosim.app=shop"], lambda node: "node2")
+    assert list(events._poll()) == []
+    manager.listed_tasks = [task("failed", 3, index=1)]
+    assert list(events._poll()) == [Event("s1", "die", 3)]
+    assert list(events._poll()) == []  # once
+    manager.listed_services, manager.listed_tasks = [], []
+    assert list(events._poll()) == [Event("s1", "destroy")]
+    events.close()
+
+
+def test_a_node_down_is_a_death_of_each_of_its_running_dyno_tasks_at_once():
+    tasks = [task("running", index=1), {**task("running", index=2), "ServiceID": "other"}]
+    api = Manager([{"ID": "s1"}], tasks)
+    events = TaskEvents(api, ["dynosim.app=shop"], lambda node: "node3")
+    events._node_down("n3")
+    assert events._queue.get_nowait() == Event("s1", "die", LOST, "node node3 down")
+    assert events._queue.empty()  # another app's task is not this app's dyno
+    events.close()
+
+
+def test_pause_sleep_is_refused_on_swarm():
+    with pytest.raises(UsageError, match="--sleep-mode pause: Swarm services cannot be frozen"):
+        ServeOptions(engine="swarm", manager=ManagerOptions(sleep_mode="pause"))
+    assert ServeOptions().engine == "docker"
+
+
+def test_up_on_swarm_without_a_swarm_manager_is_one_line_and_builds_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Procfile").write_text("web: uwsgi uwsgi.ini\n")
+    result = CliRunner().invoke(main, ["up", str(tmp_path / "app"), "--engine", "swarm"])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == [
+        f"error: --engine swarm: DOCKER_HOST (unix://{tmp_path}/no-engine.sock) is not a Swarm"
+        " manager; dynosim cluster:create N makes a cluster on this machine and prints the"
+        " DOCKER_HOST to use"
+    ]
+    paused = ["up", str(tmp_path / "app"), "--engine", "swarm", "--sleep-mode", "pause"]
+    refused = CliRunner().invoke(main, paused)
+    assert refused.exit_code != 0
+    assert "--sleep-mode pause: Swarm services cannot be frozen" in refused.output
+
+
+def test_an_image_is_published_to_the_nodes_once_however_many_dynos_start_at_once(
+    monkeypatch,
+):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dynosim.docker import cluster_images, swarm
+
+    published: list[tuple[str, str]] = []
+
+    def publish(image, manager_socket):
+        published.append((image, str(manager_socket)))
+        return f"{image}@published"
+
+    class Api:
+        def __init__(self):
+            self.created = []
+
+        def create_service(self, task_template, name, labels, mode, endpoint_spec):
+            self.created.append(task_template["ContainerSpec"]["Image"])
+            return {"ID": f"s{len(self.created)}"}
+
+    monkeypatch.setattr(cluster_images, "publish", publish)
+    monkeypatch.setattr(swarm, "_image_config", lambda image, own: LAUNCH)
+    manager = SimpleNamespace(api=Api(), close=lambda: None)
+    monkeypatch.setattr(swarm.docker, "DockerClient", lambda **settings: manager)
+    engine = swarm.SwarmEngine("unix:///home/you/cluster/node1/docker.sock")
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda n: engine.create(DynoSpec(RELEASE, "web", n)), range(1, 9)))
+    assert published == [("sha256:app", "/home/you/cluster/node1/docker.sock")]
+    assert engine.api.created == ["sha256:app@published"] * 8
+    assert sorted(m.name for m in made) == sorted(f"dynosim-shop-web-{n}-v7" for n in range(1, 9))
