@@ -13,7 +13,16 @@ from ..container_engine import FORMATION, PORT, DynoSpec, memory_limit_mb
 from ..formation import size
 from ..procfile import WEB
 from . import client
-from .dynos import CONTAINER_USER, L_INDEX, L_RELEASE, L_ROLE, L_SIZE, L_TYPE, environment
+from .dynos import (
+    CONTAINER_USER,
+    L_INDEX,
+    L_RELEASE,
+    L_ROLE,
+    L_SIZE,
+    L_TYPE,
+    environment,
+    network_name,
+)
 
 #: Swarm's task states (moby's api/types/swarm TaskState), in order of a task's life.
 PENDING = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
@@ -38,10 +47,6 @@ def service_name(app: str, dyno: str, release: int) -> str:
     """`dynosim-<app>-web-1-v7`: the container's name with dashes (a service name is a DNS
     label: no dots)."""
     return f"dynosim-{app}-{dyno.replace('.', '-')}-v{release}"
-
-
-def network_name(app: str) -> str:
-    return f"dynosim-{app}"
 
 
 def status(task: dict[str, Any] | None) -> str:

@@ -54,20 +54,7 @@ class SwarmEngine:
     @client.engine_errors
     def ensure_network(self, app: str) -> None:
         """The app's attachable overlay network (dynos of other apps cannot reach it)."""
-        name = services.network_name(app)
-        if any(n["Name"] == name for n in self.api.networks(names=[name])):
-            return
-        try:
-            self.api.create_network(
-                name,
-                driver="overlay",
-                attachable=True,
-                check_duplicate=True,
-                labels={client.LABEL: "network", client.LABEL_APP: app},
-            )
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:
-                raise
+        ensure_overlay(self.api, app)
 
     @client.engine_errors
     def remove_network(self, app: str, wait: float = 0.0) -> bool:
@@ -303,3 +290,22 @@ def _image_config(image: str, own_dockerfile: bool) -> services.ImageConfig:
 
 def _unix_socket(url: str) -> Path | None:
     return Path(url.removeprefix("unix://")) if url.startswith("unix://") else None
+
+
+def ensure_overlay(api: docker.APIClient, app: str) -> str:
+    """The app's attachable overlay network on the manager at `api`, made when missing (its
+    dynos and add-on servers share it); its name."""
+    name = dynos.network_name(app)
+    if not any(n["Name"] == name for n in api.networks(names=[name])):
+        try:
+            api.create_network(
+                name,
+                driver="overlay",
+                attachable=True,
+                check_duplicate=True,
+                labels={client.LABEL: "network", client.LABEL_APP: app},
+            )
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # made meanwhile by another run
+                raise
+    return name

@@ -15,8 +15,9 @@ import docker
 import docker.errors
 import docker.types
 
-from . import client, dynos
+from . import client
 from .cluster import node_client
+from .swarm import ensure_overlay
 
 MEMORY = 1024 * 1024 * 1024
 PIDS = 512
@@ -57,7 +58,7 @@ def start(manager_socket: Path, server: Server) -> None:
     resources["Limits"]["Pids"] = PIDS  # docker-py's Resources has no pids argument
     labels = server.labels
     with node_client(manager_socket) as manager:
-        network = ensure_overlay(manager, server.app)
+        network = ensure_overlay(manager.api, server.app)
         entrypoint = manager.api.inspect_image(server.image)["Config"]["Entrypoint"] or []
         manager.services.create(
             server.image,
@@ -77,25 +78,6 @@ def start(manager_socket: Path, server: Server) -> None:
             log_driver="json-file",
             log_driver_options={"max-size": "10m", "max-file": "2"},
         )
-
-
-def ensure_overlay(manager: docker.DockerClient, app: str) -> str:
-    """The app's attachable overlay network (named and labelled as the Swarm engine's), made
-    when missing; its name."""
-    name = dynos.network_name(app)
-    if not any(n["Name"] == name for n in manager.api.networks(names=[name])):
-        try:
-            manager.api.create_network(
-                name,
-                driver="overlay",
-                attachable=True,
-                check_duplicate=True,
-                labels={client.LABEL: "network", client.LABEL_APP: app},
-            )
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # made meanwhile by another run
-                raise
-    return name
 
 
 @client.engine_errors

@@ -13,7 +13,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from ..errors import is_engine_error
-from . import client, services
+from . import client, dynos, services
 from .nodes import NodeAccess
 
 POLL = 0.1
@@ -113,7 +113,7 @@ class Tasks:
 
     def left_on_nodes(self, app: str, network: bool) -> bool:
         """Whether a node we can reach still has the app's dyno containers (or its network)."""
-        labels, name = {"label": f"{client.LABEL_APP}={app}"}, services.network_name(app)
+        labels, name = {"label": f"{client.LABEL_APP}={app}"}, dynos.network_name(app)
         for hostname in self.nodes.hostnames():
             engine = self.nodes.client(hostname)
             if engine is None:
