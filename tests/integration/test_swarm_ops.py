@@ -133,16 +133,21 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
 
     piped = run(
         swarm_cluster,
-        "read first; echo $first on $DYNO as $(id -u); wc -l; exit 3",
+        "read first; echo $first $DYNO $(id -u) $(pwd); wc -l;"
+        " grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; exit 3",
         input="hello\nsecond\nthird\n",
         capture_output=True,
         text=True,
     )
     assert piped.returncode == 3, piped.stderr  # the command's status
-    greeting, count = piped.stdout.splitlines()
-    first, on, dyno, _as, uid = greeting.split()
-    assert (first, on, _as, count) == ("hello", "on", "as", "2")  # the input's end came
+    greeting, count, *status = piped.stdout.splitlines()
+    first, dyno, uid, folder = greeting.split()
+    assert (first, folder, count) == ("hello", "/app", "2")  # the input's end came
     assert dyno.startswith("run.") and uid != "0"
+    assert sorted(line.split() for line in status) == [
+        ["CapEff:", "0000000000000000"],  # every capability dropped
+        ["NoNewPrivs:", "1"],
+    ]
     assert "Running `read first;" in piped.stderr and f"... up, {dyno}" in piped.stderr
     assert one_offs_left(swarm_cluster) == []
 
