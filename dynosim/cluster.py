@@ -16,12 +16,17 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import stack
 from .docker import cluster as docker_cluster
 from .docker import cluster_images, cluster_registry, images
 from .errors import UsageError
+from .options import GRACE
 from .store import data_dir
+
+if TYPE_CHECKING:
+    from .docker.swarm import SwarmEngine
 
 IMAGE = "dynosim/cluster-node:bookworm-1"
 PACKAGES = ["docker.io", "iptables", "ca-certificates"]
@@ -121,6 +126,14 @@ def swarm_target() -> SwarmTarget:
         f"--engine swarm: DOCKER_HOST ({host}) is not a Swarm manager; dynosim cluster:create N"
         " makes a cluster on this machine and prints the DOCKER_HOST to use"
     )
+
+
+def swarm_engine(target: SwarmTarget, grace: float = GRACE) -> SwarmEngine:
+    """The Swarm adapter on `target`'s manager, with its node access."""
+    from .docker.nodes import NodeAccess
+    from .docker.swarm import SwarmEngine
+
+    return SwarmEngine(target.manager, NodeAccess(target.nodes), grace=grace)
 
 
 def folder() -> Path:

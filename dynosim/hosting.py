@@ -17,7 +17,7 @@ from . import formation as formations
 from .clock import Clock
 from .errors import DynosimError, ReleaseError, UsageError
 from .logs import LogLine
-from .options import BOOT_TIMEOUT, GRACE, HOST, ManagerOptions, ServeOptions
+from .options import BOOT_TIMEOUT, ENGINE_SETTING, GRACE, HOST, ManagerOptions, ServeOptions
 from .store import Store
 from .stored import Progress, StoredApp, quiet
 
@@ -71,10 +71,12 @@ class Host:
         from . import up
 
         store = Store()  # this thread's own connection
+        options = options or ServeOptions()
         try:
+            store.set_setting(self.app.name, ENGINE_SETTING, options.engine)  # `run` goes there
             printer = printer or logs.Printer()
             serving = up.serve(
-                store, self.app.name, options or ServeOptions(), printer=printer, ready=ready,
+                store, self.app.name, options, printer=printer, ready=ready,
                 stop=stop, schedule=schedule, builder=_builder(self.app.name),
             )  # fmt: skip
             uvloop.run(serving)  # the router's data path is ~1.5x faster on libuv

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 
 from . import control, dynohours, formation
 from .clock import heroku_time as when
-from .container_engine import FORMATION, ONE_OFF
+from .container_engine import FORMATION, ONE_OFF, DynoSpec, one_off_index
 from .control_commands import DynoRow
 from .docker import dynos as docker_dynos
 from .errors import UsageError
@@ -176,3 +177,49 @@ def attach(container, interactive: bool) -> int:
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
     return int(container.wait()["StatusCode"])
+
+
+#: Interactive `run` on a Swarm without node access (a cluster dynosim did not make).
+NO_ATTACH = (
+    "dynosim run attaches through the Swarm's nodes, and only a cluster made by dynosim"
+    " cluster:create gives access to them; use dynosim run:detached (its output goes to"
+    " dynosim logs)"
+)
+
+
+def run_on_swarm(
+    store: Store, app: str, command: str, env: dict[str, str], size_name: str, *,
+    tty: bool = False, local_env: dict[str, str] | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> tuple[str, int]:  # fmt: skip
+    """`dynosim run` for an app that runs on a Swarm: a one-off service attached through its
+    node's engine (`docker.swarm_run`), removed afterwards with the app's overlay when it was
+    made for it alone. Its name (run.N) and exit status."""
+    from . import cluster
+    from .docker import swarm_run
+
+    target = cluster.swarm_target()
+    if not target.nodes:
+        raise UsageError(NO_ATTACH)
+    os.environ["DOCKER_HOST"] = target.builds_on  # the release's image is there, as for `up`
+    release = current_release(store, app)
+    engine = cluster.swarm_engine(target)
+    try:
+        listed = engine.list(app)
+        own_network = not listed and not control.is_running(app)
+        engine.ensure_network(app)
+        spec = DynoSpec(
+            release, "run", one_off_index(listed), ONE_OFF, command, size_name, env=env,
+            base_env=local_env or {},
+        )  # fmt: skip
+        interactive = tty or not sys.stdin.isatty()  # a terminal, or piped input
+        try:
+            status = swarm_run.run(
+                engine, spec, tty=tty, interactive=interactive, announce=announce
+            )
+            return f"run.{spec.index}", status
+        finally:
+            if own_network:
+                engine.remove_network(app, wait=10.0)
+    finally:
+        engine.close()

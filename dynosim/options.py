@@ -22,6 +22,8 @@ DASHBOARD_PORT, DASHBOARD_PORT_RETRIES = 5080, 50
 ROUTER_ENGINES = ("auto", "haproxy", "python")
 #: What runs the dynos: the one Docker engine in DOCKER_HOST, or a Docker Swarm cluster.
 ENGINES = ("docker", "swarm")
+#: The app's setting naming the engine its last `up` ran it on (`run` attaches there).
+ENGINE_SETTING = "engine"
 
 
 @dataclass(frozen=True)

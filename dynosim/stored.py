@@ -15,7 +15,7 @@ from typing import Any
 from . import dotenv, features, labs, metrics, names, releases
 from . import formation as formations
 from .errors import UsageError
-from .options import IDLE_TIMEOUT, SLEEP_MODES
+from .options import ENGINE_SETTING, IDLE_TIMEOUT, SLEEP_MODES
 from .store import Release, Store
 
 Progress = Callable[[str], None]
@@ -340,6 +340,12 @@ class StoredApp:
 
         size_name = formations.size(size).name
         local_env = self.local_env() if env_file else {}
+        if attach and self.store.setting(self.name, ENGINE_SETTING, "") == "swarm":
+            dyno_name, status = operations.run_on_swarm(
+                self.store, self.name, command, dict(env or {}), size_name, tty=tty,
+                local_env=local_env, announce=announce,
+            )  # fmt: skip
+            return RunResult(dyno_name, status, None)
         one_off = operations.one_off(
             self.store, self.name, command, dict(env or {}), size_name, tty=tty, attach=attach,
             local_env=local_env,

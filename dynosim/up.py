@@ -94,11 +94,8 @@ def _engine(options: ServeOptions) -> ContainerEngine:
     if options.engine == "docker":
         return DockerEngine()
     from . import cluster
-    from .docker.nodes import NodeAccess
-    from .docker.swarm import SwarmEngine
 
-    target = cluster.swarm_target()
-    return SwarmEngine(target.manager, NodeAccess(target.nodes), grace=options.manager.grace)
+    return cluster.swarm_engine(cluster.swarm_target(), options.manager.grace)
 
 
 class _Sockets:

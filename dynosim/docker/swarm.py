@@ -111,6 +111,13 @@ class SwarmEngine:
             time.sleep(0.1)
         raise AssertionError("unreachable")
 
+    def process(self, spec: DynoSpec) -> dict[str, Any]:
+        """How a dyno of `spec` runs its command: the service's Command, Args and User."""
+        local = spec.release.image_for(spec.process_type)
+        return services.process(
+            spec, _image_config(local, spec.process_type in spec.release.images)
+        )
+
     @client.engine_errors
     def start(self, container: Service) -> None:
         """One replica; a service that ran before (a dyno woken from sleep) gets a new task by

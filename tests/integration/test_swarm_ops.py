@@ -1,0 +1,230 @@
+"""`dynosim up --engine swarm` on the session's real 3-node Swarm (`swarm_cluster`), the
+operations around a running app: an interactive `run` attached through its task's node (a
+terminal, piped input and its end, the exit status; refused without node access) and a
+`run:detached` into the log stream; a killed `up` whose services the next `up` adopts without
+restarting them, and a `config:set` under GET and POST load that fails no request."""
+
+from __future__ import annotations
+
+import os
+import pty
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import WEB, Load, dynosim, tiny_app
+
+APP = "swarmops"
+UP_LINE = r"heroku\[web\.{}\]: State changed from starting to up"
+#: Answers GET with its DYNO and FOO, and a POST with its body (201), as the Load expects.
+APP_PY = """import json, os
+
+
+def app(environ, start_response):
+    if environ["REQUEST_METHOD"] == "POST":
+        row = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("201 Created", [("Content-Type", "text/plain")])
+        return [row]
+    body = {"dyno": os.environ["DYNO"], "foo": os.environ.get("FOO")}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(body).encode()]
+"""
+
+
+@pytest.fixture(scope="module")
+def ops_app(tmp_path_factory) -> Path:
+    return tiny_app(tmp_path_factory.mktemp("ops") / APP, WEB, **{"app.py": APP_PY})
+
+
+def on_cluster(swarm_cluster) -> dict[str, str]:
+    """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
+    return {"DYNOSIM_HOME": str(swarm_cluster.home), "DOCKER_HOST": swarm_cluster.docker_host}
+
+
+def ok(swarm_cluster, *args: str) -> str:
+    done = dynosim(*args, "-a", APP, env={**os.environ, **on_cluster(swarm_cluster)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def run(swarm_cluster, line: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    """`dynosim run -x LINE`, its stdin, stdout and stderr as `kwargs` give them."""
+    return subprocess.run(
+        [sys.executable, "-m", "dynosim", "run", "-a", APP, "-x", line],
+        env={**os.environ, **on_cluster(swarm_cluster)},
+        timeout=180,
+        **kwargs,
+    )
+
+
+def in_terminal(swarm_cluster, line: str) -> tuple[int, str]:
+    """`dynosim run -x LINE` with a terminal as its stdin, stdout and stderr: its exit status
+    and what the terminal showed."""
+    leader, follower = pty.openpty()
+    shown: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed
+                return
+            if not chunk:
+                return
+            shown.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        done = run(swarm_cluster, line, stdin=follower, stdout=follower, stderr=follower)
+    finally:
+        os.close(follower)
+    reader.join(10)
+    os.close(leader)
+    return done.returncode, b"".join(shown).decode(errors="replace")
+
+
+def one_offs_left(swarm_cluster) -> list[str]:
+    """The app's one-off services on the manager and their containers on any node."""
+    with swarm_cluster.client() as manager:
+        found = [s.name for s in manager.services.list() if f"{APP}-run-" in s.name]
+    for socket in swarm_cluster.node_sockets:
+        with swarm_cluster.client(socket) as node:
+            marks = {"label": [f"dynosim.app={APP}", "dynosim.role=one-off"]}
+            found += [c.name for c in node.containers.list(all=True, filters=marks)]
+    return found
+
+
+def services(swarm_cluster) -> dict[str, tuple[str, list[str]]]:
+    """The app's services: name -> (id, ids of its running tasks)."""
+    with swarm_cluster.client() as manager:
+        return {
+            s.name: (s.id, sorted(t["ID"] for t in s.tasks() if t["Status"]["State"] == "running"))
+            for s in manager.services.list()
+            if APP in s.name
+        }
+
+
+def left_on_nodes(swarm_cluster, timeout: float = 60) -> list[str]:
+    """The app's services, containers and networks on any node, once they are gone (or as
+    they are after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(services(swarm_cluster))
+        for socket in swarm_cluster.node_sockets:
+            with swarm_cluster.client(socket) as node:
+                marks = {"label": f"dynosim.app={APP}"}
+                found += [c.name for c in node.containers.list(all=True, filters=marks)]
+                found += [n.name for n in node.networks.list() if APP in n.name]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_node(
+    swarm_cluster, ops_app, up, tmp_path
+):
+    served = up(ops_app, "--engine", "swarm", "--grace", "5", env=on_cluster(swarm_cluster))
+    served.wait_for(UP_LINE.format(1), timeout=600)
+
+    piped = run(
+        swarm_cluster,
+        "read first; echo $first $DYNO $(id -u) $(pwd); wc -l;"
+        " grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; exit 3",
+        input="hello\nsecond\nthird\n",
+        capture_output=True,
+        text=True,
+    )
+    assert piped.returncode == 3, piped.stderr  # the command's status
+    greeting, count, *status = piped.stdout.splitlines()
+    first, dyno, uid, folder = greeting.split()
+    assert (first, folder, count) == ("hello", "/app", "2")  # the input's end came
+    assert dyno.startswith("run.") and uid != "0"
+    assert sorted(line.split() for line in status) == [
+        ["CapEff:", "0000000000000000"],  # every capability dropped
+        ["NoNewPrivs:", "1"],
+    ]
+    assert "Running `read first;" in piped.stderr and f"... up, {dyno}" in piped.stderr
+    assert one_offs_left(swarm_cluster) == []
+
+    status, shown = in_terminal(swarm_cluster, "test -t 0 && test -t 1 && echo on $(tty); exit 4")
+    assert status == 4, shown
+    assert "on /dev/pts/" in shown, shown
+    assert one_offs_left(swarm_cluster) == []
+
+    detached = ok(swarm_cluster, "run:detached", "echo detached on $DYNO")
+    name = detached.split("up, ")[1].split()[0]
+    served.wait_for(rf"app\[{name}\]: detached on {name}", timeout=60)
+    served.wait_for(rf"heroku\[{name}\]: State changed from up to complete", timeout=60)
+    assert served.stop() == 0
+    assert left_on_nodes(swarm_cluster) == []
+
+    # a Swarm dynosim did not make (no cluster.json here): no node access, no attaching
+    home = tmp_path / "elsewhere"
+    home.mkdir(mode=0o700)
+    source, copy = (
+        sqlite3.connect(swarm_cluster.home / "state.db"),
+        sqlite3.connect(home / "state.db"),
+    )
+    source.backup(copy)
+    source.close(), copy.close()
+    refused = subprocess.run(
+        [sys.executable, "-m", "dynosim", "run", "-a", APP, "true"],
+        env={**os.environ, **on_cluster(swarm_cluster), "DYNOSIM_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert "dynosim run:detached" in refused.stderr
+    assert left_on_nodes(swarm_cluster) == []
+
+
+def test_the_next_up_adopts_a_killed_ups_services_and_config_set_under_load_fails_nothing(
+    swarm_cluster, ops_app, up
+):
+    first = up(ops_app, "--engine", "swarm", "--grace", "5", env=on_cluster(swarm_cluster))
+    first.wait_for(UP_LINE.format(1), timeout=600)
+    ok(swarm_cluster, "features:enable", "preboot")  # zero downtime, as on Heroku
+    ok(swarm_cluster, "ps:scale", "web=2")
+    first.wait_for(UP_LINE.format(2), timeout=120)
+    before = services(swarm_cluster)
+    assert len(before) == 2 and all(len(tasks) == 1 for _, tasks in before.values()), before
+    first.process.kill()  # SIGKILL: no chance to clean up
+    first.process.wait(10)
+
+    second = up(ops_app, "--engine", "swarm", "--grace", "5", env=on_cluster(swarm_cluster))
+    for n in (1, 2):
+        second.wait_for(rf"heroku\[web\.{n}\]: Adopted running dyno from an earlier dynosim up")
+        second.wait_for(UP_LINE.format(n), timeout=120)
+    assert services(swarm_cluster) == before  # the same services and tasks: no restart
+    assert answers(second, 2) == {("web.1", None), ("web.2", None)}
+
+    load = Load(second.url, post=True)
+    try:
+        ok(swarm_cluster, "config:set", "FOO=bar")
+    finally:
+        load.stop(at_least=500)
+    assert load.failures == [], f"{len(load.failures)} of {load.sent}: {load.failures[:5]}"
+    assert load.created
+    assert answers(second, 2) == {("web.1", "bar"), ("web.2", "bar")}
+    assert second.stop() == 0
+    assert left_on_nodes(swarm_cluster) == []
+
+
+def answers(served, dynos: int, attempts: int = 200) -> set[tuple[str, str | None]]:
+    """(DYNO, FOO) of GET / until `dynos` different dynos answered."""
+    seen: set[tuple[str, str | None]] = set()
+    for _ in range(attempts):
+        response = served.get("/")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        seen.add((body["dyno"], body["foo"]))
+        if len({dyno for dyno, _ in seen}) >= dynos:
+            break
+    return seen
