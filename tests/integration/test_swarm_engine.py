@@ -67,16 +67,16 @@ def scale(served, swarm_cluster, count: int, timeout: float = 120) -> dict[str, 
     return placed
 
 
-def left_on_nodes(swarm_cluster) -> list[str]:
+def left_on_nodes(swarm_cluster, app: str = APP) -> list[str]:
     """The app's services, containers and networks still on any node."""
     found = []
     with swarm_cluster.client() as manager:
-        found += [s.name for s in manager.services.list() if APP in s.name]
+        found += [s.name for s in manager.services.list() if app in s.name]
     for socket in swarm_cluster.node_sockets:
         with swarm_cluster.client(socket) as node:
-            labelled = {"label": f"dynosim.app={APP}"}
+            labelled = {"label": f"dynosim.app={app}"}
             found += [c.name for c in node.containers.list(all=True, filters=labelled)]
-            found += [n.name for n in node.networks.list() if APP in n.name]
+            found += [n.name for n in node.networks.list() if app in n.name]
     return found
 
 

@@ -1,0 +1,95 @@
+"""The formation commands on the session's real 3-node Swarm (`swarm_cluster`) behaving and
+printing as on one engine: R14 and R15 for one dyno (its memory and OOM flag from its node's
+engine), `ps:type`, `ps:stop`, `logs --tail`, `releases:rollback`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import requests
+from conftest import WEB, dynosim, tiny_app
+from test_dyno_manager import HOG
+from test_swarm_engine import left_on_nodes, on_cluster
+
+APP = "swarmtypes"
+UP = r"heroku\[{}\]: State changed from starting to up"
+MB = 2**20
+
+
+def command(swarm_cluster, *args: str) -> str:
+    done = dynosim(*args, "-a", APP, env={**os.environ, **on_cluster(swarm_cluster)})
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def web_service(swarm_cluster) -> dict:
+    with swarm_cluster.client() as manager:
+        (found,) = [s.attrs for s in manager.services.list() if f"{APP}-web-1" in s.name]
+    return found
+
+
+def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
+    swarm_cluster, up, tmp_path
+):
+    app_dir = tiny_app(tmp_path / APP, WEB + "worker: python hog.py\n", **{"hog.py": HOG})
+    served = up(app_dir, "--engine", "swarm", "--grace", "2", env=on_cluster(swarm_cluster))
+    served.wait_for(UP.format(r"web\.1"), timeout=600)
+
+    served.wait_for(r"app\[worker\.1\]: holding 700 MB")
+    served.wait_for(r"heroku\[worker\.1\]: Process running mem=\d+MB\(1[0-9]{2}\.\d%\)")
+    served.wait_for(r"heroku\[worker\.1\]: Error R14 \(Memory quota exceeded\)")
+    served.wait_for(r"heroku\[worker\.1\]: Error R15 \(Memory quota vastly exceeded\)")
+    served.wait_for(r"heroku\[worker\.1\]: Process exited with status 137")
+    command(swarm_cluster, "ps:scale", "worker=0")
+
+    limits = web_service(swarm_cluster)["Spec"]["TaskTemplate"]["Resources"]
+    assert (limits["Limits"]["MemoryBytes"], limits["Reservations"]["MemoryBytes"]) == (
+        1024 * MB,  # the R15 point of a Standard-1X
+        512 * MB,  # its quota, where Swarm places it
+    )
+    mark = served.mark()
+    changed = command(swarm_cluster, "ps:type", "web=standard-2X")
+    assert changed == (
+        "Changing dyno types... done, now running web at 1:Standard-2X, worker at 0:Standard-1X\n"
+    )
+    served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
+    limits = web_service(swarm_cluster)["Spec"]["TaskTemplate"]["Resources"]
+    assert limits["Limits"]["MemoryBytes"] == 2048 * MB
+    assert "=== web (Standard-2X)" in command(swarm_cluster, "ps")
+
+    before = web_service(swarm_cluster)["ID"]
+    mark = served.mark()
+    command(swarm_cluster, "ps:stop", "web.1")
+    served.wait_for(r"heroku\[web\.1\]: Stopping all processes with SIGTERM", after=mark)
+    served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
+    assert web_service(swarm_cluster)["ID"] != before
+    assert requests.get(served.url, timeout=10).text == "web.1"
+
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", "logs", "-a", APP, "--tail", "--ps", "router", "-n", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **on_cluster(swarm_cluster)},
+    )
+    try:
+        time.sleep(1)  # let the follower subscribe
+        requests.get(served.url + "/followed", timeout=10)
+        assert 'heroku[router]: at=info method=GET path="/followed"' in tail.stdout.readline()
+    finally:
+        tail.terminate()
+        tail.wait(10)
+
+    command(swarm_cluster, "config:set", "GREETING=hello")  # v2
+    mark = served.mark()
+    rolled = command(swarm_cluster, "releases:rollback", "v1")
+    assert rolled.startswith(f"Rolling back ⬢ {APP} to v1... done, v3\n")
+    served.wait_for(r"app\[api\]: Deployed v3", after=mark)
+    served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
+    labels = web_service(swarm_cluster)["Spec"]["Labels"]
+    assert labels["dynosim.release"] == "3"
+    assert "Rollback to v1" in command(swarm_cluster, "releases")
+    assert served.stop() == 0
+    assert left_on_nodes(swarm_cluster, APP) == []
