@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import docker.types
 
-from . import client
+from . import client, dynos
 from .cluster import node_client
 from .swarm import ensure_overlay
 
@@ -142,3 +142,13 @@ def remove_volume(node_socket: Path, volume: str, wait: float = 30.0) -> None:
                 if exc.status_code != 409 or time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
+
+
+@client.engine_errors
+def remove_unused_overlay(manager_socket: Path, app: str, wait: float = 30.0) -> None:
+    """Remove the app's overlay unless a service (a dyno's, another add-on's) is on it;
+    retried for `wait` seconds while a removed server's task leaves it."""
+    with node_client(manager_socket) as manager:
+        labelled = manager.api.services(filters={"label": f"{client.LABEL_APP}={app}"})
+        if not labelled:
+            dynos.remove_network(app, wait, manager)
