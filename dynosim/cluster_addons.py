@@ -69,16 +69,24 @@ class AlsoOnCluster(OnCluster):
         addons.ONE_ENGINE.tidy(app)
 
 
-def here() -> addons.Servers:
-    """Where the add-on commands run servers: the local cluster while DOCKER_HOST names its
-    manager (as after `eval "$(dynosim cluster:create N)"`), else DOCKER_HOST's engine (and,
-    to remove one, the cluster as well when there is one)."""
+def here(app: str) -> addons.Servers:
+    """Where the add-on commands run `app`'s servers: the local cluster while DOCKER_HOST
+    names its manager (as after `eval "$(dynosim cluster:create N)"`) or the app runs there
+    (an `up --engine swarm` serves it), else DOCKER_HOST's engine (and, to remove one, the
+    cluster as well when there is one)."""
     made = cluster.current()
     if made is None:
         return addons.ONE_ENGINE
-    if docker_cluster.local_engine() == made.docker_host:
+    if docker_cluster.local_engine() == made.docker_host or _runs_on(made, app):
         return OnCluster(made)
     return AlsoOnCluster(made)
+
+
+def _runs_on(made: Cluster, app: str) -> bool:
+    try:
+        return swarm_servers.has_services(made.nodes[0].socket, app)
+    except EngineError:  # a cluster that is not running runs nothing
+        return False
 
 
 def start(found: Addon, made: Cluster, progress: Progress) -> str:

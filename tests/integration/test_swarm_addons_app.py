@@ -2,9 +2,11 @@
 Flask-SQLAlchemy shop on Postgres with its Redis worker and a `release:` migration.
 `addons:create` with DOCKER_HOST on the cluster provisions the servers there; `up --engine
 swarm` runs them as services on the workers, runs the release phase on the cluster, serves
-data written through Postgres, has the worker consume a job from Redis and runs a
-`run:detached` one-off whose output reaches the logs; Ctrl-C leaves no service, container or
-network on any node but keeps the add-ons' data, which `addons:destroy` removes."""
+data written through Postgres, has the worker consume a job from Redis, starts a third add-on
+made while it runs (`addons:create` finds the app on the cluster) before the release that
+attaches it, and runs a `run:detached` one-off whose output reaches the logs; Ctrl-C leaves
+no service, container or network on any node but keeps the add-ons' data, which
+`addons:destroy` removes."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ def command(swarm_cluster, *args: str, docker_host: bool = True) -> str:
     env = {**os.environ, **on_cluster(swarm_cluster)}
     if not docker_host:  # the engine the cluster runs on, where apps are built
         env.pop("DOCKER_HOST")
+        if "DOCKER_HOST" in os.environ:
+            env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     done = dynosim(*args, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -47,7 +51,7 @@ def shop(swarm_cluster, tmp_path) -> Path:
     with (folder / "Procfile").open("a") as procfile:
         procfile.write("release: python release.py\n")
     yield folder
-    for var in ("DATABASE_URL", "REDIS_URL"):
+    for var in ("DATABASE_URL", "REDIS_URL", "CACHE_URL"):  # what the test left
         dynosim("addons:destroy", "-a", APP, var, "--confirm", APP,
                 env={**os.environ, **on_cluster(swarm_cluster)})  # fmt: skip
 
@@ -70,10 +74,8 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
     ):
         assert line in output, output
     servers = addon_services(swarm_cluster)
-    assert sorted(servers) == ["postgresql", "redis"], servers
     assert set(servers.values()) <= {"node2", "node3"}, servers  # on the workers
-    for service in ("heroku-postgresql", "heroku-redis"):
-        assert f"{service} serving as " in output and " on node" in output
+    assert sorted(served_as(output, servers)) == ["DATABASE_URL", "REDIS_URL"], output
 
     for name in ("apple", "pear"):
         assert requests.post(f"{served.url}/items?name={name}", timeout=30).status_code == 201
@@ -82,33 +84,56 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
     served.wait_for(r"app\[worker\.1\]: worker: processed hello", timeout=60)
     assert served.get("/results").json() == ["HELLO"]
 
-    count = "from app import Item, app\nwith app.app_context(): print('items:', Item.query.count())"
+    # an add-on made while the app runs on the cluster goes there (DOCKER_HOST left as is)
+    created = command(swarm_cluster, "addons:create", "-a", APP, "heroku-redis", "--as", "CACHE",
+                      docker_host=False)  # fmt: skip
+    assert "as CACHE_URL" in created
+    served.wait_for(r"app\[api\]: Deployed v5", timeout=120)
+    servers = addon_services(swarm_cluster)
+    assert "CACHE_URL" in served_as(served.output, servers), servers
+
+    script = (
+        "import os, redis\nfrom app import Item, app\n"
+        "with app.app_context(): print('items:', Item.query.count())\n"
+        "print('cache:', redis.from_url(os.environ['CACHE_URL'], ssl_cert_reqs=None).ping())"
+    )
     mark = served.mark()
-    command(swarm_cluster, "run:detached", "-a", APP, shlex.join(["python", "-c", count]))
+    command(swarm_cluster, "run:detached", "-a", APP, shlex.join(["python", "-c", script]))
     served.wait_for(r"app\[run\.\d+\]: items: 2$", timeout=120, after=mark)
+    served.wait_for(r"app\[run\.\d+\]: cache: True$", timeout=60, after=mark)
     served.wait_for(r"heroku\[run\.\d+\]: Process exited with status 0", timeout=60, after=mark)
 
     assert served.stop() == 0
     assert left_on_nodes(swarm_cluster) == []
     kept = addon_volumes(swarm_cluster)  # the data stays on the nodes, as on one engine
-    assert sorted(kept) == [f"dynosim-{APP}-{n}" for n in addon_names(swarm_cluster)], kept
+    assert kept == {f"dynosim-{APP}-{name}": node for name, node in servers.items()}, kept
 
-    for var in ("DATABASE_URL", "REDIS_URL"):
+    for var in ("DATABASE_URL", "REDIS_URL", "CACHE_URL"):
         command(swarm_cluster, "addons:destroy", "-a", APP, var, "--confirm", APP)
     assert addon_volumes(swarm_cluster) == {}  # and addons:destroy removes it on its node
     assert left_on_nodes(swarm_cluster) == []
 
 
 def addon_services(swarm_cluster) -> dict[str, str]:
-    """The app's add-on services: kind (postgresql, redis) -> the node of its task."""
+    """The app's add-on services: name -> the node of its running task."""
     found = {}
     with swarm_cluster.client() as manager:
         labelled = {"label": ["dynosim=addon", f"dynosim.app={APP}"]}
         for service in manager.services.list(filters=labelled):
             nodes = {t["NodeID"] for t in service.tasks() if t["Status"]["State"] == "running"}
             names = [manager.nodes.get(n).attrs["Description"]["Hostname"] for n in nodes]
-            found[service.name.split("-")[0]] = ",".join(names)
+            found[service.name] = ",".join(names)
     return found
+
+
+def served_as(output: str, servers: dict[str, str]) -> list[str]:
+    """The config vars `up` says its add-on servers serve as, each on the node it runs on."""
+    return [
+        match[1]
+        for name, node in servers.items()
+        for match in re.finditer(rf"heroku\[{name}\]: heroku-\S+ serving as (\S+) on {node}$",
+                                 output, re.MULTILINE)
+    ]  # fmt: skip
 
 
 def addon_volumes(swarm_cluster) -> dict[str, str]:
@@ -119,12 +144,6 @@ def addon_volumes(swarm_cluster) -> dict[str, str]:
             for volume in node.volumes.list(filters={"name": f"dynosim-{APP}-"}):
                 found[volume.name] = f"node{number}"
     return found
-
-
-def addon_names(swarm_cluster) -> list[str]:
-    """The app's add-ons, as `dynosim addons` lists them."""
-    rows = command(swarm_cluster, "addons", "-a", APP).splitlines()[1:]
-    return sorted(row.split()[0] for row in rows)
 
 
 def left_on_nodes(swarm_cluster) -> list[str]:
