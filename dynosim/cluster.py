@@ -134,17 +134,21 @@ def export_line(cluster: Cluster) -> str:
 
 
 def dockerd_command(gid: int, subnet: str) -> list[str]:
-    """A node's engine: its own socket as usual, and one in API_DIR (mounted out to the host)
-    that the owner's group may use; the folder around it is the owner's only. The storage
-    driver is dockerd's choice (overlay2 on the node's volume where the host allows it). It
-    pulls from the cluster's registry, on the cluster network's `subnet`, over plain HTTP."""
-    return [
+    """A node's command: the lockdown rules, then its engine, at every start of the node (a
+    restarted node's network namespace is new). The engine listens on its own socket as
+    usual and on one in API_DIR (mounted out to the host) that the owner's group may use; the
+    folder around it is the owner's only. The storage driver is dockerd's choice (overlay2 on
+    the node's volume where the host allows it). It pulls from the cluster's registry, on the
+    cluster network's `subnet`, over plain HTTP."""
+    engine = [
         "dockerd",
         "--host=unix:///var/run/docker.sock",
         f"--host=unix://{docker_cluster.API_DIR}/docker.sock",
         f"--group={gid}",
         f"--insecure-registry={subnet}",
     ]
+    rules = [shlex.join(rule) for rule in docker_cluster.lockdown_rules(subnet)]
+    return ["sh", "-c", " && ".join([*rules, f"exec {shlex.join(engine)}"])]
 
 
 def current() -> Cluster | None:
@@ -239,7 +243,6 @@ def _start(made: Cluster, progress: Progress) -> None:
         docker_cluster.start_node(node, IMAGE, made.network, made.id, command)
     for node in made.nodes:
         docker_cluster.wait_for_engine(node, ENGINE_TIMEOUT)
-        docker_cluster.lock_down(node, subnet)
     manager, *workers = made.nodes
     progress(f"Forming the Swarm: {manager.hostname} manager, {len(workers)} workers")
     docker_cluster.form_swarm(manager, workers, made.network)

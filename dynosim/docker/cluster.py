@@ -202,20 +202,6 @@ def lockdown_rules(subnet: str) -> list[list[str]]:
 
 
 @client.engine_errors
-def lock_down(node: Node, subnet: str) -> None:
-    """Apply :func:`lockdown_rules` inside the node (its container has NET_ADMIN); EngineError
-    naming the rule the node refused."""
-    api = host(node.engine).api
-    for rule in lockdown_rules(subnet):
-        run = api.exec_create(node.container, rule)
-        output = api.exec_start(run["Id"]).decode(errors="replace").strip()
-        if api.exec_inspect(run["Id"])["ExitCode"] != 0:
-            raise EngineError(
-                f"cluster node {node.hostname}: {' '.join(rule)} failed: {one_line(output)[:200]}"
-            )
-
-
-@client.engine_errors
 def form_swarm(manager: Node, workers: list[Node], network: str) -> None:
     """`swarm init` on the manager, advertising its cluster address, with a short heartbeat;
     every worker joins it."""

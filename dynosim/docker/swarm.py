@@ -204,7 +204,7 @@ class SwarmEngine:
 
     @client.engine_errors
     def events(self, app: str) -> TaskEvents:
-        return TaskEvents(self.api, _app_labels(app), self.tasks.hostname)
+        return TaskEvents(self.api, _app_labels(app))
 
     async def accepts(self, address: Address) -> bool:
         return await accepts(address)

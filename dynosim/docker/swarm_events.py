@@ -1,7 +1,8 @@
 """One app's dyno deaths on a Swarm, as the protocol's Events: the manager's API has no task
-events, so the app's tasks are listed every second (an ended task is a death, once); node
-events come at once, and every running task of a node marked `down` is a death then
-(Swarm marks neither them nor reschedules them: restart condition none)."""
+events, so the app's tasks and the nodes are listed every second, and at once when a node's
+state changes. An ended task is a death, once; so is a task still `running` on a node the
+manager marks `down` (Swarm never ends it: with restart condition none it only sets its
+desired state to shutdown, which is why tasks are not filtered by desired state)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..container_engine import Event
@@ -19,22 +20,23 @@ from . import services
 POLL_EVERY = 1.0
 #: The exit code of a dyno lost with its node (Docker's for a container that is gone).
 LOST = 255
-_CLOSED = object()
+#: The states of a task that holds (or is about to hold) a container on its node.
+LIVE = (services.RUNNING, *services.PENDING)
+_CLOSED, _POLL_NOW = object(), object()
 
 
 class TaskEvents:
     """Iterate for Events until `close`; a broken manager connection raises from the
     iteration (the monitor reopens the stream and repairs the formation)."""
 
-    def __init__(self, api: Any, labels: list[str], hostname: Callable[[str], str]) -> None:
-        self.api, self.labels, self.hostname = api, labels, hostname
+    def __init__(self, api: Any, labels: list[str]) -> None:
+        self.api, self.labels = api, labels
         self._queue: queue.Queue[Any] = queue.Queue()
-        self._lock = threading.Lock()
         self._reported: set[str] = set()  # task ids whose end was reported
-        self._services: set[str] = set()
         self._closed = False
-        for _ in self._poll():  # what ended before the stream opened is not news
-            pass
+        # what ended before the stream opened is not news (a task lost with its node still is)
+        self._services, tasks = self._tasks()
+        self._reported.update(t["ID"] for t in tasks if services.ended(t))
         self._nodes = api.events(decode=True, filters={"type": "node"})
         threading.Thread(target=self._watch_nodes, name="swarm-nodes", daemon=True).start()
 
@@ -44,14 +46,12 @@ class TaskEvents:
             try:
                 item = self._queue.get(timeout=max(0.0, next_poll - time.monotonic()))
             except queue.Empty:
-                item = None
+                item = _POLL_NOW
             if item is _CLOSED:
                 return
             if isinstance(item, BaseException):
                 raise item
-            if isinstance(item, Event):
-                yield item
-            if time.monotonic() >= next_poll:
+            if item is _POLL_NOW:
                 next_poll = time.monotonic() + POLL_EVERY
                 yield from self._poll()
 
@@ -61,39 +61,37 @@ class TaskEvents:
         with contextlib.suppress(Exception):
             self._nodes.close()
 
-    def _poll(self) -> Iterator[Event]:
+    def _tasks(self) -> tuple[set[str], list[dict[str, Any]]]:
         found = {s["ID"] for s in self.api.services(filters={"label": self.labels})}
         tasks = self.api.tasks(filters={"service": sorted(found)}) if found else []
-        ended = [t for t in tasks if t.get("ServiceID") in found and services.ended(t)]
-        with self._lock:
-            news = [t for t in ended if t["ID"] not in self._reported]
-            self._reported.update(t["ID"] for t in news)
-            gone, self._services = self._services - found, found
+        return found, [t for t in tasks if t.get("ServiceID") in found]
+
+    def _poll(self) -> Iterator[Event]:
+        found, tasks = self._tasks()
+        down = {
+            n["ID"]: n.get("Description", {}).get("Hostname", n["ID"][:12])
+            for n in self.api.nodes()
+            if n.get("Status", {}).get("State") == "down"
+        }
+        news = [t for t in tasks if t["ID"] not in self._reported]
         for task in news:
-            yield Event(task["ServiceID"], "die", services.exit_code(task))
+            if services.ended(task):
+                yield Event(task["ServiceID"], "die", services.exit_code(task))
+            elif task.get("NodeID") in down and task.get("Status", {}).get("State") in LIVE:
+                yield Event(task["ServiceID"], "die", LOST, f"node {down[task['NodeID']]} down")
+            else:
+                continue
+            self._reported.add(task["ID"])
+        gone, self._services = self._services - found, found
         for service_id in gone:
             yield Event(service_id, "destroy")
 
     def _watch_nodes(self) -> None:
+        """A node's state change makes the next poll come at once."""
         try:
             for raw in self._nodes:
-                attributes = raw.get("Actor", {}).get("Attributes", {})
-                if raw.get("Action") == "update" and attributes.get("state.new") == "down":
-                    self._node_down(raw["Actor"]["ID"])
+                if raw.get("Actor", {}).get("Attributes", {}).get("state.new"):
+                    self._queue.put(_POLL_NOW)
         except Exception as exc:  # the manager went away: the iteration reports it
             if not self._closed:
                 self._queue.put(exc)
-
-    def _node_down(self, node_id: str) -> None:
-        """Every running dyno task on the node is dead now."""
-        name = self.hostname(node_id)
-        tasks = self.api.tasks(filters={"node": node_id, "desired-state": "running"})
-        with self._lock:
-            lost = [
-                t
-                for t in tasks
-                if t.get("ServiceID") in self._services and t["ID"] not in self._reported
-            ]
-            self._reported.update(t["ID"] for t in lost)
-        for task in lost:
-            self._queue.put(Event(task["ServiceID"], "die", LOST, f"node {name} down"))

@@ -81,12 +81,6 @@ class Tasks:
             )
         return self._placed[node_id]
 
-    def hostname(self, node_id: str) -> str:
-        try:
-            return self.where(node_id).hostname
-        except docker.errors.DockerException:
-            return node_id[:12]
-
     def node_container(self, container: Service) -> Container | None:
         task = self.current(container)
         if task is None or not has_container(task) or not task.get("NodeID"):

@@ -251,8 +251,9 @@ class Fleet:
         self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
         self.crashed(tracked, exit_code=None)
 
-    def crashed(self, tracked: Tracked, exit_code: int | None) -> None:
-        """Log the exit; a formation dyno restarts on Heroku's cool-off, a one-off completes."""
+    def crashed(self, tracked: Tracked, exit_code: int | None, lost: bool = False) -> None:
+        """Log the exit; a formation dyno restarts on Heroku's cool-off, a one-off completes.
+        A dyno `lost` with its node did not crash: like a restart, it starts again at once."""
         if exit_code is not None:
             self.hub.heroku(tracked.name, f"Process exited with status {exit_code}")
         self.routes.remove(tracked)
@@ -266,7 +267,7 @@ class Fleet:
         stable = tracked.state == DynoState.UP and (
             self.schedule.now() - tracked.started >= backoff.STABLE
         )
-        tracked.crashes = 1 if stable else tracked.crashes + 1
+        tracked.crashes = 1 if stable or lost else tracked.crashes + 1
         # the restart is scheduled first, so that the router holds requests for it
         tracked.restart = asyncio.ensure_future(self._restart_later(tracked, container))
         self.set_state(tracked, DynoState.CRASHED)

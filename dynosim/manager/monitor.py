@@ -81,7 +81,7 @@ class Monitor:
             fleet.hub.heroku(tracked.name, "Stopping process with SIGKILL")
         if why:
             fleet.hub.heroku(tracked.name, f"Dyno lost: {why}")
-        fleet.crashed(tracked, exit_code=exit_code)
+        fleet.crashed(tracked, exit_code=exit_code, lost=bool(why))
 
     # engine events
     def _watch_events(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,17 +1,19 @@
 """`dynosim up --engine swarm` on the session's real 3-node Swarm (`swarm_cluster`): web dynos
 as services spread over the nodes, served through the router on 127.0.0.1, `ps` saying where
-each runs, one dyno restarted alone, one dyno's crash back-off, and Ctrl-C leaving nothing on
-any node."""
+each runs, one dyno restarted alone, one dyno's crash back-off, a lost node's dynos taken out
+of the router and started elsewhere, and Ctrl-C leaving nothing on any node."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import re
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_app, dynosim
+from conftest import ROOT, Load, copy_app, dynosim
 
 APP = "swarmapp"
 UP_LINE = r"heroku\[web\.{}\]: State changed from starting to up"
@@ -122,6 +124,57 @@ def test_one_dynos_crashes_follow_herokus_back_off_while_the_others_serve(
     assert served_by(served, {"web.2", "web.3"}) == {"web.2", "web.3"}
     assert served.stop() == 0
     _until_clean(swarm_cluster)
+
+
+def test_a_lost_nodes_dynos_leave_the_router_at_once_and_start_on_the_other_nodes(
+    swarm_cluster, swarm_app, up, docker_client
+):
+    """A worker node's container is killed under load: each of its dynos is reported lost
+    within 2 s of the manager marking the node down, started on the other nodes, and no GET
+    fails but those already sent to it. The node, started again, is locked down as before."""
+    served = up(swarm_app, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served.wait_for(UP_LINE.format(1), timeout=600)
+    placed = scale(served, swarm_cluster, 3)
+    lost = next(n for n in ("node3", "node2") if n in placed.values())
+    moved = sorted(d for d, n in placed.items() if n == lost)
+    cluster_id = json.loads((swarm_cluster.home / "cluster" / "cluster.json").read_text())["id"]
+    (node,) = docker_client.containers.list(filters={"name": f"{cluster_id}-{lost}"})
+    load = Load(served.url + "/")
+    mark = served.mark()
+    try:
+        node.kill()
+        down = _until_state(swarm_cluster, lost, "down")
+        for dyno in moved:
+            line = rf"heroku\[{re.escape(dyno)}\]: Dyno lost: node {lost} down"
+            reported = served.wait_for(line, timeout=30, after=mark).string
+            at = dt.datetime.fromisoformat(reported.split()[0]).timestamp()
+            assert at - down < 2.0, (at - down, reported)
+        for dyno in moved:
+            served.wait_for(UP_LINE.format(dyno.split(".")[1]), timeout=120, after=mark)
+        load.stop(at_least=load.sent + 20)
+    finally:
+        node.start()
+        _until_state(swarm_cluster, lost, "ready", timeout=120)
+    assert len(load.failures) <= 4, load.failures  # at most the 4 requests in flight
+    after = placement(swarm_cluster)
+    assert set(after) == set(placed) and all(after[d] != lost for d in moved), after
+    rules = node.exec_run(["iptables", "-w", "-t", "mangle", "-S", "DYNOSIM-NODE"])
+    assert rules.exit_code == 0 and b"-j DROP" in rules.output, rules.output
+    assert served.stop() == 0
+    _until_clean(swarm_cluster)  # the restarted node removes its dead tasks' containers
+
+
+def _until_state(swarm_cluster, hostname: str, state: str, timeout: float = 60) -> float:
+    """When (epoch seconds) the manager first lists the node in `state`, polled every 0.2 s."""
+    deadline = time.monotonic() + timeout
+    with swarm_cluster.client() as manager:
+        while time.monotonic() < deadline:
+            for found in manager.nodes.list():
+                named, now = found.attrs["Description"]["Hostname"], found.attrs["Status"]["State"]
+                if named == hostname and now == state:
+                    return time.time()
+            time.sleep(0.2)
+    raise AssertionError(f"{hostname} never {state}")
 
 
 def _kill(swarm_cluster, dyno: str) -> None:

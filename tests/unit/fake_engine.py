@@ -111,10 +111,11 @@ class FakeEngine:
                 key=lambda c: (c.spec.process_type, c.spec.index),
             )
 
-    def die(self, container: FakeContainer, code: int, oom: bool = False) -> None:
-        """The dyno's process exits on its own (a crash; `oom`: the kernel killed it)."""
+    def die(self, container: FakeContainer, code: int, oom: bool = False, why: str = "") -> None:
+        """The dyno's process exits on its own (a crash; `oom`: the kernel killed it; `why`:
+        it was lost, e.g. with its node)."""
         self._exit(container, code, oom)
-        self._publish(Event(container.id, "die", code))
+        self._publish(Event(container.id, "die", code, why))
 
     def restart_engine(self) -> None:
         """dockerd restarts: every container stops, the event streams break."""

@@ -3,6 +3,7 @@ before anything is made. The real cluster: tests/integration/test_swarm_cluster.
 
 import json
 import os
+import shlex
 
 import pytest
 from click.testing import CliRunner
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 from dynosim import cluster
 from dynosim.cli import main
 from dynosim.docker import client as docker_client
+from dynosim.docker import cluster as docker_cluster
 from dynosim.errors import UsageError
 
 
@@ -49,14 +51,15 @@ def test_names_carry_the_cluster_id_and_the_manager_socket_is_the_docker_host():
     )
 
 
-def test_each_node_engine_listens_on_its_own_socket_and_the_owner_folder_socket():
-    assert cluster.dockerd_command(1000, "172.30.0.0/16") == [
-        "dockerd",
-        "--host=unix:///var/run/docker.sock",
-        "--host=unix:///dynosim-api/docker.sock",
-        "--group=1000",
-        "--insecure-registry=172.30.0.0/16",  # the cluster's registry, on its network only
-    ]
+def test_each_node_locks_down_then_runs_an_engine_on_its_socket_and_the_owner_folder_socket():
+    shell, flag, script = cluster.dockerd_command(1000, "172.30.0.0/16")
+    *rules, engine = script.split(" && ")
+    assert (shell, flag) == ("sh", "-c")
+    assert rules == [shlex.join(r) for r in docker_cluster.lockdown_rules("172.30.0.0/16")]
+    assert engine == (  # exec: the engine gets the node's SIGTERM
+        "exec dockerd --host=unix:///var/run/docker.sock --host=unix:///dynosim-api/docker.sock"
+        " --group=1000 --insecure-registry=172.30.0.0/16"  # the cluster's registry, its network
+    )
 
 
 @pytest.mark.parametrize("size", [0, 10])

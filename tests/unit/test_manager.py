@@ -138,9 +138,9 @@ class Harness:
     async def up(self, *dynos: str) -> None:
         await self.until(lambda: all(self.state(d) == "up" for d in dynos), " and ".join(dynos))
 
-    def crash(self, process_type: str, code: int = 1, oom: bool = False) -> None:
-        """The first running dyno of the type exits on its own."""
-        self.engine.die(self.engine.live(process_type)[0], code, oom)
+    def crash(self, process_type: str, code: int = 1, oom: bool = False, why: str = "") -> None:
+        """The first running dyno of the type exits on its own (or is lost: `why`)."""
+        self.engine.die(self.engine.live(process_type)[0], code, oom, why)
 
     def state(self, dyno: str) -> str:
         tracked = self.manager.dynos.get(dyno)
@@ -243,6 +243,24 @@ def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
         await h.up("worker.1")
         h.schedule.advance(backoff.STABLE)
         h.crash("worker")
+        await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
+        assert not any("times in a row" in m for m in h.messages("worker.1"))
+        await h.manager.shutdown()
+
+    run(test)
+
+
+def test_a_dyno_lost_with_its_node_is_logged_and_restarts_at_once_even_after_a_crash(harness):
+    h = harness(formation=dict(web=0, worker=1))
+
+    async def test():
+        await h.start()
+        await h.up("worker.1")
+        h.crash("worker")
+        await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
+        await h.up("worker.1")
+        h.crash("worker", code=255, why="node node3 down")
+        await h.logged("worker.1", "Dyno lost: node node3 down")
         await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
         assert not any("times in a row" in m for m in h.messages("worker.1"))
         await h.manager.shutdown()

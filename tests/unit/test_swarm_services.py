@@ -126,8 +126,9 @@ def test_the_published_port_and_a_nodes_address():
 class Manager:
     """The manager API calls task events make, over lists a test edits."""
 
-    def __init__(self, listed_services, listed_tasks):
+    def __init__(self, listed_services, listed_tasks, listed_nodes=()):
         self.listed_services, self.listed_tasks = listed_services, listed_tasks
+        self.listed_nodes = list(listed_nodes)
 
     def services(self, filters):
         return self.listed_services
@@ -135,14 +136,16 @@ class Manager:
     def tasks(self, filters):
         return self.listed_tasks
 
+    def nodes(self):
+        return self.listed_nodes
+
     def events(self, decode, filters):
         return iter(())
 
 
 def test_task_events_report_an_ended_task_once_and_a_removed_service():
     manager = Manager([{"ID": "s1"}], [task("running", index=1)])
-    api = manager
-    events = TaskEvents(api, ["dynosim.app=shop"], lambda node: "node2")
+    events = TaskEvents(manager, ["dynosim.app=shop"])
     assert list(events._poll()) == []
     manager.listed_tasks = [task("failed", 3, index=1)]
     assert list(events._poll()) == [Event("s1", "die", 3)]
@@ -152,13 +155,31 @@ def test_task_events_report_an_ended_task_once_and_a_removed_service():
     events.close()
 
 
-def test_a_node_down_is_a_death_of_each_of_its_running_dyno_tasks_at_once():
-    tasks = [task("running", index=1), {**task("running", index=2), "ServiceID": "other"}]
-    api = Manager([{"ID": "s1"}], tasks)
-    events = TaskEvents(api, ["dynosim.app=shop"], lambda node: "node3")
-    events._node_down("n3")
-    assert events._queue.get_nowait() == Event("s1", "die", LOST, "node node3 down")
-    assert events._queue.empty()  # another app's task is not this app's dyno
+def test_a_task_still_running_on_a_node_marked_down_is_a_death_once():
+    """Swarm sets such a task's desired state to shutdown and leaves its state `running`."""
+    lost = {**task("running", index=1), "NodeID": "n3", "DesiredState": "shutdown"}
+    elsewhere = {**task("running", index=2), "ID": "t2", "ServiceID": "s2", "NodeID": "n2"}
+    other_app = {**task("running", index=3), "ID": "t3", "ServiceID": "other", "NodeID": "n3"}
+    nodes = [
+        {"ID": "n2", "Status": {"State": "ready"}, "Description": {"Hostname": "node2"}},
+        {"ID": "n3", "Status": {"State": "ready"}, "Description": {"Hostname": "node3"}},
+    ]
+    manager = Manager([{"ID": "s1"}, {"ID": "s2"}], [lost, elsewhere, other_app], nodes)
+    events = TaskEvents(manager, ["dynosim.app=shop"])
+    assert list(events._poll()) == []
+    nodes[1]["Status"]["State"] = "down"
+    assert list(events._poll()) == [Event("s1", "die", LOST, "node node3 down")]
+    assert list(events._poll()) == []  # once, and not when it ends after the node is back
+    lost["Status"] = {"State": "shutdown"}
+    assert list(events._poll()) == []
+    events.close()
+
+
+def test_a_task_lost_before_the_stream_opened_is_still_reported():
+    lost = {**task("running", index=1), "NodeID": "n3"}
+    nodes = [{"ID": "n3", "Status": {"State": "down"}, "Description": {"Hostname": "node3"}}]
+    events = TaskEvents(Manager([{"ID": "s1"}], [lost], nodes), ["dynosim.app=shop"])
+    assert list(events._poll()) == [Event("s1", "die", LOST, "node node3 down")]
     events.close()
 
 
