@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from . import names, releases, stack
 from .container_engine import Container
@@ -165,9 +166,15 @@ def addons_dir() -> Path:
 
 
 def create(
-    store: Store, app: str, spec: str, attach_as: str | None, progress: Progress
+    store: Store,
+    app: str,
+    spec: str,
+    attach_as: str | None,
+    progress: Progress,
+    servers: Servers | None = None,
 ) -> tuple[Addon, Release]:
-    """Provision a server, wait until it serves, attach it as a config var (a new release)."""
+    """Provision a server (on `servers`, default this engine), wait until it serves, attach it
+    as a config var (a new release)."""
     if plan_of(spec) == IN_DYNO:
         raise UsageError(
             f"{spec}: in-dyno plans are for Heroku CI test runs only; list it in app.json's"
@@ -177,7 +184,7 @@ def create(
         names.check_attachment(attach_as)  # a bad name fails before anything else
     taken = set(releases.latest(store, app).config)
     created = new_addon(app, spec, config_var(service(spec), taken, attach_as, app))
-    provision(store, created, progress)
+    provision(store, created, progress, servers=servers)
     attachment = created.config_var.removesuffix("_URL")
     release = releases.set_config(
         store,
@@ -203,21 +210,34 @@ def new_addon(app: str, spec: str, var: str) -> Addon:
     return Addon(app, name, chosen.name, plan_of(spec), var, chosen.new_settings(), now)
 
 
-def provision(store: Store, created: Addon, progress: Progress, *, keep: bool = False) -> None:
-    """Make its image (once), start its server until it serves, record it; with `keep` the
-    server goes on running, else it stops unless an `up` serves the app. A failure removes
-    the server and its volume."""
+def provision(
+    store: Store,
+    created: Addon,
+    progress: Progress,
+    *,
+    keep: bool = False,
+    servers: Servers | None = None,
+) -> None:
+    """Make its image (once), start its server on `servers` (default this engine) until it
+    serves, record it; with `keep` the server goes on running, else it stops unless an `up`
+    serves the app. A failure removes the server and its volume."""
+    where = servers or ONE_ENGINE
     ensure_image(SERVICES[created.service], progress)
     try:
-        if keep:
-            start(created)
-        else:
-            with running(store, created):
-                pass  # the first start creates the database and proves it serves
+        where.start(created, progress)  # the first start creates the database
+        if not keep and not _served(created.app):
+            where.stop(created)
+            where.tidy(created.app)
     except BaseException:
-        _remove(created, volume=True)
+        where.remove(created)
         raise
     store.add_addon(created)
+
+
+def _served(app: str) -> bool:
+    from . import control
+
+    return control.is_running(app)
 
 
 def update_urls(store: Store, app: str) -> list[Release]:
@@ -258,8 +278,9 @@ def config_var(chosen: Service, taken: set[str], attach_as: str | None, app: str
     raise UsageError(f"{app} has too many {chosen.name} add-ons")
 
 
-def destroy(store: Store, app: str, found: Addon) -> Release:
-    """Detach (a release without the config var), then remove the server and its data."""
+def destroy(store: Store, app: str, found: Addon, servers: Servers | None = None) -> Release:
+    """Detach (a release without the config var), then remove the server and its data (on
+    `servers`, default this engine)."""
     base = releases.latest(store, app)
     remaining = {k: v for k, v in base.config.items() if k != found.config_var}
     release = releases.with_config(
@@ -269,7 +290,7 @@ def destroy(store: Store, app: str, found: Addon) -> Release:
         f"Detach {found.config_var.removesuffix('_URL')} (@ref:{found.name})",
         release_phase=False,
     )
-    _remove(found, volume=True)
+    (servers or ONE_ENGINE).remove(found)
     store.remove_addon(app, found.name)
     return release
 
@@ -329,28 +350,53 @@ def _remove(found: Addon, volume: bool) -> None:
         servers.remove_volume(container_name(found))
 
 
-def start_all(found: list[Addon]) -> None:
-    for each in found:
-        start(each)
+class Servers(Protocol):
+    """Where an app's add-on servers run: this engine (`OneEngine`), or the Swarm cluster
+    (`cluster_addons.OnCluster`). The same images, credentials and URLs on both."""
+
+    def start(self, found: Addon, progress: Progress) -> str | None:
+        """Make sure it serves (adopting a running server); the node it runs on, if any."""
+
+    def stop(self, found: Addon) -> None:
+        """Remove the server; its data stays for the next start."""
+
+    def remove(self, found: Addon) -> None:
+        """Remove the server and its data."""
+
+    def tidy(self, app: str) -> None:
+        """Remove the app's network if nothing is on it any more."""
 
 
-def stop_all(found: list[Addon]) -> None:
-    for each in found:
-        stop(each)
+class OneEngine:
+    """Add-on servers as containers on DOCKER_HOST's engine, on the app's bridge network."""
+
+    def start(self, found: Addon, progress: Progress) -> str | None:
+        start(found)
+        return None
+
+    def stop(self, found: Addon) -> None:
+        stop(found)
+
+    def remove(self, found: Addon) -> None:
+        _remove(found, volume=True)
+
+    def tidy(self, app: str) -> None:
+        servers.remove_unused_network(app)
+
+
+ONE_ENGINE = OneEngine()
 
 
 @contextlib.contextmanager
 def running(store: Store, found: Addon) -> Iterator[Container]:
     """The add-on's container, started for the duration when no `up` runs it."""
-    from . import control
-
     started = start(found)
     try:
         container = servers.find(container_name(found))
         assert container is not None
         yield container
     finally:
-        if started and not control.is_running(found.app):
+        if started and not _served(found.app):
             stop(found)
             servers.remove_unused_network(found.app)
 

@@ -34,11 +34,14 @@ class AppAddons:
     ) -> tuple[Addon, Release]:
         """Provision `service` (heroku-postgresql, heroku-redis, optionally `:plan`), wait
         until it serves, and attach it as a config var (DATABASE_URL, or `attach_as`_URL):
-        the add-on and its release."""
-        from . import addons
+        the add-on and its release. Its server runs where DOCKER_HOST points (this engine, or
+        the local Swarm cluster when it names the cluster's manager), or on the cluster while
+        an `up --engine swarm` serves the app."""
+        from . import addons, cluster_addons
 
+        name = self.app.name
         created, release = addons.create(
-            self.app.store, self.app.name, service, attach_as, progress
+            self.app.store, name, service, attach_as, progress, cluster_addons.here(name)
         )
         if roll_out:
             self._roll_out(release)
@@ -70,10 +73,12 @@ class AppAddons:
 
     def destroy(self, found: Addon, *, roll_out: bool = True) -> Release:
         """Detach the add-on (a release without its config var, rolled out unless `roll_out`
-        is False), then remove its server and its data."""
-        from . import addons
+        is False), then remove its server and its data (where :meth:`create`
+        would run it)."""
+        from . import addons, cluster_addons
 
-        release = addons.destroy(self.app.store, self.app.name, found)
+        name = self.app.name
+        release = addons.destroy(self.app.store, name, found, cluster_addons.here(name))
         if roll_out:
             self._roll_out(release)
         return release

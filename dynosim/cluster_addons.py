@@ -3,17 +3,20 @@ engine (:mod:`dynosim.addons`), run as one-replica services pinned to the node t
 their volume, on the app's overlay under the add-on's name, so that `DATABASE_URL` and
 `REDIS_URL` resolve from dynos on every node. Their images reach the nodes through the
 cluster's registry. The node is a function of the add-on's name and the cluster's size, so
-a server started again lands where its data is."""
+a server started again lands where its data is. `OnCluster` is this behind `addons.Servers`,
+for `up --engine swarm` and for the add-on commands while DOCKER_HOST names the cluster."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import zlib
 from collections.abc import Callable
 
-from . import addons
+from . import addons, cluster
 from .cluster import Cluster
 from .docker import client as docker_client
+from .docker import cluster as docker_cluster
 from .docker import cluster_images, swarm_servers
 from .errors import EngineError
 from .store import Addon
@@ -28,13 +31,77 @@ def node_of(found: Addon, made: Cluster) -> str:
     return workers[zlib.crc32(found.name.encode()) % len(workers)].hostname
 
 
+class OnCluster:
+    """`addons.Servers` on the local cluster `made`."""
+
+    def __init__(self, made: Cluster) -> None:
+        self.made = made
+
+    def start(self, found: Addon, progress: Progress) -> str | None:
+        return start(found, self.made, progress)
+
+    def stop(self, found: Addon) -> None:
+        stop(found, self.made)
+
+    def remove(self, found: Addon) -> None:
+        destroy(found, self.made)
+
+    def tidy(self, app: str) -> None:
+        swarm_servers.remove_unused_overlay(self.made.nodes[0].socket, app)
+
+
+class AlsoOnCluster(OnCluster):
+    """DOCKER_HOST's engine, and for removal the local cluster too (an add-on that ran on it
+    under `up --engine swarm` left its data on a node)."""
+
+    def start(self, found: Addon, progress: Progress) -> str | None:
+        return addons.ONE_ENGINE.start(found, progress)
+
+    def stop(self, found: Addon) -> None:
+        addons.ONE_ENGINE.stop(found)
+
+    def remove(self, found: Addon) -> None:
+        addons.ONE_ENGINE.remove(found)
+        with contextlib.suppress(EngineError):  # a cluster not running: cluster:destroy's
+            destroy(found, self.made)
+
+    def tidy(self, app: str) -> None:
+        addons.ONE_ENGINE.tidy(app)
+
+
+def here(app: str) -> addons.Servers:
+    """Where the add-on commands run `app`'s servers: the local cluster while DOCKER_HOST
+    names its manager (as after `eval "$(dynosim cluster:create N)"`) or the app runs there
+    (an `up --engine swarm` serves it), else DOCKER_HOST's engine (and, to remove one, the
+    cluster as well when there is one)."""
+    made = cluster.current()
+    if made is None:
+        return addons.ONE_ENGINE
+    if docker_cluster.local_engine() == made.docker_host or _runs_on(made, app):
+        return OnCluster(made)
+    return AlsoOnCluster(made)
+
+
+def _runs_on(made: Cluster, app: str) -> bool:
+    try:
+        return swarm_servers.has_services(made.nodes[0].socket, app)
+    except EngineError:  # a cluster that is not running runs nothing
+        return False
+
+
 def start(found: Addon, made: Cluster, progress: Progress) -> str:
-    """Make its image (once), publish it, start the server on its node and wait until it
+    """Make its image (once), publish it, start the server on its node (adopting one that
+    runs: a killed `up`'s, or `addons:create`'s while an `up` serves) and wait until it
     serves; the node."""
     chosen = addons.SERVICES[found.service]
     addons.ensure_image(chosen, progress)
     manager = made.nodes[0].socket
     node = node_of(found, made)
+    running = swarm_servers.task(manager, found.name)
+    if running is not None and running.state == "running":
+        _wait_ready(found, made)
+        return node
+    swarm_servers.remove(manager, found.name)  # one that failed or never ran: a new one
     progress(f"Starting {found.name} on {node}")
     labels = {
         docker_client.LABEL: addons.ROLE,

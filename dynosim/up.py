@@ -12,7 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from . import control, listeners
+from . import addons, control, listeners
+from .addons import Servers
 from .clock import Clock
 from .container_engine import ContainerEngine
 from .control_handler import Builder, ControlHandler
@@ -54,10 +55,11 @@ async def serve(
     hub = LogHub()
     hub.subscribe(printer)
     schedule = schedule or Clock(speed=options.time_scale)
+    addon_servers = await asyncio.to_thread(_addon_servers, options, store, app)
     engine = await asyncio.to_thread(_engine, options)
     manager = DynoManager(
         store, app, hub, engine=engine, options=options.manager, schedule=schedule,
-        local_env=options.local_env,
+        local_env=options.local_env, addon_servers=addon_servers,
     )  # fmt: skip
     channel = control.Server(app, ControlHandler(manager, hub, options.dashboard_url, builder))
     sockets = await _listen(options, channel)
@@ -85,8 +87,7 @@ async def serve(
                 await router.close()
         sockets.close()
         await manager.shutdown()
-        if hasattr(engine, "close"):
-            engine.close()
+        _close(engine, options, app)
 
 
 def _engine(options: ServeOptions) -> ContainerEngine:
@@ -96,6 +97,33 @@ def _engine(options: ServeOptions) -> ContainerEngine:
     from . import cluster
 
     return cluster.swarm_engine(cluster.swarm_target(), options.manager.grace)
+
+
+def _close(engine: ContainerEngine, options: ServeOptions, app: str) -> None:
+    """The engine's client; on Swarm, the build's bridge network on the engine it ran on."""
+    if hasattr(engine, "close"):
+        engine.close()
+    if options.engine == "swarm":
+        addons.ONE_ENGINE.tidy(app)
+
+
+def _addon_servers(options: ServeOptions, store: Store, app: str) -> Servers:
+    """Where the app's add-on servers run: beside its dynos (on Swarm, services on the local
+    cluster's workers, on the app's overlay); UsageError for add-ons on a Swarm dynosim did
+    not make (no node access to place and probe them yet)."""
+    if options.engine == "docker":
+        return addons.ONE_ENGINE
+    from . import cluster, cluster_addons
+
+    made = cluster.current()
+    if made is not None and cluster.swarm_target().manager == made.docker_host:
+        return cluster_addons.OnCluster(made)
+    if store.addons(app):
+        raise UsageError(
+            f"--engine swarm: {app}'s add-ons run on a cluster made by dynosim cluster:create"
+            " only (they need its nodes' engines)"
+        )
+    return addons.ONE_ENGINE
 
 
 class _Sockets:

@@ -15,7 +15,7 @@ import docker
 import docker.errors
 import docker.types
 
-from . import client
+from . import client, dynos
 from .cluster import node_client
 from .swarm import ensure_overlay
 
@@ -142,3 +142,19 @@ def remove_volume(node_socket: Path, volume: str, wait: float = 30.0) -> None:
                 if exc.status_code != 409 or time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
+
+
+@client.engine_errors
+def has_services(manager_socket: Path, app: str) -> bool:
+    """Whether the app has services on the cluster (dynos', add-ons'): it runs there."""
+    with node_client(manager_socket) as manager:
+        return bool(manager.api.services(filters={"label": f"{client.LABEL_APP}={app}"}))
+
+
+@client.engine_errors
+def remove_unused_overlay(manager_socket: Path, app: str, wait: float = 30.0) -> None:
+    """Remove the app's overlay unless a service (a dyno's, another add-on's) is on it;
+    retried for `wait` seconds while a removed server's task leaves it."""
+    if not has_services(manager_socket, app):
+        with node_client(manager_socket) as manager:
+            dynos.remove_network(app, wait, manager)

@@ -48,11 +48,15 @@ class DynoManager:
         clock: Clock | None = None,
         schedule: Clock | None = None,
         local_env: dict[str, str] | None = None,
+        addon_servers: addons.Servers | None = None,
     ) -> None:
         """`clock` times boots and stops; `schedule` (fast-forwardable) times crash cool-offs,
         stability, cycling, idling and dyno hours. `local_env` (the app's .env, when asked
-        for) sits under the config vars."""
+        for) sits under the config vars. `addon_servers`: where the app's add-on servers run
+        (default DOCKER_HOST's engine; the cluster's on Swarm)."""
         self.store, self.app, self.hub = store, app, hub
+        self.addon_servers = addon_servers or addons.ONE_ENGINE
+        self._serving: set[str] = set()  # add-ons started (or adopted) by this `up`
         clock = clock or Clock()
         self.fleet = Fleet(
             app, hub, engine, options or ManagerOptions(), clock, schedule or clock,
@@ -85,11 +89,8 @@ class DynoManager:
             self.monitor.start(), self.metrics.start(), self.recorder.start(),
             *self.idling.start(),
         ]  # fmt: skip
-        attached = self.store.addons(self.app)
-        await asyncio.to_thread(addons.start_all, attached)  # before the dynos that use them
+        await self._serve_addons()  # before the dynos that use them
         addons.update_urls(self.store, self.app)  # redis:// from before TLS: rolled out below
-        for addon in attached:
-            self.hub.heroku(addon.name, f"{addon.service} serving as {addon.config_var}")
         async with self._reconciling:
             pending = self.store.pending_releases(self.app)
             await self._reconcile(start=not pending)  # adopt only: the new release comes next
@@ -98,6 +99,17 @@ class DynoManager:
                     await self.rollout.roll_out(release, lambda _: None)
             if pending:
                 await self._reconcile()
+
+    async def _serve_addons(self) -> None:
+        """Start the app's add-on servers this `up` does not serve yet (all at start, one
+        attached since by `addons:create`), each adopted when it runs already."""
+        for addon in self.store.addons(self.app):
+            if addon.name in self._serving:
+                continue
+            where = await asyncio.to_thread(self.addon_servers.start, addon, lambda _: None)
+            self._serving.add(addon.name)
+            on = f" on {where}" if where else ""
+            self.hub.heroku(addon.name, f"{addon.service} serving as {addon.config_var}{on}")
 
     async def reconcile(self) -> None:
         """Compare desired and actual, and act: adopt, start, stop, remove."""
@@ -110,6 +122,7 @@ class DynoManager:
     async def deploy(self, version: int, progress: Progress) -> None:
         """Roll out pending releases up to vN in order; ReleaseError when vN fails."""
         async with self._reconciling:
+            await self._serve_addons()  # one attached since, before the release that uses it
             await self.idling.wake_locked()  # a sleeping app is woken to switch, as a request
             for release in self.store.pending_releases(self.app):
                 if release.version > version:
@@ -202,7 +215,8 @@ class DynoManager:
         await fleet.end_followers()
         self.monitor.close()
         self.recorder.close()  # the minute under way too
-        await asyncio.to_thread(addons.stop_all, self.store.addons(self.app))  # after the dynos
+        for addon in self.store.addons(self.app):  # after the dynos
+            await asyncio.to_thread(self.addon_servers.stop, addon)
         # Engine calls of cancelled restarts may still be finishing in their threads (a
         # removal, a create): sweep the app's containers until the network can go too.
         loop = asyncio.get_running_loop()

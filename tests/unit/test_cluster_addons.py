@@ -4,6 +4,7 @@ cluster: tests/integration/test_swarm_addons.py."""
 from pathlib import Path
 
 from dynosim import addons, cluster, cluster_addons
+from dynosim.docker import swarm_servers
 
 
 def made(size: int) -> cluster.Cluster:
@@ -20,3 +21,18 @@ def test_add_ons_spread_over_the_workers_and_keep_their_node():
 def test_a_cluster_of_one_holds_them_on_its_manager():
     found = addons.new_addon("shop", "heroku-redis", "REDIS_URL")
     assert cluster_addons.node_of(found, made(1)) == "node1"
+
+
+def test_add_on_commands_use_the_cluster_while_docker_host_names_its_manager(monkeypatch):
+    local = made(3)
+    monkeypatch.setattr(cluster, "current", lambda: None)
+    assert cluster_addons.here("shop") is addons.ONE_ENGINE  # no cluster: this engine
+    monkeypatch.setattr(cluster, "current", lambda: local)
+    monkeypatch.setenv("DOCKER_HOST", local.docker_host)
+    on_cluster = cluster_addons.here("shop")
+    assert type(on_cluster) is cluster_addons.OnCluster and on_cluster.made == local
+    monkeypatch.setenv("DOCKER_HOST", local.engine)  # this engine, and removals on both
+    monkeypatch.setattr(swarm_servers, "has_services", lambda socket, app: False)
+    assert type(cluster_addons.here("shop")) is cluster_addons.AlsoOnCluster
+    monkeypatch.setattr(swarm_servers, "has_services", lambda socket, app: app == "shop")
+    assert type(cluster_addons.here("shop")) is cluster_addons.OnCluster  # it runs there

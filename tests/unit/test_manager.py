@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine, Program
 
-from dynosim import backoff, dynohours, features, labs
+from dynosim import addons, backoff, dynohours, features, labs
 from dynosim.clock import Clock
 from dynosim.container_engine import DynoSpec, Usage
 from dynosim.errors import ReleaseError
@@ -73,6 +73,7 @@ class Harness:
         self.router = FakeRouter()
         self.schedule = Clock()  # cool-offs, cycling, idling, hours: advanced by the tests
         self.options = ManagerOptions(**{"grace": 5.0, **options})
+        self.addon_servers: addons.Servers | None = None
         self.manager = self.new_manager()
 
     def new_manager(self) -> DynoManager:
@@ -84,6 +85,7 @@ class Harness:
             clock=Clock(speed=1000),  # boots and stops: 60 s of boot timeout is 60 ms
             schedule=self.schedule,
             options=self.options,
+            addon_servers=self.addon_servers,
         )
 
     async def start(self) -> None:
@@ -436,6 +438,52 @@ def test_without_preboot_a_new_web_dyno_that_fails_fails_the_release_and_the_old
         assert [(c.name, c.release) for c in h.engine.live("web")] == [("web.1", 1)]
         assert h.router.statuses[-1] == WebStatus.UP
         await h.manager.shutdown()
+
+    run(test)
+
+
+class FakeAddonServers:
+    """Where add-on servers run, as the manager calls it: what it was asked, in order, beside
+    the engine's calls."""
+
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine, self.calls = engine, []
+
+    def start(self, found, progress) -> str | None:
+        self.calls.append(("start", found.name, len(self.engine.live())))
+        return "node2"
+
+    def stop(self, found) -> None:
+        self.calls.append(("stop", found.name, len(self.engine.live())))
+
+    def remove(self, found) -> None:
+        self.calls.append(("remove", found.name, len(self.engine.live())))
+
+    def tidy(self, app: str) -> None:
+        self.calls.append(("tidy", app, len(self.engine.live())))
+
+
+def test_add_on_servers_start_before_the_dynos_and_stop_after_where_up_runs_them(harness):
+    h = harness(formation=dict(web=1, worker=0))
+    servers = h.addon_servers = FakeAddonServers(h.engine)
+    h.manager = h.new_manager()
+    database = addons.new_addon(APP, "heroku-postgresql", "DATABASE_URL")
+    h.store.add_addon(database)
+    cache = addons.new_addon(APP, "heroku-redis", "REDIS_URL")
+
+    async def test():
+        await h.start()
+        await h.up("web.1")
+        assert servers.calls == [("start", database.name, 0)]  # before any dyno
+        assert h.lines(database.name) == [
+            f"heroku[{database.name}]: heroku-postgresql serving as DATABASE_URL on node2"
+        ]
+        h.store.add_addon(cache)  # addons:create while `up` runs: started before its release
+        h.release(pending=True)
+        await h.manager.deploy(2, lambda _: None)
+        assert servers.calls[1:] == [("start", cache.name, 1)]
+        await h.manager.shutdown()
+        assert servers.calls[2:] == [("stop", database.name, 0), ("stop", cache.name, 0)]
 
     run(test)
 

@@ -1,0 +1,165 @@
+"""A Heroku-shaped app with add-ons on the session's real 3-node Swarm (`swarm_cluster`): the
+Flask-SQLAlchemy shop on Postgres with its Redis worker and a `release:` migration.
+`addons:create` with DOCKER_HOST on the cluster provisions the servers there; `up --engine
+swarm` runs them as services on the workers, runs the release phase on the cluster, serves
+data written through Postgres, has the worker consume a job from Redis, starts a third add-on
+made while it runs (`addons:create` finds the app on the cluster) before the release that
+attaches it, and runs a `run:detached` one-off whose output reaches the logs; Ctrl-C leaves
+no service, container or network on any node but keeps the add-ons' data, which
+`addons:destroy` removes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import ROOT, copy_app, dynosim
+
+APP = "swarmshop"
+UP = r"heroku\[{}\]: State changed from starting to up"
+
+
+def on_cluster(swarm_cluster) -> dict[str, str]:
+    """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
+    return {"DYNOSIM_HOME": str(swarm_cluster.home), "DOCKER_HOST": swarm_cluster.docker_host}
+
+
+def command(swarm_cluster, *args: str, docker_host: bool = True) -> str:
+    env = {**os.environ, **on_cluster(swarm_cluster)}
+    if not docker_host:  # the engine the cluster runs on, where apps are built
+        env.pop("DOCKER_HOST")
+        if "DOCKER_HOST" in os.environ:
+            env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    done = dynosim(*args, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def shop(swarm_cluster, tmp_path) -> Path:
+    """The shop deployed, its add-ons created on the cluster, then a `release:` migration
+    added (the next build runs it); its add-ons destroyed at the end."""
+    folder = copy_app(ROOT / "tests/integration/apps/pg_redis_app", tmp_path / APP)
+    command(swarm_cluster, "deploy", str(folder), docker_host=False)
+    for service in ("heroku-postgresql", "heroku-redis"):
+        assert "Created " in command(swarm_cluster, "addons:create", "-a", APP, service)
+    with (folder / "Procfile").open("a") as procfile:
+        procfile.write("release: python release.py\n")
+    yield folder
+    for var in ("DATABASE_URL", "REDIS_URL", "CACHE_URL"):  # what the test left
+        dynosim("addons:destroy", "-a", APP, var, "--confirm", APP,
+                env={**os.environ, **on_cluster(swarm_cluster)})  # fmt: skip
+
+
+def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_cluster(
+    swarm_cluster, shop, up
+):
+    assert left_on_nodes(swarm_cluster) == []  # provisioned, then stopped: no `up` yet
+    assert len(addon_volumes(swarm_cluster)) == 2  # their data made on their nodes
+    served = up(shop, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served.wait_for(UP.format(r"web\.1"), timeout=600)
+    served.wait_for(r"app\[worker\.1\]: worker: waiting for jobs", timeout=120)
+    output = served.output
+    phase = re.search(r"heroku\[(release\.\d+)\]: Starting process with command `python", output)
+    assert phase, output  # the release phase, on the cluster, as on one engine
+    for line in (
+        f"app[{phase[1]}]: release: item table ready",
+        f"heroku[{phase[1]}]: Process exited with status 0",
+        "app[api]: Deployed v4",
+    ):
+        assert line in output, output
+    servers = addon_services(swarm_cluster)
+    assert set(servers.values()) <= {"node2", "node3"}, servers  # on the workers
+    assert sorted(served_as(output, servers)) == ["DATABASE_URL", "REDIS_URL"], output
+
+    for name in ("apple", "pear"):
+        assert requests.post(f"{served.url}/items?name={name}", timeout=30).status_code == 201
+    assert served.get("/items").json() == ["apple", "pear"]
+    assert requests.post(f"{served.url}/jobs?value=hello", timeout=30).status_code == 202
+    served.wait_for(r"app\[worker\.1\]: worker: processed hello", timeout=60)
+    assert served.get("/results").json() == ["HELLO"]
+
+    # an add-on made while the app runs on the cluster goes there (DOCKER_HOST left as is)
+    created = command(swarm_cluster, "addons:create", "-a", APP, "heroku-redis", "--as", "CACHE",
+                      docker_host=False)  # fmt: skip
+    assert "as CACHE_URL" in created
+    served.wait_for(r"app\[api\]: Deployed v5", timeout=120)
+    servers = addon_services(swarm_cluster)
+    assert "CACHE_URL" in served_as(served.output, servers), servers
+
+    script = (
+        "import os, redis\nfrom app import Item, app\n"
+        "with app.app_context(): print('items:', Item.query.count())\n"
+        "print('cache:', redis.from_url(os.environ['CACHE_URL'], ssl_cert_reqs=None).ping())"
+    )
+    mark = served.mark()
+    command(swarm_cluster, "run:detached", "-a", APP, shlex.join(["python", "-c", script]))
+    served.wait_for(r"app\[run\.\d+\]: items: 2$", timeout=120, after=mark)
+    served.wait_for(r"app\[run\.\d+\]: cache: True$", timeout=60, after=mark)
+    served.wait_for(r"heroku\[run\.\d+\]: Process exited with status 0", timeout=60, after=mark)
+
+    assert served.stop() == 0
+    assert left_on_nodes(swarm_cluster) == []
+    kept = addon_volumes(swarm_cluster)  # the data stays on the nodes, as on one engine
+    assert kept == {f"dynosim-{APP}-{name}": node for name, node in servers.items()}, kept
+
+    for var in ("DATABASE_URL", "REDIS_URL", "CACHE_URL"):
+        command(swarm_cluster, "addons:destroy", "-a", APP, var, "--confirm", APP)
+    assert addon_volumes(swarm_cluster) == {}  # and addons:destroy removes it on its node
+    assert left_on_nodes(swarm_cluster) == []
+
+
+def addon_services(swarm_cluster) -> dict[str, str]:
+    """The app's add-on services: name -> the node of its running task."""
+    found = {}
+    with swarm_cluster.client() as manager:
+        labelled = {"label": ["dynosim=addon", f"dynosim.app={APP}"]}
+        for service in manager.services.list(filters=labelled):
+            nodes = {t["NodeID"] for t in service.tasks() if t["Status"]["State"] == "running"}
+            names = [manager.nodes.get(n).attrs["Description"]["Hostname"] for n in nodes]
+            found[service.name] = ",".join(names)
+    return found
+
+
+def served_as(output: str, servers: dict[str, str]) -> list[str]:
+    """The config vars `up` says its add-on servers serve as, each on the node it runs on."""
+    return [
+        match[1]
+        for name, node in servers.items()
+        for match in re.finditer(rf"heroku\[{name}\]: heroku-\S+ serving as (\S+) on {node}$",
+                                 output, re.MULTILINE)
+    ]  # fmt: skip
+
+
+def addon_volumes(swarm_cluster) -> dict[str, str]:
+    """The app's add-on volumes on the nodes: name -> node."""
+    found = {}
+    for number, socket in enumerate(swarm_cluster.node_sockets, start=1):
+        with swarm_cluster.client(socket) as node:
+            for volume in node.volumes.list(filters={"name": f"dynosim-{APP}-"}):
+                found[volume.name] = f"node{number}"
+    return found
+
+
+def left_on_nodes(swarm_cluster) -> list[str]:
+    """The app's services (dynos', add-ons'), containers and networks still on any node,
+    waiting up to a minute for Swarm to finish removing them."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = []
+        with swarm_cluster.client() as manager:
+            labelled = {"label": f"dynosim.app={APP}"}
+            found += [s.name for s in manager.services.list(filters=labelled)]
+            found += [s.name for s in manager.services.list() if APP in s.name]
+        for socket in swarm_cluster.node_sockets:
+            with swarm_cluster.client(socket) as node:
+                found += [c.name for c in node.containers.list(all=True, filters=labelled)]
+                found += [n.name for n in node.networks.list() if APP in n.name]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
