@@ -56,7 +56,7 @@ def scale_dynosim(app: str, url: str) -> float:
     seen: set[str] = set()
 
     def all_answer() -> bool:
-        dynos = control.call(app, {"command": "ps"})["dynos"]
+        dynos = control.ControlClient(app).ps()
         if sum(d["type"] == "web" and d["state"] == "up" for d in dynos) < DYNOS:
             return False
         seen.update(r.json()["dyno"] for r in probe([url] * DYNOS))

@@ -126,12 +126,12 @@ def web_addresses(app: str = APP) -> list[str]:
 
 
 def start_nginx(
-    work: Path, addresses: list[str], issued: certs.Issued
+    work: Path, upstreams: list[str], issued: certs.Issued
 ) -> tuple[subprocess.Popen, str, str]:
-    """nginx in the foreground as a child, round robin over `addresses`: (process, http URL,
-    https URL)."""
+    """nginx in the foreground as a child, round robin over `upstreams` (host:port each):
+    (process, http URL, https URL)."""
     port, tls_port = free_port(), free_port()
-    servers = "\n".join(f"        server {ip}:{PORT};" for ip in addresses)
+    servers = "\n".join(f"        server {upstream};" for upstream in upstreams)
     conf = work / "nginx.conf"
     conf.write_text(
         NGINX_CONF.format(
@@ -323,7 +323,8 @@ def main() -> None:
         direct = f"http://{addresses[0]}:{PORT}/"
         until(lambda: {requests.get(router, timeout=5).json()["dyno"] for _ in range(30)}
               == {f"web.{n}" for n in range(1, DYNOS + 1)})  # fmt: skip
-        nginx, proxy, proxy_tls = start_nginx(work, addresses, certs.issue(APP))
+        upstreams = [f"{ip}:{PORT}" for ip in addresses]
+        nginx, proxy, proxy_tls = start_nginx(work, upstreams, certs.issue(APP))
         legs = {
             "a_router": (router, CONNECTIONS),
             "b_nginx": (proxy, CONNECTIONS),
