@@ -48,6 +48,7 @@ class SwarmEngine:
         self.api = self.swarm.api
         self.tasks = Tasks(self.api, self.nodes)
         self._published: dict[str, str] = {}  # local image -> the reference every node runs
+        self._superseded: set[str] = set()  # tasks a later start replaced (TaskEvents)
         self._images = threading.Lock()
 
     # the app network
@@ -123,6 +124,7 @@ class SwarmEngine:
         """One replica; a service that ran before (a dyno woken from sleep) gets a new task by
         a forced update."""
         container.previous = {t["ID"] for t in self.tasks.of([container.id])}
+        self._superseded.update(container.previous)
         container.started = True
         self._scale(container, 1, force=bool(container.previous))
 
@@ -211,7 +213,7 @@ class SwarmEngine:
 
     @client.engine_errors
     def events(self, app: str) -> TaskEvents:
-        return TaskEvents(self.api, _app_labels(app))
+        return TaskEvents(self.api, _app_labels(app), self._superseded)
 
     async def accepts(self, address: Address) -> bool:
         return await accepts(address)

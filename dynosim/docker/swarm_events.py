@@ -29,8 +29,12 @@ class TaskEvents:
     """Iterate for Events until `close`; a broken manager connection raises from the
     iteration (the monitor reopens the stream and repairs the formation)."""
 
-    def __init__(self, api: Any, labels: list[str]) -> None:
+    def __init__(self, api: Any, labels: list[str], superseded: set[str] | None = None) -> None:
+        """`superseded`: ids of tasks a later start of their service replaced (a dyno woken
+        from sleep), which the engine adds to as it starts them: their end is history, even
+        when it is polled after the new task began."""
         self.api, self.labels = api, labels
+        self.superseded = superseded if superseded is not None else set()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._reported: set[str] = set()  # task ids whose end was reported
         self._closed = False
@@ -73,7 +77,9 @@ class TaskEvents:
             for n in self.api.nodes()
             if n.get("Status", {}).get("State") == "down"
         }
-        news = [t for t in tasks if t["ID"] not in self._reported]
+        news = [
+            t for t in tasks if t["ID"] not in self._reported and t["ID"] not in self.superseded
+        ]
         for task in news:
             if services.ended(task):
                 yield Event(task["ServiceID"], "die", services.exit_code(task))

@@ -1,6 +1,6 @@
 """The formation commands on the session's real 3-node Swarm (`swarm_cluster`) behaving and
 printing as on one engine: R14 and R15 for one dyno (its memory and OOM flag from its node's
-engine), `ps:type`, `ps:stop`, `logs --tail`, `releases:rollback`."""
+engine), `ps:type`, `ps:stop`, `logs --tail`, `releases:rollback`, a wake right after `ps:sleep`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import requests
 from conftest import WEB, dynosim, tiny_app
 from test_dyno_manager import HOG
 from test_swarm_engine import left_on_nodes, on_cluster
+
+from dynosim.docker.swarm_events import POLL_EVERY
 
 APP = "swarmtypes"
 UP = r"heroku\[{}\]: State changed from starting to up"
@@ -91,5 +93,16 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
     labels = web_service(swarm_cluster)["Spec"]["Labels"]
     assert labels["dynosim.release"] == "3"
     assert "Rollback to v1" in command(swarm_cluster, "releases")
+
+    mark = served.mark()
+    command(swarm_cluster, "ps:type", "web=eco")
+    served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
+    mark = served.mark()
+    command(swarm_cluster, "ps:sleep")
+    served.wait_for(r"heroku\[web\.1\]: State changed from up to down", after=mark)
+    woken = requests.get(served.url, timeout=60)  # before the next poll of the tasks
+    assert (woken.status_code, woken.text) == (200, "web.1")
+    time.sleep(2 * POLL_EVERY)  # the stopped task's end, polled after the wake, is no crash
+    assert not any("crashed" in line for line in served.lines[mark:]), served.lines[mark:]
     assert served.stop() == 0
     assert left_on_nodes(swarm_cluster, APP) == []

@@ -155,6 +155,18 @@ def test_task_events_report_an_ended_task_once_and_a_removed_service():
     events.close()
 
 
+def test_the_end_of_a_task_a_later_start_replaced_is_not_a_death():
+    """A dyno stopped for sleep and woken before the next poll: its old task's end is polled
+    after the new task began, for the same service."""
+    manager = Manager([{"ID": "s1"}], [task("running", index=1)])
+    superseded: set[str] = set()
+    events = TaskEvents(manager, ["dynosim.app=shop"], superseded)
+    superseded.add("t1")  # the engine's start of s1 again
+    manager.listed_tasks = [task("shutdown", 0, index=1), {**task("running", index=2)}]
+    assert list(events._poll()) == []
+    events.close()
+
+
 def test_a_task_still_running_on_a_node_marked_down_is_a_death_once():
     """Swarm sets such a task's desired state to shutdown and leaves its state `running`."""
     lost = {**task("running", index=1), "NodeID": "n3", "DesiredState": "shutdown"}
