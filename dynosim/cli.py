@@ -247,8 +247,7 @@ def up_command(
 
 
 def _use_swarm(sleep_mode: str | None) -> None:
-    """`up --engine swarm`: the cluster checked before the build, which runs on the engine
-    the local cluster runs on (its stacks are there), not on the manager node."""
+    """`up --engine swarm`: the cluster checked before the build (`cluster.build_beside`)."""
     from . import cluster
 
     if sleep_mode == "pause":
@@ -256,7 +255,7 @@ def _use_swarm(sleep_mode: str | None) -> None:
             "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
             " sleeping dynos stop"
         )
-    os.environ["DOCKER_HOST"] = cluster.swarm_target().builds_on
+    cluster.build_beside()
 
 
 def _build_for_up(
