@@ -1,7 +1,8 @@
 """`dynosim up --engine swarm` on the session's real 3-node Swarm (`swarm_cluster`), the
 operations around a running app: an interactive `run` attached through its task's node (a
-terminal, piped input and its end, the exit status; refused without node access) and a
-`run:detached` into the log stream; a killed `up` whose services the next `up` adopts without
+terminal, piped input and its end, the exit status; refused without node access), a
+`run:detached` into the log stream, both listed by `ps` with their node and command, and
+`App.run`'s captured output and status; a killed `up` whose services the next `up` adopts without
 restarting them, and a `config:set` under GET and POST load that fails no request."""
 
 from __future__ import annotations

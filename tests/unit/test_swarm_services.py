@@ -83,8 +83,7 @@ def test_a_held_one_off_runs_its_hold_and_its_labels_and_ps_name_the_users_comma
     container = held["TaskTemplate"]["ContainerSpec"]
     assert container["Args"] == ["exec sleep infinity"]
     assert held["Labels"]["dynosim.command"] == container["Labels"]["dynosim.command"]
-    listed = {"Spec": {**held, "TaskTemplate": held["TaskTemplate"]}}
-    assert services.shown_command(listed) == "python manage.py shell"
+    assert services.shown_command({"Spec": held}) == "python manage.py shell"
     # formation dynos carry no command label (`ps` shows the release's); a bare one-off's
     # Args are its command (a service made before the label)
     web = services.service_spec(DynoSpec(RELEASE, "web", 1), "x", LAUNCH, 30.0)
