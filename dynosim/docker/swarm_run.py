@@ -66,8 +66,10 @@ def captured(
         if announce:
             announce(name)
         engine.start(service)
-        task = engine.tasks.until(service, services.ended, math.inf)
-        if task is None or services.exit_code(task) < 0:  # it never ran
+        task = engine.tasks.until(service, running_or_ended, PLACE_TIMEOUT)
+        if (task or {}).get("Status", {}).get("State") == services.RUNNING:  # it was placed
+            task = engine.tasks.until(service, services.ended, math.inf)
+        if task is None or not services.ended(task) or services.exit_code(task) < 0:
             state = (task or {}).get("Status", {})
             why = state.get("Err") or state.get("Message") or "not placed"
             raise EngineError(f"{name} did not run on the cluster: {why}")
