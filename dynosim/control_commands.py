@@ -13,7 +13,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, TypedDict, TypeVar
+from typing import Any, ClassVar, NotRequired, Self, TypedDict, TypeVar
 
 from .errors import UsageError
 from .formation import DEFAULT_SIZE
@@ -175,6 +175,7 @@ class DynoRow(TypedDict):
     command: str
     size: str
     release: int
+    node: NotRequired[str]  # the cluster node it runs on (Swarm)
 
 
 class Reply:

@@ -14,11 +14,12 @@ from typing import Any
 
 from . import control, dynohours, formation
 from .clock import heroku_time as when
-from .container_engine import FORMATION, ONE_OFF, DynoSpec, one_off_index
+from .container_engine import FORMATION, ONE_OFF, Dyno, DynoSpec, one_off_index
 from .control_commands import DynoRow
 from .docker import dynos as docker_dynos
 from .errors import UsageError
 from .formation import Entry
+from .options import ENGINE_SETTING
 from .store import Release, Store
 
 DOCKER_STATES = {"running": "up", "paused": "idle", "created": "starting", "restarting": "starting"}
@@ -32,7 +33,8 @@ def current_release(store: Store, app: str) -> Release:
 
 
 def dynos(store: Store, app: str) -> list[DynoRow]:
-    """The app's dynos: from the running dyno manager, else as Docker sees them."""
+    """The app's dynos: from the running dyno manager, and those it does not track (one-offs
+    from `run`, dynos left by a killed `up`) as the app's engine lists them."""
     try:
         tracked = control.ControlClient(app).ps()
     except control.NotRunning:
@@ -40,28 +42,58 @@ def dynos(store: Store, app: str) -> list[DynoRow]:
     names = {d["name"] for d in tracked}
     release = store.latest_release(app)
     commands = release.process_types if release else {}
-    for container in docker_dynos.containers(
-        app
-    ):  # one-offs from `run`, dynos left by a killed `up`
-        found = docker_dynos.found(container)
-        if found.name in names:
-            continue
-        started = container.attrs["State"].get("StartedAt") or container.attrs["Created"]
-        tracked.append(
-            {
-                "name": found.name,
-                "type": found.type,
-                "role": found.role,
-                "state": DOCKER_STATES.get(found.status, "crashed"),
-                "since": _docker_time(started).isoformat(),
-                "command": commands.get(found.type, "")
-                if found.role == FORMATION
-                else " ".join(container.attrs["Config"]["Cmd"] or []),
-                "size": found.size,
-                "release": found.release,
-            }
-        )
+    listed = _on_swarm(app) if store.setting(app, ENGINE_SETTING, "") == "swarm" else None
+    for row in _on_docker(app) if listed is None else listed:
+        if row["name"] not in names:
+            if row["role"] == FORMATION:
+                row["command"] = commands.get(row["type"], "")
+            tracked.append(row)
     return tracked
+
+
+def _on_docker(app: str) -> list[DynoRow]:
+    """The app's dyno containers on DOCKER_HOST's engine."""
+    rows = []
+    for container in docker_dynos.containers(app):
+        found = docker_dynos.found(container)
+        started = container.attrs["State"].get("StartedAt") or container.attrs["Created"]
+        command = " ".join(container.attrs["Config"]["Cmd"] or [])
+        rows.append(_row(found, started, command))
+    return rows
+
+
+def _on_swarm(app: str) -> list[DynoRow] | None:
+    """The app's dyno services on its Swarm (their node too); None when there is none to ask
+    (the cluster is gone: its dynos went with it)."""
+    from . import cluster
+
+    try:
+        engine = cluster.swarm_engine(cluster.swarm_target())
+    except UsageError:
+        return None
+    try:
+        rows = []
+        for shown in engine.listed(app):
+            row = _row(shown.dyno, shown.since, shown.command)
+            if shown.node:
+                row["node"] = shown.node
+            rows.append(row)
+        return rows
+    finally:
+        engine.close()
+
+
+def _row(found: Dyno, since: str, command: str) -> DynoRow:
+    return {
+        "name": found.name,
+        "type": found.type,
+        "role": found.role,
+        "state": DOCKER_STATES.get(found.status, "crashed"),
+        "since": _docker_time(since).isoformat(),
+        "command": command,
+        "size": found.size,
+        "release": found.release,
+    }
 
 
 def quota_line(store: Store, entries: list[dict[str, Any]]) -> str | None:
@@ -189,17 +221,18 @@ NO_ATTACH = (
 
 def run_on_swarm(
     store: Store, app: str, command: str, env: dict[str, str], size_name: str, *,
-    tty: bool = False, local_env: dict[str, str] | None = None,
+    attach: bool = True, tty: bool = False, local_env: dict[str, str] | None = None,
     announce: Callable[[str], None] | None = None,
-) -> tuple[str, int]:  # fmt: skip
-    """`dynosim run` for an app that runs on a Swarm: a one-off service attached through its
-    node's engine (`docker.swarm_run`), removed afterwards with the app's overlay when it was
-    made for it alone. Its name (run.N) and exit status."""
+) -> tuple[str, int, str | None]:  # fmt: skip
+    """A one-off dyno for an app that runs on a Swarm: with `attach` (`dynosim run`) attached
+    through its node's engine, else its output captured (`App.run`); removed afterwards (see
+    `docker.swarm_run`) with the app's overlay when it was made for it alone. Its name (run.N),
+    exit status and output (None when attached)."""
     from . import cluster
     from .docker import swarm_run
 
     target = cluster.swarm_target()
-    if not target.nodes:
+    if attach and not target.nodes:
         raise UsageError(NO_ATTACH)
     os.environ["DOCKER_HOST"] = target.builds_on  # the release's image is there, as for `up`
     release = current_release(store, app)
@@ -212,12 +245,15 @@ def run_on_swarm(
             release, "run", one_off_index(listed), ONE_OFF, command, size_name, env=env,
             base_env=local_env or {},
         )  # fmt: skip
-        interactive = tty or not sys.stdin.isatty()  # a terminal, or piped input
+        name = f"run.{spec.index}"
         try:
+            if not attach:
+                return name, *swarm_run.captured(engine, spec, announce)
+            interactive = tty or not sys.stdin.isatty()  # a terminal, or piped input
             status = swarm_run.run(
                 engine, spec, tty=tty, interactive=interactive, announce=announce
             )
-            return f"run.{spec.index}", status
+            return name, status, None
         finally:
             if own_network:
                 engine.remove_network(app, wait=10.0)

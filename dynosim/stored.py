@@ -340,12 +340,12 @@ class StoredApp:
 
         size_name = formations.size(size).name
         local_env = self.local_env() if env_file else {}
-        if attach and self.store.setting(self.name, ENGINE_SETTING, "") == "swarm":
-            dyno_name, status = operations.run_on_swarm(
-                self.store, self.name, command, dict(env or {}), size_name, tty=tty,
-                local_env=local_env, announce=announce,
+        if self.store.setting(self.name, ENGINE_SETTING, "") == "swarm":
+            ran = operations.run_on_swarm(
+                self.store, self.name, command, dict(env or {}), size_name, attach=attach,
+                tty=tty, local_env=local_env, announce=announce,
             )  # fmt: skip
-            return RunResult(dyno_name, status, None)
+            return RunResult(*ran)
         one_off = operations.one_off(
             self.store, self.name, command, dict(env or {}), size_name, tty=tty, attach=attach,
             local_env=local_env,

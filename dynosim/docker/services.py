@@ -6,7 +6,7 @@ adapter that makes these calls is `docker.swarm`. Why each choice: docs/architec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..container_engine import FORMATION, PORT, DynoSpec, memory_limit_mb
@@ -28,6 +28,8 @@ from .dynos import (
 PENDING = ("new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting")
 RUNNING = "running"
 ENDED = ("complete", "shutdown", "failed", "rejected", "remove", "orphaned")
+#: A one-off's command as the user gave it (what `ps` shows; its task may run another).
+L_COMMAND = "dynosim.command"
 #: How the dyno's command gets no-new-privileges: services have no security options on API
 #: 1.41, so the command runs under util-linux's setpriv (in every stack image).
 NO_NEW_PRIVS = ["setpriv", "--no-new-privs"]
@@ -75,6 +77,7 @@ def newest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def labels(spec: DynoSpec) -> dict[str, str]:
+    command = {L_COMMAND: spec.command} if spec.role != FORMATION and spec.command else {}
     return {
         client.LABEL: "dyno",
         client.LABEL_APP: spec.release.app,
@@ -83,6 +86,7 @@ def labels(spec: DynoSpec) -> dict[str, str]:
         L_INDEX: str(spec.index),
         L_ROLE: spec.role,
         L_SIZE: size(spec.size).name,
+        **command,
     }
 
 
@@ -101,16 +105,19 @@ def process(spec: DynoSpec, image: ImageConfig) -> dict[str, Any]:
 
 
 def service_spec(
-    spec: DynoSpec, image_ref: str, image: ImageConfig, grace: float
+    spec: DynoSpec, image_ref: str, image: ImageConfig, grace: float, hold: str = ""
 ) -> dict[str, Any]:
-    """The body of `POST /services/create` for one dyno: zero replicas until `start`."""
+    """The body of `POST /services/create` for one dyno: zero replicas until `start`. With
+    `hold`, its task runs that instead of the command (an interactive one-off's, which runs
+    beside it), and its labels still name the command."""
     release, dyno = spec.release, f"{spec.process_type}.{spec.index}"
+    runs = replace(spec, command=hold) if hold else spec
     chosen = size(spec.size)
     env = environment(release, dyno, spec.env, spec.base_env, chosen.name)
     marks = labels(spec)
     container = {
         "Image": image_ref,
-        **process(spec, image),
+        **process(runs, image),
         "Env": [f"{name}={value}" for name, value in env.items()],
         "Labels": marks,
         "Hostname": dyno.replace(".", "-"),
@@ -139,6 +146,19 @@ def service_spec(
         port = {"Protocol": "tcp", "TargetPort": PORT, "PublishMode": "host"}
         body["EndpointSpec"] = {"Mode": "vip", "Ports": [port]}
     return body
+
+
+def since(service: dict[str, Any], task: dict[str, Any] | None) -> str:
+    """Since when the dyno is in its state (`ps`): its task's last change, else the
+    service's creation (Docker's timestamp text)."""
+    return (task or {}).get("Status", {}).get("Timestamp") or service.get("CreatedAt", "")
+
+
+def shown_command(service: dict[str, Any]) -> str:
+    """A one-off's command as `ps` shows it: the user's (not an interactive one's hold)."""
+    spec = service["Spec"]
+    container = spec.get("TaskTemplate", {}).get("ContainerSpec", {})
+    return spec.get("Labels", {}).get(L_COMMAND) or " ".join(container.get("Args") or [])
 
 
 def published_port(task: dict[str, Any]) -> int | None:

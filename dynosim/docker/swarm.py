@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ from .usage import read_usage
 PLACE_TIMEOUT = 60.0
 #: After the stop grace period, how long the task may take to be reported ended.
 STOP_SLACK = 15.0
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A dyno as `ps` shows it from the manager (a one-off `up` does not track, too)."""
+
+    dyno: Dyno
+    since: str  # Docker's timestamp text
+    command: str  # a one-off's, as the user gave it
+    node: str | None  # the hostname of its task's node
 
 
 class SwarmEngine:
@@ -76,11 +87,27 @@ class SwarmEngine:
     # dynos
     @client.engine_errors
     def list(self, app: str) -> list[Dyno]:
+        return [_dyno(service, task) for service, task in self._services(app)]
+
+    @client.engine_errors
+    def listed(self, app: str) -> list[Listed]:
+        """The app's dynos as `ps` shows them: with since when, their command and node."""
+        return [
+            Listed(
+                _dyno(service, task),
+                services.since(service, task),
+                services.shown_command(service),
+                self.tasks.where(task["NodeID"]).hostname if (task or {}).get("NodeID") else None,
+            )
+            for service, task in self._services(app)
+        ]
+
+    def _services(self, app: str) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """The app's dyno services, each with its newest task."""
         found = self.api.services(filters={"label": _app_labels(app)})
         tasks = self.tasks.of([s["ID"] for s in found])
         return [
-            _dyno(s, services.newest([t for t in tasks if t["ServiceID"] == s["ID"]]))
-            for s in found
+            (s, services.newest([t for t in tasks if t["ServiceID"] == s["ID"]])) for s in found
         ]
 
     @client.engine_errors
@@ -90,10 +117,12 @@ class SwarmEngine:
         return Service(found["ID"], found["Spec"]["Name"], started=bool(tasks))
 
     @client.engine_errors
-    def create(self, spec: DynoSpec) -> Service:
+    def create(self, spec: DynoSpec, hold: str = "") -> Service:
+        """The dyno's service (zero replicas); with `hold`, its task runs that instead of the
+        command (`docker.swarm_run`: an interactive one-off)."""
         local = spec.release.image_for(spec.process_type)
         config = _image_config(local, spec.process_type in spec.release.images)
-        body = services.service_spec(spec, self._publish(local), config, self.grace)
+        body = services.service_spec(spec, self._publish(local), config, self.grace, hold)
         for attempt in range(10):
             try:
                 made = self.api.create_service(

@@ -1,14 +1,15 @@
-"""`dynosim run` on a Swarm: an interactive one-off dyno. The manager's API cannot attach to a
-task, so the one-off's service runs a task that holds (it sleeps) and the command runs in that
-task's container through its node's engine (node access), as `docker exec` does it: the
-user's stdin, stdout and TTY, the end of piped input passed on, the command's exit status.
-The service is removed from every node afterwards. Why not the task's own process:
-docs/architecture.md ("Swarm engine")."""
+"""One-off dynos on a Swarm, run to their end. `dynosim run` is interactive: the manager's API
+cannot attach to a task, so the one-off's service runs a task that holds (it sleeps) and the
+command runs in that task's container through its node's engine (node access), as `docker
+exec` does it: the user's stdin, stdout and TTY, the end of piped input passed on, the
+command's exit status. `App.run` without attaching runs the command as the task itself and
+captures its output. The service is removed from every node afterwards. Why not the task's own
+process when attached: docs/architecture.md ("Swarm engine")."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import math
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def run(
 ) -> int:
     """Run `spec`'s command attached to this terminal; its exit status."""
     name = f"{spec.process_type}.{spec.index}"
-    held = engine.create(dataclasses.replace(spec, command=HOLD))
+    held = engine.create(spec, hold=HOLD)
     try:
         engine.start(held)
         socket, container_id = _placed(engine, held, name)
@@ -51,6 +52,43 @@ def run(
         return _exec(socket, container_id, argv, process.get("User"), tty, interactive)
     finally:
         remove(engine, held)
+
+
+@client.engine_errors
+def captured(
+    engine: SwarmEngine, spec: DynoSpec, announce: Callable[[str], None] | None = None
+) -> tuple[int, str]:
+    """Run `spec`'s command as the task itself until it ends: its exit status and output
+    (stdout and stderr, as one engine's container logs give them)."""
+    name = f"{spec.process_type}.{spec.index}"
+    service = engine.create(spec)
+    try:
+        if announce:
+            announce(name)
+        engine.start(service)
+        task = engine.tasks.until(service, running_or_ended, PLACE_TIMEOUT)
+        if (task or {}).get("Status", {}).get("State") == services.RUNNING:  # it was placed
+            task = engine.tasks.until(service, services.ended, math.inf)
+        if task is None or not services.ended(task) or services.exit_code(task) < 0:
+            state = (task or {}).get("Status", {})
+            why = state.get("Err") or state.get("Message") or "not placed"
+            raise EngineError(f"{name} did not run on the cluster: {why}")
+        return services.exit_code(task), _output(engine, service)
+    finally:
+        remove(engine, service)
+
+
+def _output(engine: SwarmEngine, service: Service) -> str:
+    """The ended task's output: from its container on its node, else the manager's `service
+    logs` (a cluster without node access)."""
+    found = engine.tasks.reachable(service)
+    chunks = (
+        found.logs()
+        if found is not None
+        else engine.api.service_logs(service.id, stdout=True, stderr=True)
+    )
+    data = chunks if isinstance(chunks, bytes) else b"".join(chunks)
+    return data.decode(errors="replace")
 
 
 def _placed(engine: SwarmEngine, held: Service, name: str) -> tuple[Path, str]:

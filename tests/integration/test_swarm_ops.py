@@ -1,13 +1,17 @@
 """`dynosim up --engine swarm` on the session's real 3-node Swarm (`swarm_cluster`), the
 operations around a running app: an interactive `run` attached through its task's node (a
-terminal, piped input and its end, the exit status; refused without node access) and a
-`run:detached` into the log stream; a killed `up` whose services the next `up` adopts without
+terminal, piped input and its end, the exit status; refused without node access), a
+`run:detached` into the log stream, both listed by `ps` with their node and command, and
+`App.run`'s captured output and status; a killed `up` whose services the next `up` adopts without
 restarting them, and a `config:set` under GET and POST load that fails no request."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
+import queue
+import re
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +23,12 @@ import pytest
 from conftest import WEB, Load, dynosim, tiny_app
 
 APP = "swarmops"
+#: App.run without attaching, as the pytest plugin's tests call it: (dyno, status, output).
+CAPTURED = f"""import json
+from dynosim import App
+done = App.named({APP!r}).run("echo out $DYNO; echo err >&2; exit 5")
+print(json.dumps([done.dyno, done.status, done.output]))
+"""
 UP_LINE = r"heroku\[web\.{}\]: State changed from starting to up"
 #: Answers GET with its DYNO and FOO, and a POST with its body (201), as the Load expects.
 APP_PY = """import json, os
@@ -88,6 +98,20 @@ def in_terminal(swarm_cluster, line: str) -> tuple[int, str]:
     return done.returncode, b"".join(shown).decode(errors="replace")
 
 
+def announced(process: subprocess.Popen, timeout: float = 180) -> str:
+    """The one-off's name (run.N) once `dynosim run` says it is up."""
+    names: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stderr:
+            if "... up, " in line:
+                names.put(line.split("... up, ")[1].strip())
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    return names.get(timeout=timeout)
+
+
 def one_offs_left(swarm_cluster) -> list[str]:
     """The app's one-off services on the manager and their containers on any node."""
     with swarm_cluster.client() as manager:
@@ -97,6 +121,11 @@ def one_offs_left(swarm_cluster) -> list[str]:
             marks = {"label": [f"dynosim.app={APP}", "dynosim.role=one-off"]}
             found += [c.name for c in node.containers.list(all=True, filters=marks)]
     return found
+
+
+def left_of(swarm_cluster, dyno: str) -> list[str]:
+    """What is left of one one-off (run.N) on the manager or any node."""
+    return [n for n in one_offs_left(swarm_cluster) if f"-{dyno.replace('.', '-')}-" in n]
 
 
 def services(swarm_cluster) -> dict[str, tuple[str, list[str]]]:
@@ -156,9 +185,36 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     assert "on /dev/pts/" in shown, shown
     assert one_offs_left(swarm_cluster) == []
 
-    detached = ok(swarm_cluster, "run:detached", "echo detached on $DYNO")
+    # `ps` lists one-offs as on one engine, with their node: an interactive run's service
+    # (which `up` does not track; its user's command, not its hold) and a detached one
+    held = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", "run", "-a", APP, "-x", "read line; echo got $line"],
+        env={**os.environ, **on_cluster(swarm_cluster)},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    held_name = announced(held)
+    detached = ok(swarm_cluster, "run:detached", "echo detached on $DYNO; sleep 5")
     name = detached.split("up, ")[1].split()[0]
     served.wait_for(rf"app\[{name}\]: detached on {name}", timeout=60)
+    listed = ok(swarm_cluster, "ps")
+    assert "=== run: one-off processes (2)" in listed, listed
+    expected = rf"{held_name} \([^)]+\): up .* on node\d: read line; echo got \$line"
+    assert re.search(expected, listed), listed
+    assert re.search(rf"{name} \([^)]+\): up .* on node\d: echo detached on", listed), listed
+    assert re.search(r"web\.1: up .* on node\d", listed), listed
+    assert held.communicate("hello\n", timeout=60)[0] == "got hello\n"
+    assert held.returncode == 0 and not left_of(swarm_cluster, held_name)
+
+    # App.run without attaching (the pytest plugin's way): output captured, status returned
+    captured = subprocess.run(
+        [sys.executable, "-c", CAPTURED], env={**os.environ, **on_cluster(swarm_cluster)},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert captured.returncode == 0, captured.stderr
+    dyno, status, output = json.loads(captured.stdout)
+    # both streams, as one engine's container logs (their order between streams is not kept)
+    assert (status, sorted(output.splitlines())) == (5, ["err", f"out {dyno}"]), output
+    assert not left_of(swarm_cluster, dyno)
     served.wait_for(rf"heroku\[{name}\]: State changed from up to complete", timeout=60)
     assert served.stop() == 0
     assert left_on_nodes(swarm_cluster) == []

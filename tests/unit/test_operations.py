@@ -115,3 +115,63 @@ def test_unknown_app_is_a_clear_error(deployed):
     result = run("ps:scale", "-a", "nope", "web=1")
     assert result.exit_code == 2
     assert "Couldn't find that app (nope)" in result.output
+
+
+class Swarm:
+    """The Swarm adapter's `ps` view, as `docker.swarm.SwarmEngine.listed` gives it."""
+
+    def __init__(self, *listed):
+        self.shown, self.closed = list(listed), False
+
+    def listed(self, app):
+        return self.shown
+
+    def close(self):
+        self.closed = True
+
+
+def on_swarm(monkeypatch, store, swarm):
+    from dynosim import cluster
+
+    store.set_setting("demo", "engine", "swarm")
+    monkeypatch.setattr(cluster, "swarm_target", lambda: "target")
+    monkeypatch.setattr(cluster, "swarm_engine", lambda target: swarm)
+
+
+def test_ps_of_an_app_on_a_swarm_lists_what_up_does_not_track_from_the_swarm(deployed, monkeypatch):
+    from dynosim.container_engine import Dyno
+    from dynosim.docker.swarm import Listed
+
+    run_dyno = Dyno("demo", "run", 4821, 1, "one-off", "running", "s1", "Basic")
+    web = Dyno("demo", "web", 1, 1, "formation", "running", "s2")
+    swarm = Swarm(
+        Listed(run_dyno, "2026-11-23T19:44:50.123456789Z", "python manage.py shell", "node3"),
+        Listed(web, "2026-11-23T19:40:00Z", "", None),
+    )
+    on_swarm(monkeypatch, deployed, swarm)
+    rows = operations.dynos(deployed, "demo")
+    assert [(r["name"], r["command"], r.get("node")) for r in rows] == [
+        ("run.4821", "python manage.py shell", "node3"),
+        ("web.1", "uwsgi uwsgi.ini", None),  # a formation dyno's command is the release's
+    ]
+    assert operations.format_ps("demo", rows, NOW).splitlines()[:2] == [
+        "=== run: one-off processes (1)",
+        "run.4821 (Basic): up 2026/11/23 19:44:50 +0000 (~ 5s ago) on node3:"
+        " python manage.py shell",
+    ]
+    assert swarm.closed
+
+
+def test_ps_of_an_app_whose_swarm_is_gone_lists_the_local_engines_dynos(deployed, monkeypatch):
+    from dynosim import cluster
+    from dynosim.docker import dynos
+    from dynosim.errors import UsageError
+
+    deployed.set_setting("demo", "engine", "swarm")
+
+    def gone():
+        raise UsageError("--engine swarm: DOCKER_HOST is not a Swarm manager")
+
+    monkeypatch.setattr(cluster, "swarm_target", gone)
+    monkeypatch.setattr(dynos, "containers", lambda app: [])
+    assert operations.dynos(deployed, "demo") == []

@@ -77,6 +77,32 @@ def test_workers_and_one_offs_publish_nothing():
     assert run["Labels"]["dynosim.role"] == ONE_OFF
 
 
+def test_a_held_one_off_runs_its_hold_and_its_labels_and_ps_name_the_users_command():
+    one_off = DynoSpec(RELEASE, "run", 4821, role=ONE_OFF, command="python manage.py shell")
+    held = services.service_spec(one_off, "x", LAUNCH, 30.0, hold="exec sleep infinity")
+    container = held["TaskTemplate"]["ContainerSpec"]
+    assert container["Args"] == ["exec sleep infinity"]
+    assert held["Labels"]["dynosim.command"] == container["Labels"]["dynosim.command"]
+    assert services.shown_command({"Spec": held}) == "python manage.py shell"
+    # formation dynos carry no command label (`ps` shows the release's); a bare one-off's
+    # Args are its command (a service made before the label)
+    web = services.service_spec(DynoSpec(RELEASE, "web", 1), "x", LAUNCH, 30.0)
+    assert "dynosim.command" not in web["Labels"]
+    bare = services.service_spec(one_off, "x", LAUNCH, 30.0)
+    del bare["Labels"]["dynosim.command"]
+    assert services.shown_command({"Spec": bare}) == "python manage.py shell"
+
+
+def test_a_dyno_is_in_its_state_since_its_tasks_last_change_else_its_services_creation():
+    service = {"CreatedAt": "2026-12-06T21:00:00.1Z"}
+    assert services.since(service, None) == "2026-12-06T21:00:00.1Z"
+    running = {
+        **task("running"),
+        "Status": {"State": "running", "Timestamp": "2026-12-06T21:01:02.5Z"},
+    }
+    assert services.since(service, running) == "2026-12-06T21:01:02.5Z"
+
+
 def test_a_heroku_yml_image_runs_its_command_with_sh_or_its_own_cmd_as_non_root():
     own = Release(**{**RELEASE.__dict__, "images": {"web": "sha256:own"}})
     image = services.ImageConfig(["/entry"], ["serve", "--port=5000"], None)
