@@ -247,7 +247,8 @@ def up_command(
 
 
 def _use_swarm(sleep_mode: str | None) -> None:
-    """`up --engine swarm`: the cluster checked before the build (`cluster.build_beside`)."""
+    """`up --engine swarm`: the cluster checked before the build, which runs on the engine
+    the local cluster runs on (its stacks are there), not on the manager node."""
     from . import cluster
 
     if sleep_mode == "pause":
@@ -255,7 +256,7 @@ def _use_swarm(sleep_mode: str | None) -> None:
             "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
             " sleeping dynos stop"
         )
-    cluster.build_beside()
+    os.environ["DOCKER_HOST"] = cluster.swarm_target().builds_on
 
 
 def _build_for_up(

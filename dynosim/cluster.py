@@ -116,7 +116,7 @@ def swarm_target() -> SwarmTarget:
     """The local cluster when DOCKER_HOST names its manager (or the engine it runs on), else
     DOCKER_HOST's engine if it is a Swarm manager; UsageError otherwise."""
     host = docker_cluster.local_engine()
-    made = in_use()
+    made = current()
     if made is not None and host in (made.docker_host, made.engine):
         nodes = {node.hostname: node.socket for node in made.nodes}
         return SwarmTarget(made.docker_host, nodes, made.engine)
@@ -166,46 +166,15 @@ def dockerd_command(gid: int, subnet: str) -> list[str]:
 
 def current() -> Cluster | None:
     """The cluster this state folder made, if any."""
-    return _recorded(folder())
-
-
-#: The engine a cluster's builds run on -> that cluster, once `build_beside` pointed
-#: DOCKER_HOST away from a manager socket that named it.
-_built_beside: dict[str, Cluster] = {}
-
-
-def in_use() -> Cluster | None:
-    """The cluster this state folder made, else the local cluster whose manager socket
-    DOCKER_HOST names, wherever its state folder is (e.g. a user's own cluster, used from a
-    test's private DYNOSIM_HOME)."""
-    made = current()
-    host = docker_cluster.local_engine()
-    if made is not None or host in _built_beside:
-        return made or _built_beside[host]
-    if not host.startswith("unix://"):
-        return None
-    named = Path(host.removeprefix("unix://")).parent.parent  # FOLDER/node1/docker.sock
-    found = _recorded(named) if named.name == folder().name else None
-    return found if found is not None and found.docker_host == host else None
-
-
-def _recorded(at: Path) -> Cluster | None:
     try:
-        recorded = json.loads((at / "cluster.json").read_text())
-        return Cluster(str(recorded["id"]), int(recorded["nodes"]), at, str(recorded["engine"]))
+        recorded = json.loads((folder() / "cluster.json").read_text())
+        return Cluster(
+            str(recorded["id"]), int(recorded["nodes"]), folder(), str(recorded["engine"])
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{at / 'cluster.json'}: unreadable ({exc})") from None
-
-
-def build_beside() -> None:
-    """Builds for `--engine swarm` run on the engine the local cluster runs on (its stacks and
-    build cache are there), not on the manager node: DOCKER_HOST becomes that engine."""
-    target, made = swarm_target(), in_use()
-    if made is not None:
-        _built_beside[made.engine] = made
-    os.environ["DOCKER_HOST"] = target.builds_on
+        raise UsageError(f"{folder() / 'cluster.json'}: unreadable ({exc})") from None
 
 
 def ensure_image(progress: Progress) -> None:

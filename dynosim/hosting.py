@@ -98,7 +98,6 @@ class Host:
         formation: Mapping[str, int | str] | None = None,
         progress: Progress = quiet,
         echo: Callable[[LogLine], None] | None = None,
-        engine: str = "docker",
         **build_options: Any,
     ) -> None:
         """Build (no build when the image exists), scale to `formation` ({"web": 2}; types not
@@ -108,15 +107,10 @@ class Host:
         daily; `idle_timeout` / `sleep_mode` as `StoredApp.idling` takes them; `env_file` gives
         the dynos the folder's .env under the config vars (off, as on Heroku). Log lines are kept
         for :meth:`logs` / :meth:`wait_for_log` (and passed to `echo`); `build_options` go to
-        `StoredApp.build`; `engine`: "docker" or "swarm" (`up --engine swarm`: the Swarm that
-        DOCKER_HOST names, built beside it). ReleaseError (with the log's tail) when the release
-        fails or a web dyno never comes up."""
+        `StoredApp.build`. ReleaseError (with the log's tail) when the release fails or a web dyno
+        never comes up."""
         if self._thread is not None:
             raise UsageError(f"app {self.app.name} is already started")
-        if engine == "swarm":
-            from . import cluster
-
-            cluster.build_beside()
         self.check_can_serve(port)
         local_env = self.app.local_env(env_file)
         self.app.build(progress=progress, local_env=local_env, **build_options)
@@ -129,7 +123,7 @@ class Host:
         )  # fmt: skip
         options = ServeOptions(
             port=port, https_port=0 if https else None, time_scale=time_scale,
-            local_env=local_env, manager=manager, engine=engine,
+            local_env=local_env, manager=manager,
         )  # fmt: skip
         self._thread = thread = _ServeThread(self, echo)  # stop() reaches it from now on
         try:

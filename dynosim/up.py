@@ -115,7 +115,7 @@ def _addon_servers(options: ServeOptions, store: Store, app: str) -> Servers:
         return addons.ONE_ENGINE
     from . import cluster, cluster_addons
 
-    made = cluster.in_use()
+    made = cluster.current()
     if made is not None and cluster.swarm_target().manager == made.docker_host:
         return cluster_addons.OnCluster(made)
     if store.addons(app):

@@ -51,20 +51,6 @@ def test_names_carry_the_cluster_id_and_the_manager_socket_is_the_docker_host():
     )
 
 
-def test_a_cluster_of_another_home_is_in_use_when_docker_host_names_its_manager(
-    tmp_path, monkeypatch
-):
-    """A test's private DYNOSIM_HOME after `eval "$(dynosim cluster:create 3)"` elsewhere."""
-    made = recorded()
-    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "private"))
-    assert cluster.current() is None and cluster.in_use() is None  # DOCKER_HOST names no node
-    monkeypatch.setenv("DOCKER_HOST", made.docker_host)
-    assert cluster.current() is None
-    assert cluster.in_use() == made
-    monkeypatch.setenv("DOCKER_HOST", made.docker_host.replace("node1", "node2"))
-    assert cluster.in_use() is None  # a worker's socket is not the manager's
-
-
 def test_each_node_locks_down_then_runs_an_engine_on_its_socket_and_the_owner_folder_socket():
     shell, flag, script = cluster.dockerd_command(1000, "172.30.0.0/16")
     *rules, engine = script.split(" && ")
