@@ -271,6 +271,17 @@ class SwarmCluster:
         finally:
             engine.close()
 
+    @property
+    def env(self) -> dict[str, str]:
+        """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
+        return {"DYNOSIM_HOME": str(self.home), "DOCKER_HOST": self.docker_host}
+
+    def dynosim(self, app: str, *args: str) -> str:
+        """`dynosim ARGS -a APP` from that terminal: its output, asserting it succeeded."""
+        done = dynosim(*args, "-a", app, env={**os.environ, **self.env})
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
 
 SWARM_NODES = 3
 

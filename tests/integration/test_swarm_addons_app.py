@@ -24,13 +24,8 @@ APP = "swarmshop"
 UP = r"heroku\[{}\]: State changed from starting to up"
 
 
-def on_cluster(swarm_cluster) -> dict[str, str]:
-    """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
-    return {"DYNOSIM_HOME": str(swarm_cluster.home), "DOCKER_HOST": swarm_cluster.docker_host}
-
-
 def command(swarm_cluster, *args: str, docker_host: bool = True) -> str:
-    env = {**os.environ, **on_cluster(swarm_cluster)}
+    env = {**os.environ, **swarm_cluster.env}
     if not docker_host:  # the engine the cluster runs on, where apps are built
         env.pop("DOCKER_HOST")
         if "DOCKER_HOST" in os.environ:
@@ -53,7 +48,7 @@ def shop(swarm_cluster, tmp_path) -> Path:
     yield folder
     for var in ("DATABASE_URL", "REDIS_URL", "CACHE_URL"):  # what the test left
         dynosim("addons:destroy", "-a", APP, var, "--confirm", APP,
-                env={**os.environ, **on_cluster(swarm_cluster)})  # fmt: skip
+                env={**os.environ, **swarm_cluster.env})  # fmt: skip
 
 
 def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_cluster(
@@ -61,7 +56,7 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
 ):
     assert left_on_nodes(swarm_cluster) == []  # provisioned, then stopped: no `up` yet
     assert len(addon_volumes(swarm_cluster)) == 2  # their data made on their nodes
-    served = up(shop, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served = up(shop, "--engine", "swarm", env=swarm_cluster.env)
     served.wait_for(UP.format(r"web\.1"), timeout=600)
     served.wait_for(r"app\[worker\.1\]: worker: waiting for jobs", timeout=120)
     output = served.output

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Load, copy_app, dynosim
+from conftest import ROOT, Load, copy_app
 
 APP = "swarmapp"
 UP_LINE = r"heroku\[web\.{}\]: State changed from starting to up"
@@ -26,20 +25,9 @@ def swarm_app(tmp_path_factory) -> Path:
     return copy_app(ROOT / "tests/integration/apps/uv_app", tmp_path_factory.mktemp("s") / APP)
 
 
-def on_cluster(swarm_cluster) -> dict[str, str]:
-    """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
-    return {"DYNOSIM_HOME": str(swarm_cluster.home), "DOCKER_HOST": swarm_cluster.docker_host}
-
-
-def command(swarm_cluster, *args: str) -> str:
-    done = dynosim(*args, "-a", APP, env={**os.environ, **on_cluster(swarm_cluster)})
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def placement(swarm_cluster) -> dict[str, str]:
     """Dyno -> node, as `ps` shows it."""
-    lines = command(swarm_cluster, "ps").splitlines()
+    lines = swarm_cluster.dynosim(APP, "ps").splitlines()
     return dict(m.groups() for line in lines if (m := NODE_OF.match(line)))
 
 
@@ -58,7 +46,7 @@ def served_by(served, dynos: set[str], attempts: int = 400) -> set[str]:
 def scale(served, swarm_cluster, count: int, timeout: float = 120) -> dict[str, str]:
     """`ps:scale web=COUNT`, then until `ps` shows exactly web.1 to web.COUNT up: where each
     runs."""
-    command(swarm_cluster, "ps:scale", f"web={count}")
+    swarm_cluster.dynosim(APP, "ps:scale", f"web={count}")
     wanted = {f"web.{n}" for n in range(1, count + 1)}
     deadline = time.monotonic() + timeout
     while set(placed := placement(swarm_cluster)) != wanted:
@@ -83,13 +71,13 @@ def left_on_nodes(swarm_cluster, app: str = APP) -> list[str]:
 def test_web_dynos_spread_over_the_nodes_serve_restart_alone_and_ctrl_c_cleans_every_node(
     swarm_cluster, swarm_app, up
 ):
-    served = up(swarm_app, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served = up(swarm_app, "--engine", "swarm", env=swarm_cluster.env)
     served.wait_for(UP_LINE.format(1), timeout=600)
     assert set(scale(served, swarm_cluster, 2)) == {"web.1", "web.2"}  # each `on nodeN`
     assert served_by(served, {"web.1", "web.2"}) == {"web.1", "web.2"}
 
     mark = served.mark()
-    command(swarm_cluster, "ps:restart", "web.2")
+    swarm_cluster.dynosim(APP, "ps:restart", "web.2")
     served.wait_for(UP_LINE.format(2), timeout=120, after=mark)
     restarted = served.lines[mark:]
     assert any("heroku[web.2]: Restarting" in line for line in restarted)
@@ -110,7 +98,7 @@ def test_one_dynos_crashes_follow_herokus_back_off_while_the_others_serve(
     """A crash restarts at once, the second in a row waits its cool-off (dynosim's schedule,
     not Swarm's restart policy), the other dynos serving throughout; through the Python
     router (the other tests get HAProxy, the default where it is installed)."""
-    served = up(swarm_app, "--engine", "swarm", "--router", "python", env=on_cluster(swarm_cluster))
+    served = up(swarm_app, "--engine", "swarm", "--router", "python", env=swarm_cluster.env)
     served.wait_for(UP_LINE.format(1), timeout=600)
     assert "(router: python)" in served.output
     scale(served, swarm_cluster, 3)
@@ -134,7 +122,7 @@ def test_a_lost_nodes_dynos_leave_the_router_at_once_and_start_on_the_other_node
     """A worker node's container is killed under load: each of its dynos is reported lost
     within 2 s of the manager marking the node down, started on the other nodes, and no GET
     fails but those already sent to it. The node, started again, is locked down as before."""
-    served = up(swarm_app, "--engine", "swarm", env=on_cluster(swarm_cluster))
+    served = up(swarm_app, "--engine", "swarm", env=swarm_cluster.env)
     served.wait_for(UP_LINE.format(1), timeout=600)
     placed = scale(served, swarm_cluster, 3)
     lost = next(n for n in ("node3", "node2") if n in placed.values())

@@ -10,21 +10,15 @@ import sys
 import time
 
 import requests
-from conftest import WEB, dynosim, tiny_app
+from conftest import WEB, tiny_app
 from test_dyno_manager import HOG
-from test_swarm_engine import left_on_nodes, on_cluster
+from test_swarm_engine import left_on_nodes
 
 from dynosim.docker.swarm_events import POLL_EVERY
 
 APP = "swarmtypes"
 UP = r"heroku\[{}\]: State changed from starting to up"
 MB = 2**20
-
-
-def command(swarm_cluster, *args: str) -> str:
-    done = dynosim(*args, "-a", APP, env={**os.environ, **on_cluster(swarm_cluster)})
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def web_service(swarm_cluster) -> dict:
@@ -37,7 +31,7 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
     swarm_cluster, up, tmp_path
 ):
     app_dir = tiny_app(tmp_path / APP, WEB + "worker: python hog.py\n", **{"hog.py": HOG})
-    served = up(app_dir, "--engine", "swarm", "--grace", "2", env=on_cluster(swarm_cluster))
+    served = up(app_dir, "--engine", "swarm", "--grace", "2", env=swarm_cluster.env)
     served.wait_for(UP.format(r"web\.1"), timeout=600)
 
     served.wait_for(r"app\[worker\.1\]: holding 700 MB")
@@ -45,7 +39,7 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
     served.wait_for(r"heroku\[worker\.1\]: Error R14 \(Memory quota exceeded\)")
     served.wait_for(r"heroku\[worker\.1\]: Error R15 \(Memory quota vastly exceeded\)")
     served.wait_for(r"heroku\[worker\.1\]: Process exited with status 137")
-    command(swarm_cluster, "ps:scale", "worker=0")
+    swarm_cluster.dynosim(APP, "ps:scale", "worker=0")
 
     limits = web_service(swarm_cluster)["Spec"]["TaskTemplate"]["Resources"]
     assert (limits["Limits"]["MemoryBytes"], limits["Reservations"]["MemoryBytes"]) == (
@@ -53,18 +47,18 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
         512 * MB,  # its quota, where Swarm places it
     )
     mark = served.mark()
-    changed = command(swarm_cluster, "ps:type", "web=standard-2X")
+    changed = swarm_cluster.dynosim(APP, "ps:type", "web=standard-2X")
     assert changed == (
         "Changing dyno types... done, now running web at 1:Standard-2X, worker at 0:Standard-1X\n"
     )
     served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
     limits = web_service(swarm_cluster)["Spec"]["TaskTemplate"]["Resources"]
     assert limits["Limits"]["MemoryBytes"] == 2048 * MB
-    assert "=== web (Standard-2X)" in command(swarm_cluster, "ps")
+    assert "=== web (Standard-2X)" in swarm_cluster.dynosim(APP, "ps")
 
     before = web_service(swarm_cluster)["ID"]
     mark = served.mark()
-    command(swarm_cluster, "ps:stop", "web.1")
+    swarm_cluster.dynosim(APP, "ps:stop", "web.1")
     served.wait_for(r"heroku\[web\.1\]: Stopping all processes with SIGTERM", after=mark)
     served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
     assert web_service(swarm_cluster)["ID"] != before
@@ -74,7 +68,7 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
         [sys.executable, "-m", "dynosim", "logs", "-a", APP, "--tail", "--ps", "router", "-n", "0"],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, **on_cluster(swarm_cluster)},
+        env={**os.environ, **swarm_cluster.env},
     )
     try:
         time.sleep(1)  # let the follower subscribe
@@ -84,21 +78,21 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
         tail.terminate()
         tail.wait(10)
 
-    command(swarm_cluster, "config:set", "GREETING=hello")  # v2
+    swarm_cluster.dynosim(APP, "config:set", "GREETING=hello")  # v2
     mark = served.mark()
-    rolled = command(swarm_cluster, "releases:rollback", "v1")
+    rolled = swarm_cluster.dynosim(APP, "releases:rollback", "v1")
     assert rolled.startswith(f"Rolling back ⬢ {APP} to v1... done, v3\n")
     served.wait_for(r"app\[api\]: Deployed v3", after=mark)
     served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
     labels = web_service(swarm_cluster)["Spec"]["Labels"]
     assert labels["dynosim.release"] == "3"
-    assert "Rollback to v1" in command(swarm_cluster, "releases")
+    assert "Rollback to v1" in swarm_cluster.dynosim(APP, "releases")
 
     mark = served.mark()
-    command(swarm_cluster, "ps:type", "web=eco")
+    swarm_cluster.dynosim(APP, "ps:type", "web=eco")
     served.wait_for(UP.format(r"web\.1"), timeout=120, after=mark)
     mark = served.mark()
-    command(swarm_cluster, "ps:sleep")
+    swarm_cluster.dynosim(APP, "ps:sleep")
     served.wait_for(r"heroku\[web\.1\]: State changed from up to down", after=mark)
     woken = requests.get(served.url, timeout=60)  # before the next poll of the tasks
     assert (woken.status_code, woken.text) == (200, "web.1")

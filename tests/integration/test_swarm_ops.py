@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import WEB, Load, dynosim, tiny_app
+from conftest import WEB, Load, tiny_app
 
 APP = "swarmops"
 #: App.run without attaching, as the pytest plugin's tests call it: (dyno, status, output).
@@ -50,22 +50,11 @@ def ops_app(tmp_path_factory) -> Path:
     return tiny_app(tmp_path_factory.mktemp("ops") / APP, WEB, **{"app.py": APP_PY})
 
 
-def on_cluster(swarm_cluster) -> dict[str, str]:
-    """A user's second terminal after `eval "$(dynosim cluster:create 3)"`."""
-    return {"DYNOSIM_HOME": str(swarm_cluster.home), "DOCKER_HOST": swarm_cluster.docker_host}
-
-
-def ok(swarm_cluster, *args: str) -> str:
-    done = dynosim(*args, "-a", APP, env={**os.environ, **on_cluster(swarm_cluster)})
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def run(swarm_cluster, line: str, **kwargs) -> subprocess.CompletedProcess[str]:
     """`dynosim run -x LINE`, its stdin, stdout and stderr as `kwargs` give them."""
     return subprocess.run(
         [sys.executable, "-m", "dynosim", "run", "-a", APP, "-x", line],
-        env={**os.environ, **on_cluster(swarm_cluster)},
+        env={**os.environ, **swarm_cluster.env},
         timeout=180,
         **kwargs,
     )
@@ -157,7 +146,7 @@ def left_on_nodes(swarm_cluster, timeout: float = 60) -> list[str]:
 def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_node(
     swarm_cluster, ops_app, up, tmp_path
 ):
-    served = up(ops_app, "--engine", "swarm", "--grace", "5", env=on_cluster(swarm_cluster))
+    served = up(ops_app, "--engine", "swarm", "--grace", "5", env=swarm_cluster.env)
     served.wait_for(UP_LINE.format(1), timeout=600)
 
     piped = run(
@@ -189,14 +178,14 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     # (which `up` does not track; its user's command, not its hold) and a detached one
     held = subprocess.Popen(
         [sys.executable, "-m", "dynosim", "run", "-a", APP, "-x", "read line; echo got $line"],
-        env={**os.environ, **on_cluster(swarm_cluster)},
+        env={**os.environ, **swarm_cluster.env},
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     held_name = announced(held)
-    detached = ok(swarm_cluster, "run:detached", "echo detached on $DYNO; sleep 5")
+    detached = swarm_cluster.dynosim(APP, "run:detached", "echo detached on $DYNO; sleep 5")
     name = detached.split("up, ")[1].split()[0]
     served.wait_for(rf"app\[{name}\]: detached on {name}", timeout=60)
-    listed = ok(swarm_cluster, "ps")
+    listed = swarm_cluster.dynosim(APP, "ps")
     assert "=== run: one-off processes (2)" in listed, listed
     expected = rf"{held_name} \([^)]+\): up .* on node\d: read line; echo got \$line"
     assert re.search(expected, listed), listed
@@ -207,7 +196,7 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
 
     # App.run without attaching (the pytest plugin's way): output captured, status returned
     captured = subprocess.run(
-        [sys.executable, "-c", CAPTURED], env={**os.environ, **on_cluster(swarm_cluster)},
+        [sys.executable, "-c", CAPTURED], env={**os.environ, **swarm_cluster.env},
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert captured.returncode == 0, captured.stderr
@@ -230,7 +219,7 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     source.close(), copy.close()
     refused = subprocess.run(
         [sys.executable, "-m", "dynosim", "run", "-a", APP, "true"],
-        env={**os.environ, **on_cluster(swarm_cluster), "DYNOSIM_HOME": str(home)},
+        env={**os.environ, **swarm_cluster.env, "DYNOSIM_HOME": str(home)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -244,17 +233,17 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
 def test_the_next_up_adopts_a_killed_ups_services_and_config_set_under_load_fails_nothing(
     swarm_cluster, ops_app, up
 ):
-    first = up(ops_app, "--engine", "swarm", "--grace", "5", env=on_cluster(swarm_cluster))
+    first = up(ops_app, "--engine", "swarm", "--grace", "5", env=swarm_cluster.env)
     first.wait_for(UP_LINE.format(1), timeout=600)
-    ok(swarm_cluster, "features:enable", "preboot")  # zero downtime, as on Heroku
-    ok(swarm_cluster, "ps:scale", "web=2")
+    swarm_cluster.dynosim(APP, "features:enable", "preboot")  # zero downtime, as on Heroku
+    swarm_cluster.dynosim(APP, "ps:scale", "web=2")
     first.wait_for(UP_LINE.format(2), timeout=120)
     before = services(swarm_cluster)
     assert len(before) == 2 and all(len(tasks) == 1 for _, tasks in before.values()), before
     first.process.kill()  # SIGKILL: no chance to clean up
     first.process.wait(10)
 
-    second = up(ops_app, "--engine", "swarm", "--grace", "5", env=on_cluster(swarm_cluster))
+    second = up(ops_app, "--engine", "swarm", "--grace", "5", env=swarm_cluster.env)
     for n in (1, 2):
         second.wait_for(rf"heroku\[web\.{n}\]: Adopted running dyno from an earlier dynosim up")
         second.wait_for(UP_LINE.format(n), timeout=120)
@@ -263,7 +252,7 @@ def test_the_next_up_adopts_a_killed_ups_services_and_config_set_under_load_fail
 
     load = Load(second.url, post=True)
     try:
-        ok(swarm_cluster, "config:set", "FOO=bar")
+        swarm_cluster.dynosim(APP, "config:set", "FOO=bar")
     finally:
         load.stop(at_least=500)
     assert load.failures == [], f"{len(load.failures)} of {load.sent}: {load.failures[:5]}"
