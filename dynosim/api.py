@@ -351,14 +351,15 @@ class App(_Parts):
         idle_timeout: float | None = None, sleep_mode: str | None = None,
         env_file: bool = False, formation: Mapping[str, int | str] | None = None,
         progress: Progress = quiet, echo: Callable[[LogLine], None] | None = None,
-        **build_options: Any,
+        engine: str = "docker", **build_options: Any,
     ) -> None:  # fmt: skip
         """Build, scale to `formation` ({"web": 2}), serve on 127.0.0.1:`port` (0: a free one) in
-        a thread until :meth:`stop`, once web is up (:meth:`Host.start`; `build_options`: build)."""
+        a thread until :meth:`stop`, once web is up, on one Docker engine or (`engine="swarm"`)
+        the Swarm DOCKER_HOST names (:meth:`Host.start`; `build_options`: build)."""
         self._host.start(
             port=port, https=https, grace=grace, boot_timeout=boot_timeout, time_scale=time_scale,
             cycling=cycling, idle_timeout=idle_timeout, sleep_mode=sleep_mode, env_file=env_file,
-            formation=formation, progress=progress, echo=echo, **build_options,
+            formation=formation, progress=progress, echo=echo, engine=engine, **build_options,
         )  # fmt: skip
 
     @property

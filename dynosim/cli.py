@@ -37,6 +37,7 @@ from .options import (
 )
 
 if TYPE_CHECKING:
+    from .cluster import SwarmTarget
     from .router import RouterEngine
 
 
@@ -220,8 +221,7 @@ def up_command(
 
     if not path.is_dir():
         raise click.BadParameter(f"{path} is not a folder", param_hint="PATH")
-    if engine == "swarm":
-        _use_swarm(sleep_mode)
+    swarm = _use_swarm(sleep_mode) if engine == "swarm" else None
     served = App.open(path, name=app)
     served.check_can_serve(port, https_port, router_engine)
     local_env = served.local_env(env_file)
@@ -236,7 +236,7 @@ def up_command(
     try:
         options = ServeOptions(
             port=port, https_port=https_port or None, dyno_keepalive=dyno_keepalive,
-            router_engine=router_engine, engine=engine, time_scale=time_scale,
+            router_engine=router_engine, engine=engine, swarm=swarm, time_scale=time_scale,
             local_env=local_env, manager=manager, dashboard_url=dashboard.url,
         )  # fmt: skip
         _build_for_up(served, stack_name, base_image, strict_runtime, local_env)
@@ -246,8 +246,8 @@ def up_command(
         dashboard.close()
 
 
-def _use_swarm(sleep_mode: str | None) -> None:
-    """`up --engine swarm`: the cluster checked before the build, which runs on the engine
+def _use_swarm(sleep_mode: str | None) -> SwarmTarget:
+    """`up --engine swarm`: the cluster found before the build, which runs on the engine
     the local cluster runs on (its stacks are there), not on the manager node."""
     from . import cluster
 
@@ -256,7 +256,9 @@ def _use_swarm(sleep_mode: str | None) -> None:
             "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
             " sleeping dynos stop"
         )
-    os.environ["DOCKER_HOST"] = cluster.swarm_target().builds_on
+    target = cluster.swarm_target()
+    os.environ["DOCKER_HOST"] = target.builds_on
+    return target
 
 
 def _build_for_up(

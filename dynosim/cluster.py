@@ -8,12 +8,13 @@ the next cluster. What the cluster is for and how: docs/architecture.md ("Swarm 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shlex
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -110,22 +111,42 @@ class SwarmTarget:
     manager: str
     nodes: dict[str, Path]
     builds_on: str
+    cluster: Cluster | None = None  # the local cluster it is, when dynosim made it
 
 
-def swarm_target() -> SwarmTarget:
-    """The local cluster when DOCKER_HOST names its manager (or the engine it runs on), else
-    DOCKER_HOST's engine if it is a Swarm manager; UsageError otherwise."""
-    host = docker_cluster.local_engine()
+def swarm_target(manager: str | None = None) -> SwarmTarget:
+    """The Swarm at `manager` (a DOCKER_HOST URL; default: DOCKER_HOST's): a local cluster
+    when it is one's manager (or, from its own state folder, the engine it runs on), else that
+    engine if it is a Swarm manager; UsageError otherwise."""
+    host = manager or docker_cluster.local_engine()
     made = current()
-    if made is not None and host in (made.docker_host, made.engine):
+    if made is None or host not in (made.docker_host, made.engine):
+        made = named_by(host)
+    if made is not None:
         nodes = {node.hostname: node.socket for node in made.nodes}
-        return SwarmTarget(made.docker_host, nodes, made.engine)
+        return SwarmTarget(made.docker_host, nodes, made.engine, made)
     if docker_cluster.is_swarm_manager(host):
         return SwarmTarget(host, {}, host)
+    named = "DOCKER_HOST" if manager is None else "the Swarm it last ran on"
     raise UsageError(
-        f"--engine swarm: DOCKER_HOST ({host}) is not a Swarm manager; dynosim cluster:create N"
+        f"--engine swarm: {named} ({host}) is not a Swarm manager; dynosim cluster:create N"
         " makes a cluster on this machine and prints the DOCKER_HOST to use"
     )
+
+
+@contextlib.contextmanager
+def building_on(target: SwarmTarget) -> Iterator[None]:
+    """DOCKER_HOST names the engine `target`'s apps are built on (their images are there),
+    within; as it was after."""
+    before = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = target.builds_on
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = before
 
 
 def swarm_engine(target: SwarmTarget, grace: float = GRACE) -> SwarmEngine:
@@ -166,15 +187,32 @@ def dockerd_command(gid: int, subnet: str) -> list[str]:
 
 def current() -> Cluster | None:
     """The cluster this state folder made, if any."""
+    return _recorded(folder())
+
+
+def in_use() -> Cluster | None:
+    """The cluster this state folder made, else the local one whose manager DOCKER_HOST names."""
+    return current() or named_by(docker_cluster.local_engine())
+
+
+def named_by(host: str) -> Cluster | None:
+    """The local cluster whose manager socket `host` (a DOCKER_HOST URL) is, whatever state
+    folder made it: a user's cluster, used from a test's private DYNOSIM_HOME."""
+    if not host.startswith("unix://"):
+        return None
+    at = Path(host.removeprefix("unix://")).parent.parent  # FOLDER/node1/docker.sock
+    found = _recorded(at) if at.name == folder().name else None
+    return found if found is not None and found.docker_host == host else None
+
+
+def _recorded(at: Path) -> Cluster | None:
     try:
-        recorded = json.loads((folder() / "cluster.json").read_text())
-        return Cluster(
-            str(recorded["id"]), int(recorded["nodes"]), folder(), str(recorded["engine"])
-        )
+        recorded = json.loads((at / "cluster.json").read_text())
+        return Cluster(str(recorded["id"]), int(recorded["nodes"]), at, str(recorded["engine"]))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"{folder() / 'cluster.json'}: unreadable ({exc})") from None
+        raise UsageError(f"{at / 'cluster.json'}: unreadable ({exc})") from None
 
 
 def ensure_image(progress: Progress) -> None:

@@ -74,7 +74,7 @@ def here(app: str) -> addons.Servers:
     names its manager (as after `eval "$(dynosim cluster:create N)"`) or the app runs there
     (an `up --engine swarm` serves it), else DOCKER_HOST's engine (and, to remove one, the
     cluster as well when there is one)."""
-    made = cluster.current()
+    made = cluster.in_use()
     if made is None:
         return addons.ONE_ENGINE
     if docker_cluster.local_engine() == made.docker_host or _runs_on(made, app):

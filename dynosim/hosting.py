@@ -5,10 +5,12 @@ plugin), with what only such a host can offer: its router's address, its log, it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +19,35 @@ from . import formation as formations
 from .clock import Clock
 from .errors import DynosimError, ReleaseError, UsageError
 from .logs import LogLine
-from .options import BOOT_TIMEOUT, ENGINE_SETTING, GRACE, HOST, ManagerOptions, ServeOptions
+from .options import (
+    BOOT_TIMEOUT,
+    ENGINE_SETTING,
+    GRACE,
+    HOST,
+    SWARM_SETTING,
+    ManagerOptions,
+    ServeOptions,
+)
 from .store import Store
 from .stored import Progress, StoredApp, quiet
 
 if TYPE_CHECKING:
+    from .container_engine import ContainerEngine
     from .control_commands import Build
     from .control_handler import Builder
     from .manager import DynoManager
     from .router import RouterEngine
     from .store import Release
+
+
+def on_swarm(options: ServeOptions) -> ServeOptions:
+    """`options` with the Swarm they run on found (from DOCKER_HOST), once, before a build
+    points DOCKER_HOST at the engine builds run on."""
+    if options.engine != "swarm" or options.swarm is not None:
+        return options
+    from . import cluster
+
+    return replace(options, swarm=cluster.swarm_target())
 
 
 class Host:
@@ -38,6 +59,7 @@ class Host:
         self._thread: _ServeThread | None = None
         #: The schedule clock (crash cool-offs, cycling, idling) of an app started here.
         self.clock: Clock | None = None
+        self._restore = contextlib.ExitStack()  # DOCKER_HOST as before a Swarm start
 
     def check_can_serve(
         self, port: int, https_port: int | None = None, router_engine: str = "auto"
@@ -71,9 +93,11 @@ class Host:
         from . import up
 
         store = Store()  # this thread's own connection
-        options = options or ServeOptions()
+        options = on_swarm(options or ServeOptions())
         try:
             store.set_setting(self.app.name, ENGINE_SETTING, options.engine)  # `run` goes there
+            if options.swarm is not None:
+                store.set_setting(self.app.name, SWARM_SETTING, options.swarm.manager)
             printer = printer or logs.Printer()
             serving = up.serve(
                 store, self.app.name, options, printer=printer, ready=ready,
@@ -98,6 +122,7 @@ class Host:
         formation: Mapping[str, int | str] | None = None,
         progress: Progress = quiet,
         echo: Callable[[LogLine], None] | None = None,
+        engine: str = "docker",
         **build_options: Any,
     ) -> None:
         """Build (no build when the image exists), scale to `formation` ({"web": 2}; types not
@@ -107,26 +132,33 @@ class Host:
         daily; `idle_timeout` / `sleep_mode` as `StoredApp.idling` takes them; `env_file` gives
         the dynos the folder's .env under the config vars (off, as on Heroku). Log lines are kept
         for :meth:`logs` / :meth:`wait_for_log` (and passed to `echo`); `build_options` go to
-        `StoredApp.build`. ReleaseError (with the log's tail) when the release fails or a web dyno
+        `StoredApp.build`. `engine="swarm"`: on the Swarm DOCKER_HOST names, built (as by `up
+        --engine swarm`) on the engine its stacks are on, which DOCKER_HOST names until
+        :meth:`stop`. ReleaseError (with the log's tail) when the release fails or a web dyno
         never comes up."""
         if self._thread is not None:
             raise UsageError(f"app {self.app.name} is already started")
-        self.check_can_serve(port)
-        local_env = self.app.local_env(env_file)
-        self.app.build(progress=progress, local_env=local_env, **build_options)
-        if formation:
-            self.app.change_formation(formations.scale, (), formation)
-        self.clock = Clock(speed=time_scale)
-        manager = ManagerOptions(
-            grace=grace, boot_timeout=boot_timeout, cycling=cycling,
-            **self.app.idling(idle_timeout, sleep_mode),
-        )  # fmt: skip
-        options = ServeOptions(
-            port=port, https_port=0 if https else None, time_scale=time_scale,
-            local_env=local_env, manager=manager,
-        )  # fmt: skip
-        self._thread = thread = _ServeThread(self, echo)  # stop() reaches it from now on
+        options = on_swarm(ServeOptions(engine=engine))
         try:
+            if options.swarm is not None:
+                from . import cluster
+
+                self._restore.enter_context(cluster.building_on(options.swarm))
+            self.check_can_serve(port)
+            local_env = self.app.local_env(env_file)
+            self.app.build(progress=progress, local_env=local_env, **build_options)
+            if formation:
+                self.app.change_formation(formations.scale, (), formation)
+            self.clock = Clock(speed=time_scale)
+            manager = ManagerOptions(
+                grace=grace, boot_timeout=boot_timeout, cycling=cycling,
+                **self.app.idling(idle_timeout, sleep_mode),
+            )  # fmt: skip
+            options = replace(
+                options, port=port, https_port=0 if https else None, time_scale=time_scale,
+                local_env=local_env, manager=manager,
+            )  # fmt: skip
+            self._thread = thread = _ServeThread(self, echo)  # stop() reaches it from now on
             thread.start(options, self.clock)
             if self.app.current_release() is None:
                 raise ReleaseError(f"the first release of {self.app.name} failed", thread.tail())
@@ -178,9 +210,7 @@ class Host:
     def kill(self, dyno: str) -> None:
         """Crash a dyno (SIGKILL, as an out-of-memory kill or a segfault would), returning once
         the platform saw it crash: the router no longer sends it requests."""
-        from .docker import DockerEngine
-
-        engine = DockerEngine()
+        engine = self._serving().engine
         listed = engine.list(self.app.name)
         found = [d for d in listed if d.status == "running" and d.name == dyno]
         if not found:
@@ -194,8 +224,11 @@ class Host:
         """Stop serving: every dyno gets SIGTERM (SIGKILL after the grace period), containers
         and the app network are removed. A no-op when this host is not serving."""
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.stop(timeout)
+        try:
+            if thread is not None:
+                thread.stop(timeout)
+        finally:
+            self._restore.close()
 
 
 class _ServeThread:
@@ -289,6 +322,11 @@ class _ServeThread:
             raise ReleaseError(
                 f"the web dynos of {self.name} were not up within {timeout:g} s", self.tail()
             ) from None
+
+    @property
+    def engine(self) -> ContainerEngine:
+        assert self.supervisor is not None
+        return self.supervisor.fleet.engine
 
     @property
     def router_url(self) -> str:

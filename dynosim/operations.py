@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import control, dynohours, formation
 from .clock import heroku_time as when
@@ -19,8 +18,11 @@ from .control_commands import DynoRow
 from .docker import dynos as docker_dynos
 from .errors import UsageError
 from .formation import Entry
-from .options import ENGINE_SETTING
+from .options import ENGINE_SETTING, SWARM_SETTING
 from .store import Release, Store
+
+if TYPE_CHECKING:
+    from .cluster import SwarmTarget
 
 DOCKER_STATES = {"running": "up", "paused": "idle", "created": "starting", "restarting": "starting"}
 
@@ -42,7 +44,7 @@ def dynos(store: Store, app: str) -> list[DynoRow]:
     names = {d["name"] for d in tracked}
     release = store.latest_release(app)
     commands = release.process_types if release else {}
-    listed = _on_swarm(app) if store.setting(app, ENGINE_SETTING, "") == "swarm" else None
+    listed = _on_swarm(store, app) if store.setting(app, ENGINE_SETTING, "") == "swarm" else None
     for row in _on_docker(app) if listed is None else listed:
         if row["name"] not in names:
             if row["role"] == FORMATION:
@@ -62,13 +64,20 @@ def _on_docker(app: str) -> list[DynoRow]:
     return rows
 
 
-def _on_swarm(app: str) -> list[DynoRow] | None:
+def swarm_of(store: Store, app: str) -> SwarmTarget:
+    """The Swarm the app's last `up` ran it on (for older state: the one DOCKER_HOST names)."""
+    from . import cluster
+
+    return cluster.swarm_target(store.setting(app, SWARM_SETTING, "") or None)
+
+
+def _on_swarm(store: Store, app: str) -> list[DynoRow] | None:
     """The app's dyno services on its Swarm (their node too); None when there is none to ask
     (the cluster is gone: its dynos went with it)."""
     from . import cluster
 
     try:
-        engine = cluster.swarm_engine(cluster.swarm_target())
+        engine = cluster.swarm_engine(swarm_of(store, app))
     except UsageError:
         return None
     try:
@@ -231,14 +240,12 @@ def run_on_swarm(
     from . import cluster
     from .docker import swarm_run
 
-    target = cluster.swarm_target()
+    target = swarm_of(store, app)
     if attach and not target.nodes:
         raise UsageError(NO_ATTACH)
-    os.environ["DOCKER_HOST"] = target.builds_on  # the release's image is there, as for `up`
     release = current_release(store, app)
-    engine = cluster.swarm_engine(target)
-    try:
-        listed = engine.list(app)
+    with cluster.building_on(target), contextlib.closing(cluster.swarm_engine(target)) as engine:
+        listed = engine.list(app)  # the release's image is where builds run, as for `up`
         own_network = not listed and not control.is_running(app)
         engine.ensure_network(app)
         spec = DynoSpec(
@@ -257,5 +264,3 @@ def run_on_swarm(
         finally:
             if own_network:
                 engine.remove_network(app, wait=10.0)
-    finally:
-        engine.close()

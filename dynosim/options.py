@@ -5,9 +5,13 @@ theirs from here)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import dynohours
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .cluster import SwarmTarget
 
 #: Heroku's SIGTERM-to-SIGKILL grace and web boot timeout (R10), in seconds.
 GRACE, BOOT_TIMEOUT = 30.0, 60.0
@@ -22,8 +26,9 @@ DASHBOARD_PORT, DASHBOARD_PORT_RETRIES = 5080, 50
 ROUTER_ENGINES = ("auto", "haproxy", "python")
 #: What runs the dynos: the one Docker engine in DOCKER_HOST, or a Docker Swarm cluster.
 ENGINES = ("docker", "swarm")
-#: The app's setting naming the engine its last `up` ran it on (`run` attaches there).
-ENGINE_SETTING = "engine"
+#: The app's settings naming the engine its last `up` ran it on (`run` attaches there) and,
+#: on Swarm, that Swarm's manager (a DOCKER_HOST URL).
+ENGINE_SETTING, SWARM_SETTING = "engine", "swarm_manager"
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class ServeOptions:
     dyno_keepalive: bool = True  # Router 2.0's kept connections to dynos
     router_engine: str = ROUTER_ENGINES[0]
     engine: str = ENGINES[0]  # "swarm": every dyno a service on the cluster (docs/usage.md)
+    #: With "swarm": the cluster, found before the build pointed DOCKER_HOST at the engine
+    #: builds run on (None: the one DOCKER_HOST names when serving starts).
+    swarm: SwarmTarget | None = None
     time_scale: float = 1.0  # > 1 fast-forwards cool-offs, cycling, idling, dyno hours
     local_env: dict[str, str] = field(default_factory=dict)  # the app's .env, when asked for
     manager: ManagerOptions = field(default_factory=ManagerOptions)

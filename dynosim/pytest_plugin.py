@@ -107,7 +107,8 @@ def dyno_app(
 
     Keywords: `name` (default: from the folder), `grace` (seconds from SIGTERM to SIGKILL,
     default 3); the others go to `App.start` (boot_timeout, time_scale, cycling,
-    idle_timeout, sleep_mode, env_file). Types not in `formation` keep their default quantity.
+    idle_timeout, sleep_mode, env_file, engine: "swarm" for the Swarm DOCKER_HOST names).
+    Types not in `formation` keep their default quantity.
     The folder's .env is not read unless `env_file=True`, as Heroku never reads it.
     """
     options = request.config.option

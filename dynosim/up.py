@@ -25,6 +25,7 @@ from .options import ROUTER_ENGINES, ServeOptions
 from .store import Store
 
 if TYPE_CHECKING:
+    from .cluster import SwarmTarget
     from .router import RouterEngine
 
 
@@ -55,7 +56,7 @@ async def serve(
     hub = LogHub()
     hub.subscribe(printer)
     schedule = schedule or Clock(speed=options.time_scale)
-    addon_servers = await asyncio.to_thread(_addon_servers, options, store, app)
+    addon_servers = await asyncio.to_thread(_addon_servers, options.swarm, store, app)
     engine = await asyncio.to_thread(_engine, options)
     manager = DynoManager(
         store, app, hub, engine=engine, options=options.manager, schedule=schedule,
@@ -91,12 +92,12 @@ async def serve(
 
 
 def _engine(options: ServeOptions) -> ContainerEngine:
-    """One Docker engine, or the Swarm cluster `cluster.swarm_target` finds."""
-    if options.engine == "docker":
+    """One Docker engine, or the Swarm `Host.serve` found."""
+    if options.swarm is None:
         return DockerEngine()
     from . import cluster
 
-    return cluster.swarm_engine(cluster.swarm_target(), options.manager.grace)
+    return cluster.swarm_engine(options.swarm, options.manager.grace)
 
 
 def _close(engine: ContainerEngine, options: ServeOptions, app: str) -> None:
@@ -107,17 +108,16 @@ def _close(engine: ContainerEngine, options: ServeOptions, app: str) -> None:
         addons.ONE_ENGINE.tidy(app)
 
 
-def _addon_servers(options: ServeOptions, store: Store, app: str) -> Servers:
+def _addon_servers(swarm: SwarmTarget | None, store: Store, app: str) -> Servers:
     """Where the app's add-on servers run: beside its dynos (on Swarm, services on the local
     cluster's workers, on the app's overlay); UsageError for add-ons on a Swarm dynosim did
     not make (no node access to place and probe them yet)."""
-    if options.engine == "docker":
+    if swarm is None:
         return addons.ONE_ENGINE
-    from . import cluster, cluster_addons
+    if swarm.cluster is not None:
+        from . import cluster_addons
 
-    made = cluster.current()
-    if made is not None and cluster.swarm_target().manager == made.docker_host:
-        return cluster_addons.OnCluster(made)
+        return cluster_addons.OnCluster(swarm.cluster)
     if store.addons(app):
         raise UsageError(
             f"--engine swarm: {app}'s add-ons run on a cluster made by dynosim cluster:create"

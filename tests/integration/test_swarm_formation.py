@@ -1,6 +1,7 @@
 """The formation commands on the session's real 3-node Swarm (`swarm_cluster`) behaving and
 printing as on one engine: R14 and R15 for one dyno (its memory and OOM flag from its node's
-engine), `ps:type`, `ps:stop`, `logs --tail`, `releases:rollback`, a wake right after `ps:sleep`."""
+engine), `ps:type`, `ps:stop`, `logs --tail`, `releases:rollback`, a wake right after
+`ps:sleep`; and the pytest plugin's `dyno_app` (so `App.start`) with `engine="swarm"`."""
 
 from __future__ import annotations
 
@@ -100,3 +101,26 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
     assert not any("crashed" in line for line in served.lines[mark:]), served.lines[mark:]
     assert served.stop() == 0
     assert left_on_nodes(swarm_cluster, APP) == []
+
+
+def test_the_plugins_dyno_app_runs_an_app_on_the_swarm_docker_host_names(
+    swarm_cluster, dyno_app, tmp_path, monkeypatch
+):
+    """From the plugin's private DYNOSIM_HOME, as after `eval "$(dynosim cluster:create 3)"`:
+    built beside the cluster, served, one-offs run and dynos killed on it; DOCKER_HOST as it
+    was once stopped, and nothing left on any node."""
+    monkeypatch.setenv("DOCKER_HOST", swarm_cluster.docker_host)
+    app = dyno_app(tiny_app(tmp_path / "plugged", WEB), formation={"web": 2}, engine="swarm")
+    assert {requests.get(app.url, timeout=10).text for _ in range(40)} == {"web.1", "web.2"}
+    with swarm_cluster.client() as manager:
+        names = sorted(s.name for s in manager.services.list() if app.name in s.name)
+    assert names == [f"dynosim-{app.name}-web-{n}-v1" for n in (1, 2)]
+    ran = app.run("echo $DYNO")
+    assert (ran.status, ran.output.strip()) == (0, ran.dyno)
+    mark = app.mark()
+    app.kill("web.2")  # returns once the router no longer sends it requests
+    assert {requests.get(app.url, timeout=10).text for _ in range(10)} == {"web.1"}
+    app.wait_for_log(UP.format("web.2"), after=mark)  # restarted at once: its first crash
+    app.stop()
+    assert os.environ["DOCKER_HOST"] == swarm_cluster.docker_host
+    assert left_on_nodes(swarm_cluster, app.name) == []

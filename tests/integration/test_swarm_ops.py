@@ -7,20 +7,26 @@ restarting them, and a `config:set` under GET and POST load that fails no reques
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
 import queue
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import WEB, Load, tiny_app
+
+from dynosim.options import SWARM_SETTING
+from dynosim.store import Store
 
 APP = "swarmops"
 #: App.run without attaching, as the pytest plugin's tests call it: (dyno, status, output).
@@ -208,7 +214,7 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     assert served.stop() == 0
     assert left_on_nodes(swarm_cluster) == []
 
-    # a Swarm dynosim did not make (no cluster.json here): no node access, no attaching
+    # a Swarm dynosim did not make: its manager socket with no cluster.json beside it
     home = tmp_path / "elsewhere"
     home.mkdir(mode=0o700)
     source, copy = (
@@ -217,13 +223,20 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     )
     source.backup(copy)
     source.close(), copy.close()
+    foreign = Path(tempfile.mkdtemp(prefix="dynosim-foreign-")) / "node1" / "docker.sock"
+    foreign.parent.mkdir()
+    foreign.symlink_to(swarm_cluster.node_sockets[0])
+    foreign_host = {"DYNOSIM_HOME": str(home), "DOCKER_HOST": f"unix://{foreign}"}
+    with contextlib.closing(Store(home / "state.db")) as store:  # where the app's `up` ran it
+        store.set_setting(APP, SWARM_SETTING, foreign_host["DOCKER_HOST"])
     refused = subprocess.run(
         [sys.executable, "-m", "dynosim", "run", "-a", APP, "true"],
-        env={**os.environ, **swarm_cluster.env, "DYNOSIM_HOME": str(home)},
+        env={**os.environ, **foreign_host},
         capture_output=True,
         text=True,
         timeout=60,
     )
+    shutil.rmtree(foreign.parent.parent)
     assert refused.returncode != 0
     assert len(refused.stderr.splitlines()) == 1, refused.stderr
     assert "dynosim run:detached" in refused.stderr

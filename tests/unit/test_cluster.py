@@ -51,6 +51,51 @@ def test_names_carry_the_cluster_id_and_the_manager_socket_is_the_docker_host():
     )
 
 
+def test_a_cluster_of_another_home_is_found_by_its_manager_socket(tmp_path, monkeypatch):
+    """A test's private DYNOSIM_HOME after `eval "$(dynosim cluster:create 3)"` elsewhere: the
+    Swarm target carries that cluster's node access; no memory of it outlives DOCKER_HOST."""
+    made = recorded()
+    monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "private"))
+    assert cluster.current() is None and cluster.in_use() is None  # DOCKER_HOST names no node
+    monkeypatch.setenv("DOCKER_HOST", made.docker_host)
+    assert cluster.current() is None and cluster.in_use() == made
+    target = cluster.swarm_target()
+    assert (target.manager, target.builds_on, target.cluster) == (
+        made.docker_host, made.engine, made,
+    )  # fmt: skip
+    assert target.nodes == {node.hostname: node.socket for node in made.nodes}
+    monkeypatch.setenv("DOCKER_HOST", made.engine)  # as while building beside it
+    assert cluster.in_use() is None
+    assert cluster.swarm_target(made.docker_host) == target  # the manager an app recorded
+    assert cluster.named_by(made.docker_host.replace("node1", "node2")) is None  # a worker
+
+
+def test_a_swarm_without_cluster_json_beside_its_socket_is_not_one_dynosim_made(
+    tmp_path, monkeypatch
+):
+    made = recorded()
+    elsewhere = f"unix://{tmp_path}/foreign/node1/docker.sock"
+    assert cluster.named_by(elsewhere) is None
+    monkeypatch.setattr(docker_cluster, "is_swarm_manager", lambda host: host == elsewhere)
+    foreign = cluster.swarm_target(elsewhere)
+    assert (foreign.manager, foreign.nodes, foreign.builds_on) == (elsewhere, {}, elsewhere)
+    assert foreign.cluster is None and made is not None
+    with pytest.raises(UsageError, match=r"the Swarm it last ran on \(unix://.*\) is not a"):
+        cluster.swarm_target(f"unix://{tmp_path}/gone.sock")
+
+
+def test_building_on_points_docker_host_at_the_build_engine_within_and_restores_it(monkeypatch):
+    target = cluster.SwarmTarget("unix:///m.sock", {}, "unix:///engine.sock")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///m.sock")
+    with cluster.building_on(target):
+        assert os.environ["DOCKER_HOST"] == "unix:///engine.sock"
+    assert os.environ["DOCKER_HOST"] == "unix:///m.sock"
+    monkeypatch.delenv("DOCKER_HOST")
+    with pytest.raises(RuntimeError), cluster.building_on(target):
+        raise RuntimeError
+    assert "DOCKER_HOST" not in os.environ
+
+
 def test_each_node_locks_down_then_runs_an_engine_on_its_socket_and_the_owner_folder_socket():
     shell, flag, script = cluster.dockerd_command(1000, "172.30.0.0/16")
     *rules, engine = script.split(" && ")

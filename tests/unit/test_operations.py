@@ -134,7 +134,9 @@ def on_swarm(monkeypatch, store, swarm):
     from dynosim import cluster
 
     store.set_setting("demo", "engine", "swarm")
-    monkeypatch.setattr(cluster, "swarm_target", lambda: "target")
+    store.set_setting("demo", "swarm_manager", "unix:///swarm.sock")  # as `up` recorded it
+    targets = {"unix:///swarm.sock": "target"}  # the Swarm the app ran on, not DOCKER_HOST's
+    monkeypatch.setattr(cluster, "swarm_target", lambda manager=None: targets[manager])
     monkeypatch.setattr(cluster, "swarm_engine", lambda target: swarm)
 
 
@@ -169,7 +171,7 @@ def test_ps_of_an_app_whose_swarm_is_gone_lists_the_local_engines_dynos(deployed
 
     deployed.set_setting("demo", "engine", "swarm")
 
-    def gone():
+    def gone(manager=None):
         raise UsageError("--engine swarm: DOCKER_HOST is not a Swarm manager")
 
     monkeypatch.setattr(cluster, "swarm_target", gone)
