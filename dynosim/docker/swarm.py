@@ -87,6 +87,7 @@ class SwarmEngine:
         swarm_keeper.remove(self.api, app)
         self._kept.pop(app, None)
         while self.tasks.left_on_nodes(app, network=False) and time.monotonic() < deadline:
+            self.tasks.remove_orphans(app)
             time.sleep(0.2)
         if not dynos.remove_network(app, max(0.0, deadline - time.monotonic()), self.swarm):
             return False

@@ -281,3 +281,28 @@ def test_an_image_is_published_and_kept_on_the_nodes_once_however_many_dynos_sta
     assert engine.api.created == ["sha256:app@published"] * 8
     assert engine.api.keepers == ["sha256:app@published"]  # the app's network keeper, once
     assert sorted(m.name for m in made) == sorted(f"dynosim-shop-web-{n}-v7" for n in range(1, 9))
+
+
+def test_stopped_containers_whose_service_is_gone_are_removed_from_every_node():
+    """What a node killed while Swarm removed a task can come back with, and Swarm forgets."""
+    from dynosim.docker.swarm_tasks import SERVICE_ID, Tasks
+
+    class Engine:
+        def __init__(self, containers):
+            self.containers_, self.removed = containers, []
+            self.api = self
+
+        def containers(self, all, filters):
+            assert filters["status"] == ["exited", "created", "dead"]
+            return self.containers_
+
+        def remove_container(self, container_id, force):
+            self.removed.append(container_id)
+
+    node1 = Engine([{"Id": "c1", "Labels": {SERVICE_ID: "live"}}])
+    node2 = Engine([{"Id": "c2", "Labels": {SERVICE_ID: "gone"}}, {"Id": "c3", "Labels": {}}])
+    engines = {"node1": node1, "node2": node2}
+    nodes = SimpleNamespace(hostnames=lambda: sorted(engines), client=engines.get)
+    api = SimpleNamespace(services=lambda filters: [{"ID": "live"}])
+    Tasks(api, nodes).remove_orphans("shop")
+    assert (node1.removed, node2.removed) == ([], ["c2", "c3"])
