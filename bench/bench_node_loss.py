@@ -8,14 +8,17 @@ threads send GETs through the router, then times:
 - dynosim: `down` -> the `Dyno lost: node N down` line of each of its dynos (the router drops
   them in that turn), and -> each is `up` again on another node;
 and counts the GETs that failed (at most those in flight to the node can). The node is started
-again and the next round waits until it is `ready`. The issue's goal: the router stops sending
-to the dynos within 2 s of Swarm reporting them gone. Prints medians.
-Usage: python bench/bench_node_loss.py [--rounds 3] [--json results.json]
+again and the next round waits until it is `ready`, then --settle seconds more (0: the next
+node dies while the one just back may still be joining the app's overlay network, a second
+failure within a second of a rejoin; 5: it has joined). The issue's goal: the router stops
+sending to the dynos within 2 s of Swarm reporting them gone. Prints medians.
+Usage: python bench/bench_node_loss.py [--rounds 3] [--settle 5] [--json results.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -44,9 +48,9 @@ APP = "nodelossbench"
 PLACED = re.compile(r"^(web\.\d+): up .* on (node\d)$")
 
 
-def dynosim(*args: str) -> str:
+def dynosim(*args: str, app: str = APP) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "dynosim", *args, "-a", APP],
+        [sys.executable, "-m", "dynosim", *args, "-a", app],
         check=True,
         capture_output=True,
         text=True,
@@ -80,24 +84,33 @@ def until_state(manager: docker.DockerClient, hostname: str, state: str) -> floa
 
 
 class Load:
-    """GETs from 4 threads until stopped; counts sent and failed."""
+    """GETs from 4 threads until stopped; counts those sent, and keeps each failure: its
+    status (or exception's name) and the seconds its client waited."""
 
-    def __init__(self, url: str) -> None:
-        self.url, self.sent, self.failed = url, 0, 0
+    def __init__(self, url: str, timeout: float = 35) -> None:
+        self.url, self.timeout, self.sent = url, timeout, 0
+        self.failures: list[tuple[int | str, float]] = []
         self._stop, self._lock = threading.Event(), threading.Lock()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(4)]
         for thread in self._threads:
             thread.start()
 
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
     def _run(self) -> None:
         with requests.Session() as session:
             while not self._stop.is_set():
+                began = time.monotonic()
                 try:
-                    ok = session.get(self.url, timeout=35).status_code == 200
-                except requests.RequestException:
-                    ok = False
+                    status: int | str = session.get(self.url, timeout=self.timeout).status_code
+                except requests.RequestException as exc:
+                    status = type(exc).__name__
                 with self._lock:
-                    self.sent, self.failed = self.sent + 1, self.failed + (not ok)
+                    self.sent += 1
+                    if status != 200:
+                        self.failures.append((status, round(time.monotonic() - began, 3)))
 
     def stop(self) -> None:
         self._stop.set()
@@ -105,7 +118,9 @@ class Load:
             thread.join()
 
 
-def one_round(made: cluster.Cluster, manager: docker.DockerClient, log: Path, url: str) -> dict:
+def one_round(
+    made: cluster.Cluster, manager: docker.DockerClient, log: Path, url: str, settle: float
+) -> dict:
     placed = placement()
     lost = next(n for n in ("node3", "node2") if n in placed.values())
     moved = [d for d, n in placed.items() if n == lost]
@@ -126,6 +141,7 @@ def one_round(made: cluster.Cluster, manager: docker.DockerClient, log: Path, ur
         load.stop()
         container.start()
         until_state(manager, lost, "ready")
+        time.sleep(settle)
     return {
         "dynos_lost": len(moved),
         "kill_to_down": down - killed,
@@ -136,37 +152,49 @@ def one_round(made: cluster.Cluster, manager: docker.DockerClient, log: Path, ur
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def swarm_up(app: str, *options: str) -> Iterator[tuple[cluster.Cluster, str, Path]]:
+    """A fresh 3-node cluster in a DYNOSIM_HOME of its own and `up --engine swarm` of the
+    example app on it (its output in a log file): the cluster, the router's URL and the log,
+    once the app answers; Ctrl-C to `up` and the cluster destroyed at the end."""
     home = tempfile.mkdtemp(prefix="dynosim-bench-")
     os.environ["DYNOSIM_HOME"] = home
     made = cluster.create(3, lambda line: None)
     os.environ["DOCKER_HOST"] = made.docker_host
-    port, log = free_port(), Path(tempfile.gettempdir()) / f"{APP}-up.log"
+    port, log = free_port(), Path(tempfile.gettempdir()) / f"{app}-up.log"
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "dynosim", "up", str(EXAMPLE), "-a", APP, "--engine",
-               "swarm", "--port", str(port), "--https-port", "0"]  # fmt: skip
-    manager = docker.DockerClient(base_url=made.docker_host, timeout=60)
-    rounds = []
+    command = [sys.executable, "-m", "dynosim", "up", str(EXAMPLE), "-a", app, "--engine",
+               "swarm", *options, "--port", str(port), "--https-port", "0"]  # fmt: skip
     with log.open("w") as output:
         up = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
         until(lambda: requests.get(url, timeout=5).status_code == 200)
-        dynosim("ps:scale", "web=3")
-        until(lambda: len(placement()) == 3 and len(set(placement().values())) >= 2, 300)
-        for _ in range(args.rounds):
-            rounds.append(one_round(made, manager, log, url))
-            until(lambda: len(placement()) == 3, 300)
+        yield made, url, log
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(timeout=300)
-        manager.close()
         cluster.destroy(lambda line: None)
         shutil.rmtree(home, ignore_errors=True)
         print(f"up's output: {log}", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rounds = []
+    with swarm_up(APP) as (made, url, log):
+        manager = docker.DockerClient(base_url=made.docker_host, timeout=60)
+        try:
+            dynosim("ps:scale", "web=3")
+            until(lambda: len(placement()) == 3 and len(set(placement().values())) >= 2, 300)
+            for _ in range(args.rounds):
+                rounds.append(one_round(made, manager, log, url, args.settle))
+                until(lambda: len(placement()) == 3, 300)
+        finally:
+            manager.close()
     medians = {
         key: round(statistics.median(r[key] for r in rounds), 2)
         for key in ("kill_to_down", "down_to_lost", "down_to_up_again")
@@ -174,6 +202,7 @@ def main() -> None:
     report(
         {
             "rounds": args.rounds,
+            "settle_seconds": args.settle,
             "median_seconds": medians,
             "failed_requests": [r["failed"] for r in rounds],
             "requests": [r["requests"] for r in rounds],

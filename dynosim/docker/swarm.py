@@ -19,9 +19,18 @@ from typing import Any
 import docker
 import docker.errors
 
-from ..container_engine import Address, Dyno, DynoSpec, Exited, Line, Usage, WaitTimedOut
+from ..container_engine import (
+    FORMATION,
+    Address,
+    Dyno,
+    DynoSpec,
+    Exited,
+    Line,
+    Usage,
+    WaitTimedOut,
+)
 from ..errors import EngineError, one_line
-from . import client, cluster_images, dynos, images, logs, services
+from . import client, cluster_images, dynos, images, logs, services, swarm_keeper
 from .engine import accepts
 from .nodes import NodeAccess
 from .swarm_events import TaskEvents
@@ -60,7 +69,8 @@ class SwarmEngine:
         self.tasks = Tasks(self.api, self.nodes)
         self._published: dict[str, str] = {}  # local image -> the reference every node runs
         self._superseded: set[str] = set()  # tasks a later start replaced (TaskEvents)
-        self._images = threading.Lock()
+        self._kept: dict[str, str] = {}  # app -> the image its network keeper runs
+        self._images, self._keeping = threading.Lock(), threading.Lock()
 
     # the app network
     @client.engine_errors
@@ -72,9 +82,12 @@ class SwarmEngine:
     def remove_network(self, app: str, wait: float = 0.0) -> bool:
         """Remove it, retrying for `wait` seconds while tasks still leave it; gone once no node
         holds the app's containers or network any more (Swarm removes them a moment after the
-        services, node by node)."""
+        services, node by node). The network keeper goes first."""
         deadline = time.monotonic() + wait
+        swarm_keeper.remove(self.api, app)
+        self._kept.pop(app, None)
         while self.tasks.left_on_nodes(app, network=False) and time.monotonic() < deadline:
+            self.tasks.remove_orphans(app)
             time.sleep(0.2)
         if not dynos.remove_network(app, max(0.0, deadline - time.monotonic()), self.swarm):
             return False
@@ -123,6 +136,8 @@ class SwarmEngine:
         local = spec.release.image_for(spec.process_type)
         config = _image_config(local, spec.process_type in spec.release.images)
         body = services.service_spec(spec, self._publish(local), config, self.grace, hold)
+        if spec.role == FORMATION:
+            self._keep_network(spec.release.app, body["TaskTemplate"]["ContainerSpec"]["Image"])
         for attempt in range(10):
             try:
                 made = self.api.create_service(
@@ -287,6 +302,16 @@ class SwarmEngine:
                     cluster_images.publish(image, socket) if socket is not None else image
                 )
             return self._published[image]
+
+    def _keep_network(self, app: str, image_ref: str) -> None:
+        """The app's network keeper on every node (`docker.swarm_keeper`), running the image
+        its formation runs; once per image (under a lock: dynos start side by side). Only a
+        shortcut for failover: a keeper the manager refuses does not fail the dyno."""
+        with self._keeping:
+            if self._kept.get(app) != image_ref:
+                with contextlib.suppress(docker.errors.APIError):
+                    swarm_keeper.keep(self.api, app, image_ref)
+                    self._kept[app] = image_ref
 
     def _scale(self, container: Service, replicas: int, force: bool = False) -> None:
         for attempt in range(5):

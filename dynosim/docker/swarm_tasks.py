@@ -17,6 +17,8 @@ from . import client, dynos, services
 from .nodes import NodeAccess
 
 POLL = 0.1
+#: The label Swarm puts on a task's container: its service's id.
+SERVICE_ID = "com.docker.swarm.service.id"
 
 
 @dataclass(eq=False)
@@ -104,6 +106,26 @@ class Tasks:
         cid = task["Status"]["ContainerStatus"]["ContainerID"]
         found = self.nodes.container(self.where(task["NodeID"]).hostname, cid)
         return bool(found is not None and found.attrs.get("State", {}).get("OOMKilled"))
+
+    def remove_orphans(self, app: str) -> None:
+        """Remove the app's stopped containers whose service the manager no longer has: a node
+        killed while Swarm removed a service's task can come back with its container, which
+        Swarm then forgets (found by the node-loss test after a scale-down)."""
+        services = {
+            s["ID"] for s in self.api.services(filters={"label": f"{client.LABEL_APP}={app}"})
+        }
+        wanted = {"label": f"{client.LABEL_APP}={app}", "status": ["exited", "created", "dead"]}
+        for hostname in self.nodes.hostnames():
+            engine = self.nodes.client(hostname)
+            if engine is None:
+                continue
+            try:
+                for found in engine.api.containers(all=True, filters=wanted):
+                    if found["Labels"].get(SERVICE_ID) not in services:
+                        engine.api.remove_container(found["Id"], force=True)
+            except Exception as exc:  # gone meanwhile, or a node that is down
+                if not is_engine_error(exc):
+                    raise
 
     def left_on_nodes(self, app: str, network: bool) -> bool:
         """Whether a node we can reach still has the app's dyno containers (or its network)."""

@@ -173,9 +173,10 @@ class DynoManager:
             await fleet.cancel_timers(revived)
             revived.crashes = 0
         starts = [(t, i) for t, i in starts if f"{t}.{i}" not in moved_on]
+        restarted = {f"{t}.{i}" for t, i in starts}  # stopped to start again (a new size)
         await asyncio.gather(
             *(asyncio.to_thread(fleet.engine.remove, d.container_id) for d in actions.remove),
-            *(fleet.stop_found(d) for d in actions.stop),
+            *(fleet.stop_found(d, restart=d.name in restarted) for d in actions.stop),
         )
         await asyncio.gather(
             *(fleet.adopt(d) for d in actions.adopt),

@@ -351,21 +351,21 @@ class Fleet:
         if tracked.role == ONE_OFF:
             self.forget(tracked)
 
-    async def stop_found(self, found: Dyno) -> None:
-        """Stop a dyno that is no longer wanted (scaled down, old release, other size)."""
+    async def stop_found(self, found: Dyno, restart: bool = False) -> None:
+        """Stop a dyno no longer wanted (scaled down, old release, other size); one that starts
+        again (`restart`: a new size) stays tracked, up to starting: requests wait, never H14."""
         tracked = self.dynos.get(found.name)
-        if (
-            tracked is None
-            or tracked.container is None
-            or tracked.container.id != found.container_id
-        ):
+        container = tracked.container if tracked is not None else None
+        if tracked is None or container is None or container.id != found.container_id:
             container = await asyncio.to_thread(self.engine.get, found.container_id)
             tracked = Tracked(found.type, found.index, state=DynoState.UP, container=container)
             await self.stop(tracked)
             return
         await self.cancel_timers(tracked)
-        await self.stop(tracked)
-        self.forget(tracked)
+        tracked.crashes = 0 if restart else tracked.crashes  # a restart resets it (Heroku)
+        await self.stop(tracked, then=DynoState.STARTING if restart else DynoState.DOWN)
+        if not restart:
+            self.forget(tracked)
 
     def spawn(self, tracked: Tracked, coroutine: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(coroutine)

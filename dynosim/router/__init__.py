@@ -20,7 +20,9 @@ the rest of dynosim uses (the other: :mod:`.haproxy`); the data path asks it onl
 * added headers X-Forwarded-For/-Proto/-Port, X-Request-Start, X-Request-Id, Via (on responses
   too); Host kept; hop-by-hop headers dropped both ways (also those a Connection header names);
 * request and response bodies streamed with flow control both ways, never buffered whole;
-  H12 when the response does not start within ``request_timeout`` of the request's arrival;
+  H12 when the response does not start within ``request_timeout`` of the request's arrival
+  (for a request held while dynos started or woke: of the end of the hold, as Heroku's 30 s
+  start when the request goes to a dyno, and the hold has its own limit, H20);
   H13 when a dyno closes without answering; H18 when it breaks off a response; H15 when a
   started response stalls for ``idle_timeout`` (55 s), H28 when the client does (sending its
   body or not reading the response); H27 (499) when the client goes away; idle keep-alive
@@ -260,10 +262,13 @@ class Router:
         ) and _answered_at_once(x):
             return
         balancer, pool = self._balancer, self._pool
-        if not balancer.keys and (code := await self._holding.hold()):
-            x.fail(code)
-            return
-        deadline = request.received + self._request_timeout
+        routed = request.received  # the H12 clock: the backlog counts, a hold for boot does not
+        if not balancer.keys:
+            if code := await self._holding.hold():
+                x.fail(code)
+                return
+            routed = time.monotonic()
+        deadline = routed + self._request_timeout
         tried: set[str] = set()
         code = "H21"
         attempts = 0

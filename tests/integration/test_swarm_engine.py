@@ -73,6 +73,7 @@ def test_web_dynos_spread_over_the_nodes_serve_restart_alone_and_ctrl_c_cleans_e
 ):
     served = up(swarm_app, "--engine", "swarm", env=swarm_cluster.env)
     served.wait_for(UP_LINE.format(1), timeout=600)
+    _until_kept_on_every_node(swarm_cluster)  # even where no dyno runs (web=1)
     assert set(scale(served, swarm_cluster, 2)) == {"web.1", "web.2"}  # each `on nodeN`
     assert served_by(served, {"web.1", "web.2"}) == {"web.1", "web.2"}
 
@@ -175,6 +176,22 @@ def _kill(swarm_cluster, dyno: str) -> None:
     with swarm_cluster.client(socket) as engine:
         (found,) = [c for c in engine.containers.list() if c.name.startswith(name)]
         found.kill()
+
+
+def _until_kept_on_every_node(swarm_cluster, timeout: float = 60) -> None:
+    """Until every node runs the app's network keeper (docker.swarm_keeper): the app's
+    overlay is joined there before a dyno has to move there."""
+    deadline, kept = time.monotonic() + timeout, []
+    wanted = {"label": ["dynosim=network-keeper", f"dynosim.app={APP}"], "status": "running"}
+    while time.monotonic() < deadline:
+        kept = []
+        for socket in swarm_cluster.node_sockets:
+            with swarm_cluster.client(socket) as node:
+                kept.append(bool(node.containers.list(filters=wanted)))
+        if all(kept):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"network keeper running per node: {kept}")
 
 
 def _until_clean(swarm_cluster, timeout: float = 90) -> None:

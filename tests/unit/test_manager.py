@@ -192,6 +192,37 @@ def test_scaling_up_starts_the_next_numbers_and_down_stops_the_highest_first(har
     run(test)
 
 
+def test_a_size_change_restarts_the_web_dynos_with_requests_held_never_h14(harness):
+    """`ps:type web=Standard-2X`: the web dynos go from up to starting (a restart, as Heroku
+    logs it) and come back at the new size; meanwhile requests are held, never answered H14
+    (no web dynos in the formation): found on Swarm, where the stops take longer."""
+    h = harness(formation=dict(web=2, worker=0))
+
+    async def test():
+        await h.start()
+        h.manager.attach_router(h.router)
+        await h.until(lambda: len(h.router.backends) == 2, "2 backends")
+        h.router.statuses.clear()
+        h.scale("Standard-2X", web=2, worker=0)
+        await h.manager.reconcile()
+        await h.up("web.1", "web.2")
+        assert {c.spec.size for c in h.engine.live("web")} == {"Standard-2X"}
+        statuses = h.router.statuses
+        assert WebStatus.NONE not in statuses and statuses[-2:] == [
+            WebStatus.STARTING,
+            WebStatus.UP,
+        ]
+        for dyno in ("web.1", "web.2"):
+            changes = [m for m in h.messages(dyno) if m.startswith("State changed")]
+            assert changes[-2:] == [
+                "State changed from up to starting",
+                "State changed from starting to up",
+            ]
+        await h.manager.shutdown()
+
+    run(test)
+
+
 # crashes
 def test_on_a_cluster_ps_says_where_each_dyno_runs_and_the_router_gets_its_port(harness):
     h = harness(by_type(web=Program(node="node2", port=30001)), formation={"web": 1})

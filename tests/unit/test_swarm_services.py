@@ -245,7 +245,7 @@ def test_up_on_swarm_without_a_swarm_manager_is_one_line_and_builds_nothing(tmp_
     assert "--sleep-mode pause: Swarm services cannot be frozen" in refused.output
 
 
-def test_an_image_is_published_to_the_nodes_once_however_many_dynos_start_at_once(
+def test_an_image_is_published_and_kept_on_the_nodes_once_however_many_dynos_start_at_once(
     monkeypatch,
 ):
     from concurrent.futures import ThreadPoolExecutor
@@ -260,11 +260,15 @@ def test_an_image_is_published_to_the_nodes_once_however_many_dynos_start_at_onc
 
     class Api:
         def __init__(self):
-            self.created = []
+            self.created, self.keepers = [], []
 
-        def create_service(self, task_template, name, labels, mode, endpoint_spec):
-            self.created.append(task_template["ContainerSpec"]["Image"])
-            return {"ID": f"s{len(self.created)}"}
+        def inspect_service(self, name):
+            raise swarm.docker.errors.NotFound(name)
+
+        def create_service(self, task_template, name, labels, mode, **more):
+            made = self.keepers if "Global" in mode else self.created
+            made.append(task_template["ContainerSpec"]["Image"])
+            return {"ID": f"s{len(made)}"}
 
     monkeypatch.setattr(cluster_images, "publish", publish)
     monkeypatch.setattr(swarm, "_image_config", lambda image, own: LAUNCH)
@@ -275,4 +279,30 @@ def test_an_image_is_published_to_the_nodes_once_however_many_dynos_start_at_onc
         made = list(pool.map(lambda n: engine.create(DynoSpec(RELEASE, "web", n)), range(1, 9)))
     assert published == [("sha256:app", "/home/you/cluster/node1/docker.sock")]
     assert engine.api.created == ["sha256:app@published"] * 8
+    assert engine.api.keepers == ["sha256:app@published"]  # the app's network keeper, once
     assert sorted(m.name for m in made) == sorted(f"dynosim-shop-web-{n}-v7" for n in range(1, 9))
+
+
+def test_stopped_containers_whose_service_is_gone_are_removed_from_every_node():
+    """What a node killed while Swarm removed a task can come back with, and Swarm forgets."""
+    from dynosim.docker.swarm_tasks import SERVICE_ID, Tasks
+
+    class Engine:
+        def __init__(self, containers):
+            self.containers_, self.removed = containers, []
+            self.api = self
+
+        def containers(self, all, filters):
+            assert filters["status"] == ["exited", "created", "dead"]
+            return self.containers_
+
+        def remove_container(self, container_id, force):
+            self.removed.append(container_id)
+
+    node1 = Engine([{"Id": "c1", "Labels": {SERVICE_ID: "live"}}])
+    node2 = Engine([{"Id": "c2", "Labels": {SERVICE_ID: "gone"}}, {"Id": "c3", "Labels": {}}])
+    engines = {"node1": node1, "node2": node2}
+    nodes = SimpleNamespace(hostnames=lambda: sorted(engines), client=engines.get)
+    api = SimpleNamespace(services=lambda filters: [{"ID": "live"}])
+    Tasks(api, nodes).remove_orphans("shop")
+    assert (node1.removed, node2.removed) == ([], ["c2", "c3"])
