@@ -106,12 +106,16 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
     served.wait_for(r"app\[run\.\d+\]: cache: True$", timeout=60, after=mark)
     served.wait_for(r"heroku\[run\.\d+\]: Process exited with status 0", timeout=60, after=mark)
 
+    began = time.monotonic()
     clients_reach_the_cluster_s_servers(swarm_cluster, served)
+    print(f"pg:* and redis:cli under `up`: {time.monotonic() - began:.1f} s")  # a figure only
     assert served.stop() == 0
     assert left_on_nodes(swarm_cluster) == []
     # with no `up`, pg:psql starts the server on its node for its duration, then removes it
     items = "select string_agg(name, ',' order by name) from item;"
+    began = time.monotonic()
     assert "apple,pear" in piped(swarm_cluster, "pg:psql", items).stdout
+    print(f"pg:psql with no `up`: {time.monotonic() - began:.1f} s")
     assert left_on_nodes(swarm_cluster) == []
     kept = addon_volumes(swarm_cluster)  # the data stays on the nodes, as on one engine
     assert kept == {f"dynosim-{APP}-{name}": node for name, node in servers.items()}, kept
@@ -150,6 +154,7 @@ def clients_reach_the_cluster_s_servers(swarm_cluster, served) -> None:
 def piped(swarm_cluster, name: str, text: str, wait: bool = True):
     """`dynosim NAME -a APP` from the cluster's terminal, its input `text` from a pipe: the
     finished process, asserting it succeeded (or with `wait` False, the running one)."""
+    began = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "dynosim", name, "-a", APP],
         env={**os.environ, **swarm_cluster.env},
@@ -162,6 +167,7 @@ def piped(swarm_cluster, name: str, text: str, wait: bool = True):
         return process
     stdout, stderr = process.communicate(text, timeout=300)
     assert process.returncode == 0, stdout + stderr
+    print(f"{name} piped: {time.monotonic() - began:.2f} s")
     return subprocess.CompletedProcess(process.args, 0, stdout, stderr)
 
 
