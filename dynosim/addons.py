@@ -225,7 +225,7 @@ def provision(
     ensure_image(SERVICES[created.service], progress)
     try:
         where.start(created, progress)  # the first start creates the database
-        if not keep and not _served(created.app):
+        if not keep and not served(created.app):
             where.stop(created)
             where.tidy(created.app)
     except BaseException:
@@ -234,7 +234,8 @@ def provision(
     store.add_addon(created)
 
 
-def _served(app: str) -> bool:
+def served(app: str) -> bool:
+    """Whether an `up` serves the app (and so runs its add-on servers)."""
     from . import control
 
     return control.is_running(app)
@@ -350,6 +351,15 @@ def _remove(found: Addon, volume: bool) -> None:
         servers.remove_volume(container_name(found))
 
 
+@dataclass(frozen=True)
+class Reached:
+    """A running add-on server, where its clients run beside it: its container, and the engine
+    that holds it as the docker CLI names that (None: DOCKER_HOST's)."""
+
+    server: Container
+    host: str | None = None
+
+
 class Servers(Protocol):
     """Where an app's add-on servers run: this engine (`OneEngine`), or the Swarm cluster
     (`cluster_addons.OnCluster`). The same images, credentials and URLs on both."""
@@ -365,6 +375,10 @@ class Servers(Protocol):
 
     def tidy(self, app: str) -> None:
         """Remove the app's network if nothing is on it any more."""
+
+    def reach(self, found: Addon) -> contextlib.AbstractContextManager[Reached]:
+        """The running server (pg:*, redis:cli), started for the duration when no `up`
+        serves the app."""
 
 
 class OneEngine:
@@ -383,37 +397,40 @@ class OneEngine:
     def tidy(self, app: str) -> None:
         servers.remove_unused_network(app)
 
+    @contextlib.contextmanager
+    def reach(self, found: Addon) -> Iterator[Reached]:
+        started = start(found)
+        try:
+            container = servers.find(container_name(found))
+            assert container is not None
+            yield Reached(container)
+        finally:
+            if started and not served(found.app):
+                self.stop(found)
+                self.tidy(found.app)
+
 
 ONE_ENGINE = OneEngine()
 
 
-@contextlib.contextmanager
-def running(store: Store, found: Addon) -> Iterator[Container]:
-    """The add-on's container, started for the duration when no `up` runs it."""
-    started = start(found)
-    try:
-        container = servers.find(container_name(found))
-        assert container is not None
-        yield container
-    finally:
-        if started and not _served(found.app):
-            stop(found)
-            servers.remove_unused_network(found.app)
-
-
 # pg:* and redis:cli
-def one_off(
-    found: Addon,
-    command: list[str],
-    environment: dict[str, str],
-    *,
-    tty: bool = False,
-    stdin: bool = True,
-) -> Container:
-    """A created one-off container of the add-on's image on the app network (psql, redis-cli,
-    pg_dump), locked down like a dyno: no capabilities, a Standard-1X's pids and memory."""
-    image = SERVICES[found.service].image
-    return oneoffs.create(image, found.app, command, environment, tty=tty, stdin=stdin)
+def running(
+    found: Addon, where: Servers | None = None
+) -> contextlib.AbstractContextManager[Reached]:
+    """The add-on's server on `where` (default this engine), started for the duration when no
+    `up` runs it."""
+    return (where or ONE_ENGINE).reach(found)
+
+
+def session(found: Addon, where: Servers | None = None, *, tty: bool = False) -> int:
+    """pg:psql, redis:cli: a client attached to this terminal (a TTY with `tty`) or to piped
+    input, in a one-off container beside the server; its exit status."""
+    command, environment = client_command(found)
+    with (
+        running(found, where) as reached,
+        _client(reached, found, command, environment, tty=tty, stdin=True) as client,
+    ):
+        return oneoffs.attach(client, interactive=True, host=reached.host)
 
 
 def client_command(found: Addon) -> tuple[list[str], dict[str, str]]:
@@ -441,15 +458,16 @@ def client_environment(found: Addon) -> dict[str, str]:
     }
 
 
-def reset(store: Store, found: Addon) -> None:
+def reset(found: Addon, where: Servers | None = None) -> None:
     """pg:reset: an empty database of the same name, owner and password."""
     s = found.settings
-    with running(store, found) as container:
+    with running(found, where) as reached:
         for sql in (
             f'DROP DATABASE IF EXISTS "{s["database"]}" WITH (FORCE)',
             f'CREATE DATABASE "{s["database"]}" OWNER "{s["user"]}"',
         ):
-            _exec(container, ["psql", "-h", "/tmp", "-U", "postgres", "-d", "postgres", "-c", sql])
+            psql = ["psql", "-h", "/tmp", "-U", "postgres", "-d", "postgres", "-c", sql]
+            _exec(reached.server, psql)
 
 
 def backups_dir(app: str) -> Path:
@@ -462,14 +480,15 @@ def backups(app: str) -> list[Path]:
     return sorted(backups_dir(app).glob("b*.dump"))
 
 
-def capture(store: Store, found: Addon) -> Path:
+def capture(found: Addon, where: Servers | None = None) -> Path:
     """pg:backups:capture: a pg_dump (custom format) over TLS, as the app's role, from a
     one-off client container, under the app's state folder: b001.dump, b002.dump, ..."""
     taken = backups(found.app)
     number = int(taken[-1].stem[1:]) + 1 if taken else 1
     target = backups_dir(found.app) / f"b{number:03d}.dump"
     command = ["pg_dump", "-Fc", "-f", "/tmp/backup.dump"]
-    with running(store, found), _client(found, command) as client:
+    environment = client_environment(found)
+    with running(found, where) as reached, _client(reached, found, command, environment) as client:
         _finish(client, command)
         data = oneoffs.read_file(client, "/tmp/backup.dump")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -478,22 +497,36 @@ def capture(store: Store, found: Addon) -> Path:
     return target
 
 
-def restore(store: Store, found: Addon, backup: Path) -> None:
+def restore(found: Addon, backup: Path, where: Servers | None = None) -> None:
     """pg:backups:restore: replace the database's contents with a backup's, over TLS as the
     app's role from a one-off client container."""
     data = backup.read_bytes()
     database = found.settings["database"]  # without -d, pg_restore would only print the SQL
     command = ["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", database]
-    with running(store, found) as server, _client(found, [*command, "/tmp/restore.dump"]) as client:
-        owner = int(_exec(server, ["id", "-u"]))  # the image's user; the dump is for it only
+    environment = client_environment(found)
+    with (
+        running(found, where) as reached,
+        _client(reached, found, [*command, "/tmp/restore.dump"], environment) as client,
+    ):
+        owner = int(_exec(reached.server, ["id", "-u"]))  # the image's user; the dump is its
         oneoffs.write_file(client, "/tmp/restore.dump", data, mode=0o600, owner=owner)
         _finish(client, command)
 
 
 @contextlib.contextmanager
-def _client(found: Addon, command: list[str]) -> Iterator[Container]:
-    """A created one-off client container with the app's credentials, removed afterwards."""
-    client = one_off(found, command, client_environment(found), stdin=False)
+def _client(
+    reached: Reached,
+    found: Addon,
+    command: list[str],
+    environment: dict[str, str],
+    *,
+    tty: bool = False,
+    stdin: bool = False,
+) -> Iterator[Container]:
+    """A created one-off client container beside the reached server (its image, engine and the
+    app's network) with `environment` (the app's credentials), locked down like a dyno (no
+    capabilities, a Standard-1X's pids and memory); removed afterwards."""
+    client = oneoffs.create(reached.server, found.app, command, environment, tty=tty, stdin=stdin)
     try:
         yield client
     finally:

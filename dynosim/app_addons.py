@@ -7,10 +7,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
 from .store import Addon, Release
 from .stored import Progress, StoredApp, quiet
+
+if TYPE_CHECKING:
+    from .addons import Servers
 
 
 class AppAddons:
@@ -37,11 +41,10 @@ class AppAddons:
         the add-on and its release. Its server runs where DOCKER_HOST points (this engine, or
         the local Swarm cluster when it names the cluster's manager), or on the cluster while
         an `up --engine swarm` serves the app."""
-        from . import addons, cluster_addons
+        from . import addons
 
-        name = self.app.name
         created, release = addons.create(
-            self.app.store, name, service, attach_as, progress, cluster_addons.here(name)
+            self.app.store, self.app.name, service, attach_as, progress, self._servers()
         )
         if roll_out:
             self._roll_out(release)
@@ -75,38 +78,32 @@ class AppAddons:
         """Detach the add-on (a release without its config var, rolled out unless `roll_out`
         is False), then remove its server and its data (where :meth:`create`
         would run it)."""
-        from . import addons, cluster_addons
+        from . import addons
 
-        name = self.app.name
-        release = addons.destroy(self.app.store, name, found, cluster_addons.here(name))
+        release = addons.destroy(self.app.store, self.app.name, found, self._servers())
         if roll_out:
             self._roll_out(release)
         return release
 
     def session(self, found: Addon) -> int:
-        """An interactive client (psql, redis-cli) on this terminal, in a one-off container
-        on the app network; its exit status."""
-        from . import addons, operations
+        """An interactive client (psql, redis-cli) on this terminal, or fed piped input, in a
+        one-off container beside the server (where :meth:`create` would run it); its exit
+        status."""
+        from . import addons
 
-        with addons.running(self.app.store, found):
-            command, environment = addons.client_command(found)
-            container = addons.one_off(found, command, environment, tty=sys.stdin.isatty())
-            try:
-                return operations.attach(container, interactive=True)
-            finally:
-                container.remove(force=True)
+        return addons.session(found, self._servers(), tty=sys.stdin.isatty())
 
     def reset(self, found: Addon) -> None:
         """`pg:reset`: an empty database of the same name, owner and password."""
         from . import addons
 
-        addons.reset(self.app.store, found)
+        addons.reset(found, self._servers())
 
     def capture(self, found: Addon) -> Path:
         """`pg:backups:capture`: a pg_dump into the app's state folder; its file."""
         from . import addons
 
-        return addons.capture(self.app.store, found)
+        return addons.capture(found, self._servers())
 
     def backups(self) -> list[Path]:
         """The app's backups, oldest first (b001.dump, b002.dump, ...)."""
@@ -130,4 +127,10 @@ class AppAddons:
         """`pg:backups:restore`: replace the database's contents with `backup`'s."""
         from . import addons
 
-        addons.restore(self.app.store, found, backup)
+        addons.restore(found, backup, self._servers())
+
+    def _servers(self) -> Servers:
+        """Where the app's add-on servers run for its commands: `cluster_addons.here`."""
+        from . import cluster_addons
+
+        return cluster_addons.here(self.app.name)

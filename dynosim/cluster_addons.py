@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from . import addons, cluster
 from .cluster import Cluster
@@ -49,6 +50,30 @@ class OnCluster:
     def tidy(self, app: str) -> None:
         swarm_servers.remove_unused_overlay(self.made.nodes[0].socket, app)
 
+    @contextlib.contextmanager
+    def reach(self, found: Addon) -> Iterator[addons.Reached]:
+        """The server's task container through its node's engine, where its clients run as
+        one-off containers on the app's overlay; started for the duration (and removed with
+        the overlay after) when nothing ran it."""
+        task = swarm_servers.task(self.made.nodes[0].socket, found.name)
+        started = task is None or task.state != "running"
+        try:
+            start(found, self.made, _quiet)  # adopts a running one: waits until it serves
+            placed = _placed(found, self.made)
+            if placed is None:
+                raise EngineError(f"{found.name} stopped running on the cluster")
+            socket, container_id = placed
+            with swarm_servers.container(socket, container_id) as server:
+                yield addons.Reached(server, f"unix://{socket}")
+        finally:
+            if started and not addons.served(found.app):
+                self.stop(found)
+                self.tidy(found.app)
+
+
+def _quiet(message: str) -> None:
+    """The add-on commands print as on one engine, where starting a server says nothing."""
+
 
 class AlsoOnCluster(OnCluster):
     """DOCKER_HOST's engine, and for removal the local cluster too (an add-on that ran on it
@@ -67,6 +92,9 @@ class AlsoOnCluster(OnCluster):
 
     def tidy(self, app: str) -> None:
         addons.ONE_ENGINE.tidy(app)
+
+    def reach(self, found: Addon) -> contextlib.AbstractContextManager[addons.Reached]:
+        return addons.ONE_ENGINE.reach(found)
 
 
 def here(app: str) -> addons.Servers:
@@ -131,20 +159,29 @@ def _wait_ready(found: Addon, made: Cluster) -> None:
     """Until the server's ready command succeeds inside its task's container (through its
     node's engine); EngineError with its last lines after addons.READY_TIMEOUT."""
     ready = addons.SERVICES[found.service].ready_command(found)
-    sockets = {node.hostname: node.socket for node in made.nodes}
-    manager = made.nodes[0].socket
     deadline = time.monotonic() + addons.READY_TIMEOUT
-    socket, task = None, None
+    placed = None
     while time.monotonic() < deadline:
-        task = swarm_servers.task(manager, found.name)
-        if task and task.state == "running" and task.container_id and task.node_id:
-            socket = sockets[swarm_servers.node_hostname(manager, task.node_id)]
-            if swarm_servers.execute(socket, task.container_id, ready)[0] == 0:
-                return
+        placed = _placed(found, made)
+        if placed and swarm_servers.execute(*placed, ready)[0] == 0:
+            return
         time.sleep(0.2)
-    tail = swarm_servers.last_lines(socket, task.container_id, 20) if socket and task else []
+    task = swarm_servers.task(made.nodes[0].socket, found.name)
+    tail = swarm_servers.last_lines(*placed, 20) if placed else []
     why = " / ".join(tail[-5:]) or (task.error if task else "") or "no task was started"
     raise EngineError(f"{found.name} did not start serving on the cluster: {why}")
+
+
+def _placed(found: Addon, made: Cluster) -> tuple[Path, str] | None:
+    """The socket of the node that runs the server's task, and the task's container; None
+    while it does not run."""
+    manager = made.nodes[0].socket
+    task = swarm_servers.task(manager, found.name)
+    if not (task and task.state == "running" and task.container_id and task.node_id):
+        return None
+    hostname = swarm_servers.node_hostname(manager, task.node_id)
+    sockets = {node.hostname: node.socket for node in made.nodes}
+    return (sockets[hostname], task.container_id) if hostname in sockets else None
 
 
 def stop(found: Addon, made: Cluster) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -16,6 +14,7 @@ from .clock import heroku_time as when
 from .container_engine import FORMATION, ONE_OFF, Dyno, DynoSpec, one_off_index
 from .control_commands import DynoRow
 from .docker import dynos as docker_dynos
+from .docker import oneoffs
 from .errors import UsageError
 from .formation import Entry
 from .options import ENGINE_SETTING, SWARM_SETTING
@@ -207,17 +206,8 @@ def one_off(
 
 
 def attach(container, interactive: bool) -> int:
-    """Start and attach: the docker CLI when present (stdin, TTY), else stream the output."""
-    cli = shutil.which("docker")
-    if cli:
-        flags = ["--attach", "--interactive"] if interactive else ["--attach"]
-        subprocess.run([cli, "start", *flags, container.id], check=False)
-    else:
-        container.start()
-        for chunk in container.logs(stream=True, follow=True):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-    return int(container.wait()["StatusCode"])
+    """Start and attach (`oneoffs.attach`): its exit status."""
+    return oneoffs.attach(container, interactive)
 
 
 #: Interactive `run` on a Swarm without node access (a cluster dynosim did not make).

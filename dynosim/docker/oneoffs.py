@@ -1,10 +1,15 @@
-"""One-off containers of an add-on's image (psql, redis-cli, pg_dump, pg_restore) on the app
-network: created locked down like a dyno, run to their end, files copied in and out."""
+"""One-off containers of an add-on's image (psql, redis-cli, pg_dump, pg_restore) beside its
+server: on the server's engine (DOCKER_HOST's, or a Swarm node's own) and the app network
+(the bridge, or the app's attachable overlay), created locked down like a dyno, attached to
+this terminal or run to their end, files copied in and out."""
 
 from __future__ import annotations
 
 import io
 import posixpath
+import shutil
+import subprocess
+import sys
 import tarfile
 
 from docker.models.containers import Container
@@ -15,7 +20,7 @@ from . import client, dynos
 
 @client.engine_errors
 def create(
-    image: str,
+    server: Container,
     app: str,
     command: list[str],
     environment: dict[str, str],
@@ -23,10 +28,11 @@ def create(
     tty: bool = False,
     stdin: bool = True,
 ) -> Container:
-    """A created (not started) container that runs `command` instead of the image's
-    entrypoint: no capabilities, a Standard-1X's pids and memory."""
-    return client.client().containers.create(
-        image,
+    """A created (not started) container of the server's image on the server's engine and the
+    app's network, that runs `command` instead of the image's entrypoint: no capabilities, a
+    Standard-1X's pids and memory. `environment` goes through the API, never an argument."""
+    return server.client.containers.create(
+        server.attrs["Image"],  # its id: on a node, the image is the registry's reference
         command=command,
         entrypoint=[],
         environment=environment,
@@ -37,6 +43,22 @@ def create(
         stdin_open=stdin,
         detach=False,
     )
+
+
+def attach(container: Container, interactive: bool, host: str | None = None) -> int:
+    """Start and attach: the docker CLI when present (stdin, TTY; of the engine at `host`, by
+    default DOCKER_HOST's), else stream the output. Its exit status."""
+    cli = shutil.which("docker")
+    if cli:
+        flags = ["--attach", "--interactive"] if interactive else ["--attach"]
+        where = ["--host", host] if host else []
+        subprocess.run([cli, *where, "start", *flags, container.id], check=False)
+    else:
+        container.start()
+        for chunk in container.logs(stream=True, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    return int(container.wait()["StatusCode"])
 
 
 @client.engine_errors

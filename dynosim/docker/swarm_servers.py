@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
 import docker.types
+from docker.models.containers import Container
 
 from . import client, dynos
 from .cluster import node_client
@@ -108,6 +110,14 @@ def execute(node_socket: Path, container_id: str, command: list[str]) -> tuple[i
     with node_client(node_socket) as engine:
         result = engine.containers.get(container_id).exec_run(command)
     return result.exit_code, result.output.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def container(node_socket: Path, container_id: str) -> Iterator[Container]:
+    """The server's task container on its node, through a client of that node's engine open
+    for the duration (one-off clients are made beside it on the same engine)."""
+    with node_client(node_socket) as engine:
+        yield client.engine_errors(engine.containers.get)(container_id)
 
 
 @client.engine_errors

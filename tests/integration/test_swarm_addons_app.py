@@ -4,21 +4,36 @@ Flask-SQLAlchemy shop on Postgres with its Redis worker and a `release:` migrati
 swarm` runs them as services on the workers, runs the release phase on the cluster, serves
 data written through Postgres, has the worker consume a job from Redis, starts a third add-on
 made while it runs (`addons:create` finds the app on the cluster) before the release that
-attaches it, and runs a `run:detached` one-off whose output reaches the logs; Ctrl-C leaves
-no service, container or network on any node but keeps the add-ons' data, which
+attaches it, runs a `run:detached` one-off whose output reaches the logs, and answers
+`pg:psql` and `redis:cli` fed from a pipe, `pg:backups:capture`, `pg:reset` and
+`pg:backups:restore` on the cluster's servers (their one-off clients on the servers' nodes);
+Ctrl-C leaves no service, container or network on any node but keeps the add-ons' data (a
+`pg:psql` then starts the server for its duration, and removes it after), which
 `addons:destroy` removes."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import pty
 import re
+import select
 import shlex
+import signal
+import struct
+import subprocess
+import sys
+import termios
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 from conftest import ROOT, copy_app, dynosim
+from test_addons import eventually, output, processes, wait_for_process
 
 APP = "swarmshop"
 UP = r"heroku\[{}\]: State changed from starting to up"
@@ -98,7 +113,16 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
     served.wait_for(r"app\[run\.\d+\]: cache: True$", timeout=60, after=mark)
     served.wait_for(r"heroku\[run\.\d+\]: Process exited with status 0", timeout=60, after=mark)
 
+    began = time.monotonic()
+    clients_reach_the_cluster_s_servers(swarm_cluster, served)
+    print(f"pg:* and redis:cli under `up`: {time.monotonic() - began:.1f} s")  # a figure only
     assert served.stop() == 0
+    assert left_on_nodes(swarm_cluster) == []
+    # with no `up`, pg:psql starts the server on its node for its duration, then removes it
+    items = "select string_agg(name, ',' order by name) from item;"
+    began = time.monotonic()
+    assert "apple,pear" in piped(swarm_cluster, "pg:psql", items).stdout
+    print(f"pg:psql with no `up`: {time.monotonic() - began:.1f} s")
     assert left_on_nodes(swarm_cluster) == []
     kept = addon_volumes(swarm_cluster)  # the data stays on the nodes, as on one engine
     assert kept == {f"dynosim-{APP}-{name}": node for name, node in servers.items()}, kept
@@ -107,6 +131,90 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
         command(swarm_cluster, "addons:destroy", "-a", APP, var, "--confirm", APP)
     assert addon_volumes(swarm_cluster) == {}  # and addons:destroy removes it on its node
     assert left_on_nodes(swarm_cluster) == []
+
+
+def clients_reach_the_cluster_s_servers(swarm_cluster, served) -> None:
+    """pg:psql and redis:cli fed from a pipe, pg:backups:capture, pg:reset and
+    pg:backups:restore act on the servers on the workers, and print as on one engine; no
+    password shows in `ps` while psql runs in its one-off container on the server's node."""
+    items = "select string_agg(name, ',' order by name) from item, pg_sleep(1);"
+    psql = piped(swarm_cluster, "pg:psql", items, wait=False)
+    assert wait_for_process("psql")  # in its container on the node, seen from this host
+    secrets = [urlsplit(url).password for url in config_urls(swarm_cluster)]
+    assert [line for line in processes() if any(s in line for s in secrets)] == []
+    assert "apple,pear" in output(psql)
+
+    captured = command(swarm_cluster, "pg:backups:capture", "-a", APP)
+    assert re.fullmatch(r"Starting backup of postgresql-\S+\.\.\. done\nBackup b001 saved to "
+                        rf"\S+/backups/{APP}/b001\.dump\n", captured), captured  # fmt: skip
+    reset = command(swarm_cluster, "pg:reset", "-a", APP, "--confirm", APP)
+    assert re.fullmatch(r"Resetting postgresql-\S+\.\.\. done\n", reset), reset
+    assert eventually(lambda: served.get("/items").status_code == 500)  # no table any more
+    restored = command(swarm_cluster, "pg:backups:restore", "b001", "-a", APP, "--confirm", APP)
+    assert re.fullmatch(r"Restoring b001 to postgresql-\S+\.\.\. done\n", restored), restored
+    assert eventually(lambda: served.get("/items").json() == ["apple", "pear"])
+
+    redis_cli = piped(swarm_cluster, "redis:cli", "SET k v\nGET k\n")
+    assert redis_cli.stdout.splitlines() == ["OK", "v"], redis_cli.stderr
+    status, shown = in_terminal(
+        swarm_cluster, "redis:cli", [("6379>", "GET k\r"), ('"v"', "quit\r")]
+    )
+    assert status == 0, shown  # a TTY on both ends: its prompt, and the quoted answer
+
+
+def piped(swarm_cluster, name: str, text: str, wait: bool = True):
+    """`dynosim NAME -a APP` from the cluster's terminal, its input `text` from a pipe: the
+    finished process, asserting it succeeded (or with `wait` False, the running one)."""
+    began = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", name, "-a", APP],
+        env={**os.environ, **swarm_cluster.env},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    if not wait:
+        assert process.stdin
+        process.stdin.write(text)
+        process.stdin.close()
+        return process
+    stdout, stderr = process.communicate(text, timeout=300)
+    assert process.returncode == 0, stdout + stderr
+    print(f"{name} piped: {time.monotonic() - began:.2f} s")
+    return subprocess.CompletedProcess(process.args, 0, stdout, stderr)
+
+
+def in_terminal(swarm_cluster, name: str, keys: list[tuple[str, str]]) -> tuple[int, str]:
+    """`dynosim NAME -a APP` in an 80x24 terminal: for each (shown, typed) pair, once the
+    terminal shows `shown`, type `typed`. Its exit status and what the terminal showed."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", name, "-a", APP],
+        env={**os.environ, **swarm_cluster.env},
+        stdin=follower, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    try:
+        for expected, typed in keys:
+            deadline = time.monotonic() + 120
+            while expected.encode() not in shown and time.monotonic() < deadline:
+                ready, _, _ = select.select([leader], [], [], 1)
+                with contextlib.suppress(OSError):  # the terminal closed
+                    shown += os.read(leader, 4096) if ready else b""
+            assert expected.encode() in shown, shown.decode(errors="replace")
+            os.write(leader, typed.encode())
+        return process.wait(120), shown.decode(errors="replace")
+    finally:
+        if process.poll() is None:  # Ctrl-C: it removes its one-off
+            process.send_signal(signal.SIGINT)
+            process.wait(60)
+        os.close(leader)
+
+
+def config_urls(swarm_cluster) -> list[str]:
+    """The app's add-on URLs (which carry their passwords)."""
+    config = json.loads(command(swarm_cluster, "config", "-a", APP, "--json"))
+    return [value for key, value in config.items() if key.endswith("_URL")]
 
 
 def addon_services(swarm_cluster) -> dict[str, str]:
