@@ -22,7 +22,7 @@ import os
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -32,9 +32,9 @@ from .container_engine import Container
 from .docker import client as docker_client
 from .docker import oneoffs, servers
 from .errors import EngineError, UsageError
+from .progress import Progress
 from .store import Addon, Release, Store, data_dir
 
-Progress = Callable[[str], None]
 #: Bump when an add-on image's packages or script change, so old images are not reused
 #: (an adopted server of an older image is replaced by one of this; its volume stays).
 IMAGE_VERSION = 3
@@ -414,20 +414,12 @@ ONE_ENGINE = OneEngine()
 
 
 # pg:* and redis:cli
-def running(
-    found: Addon, where: Servers | None = None
-) -> contextlib.AbstractContextManager[Reached]:
-    """The add-on's server on `where` (default this engine), started for the duration when no
-    `up` runs it."""
-    return (where or ONE_ENGINE).reach(found)
-
-
-def session(found: Addon, where: Servers | None = None, *, tty: bool = False) -> int:
+def session(found: Addon, where: Servers, *, tty: bool = False) -> int:
     """pg:psql, redis:cli: a client attached to this terminal (a TTY with `tty`) or to piped
     input, in a one-off container beside the server; its exit status."""
     command, environment = client_command(found)
     with (
-        running(found, where) as reached,
+        where.reach(found) as reached,
         _client(reached, found, command, environment, tty=tty, stdin=True) as client,
     ):
         return oneoffs.attach(client, interactive=True, host=reached.host)
@@ -458,10 +450,10 @@ def client_environment(found: Addon) -> dict[str, str]:
     }
 
 
-def reset(found: Addon, where: Servers | None = None) -> None:
+def reset(found: Addon, where: Servers) -> None:
     """pg:reset: an empty database of the same name, owner and password."""
     s = found.settings
-    with running(found, where) as reached:
+    with where.reach(found) as reached:
         for sql in (
             f'DROP DATABASE IF EXISTS "{s["database"]}" WITH (FORCE)',
             f'CREATE DATABASE "{s["database"]}" OWNER "{s["user"]}"',
@@ -480,7 +472,7 @@ def backups(app: str) -> list[Path]:
     return sorted(backups_dir(app).glob("b*.dump"))
 
 
-def capture(found: Addon, where: Servers | None = None) -> Path:
+def capture(found: Addon, where: Servers) -> Path:
     """pg:backups:capture: a pg_dump (custom format) over TLS, as the app's role, from a
     one-off client container, under the app's state folder: b001.dump, b002.dump, ..."""
     taken = backups(found.app)
@@ -488,7 +480,7 @@ def capture(found: Addon, where: Servers | None = None) -> Path:
     target = backups_dir(found.app) / f"b{number:03d}.dump"
     command = ["pg_dump", "-Fc", "-f", "/tmp/backup.dump"]
     environment = client_environment(found)
-    with running(found, where) as reached, _client(reached, found, command, environment) as client:
+    with where.reach(found) as reached, _client(reached, found, command, environment) as client:
         _finish(client, command)
         data = oneoffs.read_file(client, "/tmp/backup.dump")
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -497,7 +489,7 @@ def capture(found: Addon, where: Servers | None = None) -> Path:
     return target
 
 
-def restore(found: Addon, backup: Path, where: Servers | None = None) -> None:
+def restore(found: Addon, backup: Path, where: Servers) -> None:
     """pg:backups:restore: replace the database's contents with a backup's, over TLS as the
     app's role from a one-off client container."""
     data = backup.read_bytes()
@@ -505,7 +497,7 @@ def restore(found: Addon, backup: Path, where: Servers | None = None) -> None:
     command = ["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", database]
     environment = client_environment(found)
     with (
-        running(found, where) as reached,
+        where.reach(found) as reached,
         _client(reached, found, [*command, "/tmp/restore.dump"], environment) as client,
     ):
         owner = int(_exec(reached.server, ["id", "-u"]))  # the image's user; the dump is its

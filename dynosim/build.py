@@ -24,8 +24,8 @@ from typing import Any
 from . import buildkit, runtime, source, stack, store
 from .docker import images
 from .errors import BuildError, RuntimeSelectionError
+from .progress import Progress
 
-Progress = Callable[[str], None]
 PIP_ENV = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
 CA_ENV = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

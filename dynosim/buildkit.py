@@ -22,14 +22,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BuildError, EngineError
+from .progress import Progress
 from .store import data_dir
 
-Progress = Callable[[str], None]
 CANDIDATES = ("/usr/bin/docker", "/usr/local/bin/docker", "/bin/docker")
 INSTALL_HINT = (
     "building needs BuildKit through the docker CLI, and no docker client here has it: install"

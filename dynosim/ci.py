@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import appjson, names, testrun
 from .formation import size
+from .progress import Progress, quiet
 from .store import Store
 from .stored import StoredApp
 from .testrun import Metadata, Status
 
-Progress = Callable[[str], None]
 #: The setting that counts an app's test runs (HEROKU_TEST_RUN_NUMBER).
 RUN_NUMBER = "ci_run_number"
-
-
-def quiet(line: str) -> None:
-    """Output that goes nowhere."""
 
 
 @dataclass(frozen=True)

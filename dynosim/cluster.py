@@ -14,7 +14,8 @@ import os
 import secrets
 import shlex
 import shutil
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from .docker import cluster as docker_cluster
 from .docker import cluster_images, cluster_registry, images
 from .errors import UsageError
 from .options import GRACE
+from .progress import Progress
 from .store import data_dir
 
 if TYPE_CHECKING:
@@ -64,8 +66,6 @@ MAX_NODES = 9
 MAX_SOCKET_PATH = 107
 ENGINE_TIMEOUT, READY_TIMEOUT, STOP_GRACE = 90.0, 60.0, 20.0
 REGISTRY_TIMEOUT = 60.0
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -134,19 +134,40 @@ def swarm_target(manager: str | None = None) -> SwarmTarget:
     )
 
 
+class _Switched:
+    """DOCKER_HOST as it was before the `building_on` blocks that hold now, and how many."""
+
+    lock = threading.Lock()
+    before: str | None = None
+    holding = 0
+
+
 @contextlib.contextmanager
 def building_on(target: SwarmTarget) -> Iterator[None]:
     """DOCKER_HOST names the engine `target`'s apps are built on (their images are there),
-    within; as it was after."""
-    before = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = target.builds_on
+    within; as it was once the last of such blocks ends, in whatever order they end (apps
+    started on Swarm stop in any order). UsageError while another Swarm builds elsewhere."""
+    with _Switched.lock:
+        now = os.environ.get("DOCKER_HOST")
+        if not _Switched.holding:
+            _Switched.before = now
+        elif now != target.builds_on:
+            raise UsageError(
+                f"another app on Swarm builds on {now} now; stop it before starting one on"
+                f" {target.manager}"
+            )
+        _Switched.holding += 1
+        os.environ["DOCKER_HOST"] = target.builds_on
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("DOCKER_HOST", None)
-        else:
-            os.environ["DOCKER_HOST"] = before
+        with _Switched.lock:
+            _Switched.holding -= 1
+            if not _Switched.holding:
+                if _Switched.before is None:
+                    os.environ.pop("DOCKER_HOST", None)
+                else:
+                    os.environ["DOCKER_HOST"] = _Switched.before
 
 
 def swarm_engine(target: SwarmTarget, grace: float = GRACE) -> SwarmEngine:
@@ -191,8 +212,8 @@ def current() -> Cluster | None:
 
 
 def in_use() -> Cluster | None:
-    """The cluster this state folder made, else the local one whose manager DOCKER_HOST names."""
-    return current() or named_by(docker_cluster.local_engine())
+    """The local cluster whose manager DOCKER_HOST names, else the one this state folder made."""
+    return named_by(docker_cluster.local_engine()) or current()
 
 
 def named_by(host: str) -> Cluster | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import addons, cluster
@@ -20,9 +20,8 @@ from .docker import client as docker_client
 from .docker import cluster as docker_cluster
 from .docker import cluster_images, swarm_servers
 from .errors import EngineError
+from .progress import Progress, quiet
 from .store import Addon
-
-Progress = Callable[[str], None]
 
 
 def node_of(found: Addon, made: Cluster) -> str:
@@ -58,7 +57,7 @@ class OnCluster:
         task = swarm_servers.task(self.made.nodes[0].socket, found.name)
         started = task is None or task.state != "running"
         try:
-            start(found, self.made, _quiet)  # adopts a running one: waits until it serves
+            start(found, self.made, quiet)  # as on one engine, silently; adopts a running one
             placed = _placed(found, self.made)
             if placed is None:
                 raise EngineError(f"{found.name} stopped running on the cluster")
@@ -69,10 +68,6 @@ class OnCluster:
             if started and not addons.served(found.app):
                 self.stop(found)
                 self.tidy(found.app)
-
-
-def _quiet(message: str) -> None:
-    """The add-on commands print as on one engine, where starting a server says nothing."""
 
 
 class AlsoOnCluster(OnCluster):

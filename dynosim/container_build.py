@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from .build import HostSettings, Image, _Context, stream_build
 from .docker import dockerignore, images
 from .errors import BuildError
 from .herokuyml import HerokuYml
-
-Progress = Callable[[str], None]
+from .progress import Progress
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,15 @@ Dockerfiles) and record a pending release, as a git push to Heroku does."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import appjson, build, container_build, control, herokuyml, procfile, releases, source
 from .errors import ManifestError
 from .formation import DEFAULT_SIZE, Entry, check_limits, size
+from .progress import Progress
 from .store import Release, Store
-
-Progress = Callable[[str], None]
 
 
 def deploy(

@@ -132,32 +132,33 @@ class Host:
         daily; `idle_timeout` / `sleep_mode` as `StoredApp.idling` takes them; `env_file` gives
         the dynos the folder's .env under the config vars (off, as on Heroku). Log lines are kept
         for :meth:`logs` / :meth:`wait_for_log` (and passed to `echo`); `build_options` go to
-        `StoredApp.build`. `engine="swarm"`: on the Swarm DOCKER_HOST names, built (as by `up
-        --engine swarm`) on the engine its stacks are on, which DOCKER_HOST names until
-        :meth:`stop`. ReleaseError (with the log's tail) when the release fails or a web dyno
+        `StoredApp.build`. `engine="swarm"`: on the Swarm DOCKER_HOST names, as `up --engine
+        swarm` runs it (docs/testing.md). ReleaseError (with the log's tail) when the release fails or a web dyno
         never comes up."""
         if self._thread is not None:
             raise UsageError(f"app {self.app.name} is already started")
-        options = on_swarm(ServeOptions(engine=engine))
+        self.check_can_serve(port)
+        if sleep_mode:  # refused (pause on Swarm) before the app remembers it
+            ServeOptions(engine=engine, manager=ManagerOptions(sleep_mode=sleep_mode))
+        local_env = self.app.local_env(env_file)
+        manager = ManagerOptions(
+            grace=grace, boot_timeout=boot_timeout, cycling=cycling,
+            **self.app.idling(idle_timeout, sleep_mode),
+        )  # fmt: skip
+        serving = ServeOptions(
+            port=port, https_port=0 if https else None, time_scale=time_scale,
+            local_env=local_env, manager=manager, engine=engine,
+        )  # fmt: skip
+        options = on_swarm(serving)
         try:
             if options.swarm is not None:
                 from . import cluster
 
                 self._restore.enter_context(cluster.building_on(options.swarm))
-            self.check_can_serve(port)
-            local_env = self.app.local_env(env_file)
             self.app.build(progress=progress, local_env=local_env, **build_options)
             if formation:
                 self.app.change_formation(formations.scale, (), formation)
             self.clock = Clock(speed=time_scale)
-            manager = ManagerOptions(
-                grace=grace, boot_timeout=boot_timeout, cycling=cycling,
-                **self.app.idling(idle_timeout, sleep_mode),
-            )  # fmt: skip
-            options = replace(
-                options, port=port, https_port=0 if https else None, time_scale=time_scale,
-                local_env=local_env, manager=manager,
-            )  # fmt: skip
             self._thread = thread = _ServeThread(self, echo)  # stop() reaches it from now on
             thread.start(options, self.clock)
             if self.app.current_release() is None:
@@ -346,19 +347,23 @@ class _ServeThread:
         self.thread.join(timeout)
         if self.thread.is_alive():
             raise DynosimError(f"app {self.name} did not stop within {timeout:g} s")
-        _sweep(self.name)
+        _sweep(self.name, self.options)
 
 
-def _sweep(app: str) -> None:
+def _sweep(app: str, options: ServeOptions) -> None:
     """Remove what an engine call still running at shutdown made after the dyno manager's own
-    sweep (a crash restart's container create finishing late). Once the loop has ended no
-    such call is left, so this one is final."""
-    from .docker import DockerEngine
+    sweep (a crash restart's container create finishing late), on the engine the app ran on.
+    Once the loop has ended no such call is left, so this one is final."""
+    from . import up
 
-    engine = DockerEngine()
-    for found in engine.list(app):
-        engine.remove(found.container_id)  # gone meanwhile: fine
-    engine.remove_network(app, wait=2.0)
+    engine = up.dyno_engine(options)
+    try:
+        for found in engine.list(app):
+            engine.remove(found.container_id)  # gone meanwhile: fine
+        engine.remove_network(app, wait=2.0)
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()
 
 
 def _builder(app: str) -> Builder:

@@ -14,7 +14,6 @@ from .clock import heroku_time as when
 from .container_engine import FORMATION, ONE_OFF, Dyno, DynoSpec, one_off_index
 from .control_commands import DynoRow
 from .docker import dynos as docker_dynos
-from .docker import oneoffs
 from .errors import UsageError
 from .formation import Entry
 from .options import ENGINE_SETTING, SWARM_SETTING
@@ -203,11 +202,6 @@ def one_off(
         if own_network:
             with contextlib.suppress(Exception):
                 docker_dynos.remove_network(app)
-
-
-def attach(container, interactive: bool) -> int:
-    """Start and attach (`oneoffs.attach`): its exit status."""
-    return oneoffs.attach(container, interactive)
 
 
 #: Interactive `run` on a Swarm without node access (a cluster dynosim did not make).

@@ -144,7 +144,7 @@ def dyno_app(
         failed = request.node.stash.get(FAILED, False)
         keep = failed and options.dynosim_keep
         try:
-            for app in started:
+            for app in reversed(started):  # as started, for what one app put in place
                 if failed and app.started:
                     sys.stderr.write(f"--- dynosim logs of {app.name} ---\n")
                     sys.stderr.writelines(f"{line.format()}\n" for line in app.logs()[-200:])

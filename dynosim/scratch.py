@@ -29,15 +29,11 @@ from .appjson import AddonSpec
 from .container_engine import ONE_OFF
 from .docker import dynos as docker_dynos
 from .docker import inventory
+from .progress import Progress, quiet
 from .store import SUCCEEDED, Addon, Release, Store
 
-Progress = Callable[[str], None]
 #: Seconds between SIGTERM and SIGKILL when a run is stopped (its timeout, Ctrl-C).
 STOP_GRACE = 3.0
-
-
-def quiet(line: str) -> None:
-    """Progress that goes nowhere."""
 
 
 @dataclass(frozen=True)

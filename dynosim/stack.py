@@ -10,10 +10,10 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
 
 from .docker import images
 from .errors import BuildError
+from .progress import Progress
 from .runtime import STACK_VERSION, Stack
 
 BUILD_PACKAGES = [
@@ -53,8 +53,6 @@ CHECK_HOOK = (
 )
 USER_HOOK = 'chroot "$1" useradd --create-home --uid 1000 --user-group --shell /bin/bash dyno'
 CLEAN_HOOK = 'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin'
-
-Progress = Callable[[str], None]
 
 
 def image_exists(name: str) -> bool:

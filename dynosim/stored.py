@@ -16,17 +16,13 @@ from . import dotenv, features, labs, metrics, names, releases
 from . import formation as formations
 from .errors import UsageError
 from .options import ENGINE_SETTING, IDLE_TIMEOUT, SLEEP_MODES
+from .progress import Progress, quiet
 from .store import Release, Store
 
-Progress = Callable[[str], None]
 #: A formation change: formation.scale or formation.retype (current, process types, arguments).
 FormationChange = Callable[
     [dict[str, formations.Entry], list[str], list[str]], dict[str, formations.Entry]
 ]
-
-
-def quiet(line: str) -> None:
-    """Progress that goes nowhere (the API's default; the CLI prints it)."""
 
 
 @dataclass(frozen=True)
@@ -355,7 +351,9 @@ class StoredApp:
                 announce(dyno_name)
             if attach:
                 interactive = tty or not sys.stdin.isatty()
-                return RunResult(dyno_name, operations.attach(container, interactive), None)
+                from .docker import oneoffs
+
+                return RunResult(dyno_name, oneoffs.attach(container, interactive), None)
             container.start()
             status = int(container.wait()["StatusCode"])
             return RunResult(dyno_name, status, container.logs().decode(errors="replace"))

@@ -57,7 +57,7 @@ async def serve(
     hub.subscribe(printer)
     schedule = schedule or Clock(speed=options.time_scale)
     addon_servers = await asyncio.to_thread(_addon_servers, options.swarm, store, app)
-    engine = await asyncio.to_thread(_engine, options)
+    engine = await asyncio.to_thread(dyno_engine, options)
     manager = DynoManager(
         store, app, hub, engine=engine, options=options.manager, schedule=schedule,
         local_env=options.local_env, addon_servers=addon_servers,
@@ -91,10 +91,11 @@ async def serve(
         _close(engine, options, app)
 
 
-def _engine(options: ServeOptions) -> ContainerEngine:
+def dyno_engine(options: ServeOptions) -> ContainerEngine:
     """One Docker engine, or the Swarm `Host.serve` found."""
-    if options.swarm is None:
+    if options.engine == "docker":
         return DockerEngine()
+    assert options.swarm is not None, "Host.serve finds the Swarm"
     from . import cluster
 
     return cluster.swarm_engine(options.swarm, options.manager.grace)

@@ -25,9 +25,21 @@ LABEL = "dynosim"
 LABEL_APP = "dynosim.app"
 
 
-@functools.cache
 def client() -> docker.DockerClient:
-    """A connected client (DOCKER_HOST and friends honoured), or EngineError. The SDK is
+    """A connected client to the engine DOCKER_HOST (and friends) name now, or EngineError:
+    one per engine, kept (`App.start(engine="swarm")` points DOCKER_HOST elsewhere for a
+    while)."""
+    env = os.environ
+    return connected(
+        env.get("DOCKER_HOST", ""),
+        env.get("DOCKER_TLS_VERIFY", ""),
+        env.get("DOCKER_CERT_PATH", ""),
+    )
+
+
+@functools.cache
+def connected(host: str, tls_verify: str, cert_path: str) -> docker.DockerClient:
+    """`client` for those settings (the cache's key; `from_env` reads them). The SDK is
     imported here, on first use: it takes 0.1 s, which a deploy spends while BuildKit runs."""
     import docker
 

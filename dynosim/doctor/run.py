@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from .. import appjson, formation, procfile, source
 from ..container_engine import PORT
 from ..errors import DynosimError
 from ..options import BOOT_TIMEOUT, GRACE
+from ..progress import Progress
 from ..store import Release
 from ..stored import StoredApp, quiet
 from . import checks, http, static
@@ -25,8 +26,6 @@ from .report import Finding, Report
 if TYPE_CHECKING:  # the build, the engine, heroku.yml's YAML, the throwaway app: when it runs
     from ..herokuyml import HerokuYml
     from .lab import Lab, LabDyno
-
-Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)

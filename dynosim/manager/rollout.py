@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 from .. import features
@@ -17,10 +17,9 @@ from ..dynostate import DynoState
 from ..errors import EngineError, ReleaseError
 from ..logs import LogLine
 from ..procfile import RELEASE, WEB
+from ..progress import Progress
 from ..store import FAILED, SUCCEEDED, Release, Store
 from .fleet import Fleet, Tracked, reason
-
-Progress = Callable[[str], None]
 
 
 class Rollout:

@@ -22,6 +22,8 @@ import docker
 import pytest
 import requests
 
+from dynosim.docker.client import LABEL_APP
+
 #: The apps' own test suites run in their test dynos (dynosim ci:run), not here.
 collect_ignore_glob = ["apps/*"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,6 +283,27 @@ class SwarmCluster:
         done = dynosim(*args, "-a", app, env={**os.environ, **self.env})
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+    def left(self, app: str, timeout: float = 60) -> list[str]:
+        """The app's services (dynos', add-ons', its network keeper), containers and networks
+        on the manager or any node, once they are gone (or as they are after `timeout` s:
+        Swarm removes a service's tasks after the service)."""
+        labelled = {"label": f"{LABEL_APP}={app}"}
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.client() as manager:
+                found = [
+                    s.name
+                    for s in manager.services.list()
+                    if app in s.name or s.attrs["Spec"].get("Labels", {}).get(LABEL_APP) == app
+                ]
+            for node_socket in self.node_sockets:
+                with self.client(node_socket) as node:
+                    found += [c.name for c in node.containers.list(all=True, filters=labelled)]
+                    found += [n.name for n in node.networks.list() if app in n.name]
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(1)
 
 
 SWARM_NODES = 3

@@ -69,7 +69,7 @@ def shop(swarm_cluster, tmp_path) -> Path:
 def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_cluster(
     swarm_cluster, shop, up
 ):
-    assert left_on_nodes(swarm_cluster) == []  # provisioned, then stopped: no `up` yet
+    assert swarm_cluster.left(APP) == []  # provisioned, then stopped: no `up` yet
     assert len(addon_volumes(swarm_cluster)) == 2  # their data made on their nodes
     served = up(shop, "--engine", "swarm", env=swarm_cluster.env)
     served.wait_for(UP.format(r"web\.1"), timeout=600)
@@ -117,20 +117,20 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
     clients_reach_the_cluster_s_servers(swarm_cluster, served)
     print(f"pg:* and redis:cli under `up`: {time.monotonic() - began:.1f} s")  # a figure only
     assert served.stop() == 0
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
     # with no `up`, pg:psql starts the server on its node for its duration, then removes it
     items = "select string_agg(name, ',' order by name) from item;"
     began = time.monotonic()
     assert "apple,pear" in piped(swarm_cluster, "pg:psql", items).stdout
     print(f"pg:psql with no `up`: {time.monotonic() - began:.1f} s")
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
     kept = addon_volumes(swarm_cluster)  # the data stays on the nodes, as on one engine
     assert kept == {f"dynosim-{APP}-{name}": node for name, node in servers.items()}, kept
 
     for var in ("DATABASE_URL", "REDIS_URL", "CACHE_URL"):
         command(swarm_cluster, "addons:destroy", "-a", APP, var, "--confirm", APP)
     assert addon_volumes(swarm_cluster) == {}  # and addons:destroy removes it on its node
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
 
 
 def clients_reach_the_cluster_s_servers(swarm_cluster, served) -> None:
@@ -247,22 +247,3 @@ def addon_volumes(swarm_cluster) -> dict[str, str]:
             for volume in node.volumes.list(filters={"name": f"dynosim-{APP}-"}):
                 found[volume.name] = f"node{number}"
     return found
-
-
-def left_on_nodes(swarm_cluster) -> list[str]:
-    """The app's services (dynos', add-ons'), containers and networks still on any node,
-    waiting up to a minute for Swarm to finish removing them."""
-    deadline = time.monotonic() + 60
-    while True:
-        found = []
-        with swarm_cluster.client() as manager:
-            labelled = {"label": f"dynosim.app={APP}"}
-            found += [s.name for s in manager.services.list(filters=labelled)]
-            found += [s.name for s in manager.services.list() if APP in s.name]
-        for socket in swarm_cluster.node_sockets:
-            with swarm_cluster.client(socket) as node:
-                found += [c.name for c in node.containers.list(all=True, filters=labelled)]
-                found += [n.name for n in node.networks.list() if APP in n.name]
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(1)

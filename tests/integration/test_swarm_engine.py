@@ -55,19 +55,6 @@ def scale(served, swarm_cluster, count: int, timeout: float = 120) -> dict[str, 
     return placed
 
 
-def left_on_nodes(swarm_cluster, app: str = APP) -> list[str]:
-    """The app's services, containers and networks still on any node."""
-    found = []
-    with swarm_cluster.client() as manager:
-        found += [s.name for s in manager.services.list() if app in s.name]
-    for socket in swarm_cluster.node_sockets:
-        with swarm_cluster.client(socket) as node:
-            labelled = {"label": f"dynosim.app={app}"}
-            found += [c.name for c in node.containers.list(all=True, filters=labelled)]
-            found += [n.name for n in node.networks.list() if app in n.name]
-    return found
-
-
 def test_web_dynos_spread_over_the_nodes_serve_restart_alone_and_ctrl_c_cleans_every_node(
     swarm_cluster, swarm_app, up
 ):
@@ -90,7 +77,7 @@ def test_web_dynos_spread_over_the_nodes_serve_restart_alone_and_ctrl_c_cleans_e
     assert served_by(served, six) == six
 
     assert served.stop() == 0
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
 
 
 def test_one_dynos_crashes_follow_herokus_back_off_while_the_others_serve(
@@ -114,7 +101,7 @@ def test_one_dynos_crashes_follow_herokus_back_off_while_the_others_serve(
     served.wait_for(r"heroku\[web\.1\]: Crashed 2 times in a row; restarting in 20 min", after=mark)
     assert served_by(served, {"web.2", "web.3"}) == {"web.2", "web.3"}
     assert served.stop() == 0
-    _until_clean(swarm_cluster)
+    assert swarm_cluster.left(APP, timeout=90) == []
 
 
 def test_a_lost_nodes_dynos_leave_the_router_at_once_and_start_on_the_other_nodes(
@@ -152,7 +139,8 @@ def test_a_lost_nodes_dynos_leave_the_router_at_once_and_start_on_the_other_node
     rules = node.exec_run(["iptables", "-w", "-t", "mangle", "-S", "DYNOSIM-NODE"])
     assert rules.exit_code == 0 and b"-j DROP" in rules.output, rules.output
     assert served.stop() == 0
-    _until_clean(swarm_cluster)  # the restarted node removes its dead tasks' containers
+    # the restarted node removes its dead tasks' containers
+    assert swarm_cluster.left(APP, timeout=90) == []
 
 
 def _until_state(swarm_cluster, hostname: str, state: str, timeout: float = 60) -> float:
@@ -192,10 +180,3 @@ def _until_kept_on_every_node(swarm_cluster, timeout: float = 60) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"network keeper running per node: {kept}")
-
-
-def _until_clean(swarm_cluster, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while (left := left_on_nodes(swarm_cluster)) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert left == []

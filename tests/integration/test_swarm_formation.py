@@ -13,9 +13,10 @@ import time
 import requests
 from conftest import WEB, tiny_app
 from test_dyno_manager import HOG
-from test_swarm_engine import left_on_nodes
 
 from dynosim.docker.swarm_events import POLL_EVERY
+
+pytest_plugins = ["pytester"]
 
 APP = "swarmtypes"
 UP = r"heroku\[{}\]: State changed from starting to up"
@@ -100,27 +101,50 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
     time.sleep(2 * POLL_EVERY)  # the stopped task's end, polled after the wake, is no crash
     assert not any("crashed" in line for line in served.lines[mark:]), served.lines[mark:]
     assert served.stop() == 0
-    assert left_on_nodes(swarm_cluster, APP) == []
+    assert swarm_cluster.left(APP) == []
 
 
-def test_the_plugins_dyno_app_runs_an_app_on_the_swarm_docker_host_names(
-    swarm_cluster, dyno_app, tmp_path, monkeypatch
-):
-    """From the plugin's private DYNOSIM_HOME, as after `eval "$(dynosim cluster:create 3)"`:
-    built beside the cluster, served, one-offs run and dynos killed on it; DOCKER_HOST as it
-    was once stopped, and nothing left on any node."""
-    monkeypatch.setenv("DOCKER_HOST", swarm_cluster.docker_host)
-    app = dyno_app(tiny_app(tmp_path / "plugged", WEB), formation={"web": 2}, engine="swarm")
-    assert {requests.get(app.url, timeout=10).text for _ in range(40)} == {"web.1", "web.2"}
-    with swarm_cluster.client() as manager:
-        names = sorted(s.name for s in manager.services.list() if app.name in s.name)
-    assert names == [f"dynosim-{app.name}-web-{n}-v1" for n in (1, 2)]
+#: A user's test, run by pytest in a shell where DOCKER_HOST names the cluster's manager.
+ON_SWARM = """
+import os, pathlib, docker, requests
+
+def test_on_swarm(dyno_app):
+    app = dyno_app({folder!r}, formation={{"web": 2}}, engine="swarm")
+    pathlib.Path({seen!r}).write_text(app.name)
+    assert {{requests.get(app.url, timeout=10).text for _ in range(40)}} == {{"web.1", "web.2"}}
+    manager = docker.DockerClient(base_url={manager!r})
+    names = sorted(s.name for s in manager.services.list() if app.name in s.name)
+    assert names == [f"dynosim-{{app.name}}-network"] + [
+        f"dynosim-{{app.name}}-web-{{n}}-v1" for n in (1, 2)
+    ]
     ran = app.run("echo $DYNO")
     assert (ran.status, ran.output.strip()) == (0, ran.dyno)
     mark = app.mark()
     app.kill("web.2")  # returns once the router no longer sends it requests
-    assert {requests.get(app.url, timeout=10).text for _ in range(10)} == {"web.1"}
-    app.wait_for_log(UP.format("web.2"), after=mark)  # restarted at once: its first crash
+    assert {{requests.get(app.url, timeout=10).text for _ in range(10)}} == {{"web.1"}}
+    app.wait_for_log(r"heroku\\[web\\.2\\]: State changed from starting to up", after=mark)
     app.stop()
-    assert os.environ["DOCKER_HOST"] == swarm_cluster.docker_host
-    assert left_on_nodes(swarm_cluster, app.name) == []
+    assert os.environ["DOCKER_HOST"] == {manager!r}
+"""
+
+
+def test_the_plugins_dyno_app_runs_an_app_on_the_swarm_docker_host_names(
+    swarm_cluster, pytester, tmp_path, monkeypatch
+):
+    """A user's pytest session after `eval "$(dynosim cluster:create 3)"`: from the plugin's
+    private DYNOSIM_HOME the app is built beside the cluster and served, its one-offs run and
+    its dynos are killed on it; DOCKER_HOST is the manager again once it stopped, and nothing
+    is left on any node."""
+    seen = tmp_path / "app-name"
+    monkeypatch.setenv("DOCKER_HOST", swarm_cluster.docker_host)
+    pytester.makepyfile(
+        ON_SWARM.format(
+            folder=str(tiny_app(tmp_path / "plugged", WEB)),
+            seen=str(seen),
+            manager=swarm_cluster.docker_host,
+        )
+    )
+    result = pytester.runpytest_subprocess("--dynosim-reuse-images", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    result.assert_outcomes(passed=1)
+    assert swarm_cluster.left(seen.read_text()) == []

@@ -19,12 +19,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from conftest import WEB, Load, tiny_app
 
+from dynosim.docker import swarm_keeper
 from dynosim.options import SWARM_SETTING
 from dynosim.store import Store
 
@@ -124,29 +124,14 @@ def left_of(swarm_cluster, dyno: str) -> list[str]:
 
 
 def services(swarm_cluster) -> dict[str, tuple[str, list[str]]]:
-    """The app's services: name -> (id, ids of its running tasks)."""
+    """The app's dynos' services (not its network keeper): name -> (id, ids of its running
+    tasks)."""
     with swarm_cluster.client() as manager:
         return {
             s.name: (s.id, sorted(t["ID"] for t in s.tasks() if t["Status"]["State"] == "running"))
             for s in manager.services.list()
-            if APP in s.name
+            if APP in s.name and s.name != swarm_keeper.service_name(APP)
         }
-
-
-def left_on_nodes(swarm_cluster, timeout: float = 60) -> list[str]:
-    """The app's services, containers and networks on any node, once they are gone (or as
-    they are after `timeout` seconds)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = list(services(swarm_cluster))
-        for socket in swarm_cluster.node_sockets:
-            with swarm_cluster.client(socket) as node:
-                marks = {"label": f"dynosim.app={APP}"}
-                found += [c.name for c in node.containers.list(all=True, filters=marks)]
-                found += [n.name for n in node.networks.list() if APP in n.name]
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(1)
 
 
 def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_node(
@@ -212,7 +197,7 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     assert not left_of(swarm_cluster, dyno)
     served.wait_for(rf"heroku\[{name}\]: State changed from up to complete", timeout=60)
     assert served.stop() == 0
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
 
     # a Swarm dynosim did not make: its manager socket with no cluster.json beside it
     home = tmp_path / "elsewhere"
@@ -224,23 +209,22 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     source.backup(copy)
     source.close(), copy.close()
     foreign = Path(tempfile.mkdtemp(prefix="dynosim-foreign-")) / "node1" / "docker.sock"
-    foreign.parent.mkdir()
-    foreign.symlink_to(swarm_cluster.node_sockets[0])
-    foreign_host = {"DYNOSIM_HOME": str(home), "DOCKER_HOST": f"unix://{foreign}"}
-    with contextlib.closing(Store(home / "state.db")) as store:  # where the app's `up` ran it
-        store.set_setting(APP, SWARM_SETTING, foreign_host["DOCKER_HOST"])
-    refused = subprocess.run(
-        [sys.executable, "-m", "dynosim", "run", "-a", APP, "true"],
-        env={**os.environ, **foreign_host},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    shutil.rmtree(foreign.parent.parent)
+    try:
+        foreign.parent.mkdir()
+        foreign.symlink_to(swarm_cluster.node_sockets[0])
+        foreign_host = {"DYNOSIM_HOME": str(home), "DOCKER_HOST": f"unix://{foreign}"}
+        with contextlib.closing(Store(home / "state.db")) as store:  # where its `up` ran it
+            store.set_setting(APP, SWARM_SETTING, foreign_host["DOCKER_HOST"])
+        refused = subprocess.run(
+            [sys.executable, "-m", "dynosim", "run", "-a", APP, "true"],
+            env={**os.environ, **foreign_host}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(foreign.parent.parent)
     assert refused.returncode != 0
     assert len(refused.stderr.splitlines()) == 1, refused.stderr
     assert "dynosim run:detached" in refused.stderr
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
 
 
 def test_the_next_up_adopts_a_killed_ups_services_and_config_set_under_load_fails_nothing(
@@ -272,7 +256,7 @@ def test_the_next_up_adopts_a_killed_ups_services_and_config_set_under_load_fail
     assert load.created
     assert answers(second, 2) == {("web.1", "bar"), ("web.2", "bar")}
     assert second.stop() == 0
-    assert left_on_nodes(swarm_cluster) == []
+    assert swarm_cluster.left(APP) == []
 
 
 def answers(served, dynos: int, attempts: int = 200) -> set[tuple[str, str | None]]:

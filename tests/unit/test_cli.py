@@ -64,14 +64,14 @@ def test_router_engine_that_cannot_run_is_reported_before_building(tmp_path, mon
 def test_unreachable_docker_engine_is_a_clear_error(tmp_path, monkeypatch):
     from dynosim.docker import client as docker_client
 
-    docker_client.client.cache_clear()
+    docker_client.connected.cache_clear()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
     (tmp_path / "Procfile").write_text("web: x\n")
     (tmp_path / "runtime.txt").write_text("python-3.11\n")
     try:
         result = run("up", str(tmp_path), "--port", "0", "--https-port", "0")
     finally:
-        docker_client.client.cache_clear()
+        docker_client.connected.cache_clear()
     assert result.exit_code == 3
     assert result.output.startswith("error: no Docker engine reachable")
     assert result.output.count("\n") == 1

@@ -38,9 +38,9 @@ def no_docker_engine(tmp_path, monkeypatch):
     """No engine reachable (and none cached from an earlier test); a fixed user for releases."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     monkeypatch.setenv("LOGNAME", "dev")  # getpass.getuser(): who made a release
-    docker_client.client.cache_clear()
+    docker_client.connected.cache_clear()
     yield
-    docker_client.client.cache_clear()
+    docker_client.connected.cache_clear()
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ def no_engine(tmp_path, monkeypatch):
     """Own state, and no engine: a refusal must come before Docker is asked anything."""
     monkeypatch.setenv("DYNOSIM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
-    docker_client.client.cache_clear()
+    docker_client.connected.cache_clear()
     yield
-    docker_client.client.cache_clear()
+    docker_client.connected.cache_clear()
 
 
 def invoke(*args):
@@ -84,14 +84,25 @@ def test_a_swarm_without_cluster_json_beside_its_socket_is_not_one_dynosim_made(
         cluster.swarm_target(f"unix://{tmp_path}/gone.sock")
 
 
-def test_building_on_points_docker_host_at_the_build_engine_within_and_restores_it(monkeypatch):
+def test_building_on_points_docker_host_at_the_build_engine_until_the_last_block_ends(
+    monkeypatch,
+):
+    """Two apps started on Swarm may stop in any order: DOCKER_HOST comes back once both did."""
     target = cluster.SwarmTarget("unix:///m.sock", {}, "unix:///engine.sock")
     monkeypatch.setenv("DOCKER_HOST", "unix:///m.sock")
-    with cluster.building_on(target):
-        assert os.environ["DOCKER_HOST"] == "unix:///engine.sock"
+    first, second = cluster.building_on(target), cluster.building_on(target)
+    first.__enter__()
+    assert os.environ["DOCKER_HOST"] == "unix:///engine.sock"
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert os.environ["DOCKER_HOST"] == "unix:///engine.sock"  # the second app still runs
+    second.__exit__(None, None, None)
     assert os.environ["DOCKER_HOST"] == "unix:///m.sock"
     monkeypatch.delenv("DOCKER_HOST")
     with pytest.raises(RuntimeError), cluster.building_on(target):
+        other = cluster.SwarmTarget("unix:///o.sock", {}, "unix:///other.sock")
+        with pytest.raises(UsageError, match="another app on Swarm builds on unix:///engine"):
+            cluster.building_on(other).__enter__()
         raise RuntimeError
     assert "DOCKER_HOST" not in os.environ
 

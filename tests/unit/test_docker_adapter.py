@@ -3,6 +3,7 @@ words, a missing image as None, and .dockerignore matched as the docker CLI matc
 
 import http.server
 import json
+import os
 import socketserver
 import subprocess
 import sys
@@ -142,3 +143,32 @@ def test_a_deploy_reaches_its_build_without_importing_the_sdk():
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_client_follows_docker_host_one_kept_per_engine(monkeypatch):
+    """`App.start(engine="swarm")` points DOCKER_HOST from a Swarm manager to the engine builds
+    run on and back: each engine gets its own client, kept for the next call."""
+    made = []
+
+    class Engine:
+        def __init__(self, host):
+            self.host = host
+
+        def ping(self):
+            return True
+
+    def from_env(**kwargs):
+        made.append(Engine(os.environ["DOCKER_HOST"]))
+        return made[-1]
+
+    monkeypatch.setattr(docker, "from_env", from_env)
+    client.connected.cache_clear()
+    try:
+        monkeypatch.setenv("DOCKER_HOST", "unix:///manager.sock")
+        first = client.client()
+        monkeypatch.setenv("DOCKER_HOST", "unix:///engine.sock")
+        assert client.client().host == "unix:///engine.sock"
+        monkeypatch.setenv("DOCKER_HOST", "unix:///manager.sock")
+        assert client.client() is first and len(made) == 2
+    finally:
+        client.connected.cache_clear()
