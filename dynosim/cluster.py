@@ -135,29 +135,35 @@ def swarm_target(manager: str | None = None) -> SwarmTarget:
 
 
 class _Switched:
-    """DOCKER_HOST as it was before the `building_on` blocks that hold now, and how many."""
+    """DOCKER_HOST as it was before the `docker_host` blocks that hold now, and how many."""
 
     lock = threading.Lock()
     before: str | None = None
     holding = 0
 
 
-@contextlib.contextmanager
-def building_on(target: SwarmTarget) -> Iterator[None]:
+def building_on(target: SwarmTarget) -> contextlib.AbstractContextManager[None]:
     """DOCKER_HOST names the engine `target`'s apps are built on (their images are there),
-    within; as it was once the last of such blocks ends, in whatever order they end (apps
-    started on Swarm stop in any order). UsageError while another Swarm builds elsewhere."""
+    within (`docker_host`)."""
+    return docker_host(target.builds_on)
+
+
+@contextlib.contextmanager
+def docker_host(engine: str) -> Iterator[None]:
+    """DOCKER_HOST names `engine` within; as it was once the last of such blocks ends, in
+    whatever order they end (apps started on Swarm stop in any order). UsageError while
+    another block points it elsewhere."""
     with _Switched.lock:
         now = os.environ.get("DOCKER_HOST")
         if not _Switched.holding:
             _Switched.before = now
-        elif now != target.builds_on:
+        elif now != engine:
             raise UsageError(
-                f"another app on Swarm builds on {now} now; stop it before starting one on"
-                f" {target.manager}"
+                f"another app on Swarm builds on {now} now; stop it before starting one that"
+                f" builds on {engine}"
             )
         _Switched.holding += 1
-        os.environ["DOCKER_HOST"] = target.builds_on
+        os.environ["DOCKER_HOST"] = engine
     try:
         yield
     finally:

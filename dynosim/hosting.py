@@ -132,9 +132,8 @@ class Host:
         daily; `idle_timeout` / `sleep_mode` as `StoredApp.idling` takes them; `env_file` gives
         the dynos the folder's .env under the config vars (off, as on Heroku). Log lines are kept
         for :meth:`logs` / :meth:`wait_for_log` (and passed to `echo`); `build_options` go to
-        `StoredApp.build`. `engine="swarm"`: on the Swarm DOCKER_HOST names, as `up --engine
-        swarm` runs it (docs/testing.md). ReleaseError (with the log's tail) when the release fails or a web dyno
-        never comes up."""
+        `StoredApp.build`; `engine="swarm"`: on the Swarm DOCKER_HOST names (docs/testing.md).
+        ReleaseError (with the log's tail) when the release fails or a web dyno never comes up."""
         if self._thread is not None:
             raise UsageError(f"app {self.app.name} is already started")
         self.check_can_serve(port)

@@ -55,7 +55,8 @@ RUN = secrets.token_hex(2)
 #: One key for the digests of build secrets (config vars the build reads) in every test's
 #: DYNOSIM_HOME, so the tests of a session share such an app's image, as they share the others.
 _BUILD_KEY = secrets.token_hex(32)
-_images_before: set[str] | None = None
+#: The engines this session built on (DOCKER_HOST URLs) -> the app images each had before.
+_images_before: dict[str, set[str]] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -128,6 +129,7 @@ def dyno_app(
         image_name = app.name  # images are shared by tag: built once, reused next session
         app.name = f"{app.name[:25].rstrip('-')}-{RUN}"
         _used_images.add(image_name)
+        _note_images(start_options.get("engine", "docker"))
         request.node.stash.setdefault(STARTED, set()).add(app.name)
         started.append(app)
         _serving.add(app)
@@ -160,11 +162,7 @@ def dyno_app(
 
 
 def _private_home() -> tuple[str, pytest.MonkeyPatch]:
-    """A fresh DYNOSIM_HOME (with the session's build key), set until the patch is undone;
-    the app images made from now on are the session's to remove."""
-    global _images_before
-    if _images_before is None:
-        _images_before = _app_images()
+    """A fresh DYNOSIM_HOME (with the session's build key), set until the patch is undone."""
     home = tempfile.mkdtemp(prefix="dynosim-")  # short: unix socket paths are short
     descriptor = os.open(Path(home, "build.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as key:
@@ -191,6 +189,7 @@ def heroku_ci(dynosim_engine) -> Iterator[Callable[..., CiResult]]:
     ) -> CiResult:
         app = App.open(path)
         _used_images.add(app.name)  # the test build's image is the session's to remove
+        _note_images()
         options = CiOptions(timeout=TIMEOUT if timeout is None else timeout)
         return app.ci(options, output=output or (lambda line: None))
 
@@ -250,10 +249,17 @@ def _apps_in_home() -> set[str]:
         store.close()
 
 
-def _app_images() -> set[str]:
+def _note_images(engine: str = "docker") -> None:
+    """The app images on the engine the next build runs on (on Swarm, the one beside the
+    cluster), before the session first builds there: those made later are its to remove."""
+    from . import cluster
     from .docker import images
+    from .docker.cluster import local_engine
 
-    return set(images.labelled("dynosim.image.app"))
+    builds_on = cluster.swarm_target().builds_on if engine == "swarm" else local_engine()
+    if builds_on not in _images_before:
+        with cluster.docker_host(builds_on):
+            _images_before[builds_on] = set(images.labelled("dynosim.image.app"))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -274,16 +280,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             os.environ["DYNOSIM_HOME"] = home
             app.close()
             shutil.rmtree(home, ignore_errors=True)
-    if _images_before is not None and not session.config.option.dynosim_reuse_images:
-        _remove_new_images(_images_before)
+    if not session.config.option.dynosim_reuse_images:
+        _remove_new_images()
 
 
-def _remove_new_images(before: set[str]) -> None:
+def _remove_new_images() -> None:
+    from . import cluster
     from .docker import images
 
-    for image, name in images.labelled("dynosim.image.app").items():
-        if image not in before and name in _used_images:
-            images.remove(image)  # in use: left to its user
+    for engine, before in _images_before.items():
+        with cluster.docker_host(engine):
+            for image, name in images.labelled("dynosim.image.app").items():
+                if image not in before and name in _used_images:
+                    images.remove(image)  # in use: left to its user
 
 
 @atexit.register
