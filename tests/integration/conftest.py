@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,6 +288,44 @@ class SwarmCluster:
         done = dynosim(*args, "-a", app, env={**os.environ, **self.env})
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+    def in_terminal(self, *args: str, keys: Sequence[tuple[str, str]] = ()) -> tuple[int, str]:
+        """`dynosim ARGS` from that terminal, an 80x24 one as its stdin, stdout and stderr:
+        for each (shown, typed) pair, once the terminal shows `shown`, type `typed`. Its exit
+        status and all the terminal showed."""
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dynosim", *args], env={**os.environ, **self.env},
+            stdin=follower, stdout=follower, stderr=follower,
+        )  # fmt: skip
+        os.close(follower)
+        shown = bytearray()
+
+        def read_until(wanted: bytes, timeout: float = 120) -> None:
+            deadline = time.monotonic() + timeout
+            while wanted not in shown and time.monotonic() < deadline:
+                if select.select([leader], [], [], 1)[0]:
+                    try:
+                        chunk = os.read(leader, 4096)
+                    except OSError:  # the terminal closed: the command ended
+                        return
+                    if not chunk:
+                        return
+                    shown.extend(chunk)
+
+        try:
+            for expected, typed in keys:
+                read_until(expected.encode())
+                assert expected.encode() in shown, shown.decode(errors="replace")
+                os.write(leader, typed.encode())
+            read_until(b"\0the end\0", timeout=180)  # everything, until it closes the terminal
+            return process.wait(60), shown.decode(errors="replace")
+        finally:
+            if process.poll() is None:  # Ctrl-C: it removes its one-off
+                process.send_signal(signal.SIGINT)
+                process.wait(60)
+            os.close(leader)
 
     def left(self, app: str, timeout: float = 60) -> list[str]:
         """The app's services (dynos', add-ons', its network keeper), containers and networks

@@ -13,19 +13,12 @@ Ctrl-C leaves no service, container or network on any node but keeps the add-ons
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import pty
 import re
-import select
 import shlex
-import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -156,9 +149,8 @@ def clients_reach_the_cluster_s_servers(swarm_cluster, served) -> None:
 
     redis_cli = piped(swarm_cluster, "redis:cli", "SET k v\nGET k\n")
     assert redis_cli.stdout.splitlines() == ["OK", "v"], redis_cli.stderr
-    status, shown = in_terminal(
-        swarm_cluster, "redis:cli", [("6379>", "GET k\r"), ('"v"', "quit\r")]
-    )
+    keys = [("6379>", "GET k\r"), ('"v"', "quit\r")]
+    status, shown = swarm_cluster.in_terminal("redis:cli", "-a", APP, keys=keys)
     assert status == 0, shown  # a TTY on both ends: its prompt, and the quoted answer
 
 
@@ -180,35 +172,6 @@ def piped(swarm_cluster, name: str, text: str, wait: bool = True):
     assert process.returncode == 0, stdout + stderr
     print(f"{name} piped: {time.monotonic() - began:.2f} s")
     return subprocess.CompletedProcess(process.args, 0, stdout, stderr)
-
-
-def in_terminal(swarm_cluster, name: str, keys: list[tuple[str, str]]) -> tuple[int, str]:
-    """`dynosim NAME -a APP` in an 80x24 terminal: for each (shown, typed) pair, once the
-    terminal shows `shown`, type `typed`. Its exit status and what the terminal showed."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dynosim", name, "-a", APP],
-        env={**os.environ, **swarm_cluster.env},
-        stdin=follower, stdout=follower, stderr=follower,
-    )  # fmt: skip
-    os.close(follower)
-    shown = b""
-    try:
-        for expected, typed in keys:
-            deadline = time.monotonic() + 120
-            while expected.encode() not in shown and time.monotonic() < deadline:
-                ready, _, _ = select.select([leader], [], [], 1)
-                with contextlib.suppress(OSError):  # the terminal closed
-                    shown += os.read(leader, 4096) if ready else b""
-            assert expected.encode() in shown, shown.decode(errors="replace")
-            os.write(leader, typed.encode())
-        return process.wait(120), shown.decode(errors="replace")
-    finally:
-        if process.poll() is None:  # Ctrl-C: it removes its one-off
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
-        os.close(leader)
 
 
 def config_urls(swarm_cluster) -> list[str]:

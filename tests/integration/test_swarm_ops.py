@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pty
 import queue
 import re
 import shutil
@@ -64,33 +63,6 @@ def run(swarm_cluster, line: str, **kwargs) -> subprocess.CompletedProcess[str]:
         timeout=180,
         **kwargs,
     )
-
-
-def in_terminal(swarm_cluster, line: str) -> tuple[int, str]:
-    """`dynosim run -x LINE` with a terminal as its stdin, stdout and stderr: its exit status
-    and what the terminal showed."""
-    leader, follower = pty.openpty()
-    shown: list[bytes] = []
-
-    def read() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the terminal closed
-                return
-            if not chunk:
-                return
-            shown.append(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    try:
-        done = run(swarm_cluster, line, stdin=follower, stdout=follower, stderr=follower)
-    finally:
-        os.close(follower)
-    reader.join(10)
-    os.close(leader)
-    return done.returncode, b"".join(shown).decode(errors="replace")
 
 
 def announced(process: subprocess.Popen, timeout: float = 180) -> str:
@@ -160,7 +132,8 @@ def test_an_interactive_run_is_attached_through_its_node_and_removed_from_every_
     assert "Running `read first;" in piped.stderr and f"... up, {dyno}" in piped.stderr
     assert one_offs_left(swarm_cluster) == []
 
-    status, shown = in_terminal(swarm_cluster, "test -t 0 && test -t 1 && echo on $(tty); exit 4")
+    line = "test -t 0 && test -t 1 && echo on $(tty); exit 4"
+    status, shown = swarm_cluster.in_terminal("run", "-a", APP, "-x", line)
     assert status == 4, shown
     assert "on /dev/pts/" in shown, shown
     assert one_offs_left(swarm_cluster) == []
