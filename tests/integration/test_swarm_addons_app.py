@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import docker.errors
 import pytest
 import requests
 from conftest import ROOT, copy_app, dynosim
@@ -215,17 +214,16 @@ def in_terminal(swarm_cluster, name: str, keys: list[tuple[str, str]]) -> tuple[
 
 
 def running_client(swarm_cluster, program: str, timeout: float = 120) -> None:
-    """Wait until a node runs this app's add-on client one-off (`oneoffs.create`), with
-    `program` running in it."""
+    """Wait until a node runs this app's add-on client one-off (`oneoffs.create`) whose
+    command is `program`."""
     labelled = {"label": ["dynosim=addon-client", f"dynosim.app={APP}"], "status": "running"}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for socket in swarm_cluster.node_sockets:
             with swarm_cluster.client(socket) as node:
                 for container in node.containers.list(filters=labelled):
-                    with contextlib.suppress(docker.errors.APIError):  # ended meanwhile
-                        if any(program in " ".join(p) for p in container.top()["Processes"]):
-                            return
+                    if (container.attrs["Config"]["Cmd"] or [""])[0] == program:
+                        return
         time.sleep(0.1)
     raise AssertionError(f"no add-on client of {APP} running {program} on a node")
 
