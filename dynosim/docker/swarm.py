@@ -29,7 +29,7 @@ from ..container_engine import (
     Usage,
     WaitTimedOut,
 )
-from ..errors import EngineError, one_line
+from ..errors import EngineError, is_engine_error, one_line
 from . import client, cluster_images, dynos, images, logs, services, swarm_keeper
 from .engine import accepts
 from .nodes import NodeAccess
@@ -69,13 +69,16 @@ class SwarmEngine:
         self.tasks = Tasks(self.api, self.nodes)
         self._published: dict[str, str] = {}  # local image -> the reference every node runs
         self._superseded: set[str] = set()  # tasks a later start replaced (TaskEvents)
-        self._kept: dict[str, str] = {}  # app -> the image its network keeper runs
+        self._kept: dict[str, int] = {}  # app -> the release its network keeper runs
+        self._closed: set[str] = set()  # apps whose network is being removed: no keeper
         self._images, self._keeping = threading.Lock(), threading.Lock()
 
     # the app network
     @client.engine_errors
     def ensure_network(self, app: str) -> None:
         """The app's attachable overlay network (dynos of other apps cannot reach it)."""
+        with self._keeping:
+            self._closed.discard(app)
         ensure_overlay(self.api, app)
 
     @client.engine_errors
@@ -84,8 +87,10 @@ class SwarmEngine:
         holds the app's containers or network any more (Swarm removes them a moment after the
         services, node by node). The network keeper goes first."""
         deadline = time.monotonic() + wait
+        with self._keeping:  # a late create must not bring the keeper back
+            self._closed.add(app)
+            self._kept.pop(app, None)
         swarm_keeper.remove(self.api, app)
-        self._kept.pop(app, None)
         while self.tasks.left_on_nodes(app, network=False) and time.monotonic() < deadline:
             self.tasks.remove_orphans(app)
             time.sleep(0.2)
@@ -137,7 +142,8 @@ class SwarmEngine:
         config = _image_config(local, spec.process_type in spec.release.images)
         body = services.service_spec(spec, self._publish(local), config, self.grace, hold)
         if spec.role == FORMATION:
-            self._keep_network(spec.release.app, body["TaskTemplate"]["ContainerSpec"]["Image"])
+            image_ref = body["TaskTemplate"]["ContainerSpec"]["Image"]
+            self._keep_network(spec.release.app, spec.release.version, image_ref)
         for attempt in range(10):
             try:
                 made = self.api.create_service(
@@ -303,15 +309,23 @@ class SwarmEngine:
                 )
             return self._published[image]
 
-    def _keep_network(self, app: str, image_ref: str) -> None:
-        """The app's network keeper on every node (`docker.swarm_keeper`), running the image
-        its formation runs; once per image (under a lock: dynos start side by side). Only a
-        shortcut for failover: a keeper the manager refuses does not fail the dyno."""
+    def _keep_network(self, app: str, version: int, image_ref: str) -> None:
+        """The app's network keeper on every node (`docker.swarm_keeper`), running an image of
+        the release its formation runs; once per release, not per process type's image (else
+        each type's start would roll it over every node), under a lock (dynos start side by
+        side), and not once the app's network is being removed. Only a shortcut for
+        failover: any engine error (a refusal, a manager that does not answer) does not fail
+        the dyno."""
         with self._keeping:
-            if self._kept.get(app) != image_ref:
-                with contextlib.suppress(docker.errors.APIError):
-                    swarm_keeper.keep(self.api, app, image_ref)
-                    self._kept[app] = image_ref
+            if app in self._closed or self._kept.get(app) == version:
+                return
+            try:
+                swarm_keeper.keep(self.api, app, image_ref)
+            except Exception as exc:
+                if not is_engine_error(exc):
+                    raise
+                return
+            self._kept[app] = version
 
     def _scale(self, container: Service, replicas: int, force: bool = False) -> None:
         for attempt in range(5):

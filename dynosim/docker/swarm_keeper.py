@@ -3,10 +3,10 @@ the app's overlay network joined on every node (and the release's image pulled t
 
 Why: a node joins an overlay network when the first task on it arrives, and joining syncs
 the network's state with every node that was on it, one after the other; a peer that just
-died costs a 10 s TCP dial timeout (libnetwork's networkdb "bulk sync ... i/o timeout"). The
-node a lost dyno moves to is often the one without a dyno of the app (a node that has just
+died costs a TCP dial timeout (libnetwork's networkdb "bulk sync ... i/o timeout"). The node
+a lost dyno moves to is often the one without a dyno of the app (a node that has just
 rejoined, which the scheduler's spread prefers), so without a keeper the lost dyno waited
-10.7 s in `preparing` there (bench/bench_node_loss.py, docs/benchmarks.md)."""
+out that timeout in `preparing` there (figures: docs/architecture.md, "Swarm engine")."""
 
 from __future__ import annotations
 

@@ -108,39 +108,47 @@ class Tasks:
         return bool(found is not None and found.attrs.get("State", {}).get("OOMKilled"))
 
     def remove_orphans(self, app: str) -> None:
-        """Remove the app's stopped containers whose service the manager no longer has: a node
-        killed while Swarm removed a service's task can come back with its container, which
-        Swarm then forgets (found by the node-loss test after a scale-down)."""
+        """Remove the app's stopped Swarm task containers whose service the manager no longer
+        has: a node killed while Swarm removed a service's task can come back with its
+        container, which Swarm then forgets (found by the node-loss test after a scale-down).
+        A container without a service (an add-on client one-off) is not a task: left alone."""
         services = {
             s["ID"] for s in self.api.services(filters={"label": f"{client.LABEL_APP}={app}"})
         }
         wanted = {"label": f"{client.LABEL_APP}={app}", "status": ["exited", "created", "dead"]}
-        for hostname in self.nodes.hostnames():
-            engine = self.nodes.client(hostname)
-            if engine is None:
-                continue
-            try:
-                for found in engine.api.containers(all=True, filters=wanted):
-                    if found["Labels"].get(SERVICE_ID) not in services:
-                        engine.api.remove_container(found["Id"], force=True)
-            except Exception as exc:  # gone meanwhile, or a node that is down
-                if not is_engine_error(exc):
-                    raise
+
+        def remove(engine: Any) -> bool:
+            for found in engine.api.containers(all=True, filters=wanted):
+                service = found["Labels"].get(SERVICE_ID)
+                if service is not None and service not in services:
+                    engine.api.remove_container(found["Id"], force=True)
+            return False
+
+        self._on_each_node(remove)
 
     def left_on_nodes(self, app: str, network: bool) -> bool:
         """Whether a node we can reach still has the app's dyno containers (or its network)."""
         labels, name = {"label": f"{client.LABEL_APP}={app}"}, dynos.network_name(app)
+
+        def holds(engine: Any) -> bool:
+            if engine.api.containers(all=True, filters=labels):
+                return True
+            networks = engine.api.networks(names=[name]) if network else []
+            return any(n["Name"] == name for n in networks)
+
+        return self._on_each_node(holds)
+
+    def _on_each_node(self, fn: Callable[[Any], bool]) -> bool:
+        """`fn` on the engine of each node we can reach, until one returns True; a node that
+        is down (or a container gone meanwhile) holds nothing we can clean: skipped."""
         for hostname in self.nodes.hostnames():
             engine = self.nodes.client(hostname)
             if engine is None:
                 continue
             try:
-                if engine.api.containers(all=True, filters=labels):
+                if fn(engine):
                     return True
-                networks = engine.api.networks(names=[name]) if network else []
-                if any(n["Name"] == name for n in networks):
-                    return True
-            except Exception as exc:  # a node that is down holds nothing we can clean
+            except Exception as exc:
                 if not is_engine_error(exc):
                     raise
         return False

@@ -362,7 +362,8 @@ class Fleet:
             await self.stop(tracked)
             return
         await self.cancel_timers(tracked)
-        tracked.crashes = 0 if restart else tracked.crashes  # a restart resets it (Heroku)
+        if restart:
+            tracked.crashes = 0  # a restart resets it (Heroku)
         await self.stop(tracked, then=DynoState.STARTING if restart else DynoState.DOWN)
         if not restart:
             self.forget(tracked)

@@ -123,8 +123,8 @@ class Request:
         self.pending_size = 0
         self.sink: Upstream | None = None
         self.tail = b""  # bytes after an Upgrade request's head
-        self.received = time.monotonic()  # the H12 clock starts here (backlog included; a hold
-        # for booting dynos restarts it: Router.route)
+        # the H12 clock starts here; Router.route restarts it after a hold
+        self.received = time.monotonic()
         self.start_ms = time.time_ns() // 1_000_000
 
 

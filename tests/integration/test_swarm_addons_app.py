@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from conftest import ROOT, copy_app, dynosim
-from test_addons import eventually, output, processes, wait_for_process
+from test_addons import eventually, output, processes
 
 APP = "swarmshop"
 UP = r"heroku\[{}\]: State changed from starting to up"
@@ -130,11 +130,13 @@ def clients_reach_the_cluster_s_servers(swarm_cluster, served) -> None:
     """pg:psql and redis:cli fed from a pipe, pg:backups:capture, pg:reset and
     pg:backups:restore act on the servers on the workers, and print as on one engine; no
     password shows in `ps` while psql runs in its one-off container on the server's node."""
-    items = "select string_agg(name, ',' order by name) from item, pg_sleep(1);"
-    psql = piped(swarm_cluster, "pg:psql", items, wait=False)
-    assert wait_for_process("psql")  # in its container on the node, seen from this host
     secrets = [urlsplit(url).password for url in config_urls(swarm_cluster)]
-    assert [line for line in processes() if any(s in line for s in secrets)] == []
+    items = "select string_agg(name, ',' order by name) from item, pg_sleep(3);"
+    psql = piped(swarm_cluster, "pg:psql", items, wait=False)
+    running_client(swarm_cluster, "psql")  # this command's psql, in its one-off on a node
+    seen = processes()  # from this host, while that psql runs
+    assert any(line.split()[0].rsplit("/", 1)[-1] == "psql" for line in seen if line), seen
+    assert [line for line in seen if any(s in line for s in secrets)] == []
     assert "apple,pear" in output(psql)
 
     captured = command(swarm_cluster, "pg:backups:capture", "-a", APP)
@@ -172,6 +174,21 @@ def piped(swarm_cluster, name: str, text: str, wait: bool = True):
     assert process.returncode == 0, stdout + stderr
     print(f"{name} piped: {time.monotonic() - began:.2f} s")
     return subprocess.CompletedProcess(process.args, 0, stdout, stderr)
+
+
+def running_client(swarm_cluster, program: str, timeout: float = 120) -> None:
+    """Wait until a node runs this app's add-on client one-off (`oneoffs.create`) whose
+    command is `program`."""
+    labelled = {"label": ["dynosim=addon-client", f"dynosim.app={APP}"], "status": "running"}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for socket in swarm_cluster.node_sockets:
+            with swarm_cluster.client(socket) as node:
+                for container in node.containers.list(filters=labelled):
+                    if (container.attrs["Config"]["Cmd"] or [""])[0] == program:
+                        return
+        time.sleep(0.1)
+    raise AssertionError(f"no add-on client of {APP} running {program} on a node")
 
 
 def config_urls(swarm_cluster) -> list[str]:

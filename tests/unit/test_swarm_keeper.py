@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import docker.errors
 import pytest
+import requests
 
 from dynosim.docker import client, dynos, services, swarm, swarm_keeper
 
@@ -77,12 +78,61 @@ def test_remove_takes_the_keeper_away_and_a_missing_one_is_fine():
     swarm_keeper.remove(Api(None), "shop")
 
 
-def test_a_keeper_the_manager_refuses_does_not_fail_the_dyno(monkeypatch):
-    manager = SimpleNamespace(api=Api(refuse=True), close=lambda: None)
+def _engine(monkeypatch, api):
+    manager = SimpleNamespace(api=api, close=lambda: None)
     monkeypatch.setattr(swarm.docker, "DockerClient", lambda **settings: manager)
-    engine = swarm.SwarmEngine("unix:///home/you/cluster/node1/docker.sock")
-    engine._keep_network("shop", IMAGE)  # no exception: the keeper is a shortcut
-    manager.api.refuse = False
-    engine._keep_network("shop", IMAGE)  # tried again at the next dyno's create
-    engine._keep_network("shop", IMAGE)  # and once made, not again
-    assert manager.api.calls == [("create", "dynosim-shop-network", IMAGE)]
+    monkeypatch.setattr(swarm, "ensure_overlay", lambda api, app: None)
+    return swarm.SwarmEngine("unix:///home/you/cluster/node1/docker.sock")
+
+
+def test_a_keeper_the_manager_refuses_does_not_fail_the_dyno(monkeypatch):
+    engine = _engine(monkeypatch, Api(refuse=True))
+    engine._keep_network("shop", 3, IMAGE)  # no exception: the keeper is a shortcut
+    engine.api.refuse = False
+    engine._keep_network("shop", 3, IMAGE)  # tried again at the next dyno's create
+    engine._keep_network("shop", 3, IMAGE)  # and once made, not again
+    assert engine.api.calls == [("create", "dynosim-shop-network", IMAGE)]
+
+
+def test_a_manager_that_does_not_answer_does_not_fail_the_dyno(monkeypatch):
+    class Unanswered(Api):
+        def create_service(self, *args, **kwargs):
+            raise requests.exceptions.ConnectionError("connection refused")
+
+    engine = _engine(monkeypatch, Unanswered())
+    engine._keep_network("shop", 3, IMAGE)  # no exception
+    assert engine._kept == {}  # tried again at the next dyno's create
+
+
+def test_other_errors_are_not_swallowed(monkeypatch):
+    class Broken(Api):
+        def create_service(self, *args, **kwargs):
+            raise KeyError("TaskTemplate")
+
+    with pytest.raises(KeyError):
+        _engine(monkeypatch, Broken())._keep_network("shop", 3, IMAGE)
+
+
+def test_the_keeper_follows_the_release_not_each_process_types_image(monkeypatch):
+    """With heroku.yml's per-type images, a worker's start must not roll the keeper over every
+    node to its own image (and the web's back again)."""
+    engine = _engine(monkeypatch, Api())
+    engine._keep_network("shop", 3, IMAGE)  # web
+    engine._keep_network("shop", 3, "worker@sha256:def")  # worker, same release
+    engine._keep_network("shop", 4, "web@sha256:new")  # the next release
+    assert engine.api.calls == [
+        ("create", "dynosim-shop-network", IMAGE),
+        ("create", "dynosim-shop-network", "web@sha256:new"),
+    ]
+
+
+def test_a_late_create_after_the_network_went_does_not_bring_the_keeper_back(monkeypatch):
+    engine = _engine(monkeypatch, Api())
+    monkeypatch.setattr(engine.tasks, "left_on_nodes", lambda app, network: False)
+    monkeypatch.setattr(swarm.dynos, "remove_network", lambda app, wait, manager: True)
+    engine.remove_network("shop")
+    engine._keep_network("shop", 3, IMAGE)  # a crash restart's create finishing late
+    assert engine.api.calls == []
+    engine.ensure_network("shop")  # the app starts again: the keeper with it
+    engine._keep_network("shop", 3, IMAGE)
+    assert engine.api.calls == [("create", "dynosim-shop-network", IMAGE)]
