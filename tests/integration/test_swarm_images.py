@@ -41,7 +41,11 @@ def small_image(docker_client):
     token = secrets.token_hex(8)
     name = f"dynosim/test-published:{token}"
     dockerfile = f"FROM {chosen.run_image}\nRUN echo {token} > /token\nUSER 1000\n"
-    built, _ = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=name)
+    built, _ = docker_client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()),
+        tag=name,
+        rm=True,  # no intermediate containers
+    )
     yield name, built.id, token
     docker_client.images.remove(name, force=True)
 
@@ -140,6 +144,7 @@ def test_without_its_registry_publish_says_so_in_one_line(swarm_cluster, docker_
     fresh, _ = docker_client.images.build(
         fileobj=io.BytesIO(b"FROM scratch\nLABEL dynosim.test=unpublished\n"),
         tag=f"dynosim/test-unpublished:{secrets.token_hex(4)}",
+        rm=True,
     )
     with swarm_cluster.client() as manager:
         registry = manager.services.get(cluster_registry.SERVICE)
