@@ -258,6 +258,22 @@ def example_app(tmp_path_factory) -> Path:
     return copy_app(EXAMPLE, tmp_path_factory.mktemp("apps") / "flask_app")
 
 
+def tail_follows_the_router(app: str, url: str, env: dict[str, str] | None = None) -> None:
+    """`dynosim logs -a APP --tail --ps router -n 0` prints the router's line of a request
+    made after it started."""
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "dynosim", "logs", "-a", app, "--tail", "--ps", "router", "-n", "0"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    try:
+        time.sleep(1)  # let the follower subscribe
+        requests.get(url + "/followed", timeout=10)
+        assert 'heroku[router]: at=info method=GET path="/followed"' in tail.stdout.readline()
+    finally:
+        tail.terminate()
+        tail.wait(10)
+
+
 @dataclass(frozen=True)
 class SwarmCluster:
     """The session's Swarm (dynosim cluster:create 3): the DOCKER_HOST it printed, its state

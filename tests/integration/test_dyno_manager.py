@@ -4,12 +4,8 @@ cycling are unit-tested on a fake engine (tests/unit/test_manager.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import requests
-from conftest import WEB, dynosim, tiny_app
+from conftest import WEB, dynosim, tail_follows_the_router, tiny_app
 
 from dynosim.docker import client as docker_client
 
@@ -171,30 +167,7 @@ def test_logs_filter_and_follow(up, tmp_path):
     assert len(lines) == 3
     assert all(" heroku[web.1]: " in line for line in lines)
 
-    tail = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dynosim",
-            "logs",
-            "-a",
-            "chatty",
-            "--tail",
-            "--ps",
-            "router",
-            "-n",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        time.sleep(1)  # let the follower subscribe
-        requests.get(process.url + "/followed", timeout=10)
-        assert 'heroku[router]: at=info method=GET path="/followed"' in tail.stdout.readline()
-    finally:
-        tail.terminate()
-        tail.wait(10)
+    tail_follows_the_router("chatty", process.url)
 
 
 def test_ps_type_replaces_dynos_with_the_new_size(up, tmp_path):

@@ -5,13 +5,10 @@ engine), `ps:type`, `ps:stop`, `logs --tail`, `releases:rollback`, a wake right 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import requests
-from conftest import WEB, tiny_app
+from conftest import WEB, tail_follows_the_router, tiny_app
 from test_dyno_manager import HOG
 
 from dynosim.docker.swarm_events import POLL_EVERY
@@ -66,19 +63,7 @@ def test_r14_r15_ps_type_ps_stop_logs_tail_and_rollback_as_on_one_engine(
     assert web_service(swarm_cluster)["ID"] != before
     assert requests.get(served.url, timeout=10).text == "web.1"
 
-    tail = subprocess.Popen(
-        [sys.executable, "-m", "dynosim", "logs", "-a", APP, "--tail", "--ps", "router", "-n", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **swarm_cluster.env},
-    )
-    try:
-        time.sleep(1)  # let the follower subscribe
-        requests.get(served.url + "/followed", timeout=10)
-        assert 'heroku[router]: at=info method=GET path="/followed"' in tail.stdout.readline()
-    finally:
-        tail.terminate()
-        tail.wait(10)
+    tail_follows_the_router(APP, served.url, swarm_cluster.env)
 
     swarm_cluster.dynosim(APP, "config:set", "GREETING=hello")  # v2
     mark = served.mark()

@@ -138,6 +138,13 @@ class Harness:
     async def up(self, *dynos: str) -> None:
         await self.until(lambda: all(self.state(d) == "up" for d in dynos), " and ".join(dynos))
 
+    async def restarted_after_a_first_crash(self, process_type: str) -> None:
+        """Its dyno .1 up, crashed once, and up again (a first crash restarts at once)."""
+        await self.up(f"{process_type}.1")
+        self.crash(process_type)
+        await self.until(lambda: len(self.engine.live(process_type)) == 1, "first restart")
+        await self.up(f"{process_type}.1")
+
     def crash(self, process_type: str, code: int = 1, oom: bool = False, why: str = "") -> None:
         """The first running dyno of the type exits on its own (or is lost: `why`)."""
         self.engine.die(self.engine.live(process_type)[0], code, oom, why)
@@ -268,10 +275,7 @@ def test_a_dyno_up_for_ten_minutes_counts_its_next_crash_as_the_first(harness):
 
     async def test():
         await h.start()
-        await h.up("worker.1")
-        h.crash("worker")
-        await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
-        await h.up("worker.1")
+        await h.restarted_after_a_first_crash("worker")
         h.schedule.advance(backoff.STABLE)
         h.crash("worker")
         await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
@@ -286,10 +290,7 @@ def test_a_dyno_lost_with_its_node_is_logged_and_restarts_at_once_even_after_a_c
 
     async def test():
         await h.start()
-        await h.up("worker.1")
-        h.crash("worker")
-        await h.until(lambda: len(h.engine.live("worker")) == 1, "first restart")
-        await h.up("worker.1")
+        await h.restarted_after_a_first_crash("worker")
         h.crash("worker", code=255, why="node node3 down")
         await h.logged("worker.1", "Dyno lost: node node3 down")
         await h.until(lambda: len(h.engine.live("worker")) == 1, "restart at once")
