@@ -34,6 +34,7 @@ from .options import (
     SLEEP_MODES,
     ManagerOptions,
     ServeOptions,
+    check_sleep_mode,
 )
 
 if TYPE_CHECKING:
@@ -251,11 +252,7 @@ def _use_swarm(sleep_mode: str | None) -> SwarmTarget:
     the local cluster runs on (its stacks are there), not on the manager node."""
     from . import cluster
 
-    if sleep_mode == "pause":
-        raise UsageError(
-            "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
-            " sleeping dynos stop"
-        )
+    check_sleep_mode("swarm", sleep_mode)
     target = cluster.swarm_target()
     os.environ["DOCKER_HOST"] = target.builds_on
     return target

@@ -27,6 +27,7 @@ from .options import (
     SWARM_SETTING,
     ManagerOptions,
     ServeOptions,
+    check_sleep_mode,
 )
 from .store import Store
 from .stored import Progress, StoredApp, quiet
@@ -137,8 +138,7 @@ class Host:
         if self._thread is not None:
             raise UsageError(f"app {self.app.name} is already started")
         self.check_can_serve(port)
-        if sleep_mode:  # refused (pause on Swarm) before the app remembers it
-            ServeOptions(engine=engine, manager=ManagerOptions(sleep_mode=sleep_mode))
+        check_sleep_mode(engine, sleep_mode)  # before the app remembers it
         local_env = self.app.local_env(env_file)
         manager = ManagerOptions(
             grace=grace, boot_timeout=boot_timeout, cycling=cycling,

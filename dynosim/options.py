@@ -45,6 +45,15 @@ class ManagerOptions:
     record_metrics: bool = True  # the Metrics tab's recorder (off only to measure its cost)
 
 
+def check_sleep_mode(engine: str, sleep_mode: str | None) -> None:
+    """UsageError for pause on Swarm, which cannot freeze a service."""
+    if engine == "swarm" and sleep_mode == "pause":
+        raise UsageError(
+            "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
+            " sleeping dynos stop (dynosim up --sleep-mode stop)"
+        )
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     """`up`'s: where the router listens and how, how fast schedules run, the dynos' .env."""
@@ -67,8 +76,4 @@ class ServeOptions:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise UsageError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        if self.engine == "swarm" and self.manager.sleep_mode == "pause":
-            raise UsageError(
-                "--sleep-mode pause: Swarm services cannot be frozen; with --engine swarm"
-                " sleeping dynos stop (dynosim up --sleep-mode stop)"
-            )
+        check_sleep_mode(self.engine, self.manager.sleep_mode)
