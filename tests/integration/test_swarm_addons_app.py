@@ -81,7 +81,8 @@ def test_an_app_with_postgres_redis_a_release_phase_and_one_offs_runs_on_the_clu
     assert sorted(served_as(output, servers)) == ["DATABASE_URL", "REDIS_URL"], output
 
     for name in ("apple", "pear"):
-        assert requests.post(f"{served.url}/items?name={name}", timeout=30).status_code == 201
+        posted = requests.post(f"{served.url}/items?name={name}", timeout=30)
+        assert posted.status_code == 201, served.output[-4000:]
     assert served.get("/items").json() == ["apple", "pear"]
     assert requests.post(f"{served.url}/jobs?value=hello", timeout=30).status_code == 202
     served.wait_for(r"app\[worker\.1\]: worker: processed hello", timeout=60)
