@@ -358,7 +358,12 @@ class SwarmCluster:
                 ]
             for node_socket in self.node_sockets:
                 with self.client(node_socket) as node:
-                    found += [c.name for c in node.containers.list(all=True, filters=labelled)]
+                    found += [
+                        c.name
+                        for c in node.containers.list(
+                            ignore_removed=True, all=True, filters=labelled
+                        )
+                    ]
                     found += [n.name for n in node.networks.list() if app in n.name]
             if not found or time.monotonic() > deadline:
                 return found
@@ -400,7 +405,7 @@ def swarm_cluster(docker_client, tmp_path_factory) -> Iterator[SwarmCluster]:
     destroyed = dynosim("cluster:destroy", env={**env, "DOCKER_HOST": cluster.docker_host})
     assert destroyed.returncode == 0, destroyed.stderr
     left = {"label": f"dynosim.cluster={record['id']}"}
-    assert docker_client.containers.list(all=True, filters=left) == []
+    assert docker_client.containers.list(ignore_removed=True, all=True, filters=left) == []
     assert docker_client.volumes.list(filters=left) == []
     assert docker_client.networks.list(filters=left) == []
     assert not (home / "cluster").exists()

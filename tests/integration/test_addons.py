@@ -49,7 +49,8 @@ def volumes(app: str) -> set[str]:
 
 def addon_servers(app: str) -> list[str]:
     listed = docker_client.client().containers.list(
-        filters={"label": ["dynosim=addon", f"dynosim.app={app}"], "status": "running"}
+        ignore_removed=True,
+        filters={"label": ["dynosim=addon", f"dynosim.app={app}"], "status": "running"},
     )
     return sorted(c.id for c in listed)
 
@@ -177,7 +178,12 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_over_tls_and_keep_its_data(
     assert eventually(lambda: adopted.get("/items").json() == ["apple", "pear", "plum"])
     assert addon_servers(APP) == servers  # the same containers, not new ones
     assert adopted.stop() == 0
-    assert docker_client.client().containers.list(filters={"label": f"dynosim.app={APP}"}) == []
+    assert (
+        docker_client.client().containers.list(
+            ignore_removed=True, filters={"label": f"dynosim.app={APP}"}
+        )
+        == []
+    )
     assert len(volumes(APP)) == 2  # the data outlives the servers
 
     forget_certificates(APP)  # add-ons provisioned before TLS: the next up brings them along
@@ -204,7 +210,7 @@ def test_postgres_and_redis_add_ons_serve_a_real_app_over_tls_and_keep_its_data(
     assert wait_for_process("psql")  # the client in its one-off container, on this host
     assert shown_password(APP) == []
     (client,) = docker_client.client().containers.list(
-        filters={"label": ["dynosim=addon-client", f"dynosim.app={APP}"]}
+        ignore_removed=True, filters={"label": ["dynosim=addon-client", f"dynosim.app={APP}"]}
     )
     standard = formation.size(formation.DEFAULT_SIZE)  # locked down like a dyno
     assert client.attrs["HostConfig"]["PidsLimit"] == standard.pids

@@ -14,7 +14,9 @@ UP = r"heroku\[{}\]: State changed from starting to up"
 
 def containers(app: str, role: str = "formation"):
     return docker_client.client().containers.list(
-        all=True, filters={"label": [f"dynosim.app={app}", f"dynosim.role={role}"]}
+        ignore_removed=True,
+        all=True,
+        filters={"label": [f"dynosim.app={app}", f"dynosim.role={role}"]},
     )
 
 

@@ -103,7 +103,9 @@ def test_failing_build_shows_the_step_and_output_tail_and_records_nothing(tmp_pa
     assert "No matching distribution found for dynosim-no-such-package-anywhere" in result.stderr
     assert Store().current_release("broken") is None
     assert (
-        docker_client.client().containers.list(all=True, filters={"label": "dynosim.app=broken"})
+        docker_client.client().containers.list(
+            ignore_removed=True, all=True, filters={"label": "dynosim.app=broken"}
+        )
         == []
     )
 

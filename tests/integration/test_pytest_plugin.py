@@ -24,9 +24,9 @@ def run_session(pytester: pytest.Pytester, test_code: str) -> pytest.RunResult:
 
 def app_objects(app: str) -> tuple[list, list]:
     client, labelled = docker_client.client(), {"label": f"dynosim.app={app}"}
-    return client.containers.list(all=True, filters=labelled), client.networks.list(
-        filters=labelled
-    )
+    return client.containers.list(
+        ignore_removed=True, all=True, filters=labelled
+    ), client.networks.list(filters=labelled)
 
 
 def test_a_failing_test_still_gets_its_dynos_network_and_state_removed(pytester, tmp_path):

@@ -21,7 +21,9 @@ WORKER = "worker: sleep infinity\n"
 
 def status(app: str, dyno: str) -> str:
     (container,) = docker_client.client().containers.list(
-        all=True, filters={"label": [f"dynosim.app={app}", f"dynosim.type={dyno}"]}
+        ignore_removed=True,
+        all=True,
+        filters={"label": [f"dynosim.app={app}", f"dynosim.type={dyno}"]},
     )
     return container.status
 

@@ -185,7 +185,7 @@ def running_client(swarm_cluster, program: str, timeout: float = 120) -> None:
     while time.monotonic() < deadline:
         for socket in swarm_cluster.node_sockets:
             with swarm_cluster.client(socket) as node:
-                for container in node.containers.list(filters=labelled):
+                for container in node.containers.list(ignore_removed=True, filters=labelled):
                     if (container.attrs["Config"]["Cmd"] or [""])[0] == program:
                         return
         time.sleep(0.1)

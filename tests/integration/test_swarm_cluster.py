@@ -132,7 +132,7 @@ def _cluster_objects(engine) -> set[str]:
     """Every cluster's containers, volumes and networks on the engine, by name."""
     mine = {"label": f"{docker_client.LABEL}=cluster"}
     return {
-        *(c.name for c in engine.containers.list(all=True, filters=mine)),
+        *(c.name for c in engine.containers.list(ignore_removed=True, all=True, filters=mine)),
         *(v.name for v in engine.volumes.list(filters=mine)),
         *(n.name for n in engine.networks.list(filters=mine)),
     }

@@ -116,7 +116,9 @@ def test_a_lost_nodes_dynos_leave_the_router_at_once_and_start_on_the_other_node
     lost = next(n for n in ("node3", "node2") if n in placed.values())
     moved = sorted(d for d, n in placed.items() if n == lost)
     cluster_id = json.loads((swarm_cluster.home / "cluster" / "cluster.json").read_text())["id"]
-    (node,) = docker_client.containers.list(filters={"name": f"{cluster_id}-{lost}"})
+    (node,) = docker_client.containers.list(
+        ignore_removed=True, filters={"name": f"{cluster_id}-{lost}"}
+    )
     load = Load(served.url + "/")
     mark = served.mark()
     try:
@@ -162,7 +164,9 @@ def _kill(swarm_cluster, dyno: str) -> None:
     socket = swarm_cluster.node_sockets[int(node.removeprefix("node")) - 1]
     name = f"dynosim-{APP}-{dyno.replace('.', '-')}-v"
     with swarm_cluster.client(socket) as engine:
-        (found,) = [c for c in engine.containers.list() if c.name.startswith(name)]
+        (found,) = [
+            c for c in engine.containers.list(ignore_removed=True) if c.name.startswith(name)
+        ]
         found.kill()
 
 
@@ -175,7 +179,7 @@ def _until_kept_on_every_node(swarm_cluster, timeout: float = 60) -> None:
         kept = []
         for socket in swarm_cluster.node_sockets:
             with swarm_cluster.client(socket) as node:
-                kept.append(bool(node.containers.list(filters=wanted)))
+                kept.append(bool(node.containers.list(ignore_removed=True, filters=wanted)))
         if all(kept):
             return
         time.sleep(0.5)

@@ -86,7 +86,9 @@ def one_offs_left(swarm_cluster) -> list[str]:
     for socket in swarm_cluster.node_sockets:
         with swarm_cluster.client(socket) as node:
             marks = {"label": [f"dynosim.app={APP}", "dynosim.role=one-off"]}
-            found += [c.name for c in node.containers.list(all=True, filters=marks)]
+            found += [
+                c.name for c in node.containers.list(ignore_removed=True, all=True, filters=marks)
+            ]
     return found
 
 

@@ -16,14 +16,18 @@ LOG_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00 "
 
 
 def containers(app: str):
-    return docker_client.client().containers.list(all=True, filters={"label": f"dynosim.app={app}"})
+    return docker_client.client().containers.list(
+        ignore_removed=True, all=True, filters={"label": f"dynosim.app={app}"}
+    )
 
 
 def dyno_container(app: str, name: str):
     """The running container of a dyno (its Docker name also carries the release)."""
     (found,) = [
         c
-        for c in docker_client.client().containers.list(filters={"label": f"dynosim.app={app}"})
+        for c in docker_client.client().containers.list(
+            ignore_removed=True, filters={"label": f"dynosim.app={app}"}
+        )
         if f"{c.labels['dynosim.type']}.{c.labels['dynosim.index']}" == name
     ]
     return found
