@@ -1,6 +1,6 @@
 """Measure how soon a new task reaches servers on other nodes over a fresh overlay network.
 
-Why: in 2 of 17 runs of test_swarm_addons_app, new dynos could not reach the add-on servers on
+Why: in 2 of 19 runs of test_swarm_addons_app, new dynos could not reach the add-on servers on
 other nodes for their first 25-30 s (docs/architecture.md, "Known flake"). This probes the
 same shape without dynosim's manager, on a fresh 3-node local cluster: each round makes an
 attachable overlay, two servers (`python3 -m http.server`, dnsrr, pinned to node2 and node3,
