@@ -30,6 +30,7 @@ from ..container_engine import (
     WaitTimedOut,
 )
 from ..errors import EngineError, is_engine_error, one_line
+from ..procfile import RELEASE
 from . import client, cluster_images, dynos, images, logs, services, swarm_keeper
 from .engine import accepts
 from .nodes import NodeAccess
@@ -42,6 +43,8 @@ from .usage import read_usage
 PLACE_TIMEOUT = 60.0
 #: After the stop grace period, how long the task may take to be reported ended.
 STOP_SLACK = 15.0
+#: The one-offs `up` runs for a release before its formation: on the app network as its dynos.
+PHASES = frozenset({RELEASE, "postdeploy"})
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,8 @@ class SwarmEngine:
         holds the app's containers or network any more (Swarm removes them a moment after the
         services, node by node). The network keeper goes first."""
         deadline = time.monotonic() + wait
+        self._closed.add(app)  # first: a new keeper's dynos stop waiting for it
         with self._keeping:  # a late create must not bring the keeper back
-            self._closed.add(app)
             self._kept.pop(app, None)
         swarm_keeper.remove(self.api, app)
         while self.tasks.left_on_nodes(app, network=False) and time.monotonic() < deadline:
@@ -141,7 +144,7 @@ class SwarmEngine:
         local = spec.release.image_for(spec.process_type)
         config = _image_config(local, spec.process_type in spec.release.images)
         body = services.service_spec(spec, self._publish(local), config, self.grace, hold)
-        if spec.role == FORMATION:
+        if spec.role == FORMATION or spec.process_type in PHASES:
             image_ref = body["TaskTemplate"]["ContainerSpec"]["Image"]
             self._keep_network(spec.release.app, spec.release.version, image_ref)
         for attempt in range(10):
@@ -313,14 +316,17 @@ class SwarmEngine:
         """The app's network keeper on every node (`docker.swarm_keeper`), running an image of
         the release its formation runs; once per release, not per process type's image (else
         each type's start would roll it over every node), under a lock (dynos start side by
-        side), and not once the app's network is being removed. Only a shortcut for
-        failover: any engine error (a refusal, a manager that does not answer) does not fail
+        side, and wait for a new keeper to join), and not once the app's network is being
+        removed. Any engine error (a refusal, a manager that does not answer) does not fail
         the dyno."""
         with self._keeping:
             if app in self._closed or self._kept.get(app) == version:
                 return
             try:
-                swarm_keeper.keep(self.api, app, image_ref)
+                if swarm_keeper.keep(self.api, app, image_ref):
+                    swarm_keeper.until_joined(
+                        self.api, app, self.tasks.network_view, lambda: app in self._closed
+                    )
             except Exception as exc:
                 if not is_engine_error(exc):
                     raise

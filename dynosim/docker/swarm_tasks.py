@@ -46,6 +46,7 @@ class Tasks:
     def __init__(self, api: Any, nodes: NodeAccess) -> None:
         self.api, self.nodes = api, nodes
         self._placed: dict[str, Placed] = {}  # node id -> where it is
+        self._manager_node: str | None = None
 
     def of(self, service_ids: list[str]) -> list[dict[str, Any]]:
         if not service_ids:
@@ -82,6 +83,16 @@ class Tasks:
                 found["Description"]["Hostname"], services.node_address(found)
             )
         return self._placed[node_id]
+
+    def network_view(self, node_id: str) -> Any | None:
+        """An API client of the node's own engine, which knows the node's view of a network:
+        through node access, or the manager's for the manager's node; None without access."""
+        engine = self.nodes.client(self.where(node_id).hostname)
+        if engine is not None:
+            return engine.api
+        if self._manager_node is None:
+            self._manager_node = self.api.info()["Swarm"]["NodeID"]
+        return self.api if node_id == self._manager_node else None
 
     def node_container(self, container: Service) -> Container | None:
         task = self.current(container)

@@ -56,6 +56,12 @@ class Api:
             raise docker.errors.NotFound(name)
         self.calls.append(("remove", name))
 
+    def nodes(self):  # a made keeper is waited for: on no node here
+        return []
+
+    def tasks(self, filters):
+        return []
+
 
 @pytest.mark.parametrize(
     ("running", "calls"),
@@ -67,7 +73,7 @@ class Api:
 )
 def test_keep_makes_the_keeper_or_moves_it_to_the_release_image(running, calls):
     api = Api(running)
-    swarm_keeper.keep(api, "shop", IMAGE)
+    assert swarm_keeper.keep(api, "shop", IMAGE) is (running is None)  # made: wait for it
     assert api.calls == calls
 
 
@@ -136,3 +142,98 @@ def test_a_late_create_after_the_network_went_does_not_bring_the_keeper_back(mon
     engine.ensure_network("shop")  # the app starts again: the keeper with it
     engine._keep_network("shop", 3, IMAGE)
     assert engine.api.calls == [("create", "dynosim-shop-network", IMAGE)]
+
+
+A, B, C = "10.1.0.2", "10.1.0.3", "10.1.0.4"
+NODES = {"n1": A, "n2": B, "n3": C}
+
+
+def _task(node, state, index=1):
+    return {"NodeID": node, "Status": {"State": state}, "Version": {"Index": index}}
+
+
+@pytest.mark.parametrize(
+    ("tasks", "seen", "waited"),
+    [
+        # the orchestrator has not placed every task yet, or its image is being pulled
+        ([_task("n1", "running"), _task("n2", "preparing")], {}, {"n2", "n3"}),
+        # all run; n2 does not know yet that n3 joined, n3 has no network yet
+        (
+            [_task(n, "running") for n in NODES],
+            {"n1": {A, B, C}, "n2": {A, B}, "n3": None},
+            {"n2", "n3"},
+        ),
+        # every view lists every node (a node lists itself): settled
+        ([_task(n, "running") for n in NODES], {n: {A, B, C} for n in NODES}, set()),
+        # a node whose view cannot be read (no node access) is not waited for once it runs
+        ([_task(n, "running") for n in NODES], {"n1": {A, B, C}}, set()),
+        # n3's newest task failed (an image without sleep): not waited for, nor expected
+        (
+            [
+                _task("n1", "running"),
+                _task("n2", "running"),
+                _task("n3", "running", 1),
+                _task("n3", "rejected", 2),
+            ],
+            {"n1": {A, B}, "n2": {A, B}},
+            set(),
+        ),
+    ],
+)
+def test_the_first_dynos_wait_until_every_node_runs_the_keeper_and_sees_all_of_them(
+    tasks, seen, waited
+):
+    assert swarm_keeper.unsettled(NODES, tasks, seen) == waited
+
+
+class Cluster:
+    """A manager and its nodes' engines whose views of the app network fill in over polls."""
+
+    def __init__(self, views):
+        self.views, self.polls = views, 0
+
+    def nodes(self):
+        self.polls += 1
+        state = {"State": "ready", "Addr": ""}
+        return [{"ID": n, "Status": {**state, "Addr": a}, "Spec": {"Availability": "active"}}
+                for n, a in NODES.items()]  # fmt: skip
+
+    def tasks(self, filters):
+        assert filters == {"service": "dynosim-shop-network"}
+        return [_task(n, "running") for n in NODES]
+
+    def view(self, node):
+        cluster = self
+
+        class Engine:
+            def inspect_network(self, name, verbose, scope):
+                assert (name, verbose, scope) == ("dynosim-shop", True, "swarm")
+                shown = cluster.views[min(cluster.polls, len(cluster.views)) - 1][node]
+                if shown is None:
+                    raise docker.errors.NotFound(name)
+                return {"Peers": [{"Name": "abc", "IP": ip} for ip in shown]}
+
+        return Engine()
+
+
+def test_until_joined_returns_once_the_views_converge(monkeypatch):
+    monkeypatch.setattr(swarm_keeper.time, "sleep", lambda seconds: None)
+    every = {n: {A, B, C} for n in NODES}
+    cluster = Cluster([{"n1": {A}, "n2": None, "n3": {C}}, {**every, "n2": {A, B}}, every])
+    swarm_keeper.until_joined(cluster, "shop", cluster.view)
+    assert cluster.polls == 3
+
+
+def test_until_joined_gives_up_after_its_timeout(monkeypatch):
+    monkeypatch.setattr(swarm_keeper.time, "sleep", lambda seconds: None)
+    cluster = Cluster([{"n1": {A}, "n2": {B}, "n3": {C}}])  # never converges
+    swarm_keeper.until_joined(cluster, "shop", cluster.view, timeout=0.05)
+    assert cluster.polls > 1
+
+
+def test_until_joined_stops_waiting_when_the_app_goes_away(monkeypatch):
+    """Ctrl-C while the first dynos wait: `remove_network` marks the app closed first."""
+    monkeypatch.setattr(swarm_keeper.time, "sleep", lambda seconds: None)
+    cluster = Cluster([{"n1": {A}, "n2": {B}, "n3": {C}}])  # never converges
+    swarm_keeper.until_joined(cluster, "shop", cluster.view, lambda: cluster.polls >= 2)
+    assert cluster.polls == 2

@@ -5,11 +5,12 @@ dynos), a task's state as a dyno's status, and the task events made from listing
 import datetime as dt
 from types import SimpleNamespace
 
+import docker.errors
 import pytest
 from click.testing import CliRunner
 
 from dynosim.cli import main
-from dynosim.container_engine import ONE_OFF, DynoSpec, Event, memory_limit_mb
+from dynosim.container_engine import FORMATION, ONE_OFF, DynoSpec, Event, memory_limit_mb
 from dynosim.docker import services
 from dynosim.docker.swarm_events import LOST, TaskEvents
 from dynosim.errors import UsageError
@@ -245,6 +246,27 @@ def test_up_on_swarm_without_a_swarm_manager_is_one_line_and_builds_nothing(tmp_
     assert "--sleep-mode pause: Swarm services cannot be frozen" in refused.output
 
 
+class ManagerApi:
+    """The manager's service calls `create` makes: dynos' and keepers' images, recorded."""
+
+    def __init__(self):
+        self.created, self.keepers = [], []
+
+    def inspect_service(self, name):
+        raise docker.errors.NotFound(name)
+
+    def create_service(self, task_template, name, labels, mode, **more):
+        made = self.keepers if "Global" in mode else self.created
+        made.append(task_template["ContainerSpec"]["Image"])
+        return {"ID": f"s{len(made)}"}
+
+    def nodes(self):  # the new keeper is waited for: on no node here
+        return []
+
+    def tasks(self, filters):
+        return []
+
+
 def test_an_image_is_published_and_kept_on_the_nodes_once_however_many_dynos_start_at_once(
     monkeypatch,
 ):
@@ -258,21 +280,9 @@ def test_an_image_is_published_and_kept_on_the_nodes_once_however_many_dynos_sta
         published.append((image, str(manager_socket)))
         return f"{image}@published"
 
-    class Api:
-        def __init__(self):
-            self.created, self.keepers = [], []
-
-        def inspect_service(self, name):
-            raise swarm.docker.errors.NotFound(name)
-
-        def create_service(self, task_template, name, labels, mode, **more):
-            made = self.keepers if "Global" in mode else self.created
-            made.append(task_template["ContainerSpec"]["Image"])
-            return {"ID": f"s{len(made)}"}
-
     monkeypatch.setattr(cluster_images, "publish", publish)
     monkeypatch.setattr(swarm, "_image_config", lambda image, own: LAUNCH)
-    manager = SimpleNamespace(api=Api(), close=lambda: None)
+    manager = SimpleNamespace(api=ManagerApi(), close=lambda: None)
     monkeypatch.setattr(swarm.docker, "DockerClient", lambda **settings: manager)
     engine = swarm.SwarmEngine("unix:///home/you/cluster/node1/docker.sock")
     with ThreadPoolExecutor(8) as pool:
@@ -281,6 +291,30 @@ def test_an_image_is_published_and_kept_on_the_nodes_once_however_many_dynos_sta
     assert engine.api.created == ["sha256:app@published"] * 8
     assert engine.api.keepers == ["sha256:app@published"]  # the app's network keeper, once
     assert sorted(m.name for m in made) == sorted(f"dynosim-shop-web-{n}-v7" for n in range(1, 9))
+
+
+@pytest.mark.parametrize(
+    ("process_type", "role", "keepers"),
+    [
+        ("web", FORMATION, 1),
+        ("release", ONE_OFF, 1),
+        ("postdeploy", ONE_OFF, 1),
+        ("run", ONE_OFF, 0),
+    ],
+)
+def test_the_release_phase_and_the_formation_start_the_network_keeper_a_run_does_not(
+    monkeypatch, process_type, role, keepers
+):
+    """`up`'s first dynos on the app network (its release phase comes before its formation)
+    wait for the keeper to join every node; a one-off the CLI runs does not leave one behind."""
+    from dynosim.docker import swarm
+
+    monkeypatch.setattr(swarm, "_image_config", lambda image, own: LAUNCH)
+    manager = SimpleNamespace(api=ManagerApi(), close=lambda: None)
+    monkeypatch.setattr(swarm.docker, "DockerClient", lambda **settings: manager)
+    engine = swarm.SwarmEngine("tcp://127.0.0.1:2375")  # not a local cluster: image as it is
+    engine.create(DynoSpec(RELEASE, process_type, 1, role, "python release.py"))
+    assert len(engine.api.keepers) == keepers
 
 
 def test_stopped_task_containers_whose_service_is_gone_are_removed_from_every_node():
