@@ -23,7 +23,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -35,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import report  # noqa: E402
 from dynosim import cluster, runtime, stack  # noqa: E402
 from dynosim.docker import cluster_images, swarm_keeper  # noqa: E402
+from dynosim.docker.nodes import NodeAccess  # noqa: E402
+from dynosim.docker.swarm_tasks import Tasks  # noqa: E402
 
 #: Connects to each host named in argv on port 8000; prints "HOST SECONDS" (or "never").
 CLIENT = """
@@ -70,7 +74,7 @@ def service(api: docker.APIClient, name: str, image: str, command: list[str], no
 
 
 def one_round(api: docker.APIClient, image: str, number: int, args: argparse.Namespace,
-              views: dict[str, docker.APIClient]) -> list[float]:  # fmt: skip
+              views: Callable[[str], Any | None]) -> list[float]:  # fmt: skip
     """Seconds to each client's first connection to each server, this round."""
     app = f"bench{number}"
     network = f"dynosim-{app}"  # the keeper's network name for `app`
@@ -84,7 +88,7 @@ def one_round(api: docker.APIClient, image: str, number: int, args: argparse.Nam
     time.sleep(args.settle)
     if args.keeper:
         swarm_keeper.keep(api, app, image)
-        swarm_keeper.until_joined(api, app, lambda node: views.get(node))
+        swarm_keeper.until_joined(api, app, views)
     if args.release:
         phase = service(api, f"release-{number}", image, ["python3", "-c", CLIENT, servers[0]],
                         "node1", network)  # fmt: skip
@@ -139,12 +143,10 @@ def main() -> None:
         manager = made.nodes[0].socket
         image = cluster_images.publish(base.run_image, manager)
         api = docker.APIClient(base_url=f"unix://{manager}", timeout=120)
-        sockets = {node.hostname: node.socket for node in made.nodes}
-        views = {  # node id -> its own engine, which knows the node's view of a network
-            n["ID"]: docker.APIClient(base_url=f"unix://{sockets[n['Description']['Hostname']]}")
-            for n in api.nodes()
-        }
+        access = NodeAccess({node.hostname: node.socket for node in made.nodes})
+        views = Tasks(api, access).network_view  # as `up` reads each node's network state
         rounds = [one_round(api, image, number, args, views) for number in range(args.rounds)]
+        access.close()
         api.close()
     finally:
         cluster.destroy(lambda line: None)

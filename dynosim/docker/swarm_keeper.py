@@ -137,12 +137,12 @@ def until_joined(
             if n["Status"]["State"] == "ready" and n["Spec"].get("Availability") == "active"
         }
         tasks = api.tasks(filters={"service": service_name(app)})
-        seen = {}
-        for node in eligible:
-            engine = view(node)
-            if engine is not None:
-                seen[node] = peers(engine, network)
-        if not unsettled(eligible, tasks, seen) or time.monotonic() > deadline:
+        waited = unsettled(eligible, tasks, {})  # the tasks first: no views read meanwhile
+        if not waited:
+            engines = {node: view(node) for node in eligible}
+            seen = {n: peers(e, network) for n, e in engines.items() if e is not None}
+            waited = unsettled(eligible, tasks, seen)
+        if not waited or time.monotonic() > deadline:
             return
         time.sleep(0.2)
 
